@@ -1,0 +1,116 @@
+"""Definitions in one module: the module itself, its classes, functions and methods.
+
+One traversal yields every definition with its qualified name (dotted path of enclosing class
+and function names, no `<locals>`), kind, parent, spans (the start includes decorators),
+decorators, docstring and async flag.  Two definitions with the same qualified name in one file
+(a property and its setter, conditional definitions) get ordinals 0, 1, ... in source order.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+
+FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
+DefNode = ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef
+
+
+class DefKind(StrEnum):
+    MODULE = "module"
+    CLASS = "class"
+    FUNCTION = "function"
+    METHOD = "method"
+
+
+@dataclass(frozen=True, slots=True)
+class Definition:
+    """One module, class, function or method (a row of core.ast_nodes, plus its node)."""
+
+    path: str
+    module: str
+    qualname: str
+    ordinal: int
+    kind: str
+    name: str
+    parent_qualname: str | None
+    start_line: int
+    end_line: int
+    start_col: int
+    end_col: int
+    def_line: int
+    decorators: tuple[str, ...]
+    docstring: str | None
+    is_async: bool
+    node: DefNode
+
+    @property
+    def full_name(self) -> str:
+        return self.module if self.kind == DefKind.MODULE else f"{self.module}.{self.qualname}"
+
+
+def iter_definitions(tree: ast.Module, module: str, path: str, n_lines: int) -> Iterator[Definition]:
+    """Every definition of a parsed module, the module first, then in source order."""
+    yield Definition(
+        path, module, module, 0, DefKind.MODULE, module.rpartition(".")[2], None, 1, max(n_lines, 1), 0, 0, 1, (),
+        ast.get_docstring(tree, clean=False), False, tree,
+    )  # fmt: skip
+    seen: dict[str, int] = {}
+    # explicit stack (not recursion): deeply nested analysed code must not exhaust the stack
+    stack: list[tuple[ast.AST, str | None, str]] = [(child, None, DefKind.MODULE) for child in reversed(tree.body)]
+    while stack:
+        node, parent, parent_kind = stack.pop()
+        if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            qualname = node.name if parent is None else f"{parent}.{node.name}"
+            ordinal = seen.get(qualname, 0)
+            seen[qualname] = ordinal + 1
+            kind = _kind(node, parent_kind)
+            yield _definition(node, path, module, qualname, ordinal, kind, parent)
+            stack.extend((child, qualname, kind) for child in reversed(_children(node)))
+        else:
+            stack.extend((child, parent, parent_kind) for child in reversed(list(ast.iter_child_nodes(node))))
+
+
+def _children(node: ast.AST) -> list[ast.AST]:
+    if isinstance(node, ast.ClassDef):
+        return list(node.body)
+    assert isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    return list(node.body)
+
+
+def _kind(node: ast.AST, parent_kind: str) -> DefKind:
+    if isinstance(node, ast.ClassDef):
+        return DefKind.CLASS
+    return DefKind.METHOD if parent_kind == DefKind.CLASS else DefKind.FUNCTION
+
+
+def _definition(
+    node: ast.ClassDef | FunctionNode, path: str, module: str, qualname: str, ordinal: int, kind: DefKind, parent: str | None
+) -> Definition:
+    start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+    return Definition(
+        path=path,
+        module=module,
+        qualname=qualname,
+        ordinal=ordinal,
+        kind=kind,
+        name=node.name,
+        parent_qualname=parent,
+        start_line=start,
+        end_line=node.end_lineno or node.lineno,
+        start_col=node.col_offset,
+        end_col=node.end_col_offset or 0,
+        def_line=node.lineno,
+        decorators=tuple(_unparse(d) for d in node.decorator_list),
+        docstring=ast.get_docstring(node, clean=False),
+        is_async=isinstance(node, ast.AsyncFunctionDef),
+        node=node,
+    )
+
+
+def _unparse(node: ast.expr) -> str:
+    try:
+        return ast.unparse(node)[:300]
+    except (RecursionError, ValueError):
+        return "<unparseable>"

@@ -1,0 +1,114 @@
+"""Pipeline contexts: the picklable config that crosses processes, and the live context.
+
+`PipelineContextConfig` is all a worker process or a Prefect task receives; it round-trips
+through JSON.  `PipelineContext` adds the live services (gateway, tool service, change tracker,
+executor, logger) and is built from the config inside whichever process runs a step.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from codeintel.config import ExecutionConfig, LoadedConfig, PathsConfig, ScanProfile, SnapshotConfig, StorageConfig, ToolsConfig
+from codeintel.ingestion.change_tracker import ChangeTracker
+from codeintel.ingestion.tools import ToolService
+from codeintel.orchestration.executors import DaskExecutor, ProcessExecutor, SerialExecutor, StepExecutor
+from codeintel.storage.gateway import StorageGateway
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineContextConfig:
+    """Everything a step needs to rebuild its context in any process."""
+
+    snapshot: SnapshotConfig
+    execution: ExecutionConfig
+    paths: PathsConfig
+    storage: StorageConfig
+    run_id: str = field(default_factory=new_run_id)
+    mode: str = "local"
+    full: bool = False
+
+    @classmethod
+    def from_loaded(cls, loaded: LoadedConfig, *, mode: str = "local", full: bool = False, run_id: str | None = None) -> PipelineContextConfig:
+        return cls(loaded.snapshot, loaded.execution, loaded.paths, loaded.storage, run_id or new_run_id(), mode, full)
+
+    def with_run(self, run_id: str | None = None) -> PipelineContextConfig:
+        return replace(self, run_id=run_id or new_run_id())
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), default=str, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> PipelineContextConfig:
+        data: dict[str, Any] = json.loads(text)
+        ex = data["execution"]
+        execution = ExecutionConfig(
+            scan=ScanProfile(**{k: tuple(v) if isinstance(v, list) else v for k, v in ex["scan"].items()}),
+            tools=ToolsConfig(**ex["tools"]),
+            executor=ex["executor"], workers=ex["workers"], dask_address=ex["dask_address"],
+        )  # fmt: skip
+        snap = data["snapshot"]
+        return cls(
+            snapshot=SnapshotConfig(Path(snap["repo_root"]), snap["repo_name"], snap["commit"]),
+            execution=execution,
+            paths=PathsConfig(Path(data["paths"]["build_dir"])),
+            storage=StorageConfig(Path(data["storage"]["db_path"]), float(data["storage"]["lock_timeout_s"])),
+            run_id=data["run_id"], mode=data["mode"], full=data["full"],
+        )  # fmt: skip
+
+
+class PipelineContext:
+    """Config plus live services, local to one process."""
+
+    def __init__(self, config: PipelineContextConfig, executor: StepExecutor | None = None) -> None:
+        self.config = config
+        self.gateway = StorageGateway(config.storage)
+        self.tool_service = ToolService(config.execution.tools)
+        self.change_tracker = ChangeTracker(self.gateway)
+        self.logger = logging.getLogger("codeintel.pipeline")
+        self._executor = executor
+
+    @property
+    def executor(self) -> StepExecutor:
+        if self._executor is None:
+            self._executor = build_executor(self.config.execution)
+        return self._executor
+
+    @property
+    def repo_root(self) -> Path:
+        return self.config.snapshot.repo_root
+
+    @property
+    def run_id(self) -> str:
+        return self.config.run_id
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.close()
+            self._executor = None
+
+    def __enter__(self) -> PipelineContext:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def build_executor(execution: ExecutionConfig) -> StepExecutor:
+    """The executor `execution` asks for."""
+    if execution.executor == "serial" or execution.worker_count == 1 and execution.executor == "process":
+        return SerialExecutor()
+    if execution.executor == "dask":
+        if not execution.dask_address:
+            return ProcessExecutor(execution.worker_count)
+        return DaskExecutor.connect(execution.dask_address)
+    return ProcessExecutor(execution.worker_count)

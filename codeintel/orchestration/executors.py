@@ -1,0 +1,102 @@
+"""Executors for per-file work: serial, a local process pool, or a Dask cluster.
+
+A per-file step splits its stale files into batches and maps a module-level (picklable) batch
+function over them.  Workers only compute: they return plain rows, and the step's own process
+does the single transactional write.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from typing import Any, Protocol, TypeVar
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+# Below this much work a pool costs more than it saves.
+SMALL_WORK_BYTES = 400_000
+SMALL_WORK_FILES = 16
+
+
+class StepExecutor(Protocol):
+    """Maps a picklable function over items, returning results in input order."""
+
+    workers: int
+
+    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]: ...
+
+    def close(self) -> None: ...
+
+
+class SerialExecutor:
+    """Runs everything in the calling process."""
+
+    workers = 1
+
+    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        return [fn(item) for item in items]
+
+    def close(self) -> None:
+        return None
+
+
+class ProcessExecutor:
+    """A lazily started process pool (forkserver: safe beside threads), reused across steps."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._pool: Executor | None = None
+
+    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        if self._pool is None:
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(["codeintel.ingestion.filework"])
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
+        return list(self._pool.map(fn, items))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+class DaskExecutor:
+    """Maps over a Dask cluster through a `distributed.Client` (given, or made from an address)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.workers = max(1, len(client.scheduler_info().get("workers", {})))
+
+    @classmethod
+    def connect(cls, address: str) -> DaskExecutor:
+        from distributed import Client
+
+        return cls(Client(address, set_as_default=False))
+
+    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        futures = self.client.map(fn, list(items), pure=False)
+        return list(self.client.gather(futures))
+
+    def close(self) -> None:
+        return None
+
+
+def make_batches(items: Sequence[T], sizes: Sequence[int], workers: int, per_worker: int = 4) -> list[list[T]]:
+    """Split items into about `workers * per_worker` batches of similar total size (largest first)."""
+    count = max(1, min(len(items), workers * per_worker))
+    batches: list[list[T]] = [[] for _ in range(count)]
+    loads = [0] * count
+    for size, item in sorted(zip(sizes, items, strict=True), key=lambda pair: -pair[0]):
+        slot = loads.index(min(loads))
+        batches[slot].append(item)
+        loads[slot] += max(size, 1)
+    return [b for b in batches if b]
+
+
+def should_parallelise(n_files: int, total_bytes: int) -> bool:
+    return n_files >= SMALL_WORK_FILES and total_bytes >= SMALL_WORK_BYTES

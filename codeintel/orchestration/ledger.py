@@ -1,0 +1,112 @@
+"""The run ledger: `meta.pipeline_runs` and `meta.step_runs`, written in every execution mode.
+
+Each write is its own short transaction, so the ledger shows a step as running while it runs
+and keeps the record of a failure even though the step's own transaction rolled back.  Runs whose
+process died (same host, pid gone) are marked abandoned by the next run.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Any
+
+from codeintel.storage.catalog import Table
+from codeintel.storage.gateway import StorageGateway
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # nothing to do / tool missing
+    NOT_RUN = "not_run"  # an upstream step failed
+    ABANDONED = "abandoned"  # its process died
+
+
+def begin_run(gateway: StorageGateway, run_id: str, mode: str, repo: str, repo_root: str, commit: str | None, selected: Sequence[str]) -> None:
+    with gateway.writer(f"run {run_id} start") as w:
+        _mark_abandoned(w.con)
+        w.execute(
+            f"INSERT INTO {Table.PIPELINE_RUNS} VALUES (?, ?, ?, ?, ?, ?, ?, ?, now(), NULL, ?, NULL)",
+            [run_id, mode, repo, repo_root, commit, list(selected), socket.gethostname(), os.getpid(), RunStatus.RUNNING],
+        )
+
+
+def finish_run(gateway: StorageGateway, run_id: str, status: str, error: str | None = None) -> None:
+    with gateway.writer(f"run {run_id} finish") as w:
+        w.execute(
+            f"UPDATE {Table.PIPELINE_RUNS} SET finished_at = now(), status = ?, error = ? WHERE run_id = ?",
+            [status, error, run_id],
+        )
+
+
+def begin_step(gateway: StorageGateway, run_id: str, step: str, attempt: int) -> None:
+    with gateway.writer(f"run {run_id} step {step} start") as w:
+        w.execute(
+            f"INSERT INTO {Table.STEP_RUNS} VALUES (?, ?, ?, ?, ?, ?, now(), NULL, 0, 0, 0, NULL, NULL)",
+            [run_id, step, attempt, RunStatus.RUNNING, socket.gethostname(), os.getpid()],
+        )
+
+
+def finish_step(
+    gateway: StorageGateway, run_id: str, step: str, attempt: int, status: str, *,
+    rows: int = 0, files: int = 0, deleted: int = 0, note: str | None = None, error: str | None = None,
+) -> None:  # fmt: skip
+    with gateway.writer(f"run {run_id} step {step} finish") as w:
+        w.execute(
+            f"UPDATE {Table.STEP_RUNS} SET status = ?, finished_at = now(), rows_written = ?, "
+            "files_processed = ?, files_deleted = ?, note = ?, error = ? "
+            "WHERE run_id = ? AND step = ? AND attempt = ?",
+            [status, rows, files, deleted, note, error, run_id, step, attempt],
+        )
+
+
+def record_not_run(gateway: StorageGateway, run_id: str, steps: Sequence[str], reason: str) -> None:
+    if not steps:
+        return
+    with gateway.writer(f"run {run_id} not run") as w:
+        for step in steps:
+            w.execute(
+                f"INSERT INTO {Table.STEP_RUNS} VALUES (?, ?, 1, ?, ?, ?, NULL, NULL, 0, 0, 0, NULL, ?)",
+                [run_id, step, RunStatus.NOT_RUN, socket.gethostname(), os.getpid(), reason],
+            )
+
+
+def next_attempt(gateway: StorageGateway, run_id: str, step: str) -> int:
+    rows = gateway.query(f"SELECT coalesce(max(attempt), 0) + 1 AS a FROM {Table.STEP_RUNS} WHERE run_id = ? AND step = ?", [run_id, step])
+    return int(rows["a"][0].as_py())
+
+
+def last_step_status(gateway: StorageGateway) -> dict[str, str]:
+    """The status of each step's most recent attempt (any run)."""
+    rows = gateway.query(
+        f"""SELECT step, arg_max(status, coalesce(started_at, finished_at, TIMESTAMPTZ '1970-01-01')) AS status
+            FROM {Table.STEP_RUNS} WHERE status <> '{RunStatus.NOT_RUN}' GROUP BY step"""
+    )
+    return dict(zip(rows["step"].to_pylist(), rows["status"].to_pylist(), strict=True))
+
+
+def step_runs(gateway: StorageGateway, run_id: str) -> list[dict[str, Any]]:
+    return gateway.query(f"SELECT * FROM {Table.STEP_RUNS} WHERE run_id = ? ORDER BY started_at NULLS LAST, step", [run_id]).to_pylist()
+
+
+def _mark_abandoned(con: Any) -> None:
+    host = socket.gethostname()
+    rows = con.execute(f"SELECT run_id, pid FROM {Table.PIPELINE_RUNS} WHERE status = ? AND host = ?", [RunStatus.RUNNING, host]).fetchall()
+    for run_id, pid in rows:
+        if pid is not None and not _alive(int(pid)):
+            con.execute(f"UPDATE {Table.PIPELINE_RUNS} SET status = ?, finished_at = now(), error = 'process died' WHERE run_id = ?", [RunStatus.ABANDONED, run_id])
+            con.execute(f"UPDATE {Table.STEP_RUNS} SET status = ?, finished_at = now(), error = 'process died' WHERE run_id = ? AND status = ?", [RunStatus.ABANDONED, run_id, RunStatus.RUNNING])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

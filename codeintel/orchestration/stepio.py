@@ -1,0 +1,133 @@
+"""What steps share for reading their inputs and writing their outputs.
+
+- `collect_file_delta`: map a per-file batch function over the step's stale files (through the
+  context's executor) and gather the rows; `FileDelta.apply` then replaces those files' rows and
+  records the step's file state inside the step's one write transaction.
+- `step_writer`: the step's write transaction, which also bumps the step's output version in
+  `meta.step_state`, so that whole-graph steps downstream know their inputs changed.
+- `inputs_unchanged`: whether a whole-graph step's inputs are the same as when it last succeeded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from codeintel.ingestion.change_tracker import StaleFiles
+from codeintel.ingestion.filework import FileBatch, FileOutput
+from codeintel.orchestration.context import PipelineContext
+from codeintel.orchestration.executors import SerialExecutor, make_batches, should_parallelise
+from codeintel.storage.catalog import Table, spec_of
+from codeintel.storage.gateway import Writer
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    """What a step did: rows written, files (re)processed and deleted, and a note."""
+
+    rows_written: int = 0
+    files_processed: int = 0
+    files_deleted: int = 0
+    note: str | None = None
+    skipped: bool = False
+
+    @classmethod
+    def noop(cls, note: str) -> StepResult:
+        return cls(note=note)
+
+
+@dataclass(slots=True)
+class FileDelta:
+    """Rows for the stale files of one step, ready to be written in one transaction."""
+
+    step: str
+    tables: tuple[str, ...]
+    stale: StaleFiles
+    outputs: list[FileOutput] = field(default_factory=list)
+
+    def arrow(self, table: str) -> pa.Table:
+        spec = spec_of(table)
+        rows = [row for out in self.outputs for row in out.rows.get(table, ())]
+        columns = list(zip(*rows, strict=True)) if rows else [() for _ in spec.columns]
+        schema = spec.arrow_schema
+        return pa.Table.from_arrays([pa.array(list(col), type=schema.field(i).type) for i, col in enumerate(columns)], schema=schema)
+
+    def apply(self, writer: Writer, run_id: str) -> int:
+        """Replace the rows of the stale files in every table and record what was processed."""
+        from codeintel.ingestion.change_tracker import ChangeTracker
+
+        clear = self.stale.paths_to_clear
+        written = 0
+        for table in self.tables:
+            writer.delete_paths(table, clear)
+            written += writer.insert(table, self.arrow(table))
+        processed = [(o.path, o.hash) for o in self.outputs if o.hash is not None]
+        ChangeTracker.record(writer, self.step, run_id, processed, self.stale.gone)
+        return written
+
+
+def collect_file_delta(
+    ctx: PipelineContext,
+    step: str,
+    tables: Sequence[str],
+    work: Callable[[FileBatch], list[FileOutput]],
+    source_step: str | None = None,
+) -> FileDelta:
+    """Run `work` over the files `step` has to (re)process; nothing is written yet."""
+    stale = ctx.change_tracker.stale_files(step, source_step)
+    delta = FileDelta(step, tuple(tables), stale)
+    files = stale.to_process
+    if not files:
+        return delta
+    snap, ex = ctx.config.snapshot, ctx.config.execution
+    parallel = should_parallelise(len(files), sum(f.size for f in files))
+    executor = ctx.executor if parallel else SerialExecutor()
+    batches = make_batches(list(files), [f.size for f in files], executor.workers)
+    jobs = [FileBatch(str(snap.repo_root), snap.repo_name, ex.scan.max_file_size, tuple(b)) for b in batches]
+    for outputs in executor.map(work, jobs):
+        delta.outputs.extend(outputs)
+    return delta
+
+
+def fingerprint(ctx: PipelineContext, deps: Sequence[str]) -> str:
+    """A digest of the output versions of `deps` (what a step's inputs are now)."""
+    if not deps:
+        return ""
+    rows = ctx.gateway.query(f"SELECT step, output_version FROM {Table.STEP_STATE} WHERE step IN (SELECT unnest(?::VARCHAR[]))", [list(deps)])
+    versions = dict(zip(rows["step"].to_pylist(), rows["output_version"].to_pylist(), strict=True))
+    text = "|".join(f"{d}={versions.get(d) or ''}" for d in sorted(deps))
+    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+
+
+def inputs_unchanged(ctx: PipelineContext, step: str, deps: Sequence[str]) -> bool:
+    """True when `step` last succeeded on exactly the inputs its deps hold now (and not --full)."""
+    if ctx.config.full:
+        return False
+    rows = ctx.gateway.query(f"SELECT input_fingerprint FROM {Table.STEP_STATE} WHERE step = ?", [step]).to_pylist()
+    return bool(rows) and rows[0]["input_fingerprint"] == fingerprint(ctx, deps)
+
+
+@contextmanager
+def step_writer(ctx: PipelineContext, step: str, deps: Sequence[str], *, changed: bool = True) -> Iterator[Writer]:
+    """The step's single write transaction; also records its state in `meta.step_state`."""
+    fp = fingerprint(ctx, deps)
+    with ctx.gateway.writer(f"run {ctx.run_id} step {step}") as w:
+        yield w
+        record_step_state(w, step, ctx.run_id if changed else None, fp, ctx.run_id)
+
+
+def record_step_state(writer: Writer, step: str, output_version: str | None, input_fp: str, run_id: str) -> None:
+    """Upsert `meta.step_state` for `step` (a None output version keeps the old one)."""
+    old = writer.con.execute(f"SELECT output_version FROM {Table.STEP_STATE} WHERE step = ?", [step]).fetchone()
+    version = output_version or (old[0] if old else run_id)
+    writer.execute(f"DELETE FROM {Table.STEP_STATE} WHERE step = ?", [step])
+    writer.execute(f"INSERT INTO {Table.STEP_STATE} VALUES (?, ?, ?, ?)", [step, version, input_fp, run_id])
+
+
+def arrow_rows(table: pa.Table) -> list[dict[str, Any]]:
+    return table.to_pylist()

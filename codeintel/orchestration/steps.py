@@ -1,0 +1,323 @@
+"""THE pipeline: every step, its dependencies, and how a run executes them.
+
+Each step is a small class whose `run` reads its inputs, calls pure analysis code and writes its
+tables in one transaction.  `PIPELINE_STEPS` is the one explicit list; `PIPELINE_STEPS_BY_NAME`
+and `PIPELINE_DEPS` derive from it and the DAG is validated at import.  `run_step` runs one step
+with ledger bookkeeping (used by every runner, Prefect included); `run_pipeline` runs a selection
+in deterministic topological order, in this process, with no Prefect at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from graphlib import CycleError, TopologicalSorter
+from typing import ClassVar, Protocol
+
+from codeintel.analysis.goids import DefinitionRef, build_goids
+from codeintel.errors import PipelineCycleError, StepFailedError, UnknownStepError, did_you_mean
+from codeintel.ingestion.change_tracker import ChangeTracker
+from codeintel.ingestion.filework import ast_ingest_batch, function_metrics_batch
+from codeintel.ingestion.scan import PreviousState, diff_states, scan_repository
+from codeintel.orchestration import ledger
+from codeintel.orchestration.context import PipelineContext
+from codeintel.orchestration.ledger import RunStatus
+from codeintel.orchestration.stepio import StepResult, collect_file_delta, inputs_unchanged, step_writer
+from codeintel.storage.catalog import Table
+from codeintel.storage.views import view_statements
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_RETRIES = 0
+DEFAULT_RETRY_DELAY_S = 5.0
+
+
+class PipelineStep(Protocol):
+    """A pipeline step: a name, the steps it depends on, and `run`."""
+
+    name: ClassVar[str]
+    deps: ClassVar[tuple[str, ...]]
+
+    def run(self, ctx: PipelineContext) -> StepResult: ...
+
+
+# --------------------------------------------------------------------------------------- steps
+
+
+@dataclass(frozen=True)
+class RepoScanStep:
+    """Find the repository's Python files, name their modules, hash them, diff with last scan."""
+
+    name: ClassVar[str] = "repo_scan"
+    deps: ClassVar[tuple[str, ...]] = ()
+
+    def run(self, ctx: PipelineContext) -> StepResult:
+        old = ctx.gateway.read(Table.FILE_STATE).to_pylist()
+        previous = {r["path"]: PreviousState(r["hash"], r["size"], r["mtime_ns"]) for r in old}
+        files = scan_repository(ctx.repo_root, ctx.config.execution.scan, ctx.tool_service, previous)
+        changes = diff_states(previous, files)
+        changed = any(kind != "unchanged" for _, kind, _, _ in changes)
+        usable = [f for f in files if f.hash is not None]
+        with step_writer(ctx, self.name, self.deps, changed=changed or ctx.config.full) as w:
+            w.replace_all(Table.FILES, files)
+            w.replace_all(Table.MODULES, [(f.module, f.path, f.is_package, f.module.rpartition(".")[0] or None, f.source_root) for f in usable])
+            w.replace_all(Table.FILE_STATE, usable)
+            w.replace_all(Table.CHANGE_STATE, [(ctx.run_id, *change) for change in changes])
+        n_changed = sum(kind != "unchanged" for _, kind, _, _ in changes)
+        return StepResult(w.rows_written, len(usable), sum(kind == "deleted" for _, kind, _, _ in changes), f"{n_changed} changed")
+
+
+@dataclass(frozen=True)
+class AstIngestStep:
+    """Parse each stale file once: definitions to core.ast_nodes, failures to core.parse_errors."""
+
+    name: ClassVar[str] = "ast_ingest"
+    deps: ClassVar[tuple[str, ...]] = ("repo_scan",)
+
+    def run(self, ctx: PipelineContext) -> StepResult:
+        delta = collect_file_delta(ctx, self.name, (Table.AST_NODES, Table.PARSE_ERRORS), ast_ingest_batch)
+        if not delta.stale:
+            return StepResult.noop("no stale files")
+        with step_writer(ctx, self.name, self.deps) as w:
+            rows = delta.apply(w, ctx.run_id)
+        return StepResult(rows, len(delta.outputs), len(delta.stale.gone))
+
+
+@dataclass(frozen=True)
+class GoidsStep:
+    """Stable ids for every module, class, function and method of the files ast_ingest parsed."""
+
+    name: ClassVar[str] = "goids"
+    deps: ClassVar[tuple[str, ...]] = ("ast_ingest",)
+
+    def run(self, ctx: PipelineContext) -> StepResult:
+        stale = ctx.change_tracker.stale_files(self.name, source_step="ast_ingest")
+        if not stale:
+            return StepResult.noop("no stale files")
+        paths = [f.path for f in stale.to_process]
+        fields = ", ".join(DefinitionRef.__dataclass_fields__)
+        nodes = ctx.gateway.query(f"SELECT {fields} FROM {Table.AST_NODES} WHERE path IN (SELECT unnest(?::VARCHAR[]))", [paths])
+        rows = build_goids(ctx.config.snapshot.repo_name, (DefinitionRef(**r) for r in nodes.to_pylist()))
+        with step_writer(ctx, self.name, self.deps) as w:
+            w.delete_paths(Table.GOIDS, stale.paths_to_clear)
+            written = w.insert(Table.GOIDS, rows)
+            ChangeTracker.record(w, self.name, ctx.run_id, [(f.path, f.hash) for f in stale.to_process], stale.gone)
+        return StepResult(written, len(paths), len(stale.gone))
+
+
+@dataclass(frozen=True)
+class FunctionMetricsStep:
+    """Size, complexity (radon's rules), signature and typedness of every function and method."""
+
+    name: ClassVar[str] = "function_metrics"
+    deps: ClassVar[tuple[str, ...]] = ("goids",)
+
+    def run(self, ctx: PipelineContext) -> StepResult:
+        delta = collect_file_delta(ctx, self.name, (Table.FUNCTION_METRICS,), function_metrics_batch)
+        if not delta.stale:
+            return StepResult.noop("no stale files")
+        with step_writer(ctx, self.name, self.deps) as w:
+            rows = delta.apply(w, ctx.run_id)
+        return StepResult(rows, len(delta.outputs), len(delta.stale.gone))
+
+
+@dataclass(frozen=True)
+class DocsViewsStep:
+    """(Re)create the docs.* summary views."""
+
+    name: ClassVar[str] = "docs_views"
+    deps: ClassVar[tuple[str, ...]] = ("function_metrics", "goids")
+
+    def run(self, ctx: PipelineContext) -> StepResult:
+        statements = view_statements()
+        if inputs_unchanged(ctx, self.name, self.deps) and _views_exist(ctx, len(statements)):
+            return StepResult.noop("up to date")
+        with step_writer(ctx, self.name, self.deps) as w:
+            for sql in statements:
+                w.execute(sql)
+        return StepResult(note=f"{len(statements)} views")
+
+
+def _views_exist(ctx: PipelineContext, expected: int) -> bool:
+    found = ctx.gateway.query("SELECT count(*) AS n FROM duckdb_views() WHERE schema_name = 'docs'")
+    return int(found["n"][0].as_py()) >= expected
+
+
+PIPELINE_STEPS: tuple[PipelineStep, ...] = (
+    RepoScanStep(),
+    AstIngestStep(),
+    GoidsStep(),
+    FunctionMetricsStep(),
+    DocsViewsStep(),
+)
+
+
+# ------------------------------------------------------------------------------------ the DAG
+
+
+def validate_dag(steps: Sequence[PipelineStep]) -> dict[str, tuple[str, ...]]:
+    """Check names are unique, deps known and the graph acyclic; return name -> deps."""
+    deps: dict[str, tuple[str, ...]] = {}
+    for step in steps:
+        if step.name in deps:
+            raise PipelineCycleError(f"step name {step.name!r} is declared twice in PIPELINE_STEPS")
+        deps[step.name] = tuple(step.deps)
+    for name, names in deps.items():
+        for dep in names:
+            if dep not in deps:
+                raise UnknownStepError(f"step {name!r} depends on unknown step {dep!r}" + did_you_mean(dep, deps))
+    try:
+        tuple(TopologicalSorter(deps).static_order())
+    except CycleError as exc:
+        members = " -> ".join(exc.args[1])
+        raise PipelineCycleError(f"the pipeline's steps form a cycle: {members}") from None
+    return deps
+
+
+PIPELINE_DEPS: Mapping[str, tuple[str, ...]] = validate_dag(PIPELINE_STEPS)
+PIPELINE_STEPS_BY_NAME: Mapping[str, PipelineStep] = {step.name: step for step in PIPELINE_STEPS}
+
+
+def topological_order(names: Iterable[str], deps: Mapping[str, tuple[str, ...]] = PIPELINE_DEPS) -> list[str]:
+    """`names` in dependency order; ties broken by name, so the order is deterministic."""
+    wanted = set(names)
+    sorter = TopologicalSorter({n: [d for d in deps[n] if d in wanted] for n in wanted})
+    sorter.prepare()
+    order: list[str] = []
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready())
+        order.extend(ready)
+        sorter.done(*ready)
+    return order
+
+
+def step_retries(name: str) -> tuple[int, float]:
+    """(retries, retry delay in seconds) the step's class declares, or the project defaults."""
+    step = PIPELINE_STEPS_BY_NAME[name]
+    return int(getattr(step, "retries", DEFAULT_RETRIES)), float(getattr(step, "retry_delay_seconds", DEFAULT_RETRY_DELAY_S))
+
+
+# ------------------------------------------------------------------------------------ running
+
+
+def run_step(ctx: PipelineContext, name: str, attempt: int | None = None) -> StepResult:
+    """Run one step with its ledger record (running -> succeeded / failed)."""
+    step = PIPELINE_STEPS_BY_NAME.get(name)
+    if step is None:
+        raise UnknownStepError(f"unknown step {name!r}" + did_you_mean(name, PIPELINE_STEPS_BY_NAME))
+    attempt = attempt or ledger.next_attempt(ctx.gateway, ctx.run_id, name)
+    ledger.begin_step(ctx.gateway, ctx.run_id, name, attempt)
+    started = time.perf_counter()
+    try:
+        result = step.run(ctx)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        logger.error("step %s failed (attempt %d): %s", name, attempt, error)
+        logger.debug("%s", traceback.format_exc())
+        ledger.finish_step(ctx.gateway, ctx.run_id, name, attempt, RunStatus.FAILED, error=error[:4000])
+        raise
+    status = RunStatus.SKIPPED if result.skipped else RunStatus.SUCCEEDED
+    ledger.finish_step(
+        ctx.gateway, ctx.run_id, name, attempt, status,
+        rows=result.rows_written, files=result.files_processed, deleted=result.files_deleted, note=result.note,
+    )  # fmt: skip
+    logger.info("step %s %s in %.2fs: %s", name, status, time.perf_counter() - started, result)
+    return result
+
+
+@dataclass
+class PipelineRun:
+    """What `run_pipeline` did."""
+
+    run_id: str
+    steps: list[str]
+    results: dict[str, StepResult] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    not_run: list[str] = field(default_factory=list)
+    published: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+StepEvent = Callable[[str, str, "StepResult | None"], None]
+
+
+def run_pipeline(
+    ctx: PipelineContext,
+    selected_steps: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
+    *,
+    on_event: StepEvent | None = None,
+    publish: bool = True,
+) -> PipelineRun:
+    """Run the selected steps (and their dependencies) in this process.
+
+    Independent steps still run after a failure; dependants of a failed step are recorded as
+    not run.  On success the work DB is published for readers.
+
+    Raises:
+        StepFailedError: naming the failed steps, the steps that never ran, and the resume command.
+    """
+    from codeintel.orchestration.selection import plan_steps
+
+    ctx.gateway.ensure_schema()
+    names = plan_steps(ctx, selected_steps, exclude)
+    begin_pipeline(ctx, names)
+    run = PipelineRun(ctx.run_id, names)
+    for name in names:
+        blocked = [d for d in PIPELINE_DEPS[name] if d in run.failed or d in run.not_run]
+        if blocked:
+            run.not_run.append(name)
+            continue
+        if on_event:
+            on_event(name, "start", None)
+        try:
+            run.results[name] = run_step(ctx, name)
+        except Exception as exc:
+            run.failed[name] = f"{type(exc).__name__}: {exc}"
+            if on_event:
+                on_event(name, "failed", None)
+            continue
+        if on_event:
+            on_event(name, "done", run.results[name])
+    ledger.record_not_run(ctx.gateway, ctx.run_id, run.not_run, "an upstream step failed")
+    end_pipeline(ctx, run.failed, run.not_run)
+    if run.ok and publish:
+        ctx.gateway.publish()
+        run.published = True
+    if not run.ok:
+        raise StepFailedError(failure_message(ctx, run.failed, run.not_run), run.failed, run.not_run)
+    return run
+
+
+def begin_pipeline(ctx: PipelineContext, names: Sequence[str]) -> None:
+    """Record the run's start (and apply --full by forgetting the steps' state)."""
+    snap = ctx.config.snapshot
+    if ctx.config.full:
+        with ctx.gateway.writer(f"run {ctx.run_id} full") as w:
+            for name in names:
+                ChangeTracker.forget_step(w, name)
+                w.execute(f"DELETE FROM {Table.STEP_STATE} WHERE step = ?", [name])
+    ledger.begin_run(ctx.gateway, ctx.run_id, ctx.config.mode, snap.repo_name, str(snap.repo_root), snap.commit, names)
+
+
+def end_pipeline(ctx: PipelineContext, failed: Mapping[str, str], not_run: Sequence[str]) -> None:
+    status = RunStatus.FAILED if failed else RunStatus.SUCCEEDED
+    error = "; ".join(f"{k}: {v}" for k, v in failed.items())[:4000] or None
+    ledger.finish_run(ctx.gateway, ctx.run_id, status, error)
+
+
+def failure_message(ctx: PipelineContext, failed: Mapping[str, str], not_run: Sequence[str]) -> str:
+    """Which steps failed, which never ran, and the command that resumes."""
+    lines = ["pipeline run " + ctx.run_id + " failed:"]
+    lines += [f"  failed: {name}: {error}" for name, error in failed.items()]
+    if not_run:
+        lines.append("  not run (upstream failed): " + ", ".join(not_run))
+    repo, db = ctx.config.snapshot.repo_root, ctx.config.storage.db_path
+    lines.append(f"  resume with: codeintel export {repo} --db {db} --select state:modified")
+    return "\n".join(lines)

@@ -1,0 +1,195 @@
+"""The table catalog: every stored table is declared here once.
+
+A `TableSpec` names the table (schema-qualified), its columns and DuckDB types, its key (unique
+per row; checked by tests, not by DuckDB constraints, which slow bulk replace-by-file) and the
+step that owns (writes) it.  Storage creates missing tables from this catalog and never drops
+one on open.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+SCHEMAS = ("core", "graph", "analytics", "docs", "meta")
+
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "VARCHAR": pa.string(),
+    "INTEGER": pa.int32(),
+    "BIGINT": pa.int64(),
+    "DOUBLE": pa.float64(),
+    "BOOLEAN": pa.bool_(),
+    "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
+    "VARCHAR[]": pa.list_(pa.string()),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TableSpec:
+    """One stored table: name, columns (name, DuckDB type), key and owning step."""
+
+    name: str
+    columns: tuple[tuple[str, str], ...]
+    key: tuple[str, ...]
+    owner: str
+    per_file: bool = False  # rows are replaced file by file (has a `path` column)
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.columns)
+
+    @property
+    def arrow_schema(self) -> pa.Schema:
+        return pa.schema([(name, _ARROW_TYPES[kind]) for name, kind in self.columns])
+
+    def ddl(self) -> str:
+        cols = ", ".join(f'"{name}" {kind}' for name, kind in self.columns)
+        return f"CREATE TABLE IF NOT EXISTS {self.name} ({cols})"
+
+
+def _cols(spec: str) -> tuple[tuple[str, str], ...]:
+    """Parse 'name TYPE, name TYPE' into column pairs (keeps declarations one line each)."""
+    pairs = []
+    for part in spec.split(","):
+        name, kind = part.split(None, 1)
+        pairs.append((name.strip(), kind.strip()))
+    return tuple(pairs)
+
+
+class Table(StrEnum):
+    """Every table's qualified name, spelled once."""
+
+    SCHEMA_VERSION = "meta.schema_version"
+    PIPELINE_RUNS = "meta.pipeline_runs"
+    STEP_RUNS = "meta.step_runs"
+    STEP_FILE_STATE = "meta.step_file_state"
+    STEP_STATE = "meta.step_state"
+    FILES = "core.files"
+    MODULES = "core.modules"
+    FILE_STATE = "core.file_state"
+    CHANGE_STATE = "core.change_state"
+    AST_NODES = "core.ast_nodes"
+    PARSE_ERRORS = "core.parse_errors"
+    GOIDS = "core.goids"
+    FUNCTION_METRICS = "analytics.function_metrics"
+
+
+_SPECS = (
+    TableSpec(Table.SCHEMA_VERSION, _cols("version INTEGER, created_at TIMESTAMPTZ"), ("version",), "storage"),
+    TableSpec(
+        Table.PIPELINE_RUNS,
+        _cols(
+            "run_id VARCHAR, mode VARCHAR, repo VARCHAR, repo_root VARCHAR, commit VARCHAR, "
+            "selected VARCHAR[], host VARCHAR, pid INTEGER, started_at TIMESTAMPTZ, "
+            "finished_at TIMESTAMPTZ, status VARCHAR, error VARCHAR"
+        ),
+        ("run_id",),
+        "pipeline",
+    ),
+    TableSpec(
+        Table.STEP_RUNS,
+        _cols(
+            "run_id VARCHAR, step VARCHAR, attempt INTEGER, status VARCHAR, host VARCHAR, "
+            "pid INTEGER, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ, rows_written BIGINT, "
+            "files_processed BIGINT, files_deleted BIGINT, note VARCHAR, error VARCHAR"
+        ),
+        ("run_id", "step", "attempt"),
+        "pipeline",
+    ),
+    TableSpec(
+        Table.STEP_FILE_STATE,
+        _cols("step VARCHAR, path VARCHAR, hash VARCHAR, run_id VARCHAR"),
+        ("step", "path"),
+        "pipeline",
+    ),
+    TableSpec(
+        Table.STEP_STATE,
+        _cols("step VARCHAR, output_version VARCHAR, input_fingerprint VARCHAR, run_id VARCHAR"),
+        ("step",),
+        "pipeline",
+    ),
+    TableSpec(
+        Table.FILES,
+        _cols(
+            "path VARCHAR, module VARCHAR, is_package BOOLEAN, language VARCHAR, size BIGINT, "
+            "hash VARCHAR, is_tracked BOOLEAN, skip_reason VARCHAR"
+        ),
+        ("path",),
+        "repo_scan",
+    ),
+    TableSpec(
+        Table.MODULES,
+        _cols("module VARCHAR, path VARCHAR, is_package BOOLEAN, package VARCHAR, source_root VARCHAR"),
+        ("path",),
+        "repo_scan",
+    ),
+    TableSpec(
+        Table.FILE_STATE,
+        _cols("path VARCHAR, hash VARCHAR, size BIGINT, mtime_ns BIGINT, language VARCHAR"),
+        ("path",),
+        "repo_scan",
+    ),
+    TableSpec(
+        Table.CHANGE_STATE,
+        _cols("run_id VARCHAR, path VARCHAR, change_kind VARCHAR, old_hash VARCHAR, new_hash VARCHAR"),
+        ("run_id", "path"),
+        "repo_scan",
+    ),
+    TableSpec(
+        Table.AST_NODES,
+        _cols(
+            "path VARCHAR, module VARCHAR, qualname VARCHAR, ordinal INTEGER, kind VARCHAR, "
+            "name VARCHAR, parent_qualname VARCHAR, start_line INTEGER, end_line INTEGER, "
+            "start_col INTEGER, end_col INTEGER, def_line INTEGER, decorators VARCHAR[], "
+            "docstring VARCHAR, is_async BOOLEAN"
+        ),
+        ("path", "qualname", "ordinal"),
+        "ast_ingest",
+        per_file=True,
+    ),
+    TableSpec(
+        Table.PARSE_ERRORS,
+        _cols("path VARCHAR, kind VARCHAR, line INTEGER, col INTEGER, message VARCHAR"),
+        ("path",),
+        "ast_ingest",
+        per_file=True,
+    ),
+    TableSpec(
+        Table.GOIDS,
+        _cols(
+            "goid VARCHAR, urn VARCHAR, repo VARCHAR, path VARCHAR, module VARCHAR, kind VARCHAR, "
+            "qualname VARCHAR, ordinal INTEGER, name VARCHAR, parent_goid VARCHAR, "
+            "start_line INTEGER, end_line INTEGER"
+        ),
+        ("goid",),
+        "goids",
+        per_file=True,
+    ),
+    TableSpec(
+        Table.FUNCTION_METRICS,
+        _cols(
+            "goid VARCHAR, path VARCHAR, module VARCHAR, qualname VARCHAR, kind VARCHAR, "
+            "start_line INTEGER, end_line INTEGER, loc INTEGER, lloc INTEGER, sloc INTEGER, "
+            "comment_lines INTEGER, blank_lines INTEGER, docstring_lines INTEGER, cyclomatic INTEGER, "
+            "max_nesting_depth INTEGER, positional_only_params INTEGER, "
+            "positional_or_keyword_params INTEGER, has_vararg BOOLEAN, keyword_only_params INTEGER, "
+            "has_kwarg BOOLEAN, param_count INTEGER, annotated_params INTEGER, "
+            "has_return_annotation BOOLEAN, typedness VARCHAR, has_docstring BOOLEAN, "
+            "return_count INTEGER, yield_count INTEGER, raise_count INTEGER, await_count INTEGER, "
+            "is_async BOOLEAN, is_generator BOOLEAN"
+        ),
+        ("goid",),
+        "function_metrics",
+        per_file=True,
+    ),
+)
+
+CATALOG: dict[str, TableSpec] = {spec.name: spec for spec in _SPECS}
+
+
+def spec_of(table: str) -> TableSpec:
+    """The spec of `table` (a `Table` member or its qualified name)."""
+    return CATALOG[str(table)]

@@ -1,0 +1,198 @@
+"""The one door to the DuckDB files.
+
+`StorageGateway` opens short-lived connections to the work database behind the inter-process
+lock (exclusive to write, shared to read), creates the catalog's tables when missing, checks the
+schema version, turns records into Arrow tables at the edge, and publishes a consistent read-only
+copy after a successful run (temp file + `os.replace`), which readers use without any lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from codeintel.config import StorageConfig
+from codeintel.errors import StorageError
+from codeintel.storage.catalog import CATALOG, SCHEMA_VERSION, SCHEMAS, TableSpec, spec_of
+from codeintel.storage.lock import file_lock
+
+logger = logging.getLogger(__name__)
+
+
+def to_arrow(table: str, rows: Iterable[Any]) -> pa.Table:
+    """Convert records (dataclasses, mappings or tuples in column order) to `table`'s Arrow schema."""
+    spec = spec_of(table)
+    names = spec.column_names
+    columns: list[list[Any]] = [[] for _ in names]
+    for row in rows:
+        if isinstance(row, tuple):
+            values: Sequence[Any] = row
+        elif isinstance(row, Mapping):
+            values = [row.get(name) for name in names]
+        else:
+            values = [getattr(row, name) for name in names]
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    schema = spec.arrow_schema
+    arrays = [pa.array(col, type=schema.field(i).type) for i, col in enumerate(columns)]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+class Writer:
+    """One write transaction on the work database (see `StorageGateway.writer`)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        self.rows_written = 0
+
+    def insert(self, table: str, data: pa.Table | Iterable[Any]) -> int:
+        """Append rows to `table`; returns how many."""
+        arrow = data if isinstance(data, pa.Table) else to_arrow(table, data)
+        if arrow.num_rows == 0:
+            return 0
+        self.con.register("_ci_rows", arrow)
+        try:
+            self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _ci_rows")
+        finally:
+            self.con.unregister("_ci_rows")
+        self.rows_written += arrow.num_rows
+        return arrow.num_rows
+
+    def replace_all(self, table: str, data: pa.Table | Iterable[Any]) -> int:
+        """Replace every row of `table`."""
+        self.con.execute(f"DELETE FROM {table}")
+        return self.insert(table, data)
+
+    def delete_paths(self, table: str, paths: Iterable[str], extra_where: str = "") -> None:
+        """Delete the rows of `table` whose `path` is one of `paths`."""
+        batch = pa.table({"path": pa.array(sorted(set(paths)), type=pa.string())})
+        if batch.num_rows == 0:
+            return
+        self.con.register("_ci_paths", batch)
+        try:
+            self.con.execute(f"DELETE FROM {table} WHERE path IN (SELECT path FROM _ci_paths){extra_where}")
+        finally:
+            self.con.unregister("_ci_paths")
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        self.con.execute(sql, params or [])
+
+
+@dataclass
+class StorageGateway:
+    """Short-lived, lock-guarded connections to the work DB, and publishing of the read copy."""
+
+    config: StorageConfig
+
+    @property
+    def path(self) -> Path:
+        return self.config.work_db_path
+
+    @contextmanager
+    def writer(self, holder: str) -> Iterator[Writer]:
+        """One transaction under the exclusive lock: commits on success, rolls back on error."""
+        with file_lock(self.config.lock_path, exclusive=True, timeout_s=self.config.lock_timeout_s, holder=holder):
+            con = self._connect(read_only=False)
+            try:
+                con.execute("BEGIN TRANSACTION")
+                writer = Writer(con)
+                try:
+                    yield writer
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+                con.execute("COMMIT")
+            finally:
+                con.close()
+
+    @contextmanager
+    def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only connection under the shared lock (writers wait, readers share)."""
+        with file_lock(self.config.lock_path, exclusive=False, timeout_s=self.config.lock_timeout_s):
+            if not self.path.exists():
+                raise StorageError(f"database {self.path} does not exist yet; run `codeintel export` first")
+            con = self._connect(read_only=True)
+            try:
+                yield con
+            finally:
+                con.close()
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
+        """Run one read query and return its result as Arrow."""
+        with self.reader() as con:
+            rel = con.sql(sql, params=list(params) if params else None)
+            return rel.to_arrow_table() if rel is not None else pa.table({})
+
+    def read(self, table: str, where: str = "", params: Sequence[Any] | None = None) -> pa.Table:
+        """Read a catalog table (optionally filtered by a SQL `where` clause)."""
+        spec = spec_of(table)
+        return self.query(f"SELECT * FROM {spec.name} {('WHERE ' + where) if where else ''}", params)
+
+    def ensure_schema(self) -> None:
+        """Create schemas and missing tables; never drop anything; check the schema version."""
+        with self.writer("create schema") as w:
+            for schema in SCHEMAS:
+                w.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            w.execute(spec_of("meta.schema_version").ddl())
+            found = w.con.execute("SELECT max(version) FROM meta.schema_version").fetchone()
+            version = found[0] if found else None
+            if version is not None and version != SCHEMA_VERSION:
+                raise StorageError(
+                    f"{self.path} has schema version {version}, this CodeIntel needs "
+                    f"{SCHEMA_VERSION}; delete the file (or pass --db elsewhere) and export again"
+                )
+            for spec in CATALOG.values():
+                w.execute(spec.ddl())
+            if version is None:
+                w.execute("INSERT INTO meta.schema_version VALUES (?, now())", [SCHEMA_VERSION])
+
+    def publish(self) -> Path:
+        """Copy the work DB to `config.db_path` atomically; readers never see a partial copy."""
+        target = self.config.db_path
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        with file_lock(self.config.lock_path, exclusive=True, timeout_s=self.config.lock_timeout_s, holder="publish"):
+            con = self._connect(read_only=False)
+            try:
+                con.execute("CHECKPOINT")
+            finally:
+                con.close()
+            try:
+                shutil.copyfile(self.path, tmp)
+                with open(tmp, "rb+") as handle:
+                    os.fsync(handle.fileno())
+                os.replace(tmp, target)
+            finally:
+                tmp.unlink(missing_ok=True)
+        logger.info("published %s", target)
+        return target
+
+    def _connect(self, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.Error as exc:
+            raise StorageError(f"cannot open {self.path}: {exc}") from exc
+
+
+def open_published(db_path: Path) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the published copy (no lock: it is replaced, never written)."""
+    if not db_path.exists():
+        raise StorageError(f"no published database at {db_path}; run `codeintel export --db {db_path}` first")
+    try:
+        return duckdb.connect(str(db_path), read_only=True)
+    except duckdb.Error as exc:
+        raise StorageError(f"cannot open {db_path}: {exc}") from exc
+
+
+def table_spec(table: str) -> TableSpec:
+    """The catalog entry of `table`."""
+    return spec_of(table)
