@@ -57,8 +57,9 @@ def iter_definitions(tree: ast.Module, module: str, path: str, n_lines: int) -> 
         ast.get_docstring(tree, clean=False), False, tree,
     )  # fmt: skip
     seen: dict[str, int] = {}
-    # explicit stack (not recursion): deeply nested analysed code must not exhaust the stack
-    stack: list[tuple[ast.AST, str | None, str]] = [(child, None, DefKind.MODULE) for child in reversed(tree.body)]
+    # explicit stack (not recursion): deeply nested analysed code must not exhaust the stack;
+    # definitions are statements, so only statement lists are walked, never expressions
+    stack: list[tuple[ast.stmt, str | None, str]] = [(child, None, DefKind.MODULE) for child in reversed(tree.body)]
     while stack:
         node, parent, parent_kind = stack.pop()
         if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
@@ -67,16 +68,21 @@ def iter_definitions(tree: ast.Module, module: str, path: str, n_lines: int) -> 
             seen[qualname] = ordinal + 1
             kind = _kind(node, parent_kind)
             yield _definition(node, path, module, qualname, ordinal, kind, parent)
-            stack.extend((child, qualname, kind) for child in reversed(_children(node)))
+            stack.extend((child, qualname, kind) for child in reversed(node.body))
         else:
-            stack.extend((child, parent, parent_kind) for child in reversed(list(ast.iter_child_nodes(node))))
+            stack.extend((child, parent, parent_kind) for child in reversed(_nested_statements(node)))
 
 
-def _children(node: ast.AST) -> list[ast.AST]:
-    if isinstance(node, ast.ClassDef):
-        return list(node.body)
-    assert isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-    return list(node.body)
+def _nested_statements(node: ast.stmt) -> list[ast.stmt]:
+    """Statements directly inside a compound statement (if/for/while/try/with/match bodies)."""
+    found: list[ast.stmt] = []
+    for name in ("body", "orelse", "finalbody"):
+        found.extend(getattr(node, name, ()))
+    for handler in getattr(node, "handlers", ()):
+        found.extend(handler.body)
+    for case in getattr(node, "cases", ()):
+        found.extend(case.body)
+    return found
 
 
 def _kind(node: ast.AST, parent_kind: str) -> DefKind:

@@ -1,0 +1,552 @@
+"""Core of the points-to solver: variables, interned values, the worklist and the hooks.
+
+`SolverState` links every module's ops into global variable numbers, interns abstract values
+as integer ids (`key` tuples of ints only, so nothing depends on string hashing), and runs a
+difference-propagating worklist. Hooks are tuples `(handler_id, ...)` attached to a variable;
+they run on each batch of new values. Classes are looked up with C3 MRO computed from the
+current values of their base variables and re-triggered when those change.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterable, Sequence
+
+from codeintel.analysis.callgraph.model import NO_BOUND, Alloc, Flavor, ModuleFacts, Op
+
+MAX_POINTS_TO = 64
+
+# value kinds (first element of a value key)
+FUNC, CLASS, INST, BOUND, MODULE, EXT, BUILTIN, BMETHOD, CONST, TYPEINST, HEAP, SUPER = range(12)
+# hook kinds
+(
+    H_LOAD_ATTR, H_STORE_ATTR, H_LOAD_SUB, H_LOAD_SUB_KEY, H_STORE_SUB, H_STORE_SUB_KEY, H_SLICE,
+    H_ITER, H_NEXT, H_CALL, H_CTOR, H_BIND, H_SUPER, H_SUPER_SELF, H_RAISE, H_INSTOF, H_WITH,
+    H_DECORATE, H_BASES, H_CLASSOF,
+) = range(20)  # fmt: skip
+# edge flags
+E_PLAIN, E_CTOR, E_PROTOCOL, E_DECORATOR = range(4)
+SLOT_ALL = -1
+SLOT_STAR = -2
+_HEAP_TYPES = {
+    Alloc.LIST: "list", Alloc.TUPLE: "tuple", Alloc.DICT: "dict", Alloc.SET: "set",
+    Alloc.GENERATOR: "generator",
+}  # fmt: skip
+_BUILTIN_NAMES = frozenset(dir(builtins))
+
+
+class SolverState:
+    """Variables, values and the propagation engine of the whole-program solve."""
+
+    def __init__(self, facts: Sequence[ModuleFacts]) -> None:
+        self.facts = list(facts)
+        self.pts: list[set[int] | None] = []
+        self.succ: list[set[int] | None] = []
+        self.hooks: list[list[tuple[int, ...]] | None] = []
+        self.delta: list[set[int] | None] = []
+        self.work: list[int] = []
+        self.value_ids: dict[tuple[int, ...], int] = {}
+        self.values: list[tuple[int, ...]] = []
+        self.string_ids: dict[str, int] = {}
+        self.strings: list[str] = []
+        self.fields: dict[tuple[int, int], int] = {}
+        self.heap_slots: dict[int, list[int]] = {}
+        self.edges: dict[int, dict[int, int]] = {}
+        self.done: set[tuple[int, ...]] = set()
+        self.pending_keys: list[tuple[int, tuple[int, ...]]] = []
+        self._init_tables()
+
+    # ------------------------------------------------------------------ tables
+    def _init_tables(self) -> None:
+        self.module_index: dict[str, int] = {}
+        self.var_base: list[int] = []
+        self.site_base: list[int] = []
+        self.site_module: list[int] = []
+        self.func_base: list[int] = []
+        self.class_base: list[int] = []
+        self.func_module: list[int] = []
+        self.class_module: list[int] = []
+        n_vars = n_sites = n_funcs = n_classes = 0
+        for index, facts in enumerate(self.facts):
+            self.module_index.setdefault(facts.module, index)
+            self.var_base.append(n_vars)
+            self.site_base.append(n_sites)
+            self.func_base.append(n_funcs)
+            self.class_base.append(n_classes)
+            self.site_module.extend([index] * len(facts.sites))
+            self.func_module.extend([index] * len(facts.functions))
+            self.class_module.extend([index] * len(facts.classes))
+            n_vars += facts.n_vars
+            n_sites += len(facts.sites)
+            n_funcs += len(facts.functions)
+            n_classes += len(facts.classes)
+        self._add_namespace_packages()
+        self.n_sites = n_sites
+        self._grow(n_vars)
+        self.class_mro: dict[int, list[tuple[int, int]]] = {}
+        self.mro_users: dict[int, list[int]] = {}
+        self.class_users: dict[int, list[tuple[tuple[int, ...], int]]] = {}
+        self.class_defined: set[tuple[int, int]] = set()
+        self.func_params: dict[int, dict[int, int]] = {}
+
+    def _add_namespace_packages(self) -> None:
+        self.namespace: dict[str, int] = {}
+        for name in sorted(self.module_index):
+            parts = name.split(".")
+            for end in range(1, len(parts)):
+                prefix = ".".join(parts[:end])
+                if prefix not in self.module_index and prefix not in self.namespace:
+                    self.namespace[prefix] = -1 - len(self.namespace)
+
+    def _grow(self, count: int) -> None:
+        extra = count - len(self.pts)
+        if extra > 0:
+            self.pts.extend([None] * extra)
+            self.succ.extend([None] * extra)
+            self.hooks.extend([None] * extra)
+            self.delta.extend([None] * extra)
+
+    def new_var(self) -> int:
+        self.pts.append(None)
+        self.succ.append(None)
+        self.hooks.append(None)
+        self.delta.append(None)
+        return len(self.pts) - 1
+
+    def sid(self, text: str) -> int:
+        found = self.string_ids.get(text)
+        if found is None:
+            found = self.string_ids[text] = len(self.strings)
+            self.strings.append(text)
+        return found
+
+    def value(self, *key: int) -> int:
+        found = self.value_ids.get(key)
+        if found is None:
+            found = self.value_ids[key] = len(self.values)
+            self.values.append(key)
+        return found
+
+    def field(self, value: int, key: int) -> int:
+        found = self.fields.get((value, key))
+        if found is None:
+            found = self.fields[(value, key)] = self.new_var()
+            if key < SLOT_STAR:
+                self.heap_slots.setdefault(value, []).append(key)
+        return found
+
+    # ------------------------------------------------------------------ propagation
+    def add(self, var: int, values: Iterable[int]) -> None:
+        current = self.pts[var]
+        if current is None:
+            current = self.pts[var] = set()
+        new = [v for v in values if v not in current]
+        if not new:
+            return
+        room = MAX_POINTS_TO - len(current)
+        if room <= 0:
+            return
+        if len(new) > room:
+            new = new[:room]
+        current.update(new)
+        pending = self.delta[var]
+        if pending is None:
+            self.delta[var] = set(new)
+            self.work.append(var)
+        else:
+            pending.update(new)
+
+    def add1(self, var: int, value: int) -> None:
+        current = self.pts[var]
+        if current is None:
+            current = self.pts[var] = set()
+        if value in current or len(current) >= MAX_POINTS_TO:
+            return
+        current.add(value)
+        pending = self.delta[var]
+        if pending is None:
+            self.delta[var] = {value}
+            self.work.append(var)
+        else:
+            pending.add(value)
+
+    def copy(self, src: int, dst: int) -> None:
+        if src == dst:
+            return
+        targets = self.succ[src]
+        if targets is None:
+            targets = self.succ[src] = set()
+        elif dst in targets:
+            return
+        targets.add(dst)
+        current = self.pts[src]
+        if current:
+            self.add(dst, sorted(current))
+
+    def hook(self, var: int, hook: tuple[int, ...]) -> None:
+        hooks = self.hooks[var]
+        if hooks is None:
+            hooks = self.hooks[var] = []
+        hooks.append(hook)
+        current = self.pts[var]
+        if current:
+            self.dispatch(hook, var, sorted(current))
+
+    def propagate(self) -> None:
+        work, delta, succ, hooks = self.work, self.delta, self.succ, self.hooks
+        while work:
+            var = work.pop()
+            new = delta[var]
+            delta[var] = None
+            if not new:
+                continue
+            ordered = sorted(new)
+            targets = succ[var]
+            if targets:
+                for target in sorted(targets):
+                    self.add(target, ordered)
+            attached = hooks[var]
+            if attached:
+                for index in range(len(attached)):
+                    self.dispatch(attached[index], var, ordered)
+
+    def dispatch(self, hook: tuple[int, ...], var: int, values: list[int]) -> None:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ linking
+    def link(self) -> None:
+        """Translate every module's ops to global variables and register them."""
+        for index, facts in enumerate(self.facts):
+            self._link_globals(index, facts)
+        for index, facts in enumerate(self.facts):
+            base = self.var_base[index]
+            strings = [self.sid(s) for s in facts.strings]
+            for op in facts.ops:
+                self.link_op(index, base, strings, op)
+            for offset, cls in enumerate(facts.classes):
+                gcid = self.class_base[index] + offset
+                for name in cls.names:
+                    self.class_defined.add((gcid, self.sid(name)))
+                for base_var in cls.bases:
+                    self.hook(base + base_var, (H_BASES, gcid))
+            self.propagate()
+
+    def _link_globals(self, index: int, facts: ModuleFacts) -> None:
+        module_value = self.value(MODULE, index)
+        base = self.var_base[index]
+        for name, var, _bound in facts.globals:
+            self.fields[(module_value, self.sid(name))] = base + var
+        for name, var, bound in facts.globals:
+            if not bound:
+                self.resolve_unbound(index, name, base + var, set())
+
+    def module_global(self, index: int, name: str) -> int:
+        """The variable of global `name` of module number `index` (created when absent)."""
+        key = (self.value(MODULE, index), self.sid(name))
+        found = self.fields.get(key)
+        if found is None:
+            found = self.fields[key] = self.new_var()
+            if index >= 0 and name not in self._bound_names(index):
+                self.resolve_unbound(index, name, found, set())
+        return found
+
+    def _bound_names(self, index: int) -> set[str]:
+        cache = getattr(self, "_bound_cache", None)
+        if cache is None:
+            cache = self._bound_cache = {}
+        found = cache.get(index)
+        if found is None:
+            found = cache[index] = {n for n, _, b in self.facts[index].globals if b}
+        return found
+
+    def resolve_unbound(self, index: int, name: str, var: int, seen: set[tuple[int, str]]) -> None:
+        """Bind a global read but never assigned: star imports first, then builtins."""
+        if (index, name) in seen:
+            return
+        seen.add((index, name))
+        externals = []
+        for star in self.facts[index].star_imports:
+            target = self.module_index.get(star)
+            if target is None:
+                externals.append(star)
+            elif self.exports(target, name, set()):
+                self.copy(self.module_global(target, name), var)
+                return
+        if name in _BUILTIN_NAMES:
+            self.add1(var, self.value(BUILTIN, self.sid(name)))
+        elif len(externals) == 1:
+            self.add1(var, self.value(EXT, self.sid(f"{externals[0]}.{name}")))
+
+    def exports(self, index: int, name: str, seen: set[int]) -> bool:
+        if index in seen:
+            return False
+        seen.add(index)
+        facts = self.facts[index]
+        if facts.all_names is not None:
+            return name in facts.all_names
+        if name.startswith("_"):
+            return False
+        if name in self._bound_names(index):
+            return True
+        return any(
+            self.exports(self.module_index[s], name, seen)
+            for s in facts.star_imports
+            if s in self.module_index
+        )
+
+    def module_value(self, name: str) -> int | None:
+        index = self.module_index.get(name)
+        if index is None:
+            index = self.namespace.get(name)
+        return None if index is None else self.value(MODULE, index)
+
+    def module_name(self, index: int) -> str:
+        if index >= 0:
+            return self.facts[index].module
+        return next(n for n, i in self.namespace.items() if i == index)
+
+    def link_op(self, index: int, base: int, strings: list[int], op: tuple[int, ...]) -> None:
+        code = op[0]
+        if code == Op.COPY:
+            self.copy(base + op[2], base + op[1])
+        elif code == Op.ALLOC:
+            self.add1(base + op[1], self.alloc_value(index, strings, op[2], op[3]))
+        elif code == Op.LOAD_ATTR:
+            self.hook(base + op[2], (H_LOAD_ATTR, base + op[1], strings[op[3]]))
+        elif code == Op.STORE_ATTR:
+            self.hook(base + op[1], (H_STORE_ATTR, strings[op[2]], base + op[3]))
+        elif code == Op.LOAD_SUB:
+            self.load_sub(base + op[1], base + op[2], -1 if op[3] < 0 else base + op[3])
+        elif code == Op.STORE_SUB:
+            self.store_sub(base + op[1], -1 if op[2] < 0 else base + op[2], base + op[3])
+        elif code == Op.CALL:
+            self.link_call(index, base, strings, op)
+        else:
+            self.link_other(index, base, strings, op)
+
+    def link_other(self, index: int, base: int, strings: list[int], op: tuple[int, ...]) -> None:
+        code = op[0]
+        site_base = self.site_base[index]
+        if code == Op.SLICE:
+            heap = self.value(HEAP, Alloc.LIST, index, op[5])
+            self.add1(base + op[1], heap)
+            self.hook(base + op[2], (H_SLICE, heap, op[3], op[4]))
+        elif code == Op.ITER:
+            self.hook(base + op[2], (H_ITER, base + op[1], site_base + op[3]))
+        elif code == Op.IMPORT:
+            self.link_import(base + op[1], self.strings[strings[op[2]]])
+        elif code == Op.IMPORT_FROM:
+            module = self.strings[strings[op[2]]]
+            self.link_import_from(base + op[1], module, self.strings[strings[op[3]]])
+        elif code == Op.SUPER:
+            self.hook(base + op[2], (H_SUPER, base + op[1], base + op[3]))
+            self.hook(base + op[3], (H_SUPER_SELF, base + op[1], base + op[2]))
+        elif code == Op.DECORATE:
+            self.hook(base + op[3], (H_DECORATE, base + op[1], site_base + op[2], base + op[4]))
+        elif code == Op.RAISE:
+            self.hook(base + op[2], (H_RAISE, site_base + op[1]))
+        elif code == Op.INSTANCE_OF:
+            self.hook(base + op[2], (H_INSTOF, base + op[1]))
+        elif code == Op.WITH:
+            self.hook(base + op[2], (H_WITH, base + op[1], site_base + op[3]))
+
+    def link_call(self, index: int, base: int, strings: list[int], op: tuple[int, ...]) -> None:
+        site = self.site_base[index] + op[1]
+        n_pos = op[4]
+        pos = tuple(a if a == -1 else (base + a if a >= 0 else a - base) for a in op[5 : 5 + n_pos])
+        at = 5 + n_pos
+        n_kw = op[at]
+        kws = tuple(
+            x
+            for i in range(n_kw)
+            for x in (strings[op[at + 1 + 2 * i]], -1 if op[at + 2 + 2 * i] < 0 else base + op[at + 2 + 2 * i])
+        )
+        at += 1 + 2 * n_kw
+        dstar = tuple(base + v for v in op[at + 1 : at + 1 + op[at]] if v >= 0)
+        self.edges.setdefault(site, {})
+        if op[2] >= 0:
+            self.hook(base + op[2], (H_CALL, site, base + op[3], E_PLAIN, pos, kws, dstar))
+
+    def link_import(self, dst: int, module: str) -> None:
+        found = self.module_value(module)
+        self.add1(dst, found if found is not None else self.value(EXT, self.sid(module)))
+
+    def link_import_from(self, dst: int, module: str, name: str) -> None:
+        sub = self.module_value(f"{module}.{name}")
+        if sub is not None:
+            self.add1(dst, sub)
+        index = self.module_index.get(module)
+        if index is not None:
+            self.copy(self.module_global(index, name), dst)
+        elif sub is None and module not in self.namespace:
+            self.add1(dst, self.value(EXT, self.sid(f"{module}.{name}")))
+
+    def alloc_value(self, index: int, strings: list[int], kind: int, arg: int) -> int:
+        if kind == Alloc.FUNCTION:
+            return self.value(FUNC, self.func_base[index] + arg)
+        if kind == Alloc.CLASS:
+            return self.value(CLASS, self.class_base[index] + arg)
+        if kind == Alloc.INSTANCE:
+            return self.value(INST, self.class_base[index] + arg)
+        if kind == Alloc.CONST:
+            return self.value(CONST, strings[arg])
+        if kind == Alloc.TYPE_INSTANCE:
+            return self.value(TYPEINST, strings[arg])
+        if kind == Alloc.BUILTIN:
+            return self.value(BUILTIN, strings[arg])
+        return self.value(HEAP, kind, index, arg)
+
+    # ------------------------------------------------------------------ subscripts
+    def load_sub(self, dst: int, obj: int, key: int) -> None:
+        self.hook(obj, (H_LOAD_SUB, dst, key))
+        if key >= 0:
+            self.hook(key, (H_LOAD_SUB_KEY, dst, obj))
+
+    def store_sub(self, obj: int, key: int, src: int) -> None:
+        self.hook(obj, (H_STORE_SUB, key, src))
+        if key >= 0:
+            self.hook(key, (H_STORE_SUB_KEY, obj, src))
+
+    def slot_keys(self, key: int) -> list[int] | None:
+        """Slot numbers for the values of key variable `key`; None when unknown, [] to wait."""
+        if key < 0:
+            return None
+        keys = self.pts[key]
+        if not keys:
+            return []
+        out = []
+        for value in sorted(keys):
+            if self.values[value][0] != CONST:
+                return None
+            out.append(-3 - value)
+        return out
+
+    def heap_load(self, heap: int, slots: list[int] | None, dst: int) -> None:
+        if slots is None:
+            self.copy(self.field(heap, SLOT_ALL), dst)
+            return
+        self.copy(self.field(heap, SLOT_STAR), dst)
+        for slot in slots:
+            self.copy(self.field(heap, slot), dst)
+
+    def heap_store(self, heap: int, slots: list[int] | None, src: int) -> None:
+        self.copy(src, self.field(heap, SLOT_ALL))
+        if slots is None:
+            self.copy(src, self.field(heap, SLOT_STAR))
+            return
+        for slot in slots:
+            self.copy(src, self.field(heap, slot))
+
+    def elements(self, var: int) -> int:
+        """A variable holding the elements of the containers `var` points to."""
+        key = (-7, var)
+        found = self.fields.get(key)
+        if found is None:
+            found = self.fields[key] = self.new_var()
+            self.load_sub(found, var, -1)
+        return found
+
+    def slice_heap(self, new: int, heap: int, lower: int, upper: int) -> None:
+        self.copy(self.field(heap, SLOT_STAR), self.field(new, SLOT_STAR))
+        self.copy(self.field(heap, SLOT_STAR), self.field(new, SLOT_ALL))
+        slots = self.heap_slots.get(heap, [])
+        indices = {}
+        for slot in slots:
+            text = self.strings[self.values[-3 - slot][1]]
+            if text.startswith("i:"):
+                indices[int(text[2:])] = slot
+        length = max((i + 1 for i in indices if i >= 0), default=0)
+        if lower < 0:
+            lower += length
+        if upper == NO_BOUND:
+            upper = length
+        elif upper < 0:
+            upper += length
+        if not indices:
+            self.copy(self.field(heap, SLOT_ALL), self.field(new, SLOT_STAR))
+            self.copy(self.field(heap, SLOT_ALL), self.field(new, SLOT_ALL))
+            return
+        for index in range(max(lower, 0), upper):
+            slot = indices.get(index)
+            if slot is None:
+                continue
+            target = self.value(CONST, self.sid(f"i:{index - lower}"))
+            self.copy(self.field(heap, slot), self.field(new, -3 - target))
+            self.copy(self.field(heap, slot), self.field(new, SLOT_ALL))
+
+    # ------------------------------------------------------------------ classes
+    def mro(self, gcid: int) -> list[tuple[int, int]]:
+        """C3 linearisation of class `gcid` as (kind, id): (CLASS, gcid) or (EXT, name sid)."""
+        found = self.class_mro.get(gcid)
+        if found is not None:
+            return found
+        self.class_mro[gcid] = [(CLASS, gcid)]  # guards against inheritance cycles
+        sequences = []
+        for base in self.class_bases(gcid):
+            if base[0] == CLASS:
+                sequences.append(list(self.mro(base[1])))
+            else:
+                sequences.append([base])
+        bases = self.class_bases(gcid)
+        result = [(CLASS, gcid), *_c3_merge([*sequences, list(bases)])]
+        self.class_mro[gcid] = result
+        for kind, other in result[1:]:
+            if kind == CLASS:
+                self.mro_users.setdefault(other, []).append(gcid)
+        return result
+
+    def class_bases(self, gcid: int) -> list[tuple[int, int]]:
+        index = self.class_module[gcid]
+        facts = self.facts[index].classes[gcid - self.class_base[index]]
+        base = self.var_base[index]
+        out: list[tuple[int, int]] = []
+        for var in facts.bases:
+            for value in sorted(self.pts[base + var] or ()):
+                key = self.values[value]
+                if key[0] in (CLASS, EXT) and (key[0], key[1]) not in out and key[1] != gcid:
+                    out.append((key[0], key[1]))
+        return out
+
+    def bases_changed(self, gcid: int) -> None:
+        stale = [gcid, *self.mro_users.get(gcid, [])]
+        for cls in stale:
+            self.class_mro.pop(cls, None)
+        for cls in stale:
+            for hook, value in list(self.class_users.get(cls, [])):
+                self.dispatch(hook, -1, [value])
+
+    def lookup(self, gcid: int, attr: int, hook: tuple[int, ...], value: int, start: int = -1) -> tuple[int, int] | None:
+        """First class in the MRO of `gcid` (after class `start`) that defines `attr`."""
+        self.class_users.setdefault(gcid, []).append((hook, value))
+        entries = self.mro(gcid)
+        if start >= 0:
+            position = next((i for i, e in enumerate(entries) if e == (CLASS, start)), len(entries))
+            entries = entries[position + 1 :]
+        for kind, ident in entries:
+            if kind == EXT:
+                return (EXT, ident)
+            if (ident, attr) in self.class_defined:
+                return (CLASS, ident)
+        return None
+
+
+def _c3_merge(sequences: list[list[tuple[int, int]]]) -> list[tuple[int, int]]:
+    result: list[tuple[int, int]] = []
+    pending = [list(s) for s in sequences if s]
+    while pending:
+        for sequence in pending:
+            head = sequence[0]
+            if not any(head in other[1:] for other in pending):
+                break
+        else:  # inconsistent hierarchy: fall back to depth-first order
+            head = pending[0][0]
+        result.append(head)
+        pending = [[x for x in s if x != head] for s in pending]
+        pending = [s for s in pending if s]
+    return result
+
+
+__all__ = [
+    "BMETHOD", "BOUND", "BUILTIN", "CLASS", "CONST", "EXT", "FUNC", "HEAP", "INST", "MODULE",
+    "SUPER", "TYPEINST", "Flavor", "SolverState",
+]  # fmt: skip

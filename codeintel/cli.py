@@ -1,0 +1,255 @@
+"""The `codeintel` command: export, steps, status, query, callgraph.
+
+This is the one module of `codeintel/` that may import `flows/` (lazily, for `--runner
+prefect|dask`).  Everything else it does goes through the pipeline engine and the gateway.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import logging
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from codeintel.config import DEFAULT_DB, LoadedConfig, load_config
+from codeintel.errors import CodeIntelError, StepFailedError
+
+logger = logging.getLogger(__name__)
+
+SUMMARY_TABLES = (
+    "core.files", "core.modules", "core.ast_nodes", "core.parse_errors", "core.goids",
+    "analytics.function_metrics",
+)  # fmt: skip
+
+
+def add_export_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of `codeintel export` (shared with `python -m flows.local`)."""
+    parser.add_argument("repo", nargs="?", default=".", help="repository to index (default: .)")
+    parser.add_argument("--db", type=Path, default=None, help=f"published database (default: {DEFAULT_DB})")
+    parser.add_argument("--select", nargs="+", default=None, metavar="SELECTOR", help="steps: NAME, NAME+, @NAME, state:modified")
+    parser.add_argument("--exclude", nargs="+", default=[], metavar="SELECTOR", help="steps to leave out (same selectors)")
+    parser.add_argument("--full", action="store_true", help="reprocess everything, ignoring change state")
+    parser.add_argument("--workers", type=int, default=None, help="worker processes for per-file work (default: one per core)")
+    parser.add_argument("--executor", choices=("serial", "process", "dask"), default=None, help="how per-file work runs")
+    parser.add_argument("--lock-timeout", type=float, default=None, help="seconds to wait for the database lock")
+    parser.add_argument("--quiet", action="store_true", help="no progress display")
+
+
+def build_config(args: argparse.Namespace, mode: str) -> Any:
+    """The run's PipelineContextConfig from parsed export flags."""
+    from codeintel.ingestion.tools import ToolService
+    from codeintel.orchestration.context import PipelineContextConfig
+
+    repo = Path(args.repo)
+    cli = {"db": args.db, "workers": args.workers, "executor": args.executor, "lock_timeout": args.lock_timeout}
+    loaded: LoadedConfig = load_config(repo, cli=cli)
+    commit = ToolService(loaded.execution.tools).git_head(loaded.snapshot.repo_root)
+    loaded = LoadedConfig(
+        snapshot=type(loaded.snapshot)(loaded.snapshot.repo_root, loaded.snapshot.repo_name, commit),
+        execution=loaded.execution, storage=loaded.storage, paths=loaded.paths,
+    )  # fmt: skip
+    return PipelineContextConfig.from_loaded(loaded, mode=mode, full=args.full)
+
+
+def export_local(args: argparse.Namespace, mode: str = "local") -> int:
+    """Run the pipeline in this process with a progress display and a summary; exit code."""
+    from codeintel.orchestration.context import PipelineContext
+    from codeintel.orchestration.steps import run_pipeline
+
+    cfg = build_config(args, mode)
+    started = time.perf_counter()
+    progress = _Progress(enabled=not args.quiet and sys.stderr.isatty())
+    failed = False
+    with PipelineContext(cfg) as ctx, progress:
+        try:
+            run_pipeline(ctx, args.select, args.exclude, on_event=progress.event)
+        except StepFailedError as exc:
+            print(str(exc), file=sys.stderr)
+            failed = True
+    print_summary(cfg, time.perf_counter() - started, quiet=args.quiet)
+    return 1 if failed else 0
+
+
+def print_summary(cfg: Any, seconds: float, *, quiet: bool = False) -> None:
+    """One screen: each step of the run, and the size of the main tables."""
+    from rich.console import Console
+    from rich.table import Table as RichTable
+
+    from codeintel.orchestration.ledger import step_runs
+    from codeintel.storage.gateway import StorageGateway
+
+    gateway = StorageGateway(cfg.storage)
+    console = Console(stderr=False)
+    runs = step_runs(gateway, cfg.run_id)
+    table = RichTable(title=f"codeintel export of {cfg.snapshot.repo_name} ({seconds:.2f} s)")
+    for col in ("step", "status", "files", "rows", "seconds", "note / error"):
+        table.add_column(col)
+    for r in runs:
+        secs = (r["finished_at"] - r["started_at"]).total_seconds() if r["finished_at"] and r["started_at"] else 0.0
+        table.add_row(r["step"], r["status"], str(r["files_processed"]), str(r["rows_written"]), f"{secs:.2f}", (r["error"] or r["note"] or "")[:80])
+    counts = gateway.query(" UNION ALL ".join(f"SELECT '{t}' AS t, count(*) AS n FROM {t}" for t in SUMMARY_TABLES))
+    if not quiet:
+        console.print(table)
+        console.print("  ".join(f"{t}: {n}" for t, n in zip(counts["t"].to_pylist(), counts["n"].to_pylist(), strict=True)))
+        console.print(f"published: {cfg.storage.db_path}   query it: codeintel query --db {cfg.storage.db_path} \"SELECT ...\"")
+
+
+class _Progress:
+    """A rich progress line per step (only on a terminal)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._progress: Any = None
+        self._tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True)
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def event(self, step: str, what: str, result: Any) -> None:
+        if self._progress is None:
+            return
+        if what == "start":
+            self._tasks[step] = self._progress.add_task(f"{step} ...", total=None)
+        else:
+            self._progress.update(self._tasks[step], description=f"{step}: {what}", total=1, completed=1)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    if args.runner == "local":
+        return export_local(args)
+    from flows.prefect_flow import export_flow  # lazy: only this runner needs Prefect
+
+    export_flow(
+        repo=str(args.repo), db=str(args.db) if args.db else None, select=args.select, exclude=args.exclude,
+        full=args.full, runner="dask" if args.runner == "dask" else "threads", dask_address=args.dask_address,
+        granularity=args.granularity, workers=args.workers or 0,
+    )  # fmt: skip
+    return 0
+
+
+def cmd_steps(args: argparse.Namespace) -> int:
+    from codeintel.orchestration.steps import PIPELINE_DEPS, PIPELINE_STEPS_BY_NAME, topological_order
+
+    for name in topological_order(PIPELINE_DEPS):
+        doc = (type(PIPELINE_STEPS_BY_NAME[name]).__doc__ or "").strip().splitlines()[0]
+        deps = ", ".join(PIPELINE_DEPS[name]) or "-"
+        print(f"{name:<18} <- {deps:<32} {doc}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from codeintel.config import StorageConfig
+    from codeintel.storage.gateway import StorageGateway
+
+    gateway = StorageGateway(StorageConfig(db_path=args.db or DEFAULT_DB, lock_timeout_s=10))
+    runs = gateway.query(
+        "SELECT r.run_id, r.mode, r.repo, r.status, r.started_at, r.finished_at, "
+        "list(s.step || '=' || s.status ORDER BY s.started_at) AS steps "
+        "FROM meta.pipeline_runs r LEFT JOIN meta.step_runs s USING (run_id) "
+        "GROUP BY ALL ORDER BY r.started_at DESC LIMIT ?",
+        [args.limit],
+    ).to_pylist()
+    for r in runs:
+        took = (r["finished_at"] - r["started_at"]).total_seconds() if r["finished_at"] else None
+        print(f"{r['run_id']}  {r['started_at']:%Y-%m-%d %H:%M:%S}  {r['mode']:<12} {r['status']:<10} "
+              f"{'' if took is None else f'{took:.1f}s':>7}  {r['repo']}")  # fmt: skip
+        print("    " + "  ".join(s for s in r["steps"] if s))
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from codeintel.storage.gateway import open_published
+
+    con = open_published(args.db or DEFAULT_DB)
+    try:
+        result = con.sql(args.sql)
+        if result is None:
+            return 0
+        rows = result.fetchall()
+        columns = result.columns
+    finally:
+        con.close()
+    print(format_rows(columns, rows, args.format))
+    return 0
+
+
+def format_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> str:
+    """Render query results as an aligned table, CSV or JSON lines."""
+    if fmt == "json":
+        return "\n".join(json.dumps(dict(zip(columns, row, strict=True)), default=str) for row in rows)
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(columns)
+        writer.writerows(rows)
+        return out.getvalue().rstrip("\n")
+    cells = [[str(c) for c in columns]] + [["NULL" if v is None else str(v) for v in row] for row in rows]
+    widths = [min(60, max(len(r[i]) for r in cells)) for i in range(len(columns))]
+    lines = ["  ".join(v[:60].ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def cmd_callgraph(args: argparse.Namespace) -> int:
+    from codeintel.orchestration.callgraph_export import callgraph_of_directory
+
+    with tempfile.TemporaryDirectory(prefix="codeintel-cg-") as tmp:
+        print(callgraph_of_directory(Path(args.dir), Path(tmp) / "cg.duckdb", args.format))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="codeintel", description="Index a Python repository into DuckDB.")
+    parser.add_argument("-v", "--verbose", action="count", default=0)
+    sub = parser.add_subparsers(dest="command", required=True)
+    export = sub.add_parser("export", help="run the pipeline and publish the database")
+    add_export_arguments(export)
+    export.add_argument("--runner", choices=("local", "prefect", "dask"), default="local")
+    export.add_argument("--dask-address", default=None, help="an existing Dask scheduler (with --runner dask)")
+    export.add_argument("--granularity", choices=("step", "pipeline"), default="step", help="Prefect tasks: one per step, or one")
+    export.set_defaults(func=cmd_export)
+    sub.add_parser("steps", help="list the pipeline's steps and dependencies").set_defaults(func=cmd_steps)
+    status = sub.add_parser("status", help="the last runs from the ledger")
+    status.add_argument("--db", type=Path, default=None)
+    status.add_argument("--limit", type=int, default=5)
+    status.set_defaults(func=cmd_status)
+    query = sub.add_parser("query", help="run SQL against the published database")
+    query.add_argument("sql")
+    query.add_argument("--db", type=Path, default=None)
+    query.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    query.set_defaults(func=cmd_query)
+    cg = sub.add_parser("callgraph", help="print the call graph of any directory")
+    cg.add_argument("dir")
+    cg.add_argument("--format", choices=("pycg", "json", "dot"), default="json")
+    cg.set_defaults(func=cmd_callgraph)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)], format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except CodeIntelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,347 @@
+"""The pipeline as a Prefect flow: one generic task per step, wired from `PIPELINE_DEPS` alone.
+
+`export_flow` builds one picklable `PipelineContextConfig`, plans the steps, submits
+`run_pipeline_step_task` once per step in topological order with `wait_for=` the futures of the
+step's planned dependencies (so independent steps overlap), waits on every future, records the
+steps that never ran, and either publishes the database or fails naming the failed steps, the
+never-run steps and the resume command.  It knows nothing of what any step does.
+
+Task runners: threads (default) or Dask (`runner="dask"`: a temporary `LocalCluster` of
+`dask_workers` processes, or the cluster at `dask_address`).  With `runner="threads"` and a
+`dask_address`, tasks stay in this process and only the per-file work goes to the cluster (the
+topology for clusters that cannot share the DuckDB file).  The CLI calls `export_flow(...)` with
+keyword arguments; `python -m flows.prefect_flow REPO ...` runs the same flow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import TaskRun
+from prefect.context import FlowRunContext, TaskRunContext
+from prefect.futures import PrefectFuture
+from prefect.logging.handlers import APILogHandler
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.states import State
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+from prefect.tasks import Task
+
+from codeintel.config import load_config
+from codeintel.errors import ConfigError, StepFailedError, StorageLockTimeout
+from codeintel.orchestration import ledger
+from codeintel.orchestration.context import PipelineContext, PipelineContextConfig
+from codeintel.orchestration.executors import DaskExecutor
+from codeintel.orchestration.selection import plan_steps
+from codeintel.orchestration.steps import (
+    PIPELINE_DEPS,
+    begin_pipeline,
+    end_pipeline,
+    failure_message,
+    run_pipeline,
+    run_step,
+    step_retries,
+)
+
+RUNNERS = ("threads", "dask")
+GRANULARITIES = ("step", "pipeline")
+# Faults that go away by themselves (another run holds the DB lock): retried once by default.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (StorageLockTimeout,)
+TRANSIENT_RETRIES = 1
+TRANSIENT_RETRY_DELAY_S = 2.0
+MAX_CONCURRENT_STEPS = 8
+
+
+# ------------------------------------------------------------------------------------ logging
+
+
+class _InRunContext(logging.Filter):
+    """Pass records only inside a flow or task run (the API handler needs a run id)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return FlowRunContext.get() is not None or TaskRunContext.get() is not None
+
+
+class CodeIntelAPILogHandler(APILogHandler):
+    """Prefect's API log handler, attached to the `codeintel` logger of whatever process runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.addFilter(_InRunContext())
+
+
+def send_codeintel_logs_to_prefect(level: int = logging.INFO) -> None:
+    """Make `codeintel.*` records of this process appear in the flow run's logs (idempotent).
+
+    Works without `PREFECT_LOGGING_EXTRA_LOGGERS`, in the flow's process and on Dask workers.
+    """
+    logger = logging.getLogger("codeintel")
+    if not any(isinstance(h, CodeIntelAPILogHandler) for h in logger.handlers):
+        logger.addHandler(CodeIntelAPILogHandler())
+    if logger.level == logging.NOTSET or logger.level > level:
+        logger.setLevel(level)
+
+
+# -------------------------------------------------------------------------------------- tasks
+
+
+def is_retryable(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Retry a step when it declares retries, or when its error is transient (lock timeout).
+
+    `task_run.name` is the step name (`task_run_name="{step_name}"`).  The pipeline granularity
+    task is never retried (a rerun would begin the same run id twice).
+    """
+    if task_run.name not in PIPELINE_DEPS:
+        return False
+    declared, _ = step_retries(task_run.name)
+    return declared > 0 or isinstance(state.data, TRANSIENT_ERRORS)
+
+
+@contextmanager
+def step_context(cfg: PipelineContextConfig) -> Iterator[PipelineContext]:
+    """A live context for `cfg`; on a Dask worker its per-file work uses the whole cluster.
+
+    `worker_client` secedes this task from the worker's thread pool while the step runs, so the
+    step's own batches can run on this worker's slot too (no deadlock with one thread a worker).
+    """
+    try:
+        from distributed import get_worker, worker_client
+
+        get_worker()
+    except (ImportError, ValueError):
+        with PipelineContext(cfg) as ctx:
+            yield ctx
+        return
+    with worker_client() as client, PipelineContext(cfg, executor=DaskExecutor(client)) as ctx:
+        yield ctx
+
+
+def _current_attempt() -> int:
+    context = TaskRunContext.get()
+    return max(1, context.task_run.run_count) if context and context.task_run else 1
+
+
+@task(task_run_name="{step_name}", cache_policy=NO_CACHE, persist_result=False, retry_condition_fn=is_retryable)
+def run_pipeline_step_task(step_name: str, ctx_cfg: PipelineContextConfig) -> dict[str, Any]:
+    """Run one pipeline step in whatever process runs this task; attempt = Prefect's run count."""
+    send_codeintel_logs_to_prefect()
+    with step_context(ctx_cfg) as ctx:
+        result = run_step(ctx, step_name, attempt=_current_attempt())
+    return {"step": step_name, "rows": result.rows_written, "files": result.files_processed}
+
+
+@task(task_run_name="pipeline", cache_policy=NO_CACHE, persist_result=False)
+def run_whole_pipeline_task(ctx_cfg: PipelineContextConfig, select: list[str] | None, exclude: list[str]) -> list[str]:
+    """`granularity="pipeline"`: the whole selection, in order, inside one task."""
+    send_codeintel_logs_to_prefect()
+    with step_context(ctx_cfg) as ctx:
+        return run_pipeline(ctx, select, exclude).steps
+
+
+def step_task(step_name: str) -> Task[Any, Any]:
+    """The generic task with the step's retry policy (declared by its class, else transient)."""
+    declared, delay = step_retries(step_name)
+    if declared > 0:
+        return run_pipeline_step_task.with_options(retries=declared, retry_delay_seconds=delay)
+    return run_pipeline_step_task.with_options(retries=TRANSIENT_RETRIES, retry_delay_seconds=TRANSIENT_RETRY_DELAY_S)
+
+
+# ------------------------------------------------------------------------------ task runners
+
+
+def make_task_runner(runner: str, dask_address: str | None, dask_workers: int) -> TaskRunner[Any]:
+    """Threads, or Dask: the cluster at `dask_address` or a temporary LocalCluster of processes."""
+    if runner == "threads":
+        return ThreadPoolTaskRunner(max_workers=MAX_CONCURRENT_STEPS)
+    from prefect_dask import DaskTaskRunner
+
+    if dask_address:
+        return DaskTaskRunner(address=dask_address)
+    cluster = {"n_workers": dask_workers, "processes": True, "threads_per_worker": 1, "dashboard_address": None}
+    return DaskTaskRunner(cluster_kwargs=cluster)
+
+
+@contextmanager
+def api_for_dask_workers(runner: str, dask_address: str | None) -> Iterator[None]:
+    """Point Dask workers at this flow's Prefect API instead of a server of their own each.
+
+    With `PREFECT_API_URL` set, the workers receive it with the serialized run context.  Without
+    it this flow runs on an ephemeral server (a local subprocess); a temporary LocalCluster on
+    this machine shares that server.  An existing cluster may be on other hosts, which cannot
+    reach it, so then we refuse and say how to set `PREFECT_API_URL`.
+    """
+    if runner != "dask" or PREFECT_API_URL.value():
+        yield
+        return
+    if dask_address:
+        raise ConfigError(
+            f"runner 'dask' with the cluster at {dask_address} needs a Prefect server every worker "
+            "can reach: start one (`prefect server start`) and set PREFECT_API_URL "
+            "(`prefect config set PREFECT_API_URL=http://<host>:4200/api`) in the flow's and the "
+            "workers' environment"
+        )
+    from prefect.server.api.server import SubprocessASGIServer
+
+    with temporary_settings({PREFECT_API_URL: SubprocessASGIServer().api_url}):
+        yield
+
+
+# --------------------------------------------------------------------------------------- flow
+
+
+def build_context_config(
+    repo: str, db: str | None, full: bool, runner: str, dask_address: str | None, workers: int
+) -> PipelineContextConfig:
+    """The one config every task rebuilds its context from."""
+    if runner not in RUNNERS:
+        raise ConfigError(f"runner {runner!r} is not one of {', '.join(RUNNERS)}")
+    cli: dict[str, Any] = {"db": db, "workers": workers if workers > 0 else None}
+    if runner == "threads" and dask_address:
+        cli.update(executor="dask", dask_address=dask_address)
+    mode = "prefect-dask" if runner == "dask" or dask_address else "prefect"
+    return PipelineContextConfig.from_loaded(load_config(Path(repo), cli=cli), mode=mode, full=full)
+
+
+def submit_steps(runner: TaskRunner[Any], names: Sequence[str], cfg: PipelineContextConfig) -> dict[str, PrefectFuture[Any]]:
+    """Submit every step in topological order, waiting for the futures of its planned deps."""
+    futures: dict[str, PrefectFuture[Any]] = {}
+    for name in names:
+        upstream = [futures[dep] for dep in PIPELINE_DEPS[name] if dep in futures]
+        futures[name] = runner.submit(step_task(name), {"step_name": name, "ctx_cfg": cfg}, wait_for=upstream)
+    return futures
+
+
+def outcome(futures: Mapping[str, PrefectFuture[Any]]) -> tuple[dict[str, str], list[str]]:
+    """Wait on every future: (failed step -> error, steps that never ran)."""
+    failed: dict[str, str] = {}
+    not_run: list[str] = []
+    for name, future in futures.items():
+        future.wait()
+        state = future.state
+        if state.is_completed():
+            continue
+        if state.is_failed() or state.is_crashed():
+            error = state.data if isinstance(state.data, BaseException) else None
+            failed[name] = f"{type(error).__name__}: {error}" if error else (state.message or state.name)
+        else:
+            not_run.append(name)
+    return failed, not_run
+
+
+def summary_markdown(run_id: str, rows: Sequence[Mapping[str, Any]]) -> str:
+    """A table of the run's step attempts (from `meta.step_runs`)."""
+    lines = [f"# CodeIntel export `{run_id}`", "", "| step | status | attempt | rows | files | seconds |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        started, finished = r.get("started_at"), r.get("finished_at")
+        seconds = f"{(finished - started).total_seconds():.2f}" if started and finished else ""
+        lines.append(f"| {r['step']} | {r['status']} | {r['attempt']} | {r['rows_written']} | {r['files_processed']} | {seconds} |")
+    return "\n".join(lines)
+
+
+def publish_summary(ctx: PipelineContext) -> None:
+    rows = ledger.step_runs(ctx.gateway, ctx.run_id)
+    create_markdown_artifact(summary_markdown(ctx.run_id, rows), key="codeintel-export", description=f"CodeIntel run {ctx.run_id}")
+
+
+@flow(name="codeintel-export", persist_result=False)
+def export_flow(
+    repo: str,
+    db: str | None = None,
+    select: list[str] | None = None,
+    exclude: list[str] | None = None,
+    full: bool = False,
+    runner: str = "threads",
+    dask_address: str | None = None,
+    dask_workers: int = 2,
+    granularity: str = "step",
+    workers: int = 0,
+) -> dict[str, list[str]]:
+    """Export `repo` into the CodeIntel database, one Prefect task per pipeline step.
+
+    Args:
+        repo: The repository to index.
+        db: The published database path (default from config: build/codeintel.duckdb).
+        select: Step selectors (dbt syntax: `goids+`, `state:modified`); all steps when empty.
+        exclude: Selectors to leave out.
+        full: Forget the selected steps' state and redo every file.
+        runner: "threads" (tasks in this process) or "dask" (tasks on a Dask cluster).
+        dask_address: An existing Dask scheduler; with runner "threads" only per-file work uses it.
+        dask_workers: Worker processes of the temporary LocalCluster (runner "dask", no address).
+        granularity: "step" (a task per step) or "pipeline" (the whole run in one task).
+        workers: Per-file worker processes of each step (0: one per core).
+
+    Returns:
+        {"succeeded": [...]} step names.
+
+    Raises:
+        StepFailedError: naming the failed steps, the never-run steps and the resume command.
+    """
+    if granularity not in GRANULARITIES:
+        raise ConfigError(f"granularity {granularity!r} is not one of {', '.join(GRANULARITIES)}")
+    send_codeintel_logs_to_prefect()
+    cfg = build_context_config(repo, db, full, runner, dask_address, workers)
+    get_run_logger().info("codeintel run %s (%s, %s granularity) of %s", cfg.run_id, cfg.mode, granularity, cfg.snapshot.repo_root)
+    with PipelineContext(cfg) as ctx, api_for_dask_workers(runner, dask_address):
+        ctx.gateway.ensure_schema()
+        if granularity == "pipeline":
+            return _run_in_one_task(ctx, make_task_runner(runner, dask_address, dask_workers), select, exclude or [])
+        names = plan_steps(ctx, select, exclude or ())
+        begin_pipeline(ctx, names)
+        try:
+            with make_task_runner(runner, dask_address, dask_workers) as task_runner:
+                failed, not_run = outcome(submit_steps(task_runner, names, cfg))
+        except BaseException as exc:
+            end_pipeline(ctx, {"flow": f"{type(exc).__name__}: {exc}"}, [])
+            raise
+        ledger.record_not_run(ctx.gateway, ctx.run_id, not_run, "an upstream step failed")
+        end_pipeline(ctx, failed, not_run)
+        publish_summary(ctx)
+        if failed:
+            raise StepFailedError(failure_message(ctx, failed, not_run), failed, not_run)
+        ctx.gateway.publish()
+        return {"succeeded": [n for n in names if n not in not_run]}
+
+
+def _run_in_one_task(ctx: PipelineContext, runner: TaskRunner[Any], select: list[str] | None, exclude: list[str]) -> dict[str, list[str]]:
+    with runner:
+        future = runner.submit(run_whole_pipeline_task, {"ctx_cfg": ctx.config, "select": select, "exclude": exclude})
+        future.wait()
+    publish_summary(ctx)
+    return {"succeeded": list(future.result())}  # raises the task's StepFailedError
+
+
+# ---------------------------------------------------------------------------------------- CLI
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m flows.prefect_flow REPO [--db ...] [--runner threads|dask] ...`."""
+    parser = argparse.ArgumentParser(prog="python -m flows.prefect_flow", description=export_flow.__doc__)
+    parser.add_argument("repo")
+    parser.add_argument("--db")
+    parser.add_argument("--select", nargs="*", default=None)
+    parser.add_argument("--exclude", nargs="*", default=None)
+    parser.add_argument("--full", action="store_true")
+    parser.add_argument("--runner", choices=RUNNERS, default="threads")
+    parser.add_argument("--dask-address")
+    parser.add_argument("--dask-workers", type=int, default=2)
+    parser.add_argument("--granularity", choices=GRANULARITIES, default="step")
+    parser.add_argument("--workers", type=int, default=0)
+    args = parser.parse_args(argv)
+    try:
+        export_flow(**vars(args))
+    except (StepFailedError, ConfigError) as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
