@@ -43,12 +43,17 @@ def finish_run(gateway: StorageGateway, run_id: str, status: str, error: str | N
         )
 
 
-def begin_step(gateway: StorageGateway, run_id: str, step: str, attempt: int) -> None:
+def begin_step(gateway: StorageGateway, run_id: str, step: str, attempt: int | None = None) -> int:
+    """Record that `step` starts; returns its attempt number (the next one when not given)."""
     with gateway.writer(f"run {run_id} step {step} start") as w:
+        if attempt is None:
+            found = w.con.execute(f"SELECT coalesce(max(attempt), 0) + 1 FROM {Table.STEP_RUNS} WHERE run_id = ? AND step = ?", [run_id, step]).fetchone()
+            attempt = int(found[0]) if found else 1
         w.execute(
             f"INSERT INTO {Table.STEP_RUNS} VALUES (?, ?, ?, ?, ?, ?, now(), NULL, 0, 0, 0, NULL, NULL)",
             [run_id, step, attempt, RunStatus.RUNNING, socket.gethostname(), os.getpid()],
         )
+    return attempt
 
 
 def finish_step(
@@ -73,11 +78,6 @@ def record_not_run(gateway: StorageGateway, run_id: str, steps: Sequence[str], r
                 f"INSERT INTO {Table.STEP_RUNS} VALUES (?, ?, 1, ?, ?, ?, NULL, NULL, 0, 0, 0, NULL, ?)",
                 [run_id, step, RunStatus.NOT_RUN, socket.gethostname(), os.getpid(), reason],
             )
-
-
-def next_attempt(gateway: StorageGateway, run_id: str, step: str) -> int:
-    rows = gateway.query(f"SELECT coalesce(max(attempt), 0) + 1 AS a FROM {Table.STEP_RUNS} WHERE run_id = ? AND step = ?", [run_id, step])
-    return int(rows["a"][0].as_py())
 
 
 def last_step_status(gateway: StorageGateway) -> dict[str, str]:

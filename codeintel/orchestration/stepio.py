@@ -94,29 +94,36 @@ def collect_file_delta(
     return delta
 
 
-def fingerprint(ctx: PipelineContext, deps: Sequence[str]) -> str:
+def fingerprint(con: Any, deps: Sequence[str]) -> str:
     """A digest of the output versions of `deps` (what a step's inputs are now)."""
     if not deps:
         return ""
-    rows = ctx.gateway.query(f"SELECT step, output_version FROM {Table.STEP_STATE} WHERE step IN (SELECT unnest(?::VARCHAR[]))", [list(deps)])
-    versions = dict(zip(rows["step"].to_pylist(), rows["output_version"].to_pylist(), strict=True))
+    rows = con.execute(f"SELECT step, output_version FROM {Table.STEP_STATE} WHERE list_contains(?, step)", [list(deps)]).fetchall()
+    versions = dict(rows)
     text = "|".join(f"{d}={versions.get(d) or ''}" for d in sorted(deps))
     return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 
-def inputs_unchanged(ctx: PipelineContext, step: str, deps: Sequence[str]) -> bool:
-    """True when `step` last succeeded on exactly the inputs its deps hold now (and not --full)."""
+def inputs_unchanged(ctx: PipelineContext, step: str, deps: Sequence[str], *, check: str | None = None) -> bool:
+    """True when `step` last succeeded on exactly the inputs its deps hold now (and not --full).
+
+    `check`, when given, is a SQL query returning one boolean that must also be true (e.g. that
+    the step's outputs still exist).
+    """
     if ctx.config.full:
         return False
-    rows = ctx.gateway.query(f"SELECT input_fingerprint FROM {Table.STEP_STATE} WHERE step = ?", [step]).to_pylist()
-    return bool(rows) and rows[0]["input_fingerprint"] == fingerprint(ctx, deps)
+    with ctx.gateway.reader() as con:
+        found = con.execute(f"SELECT input_fingerprint FROM {Table.STEP_STATE} WHERE step = ?", [step]).fetchone()
+        if found is None or found[0] != fingerprint(con, deps):
+            return False
+        return check is None or bool(con.execute(check).fetchone()[0])
 
 
 @contextmanager
 def step_writer(ctx: PipelineContext, step: str, deps: Sequence[str], *, changed: bool = True) -> Iterator[Writer]:
     """The step's single write transaction; also records its state in `meta.step_state`."""
-    fp = fingerprint(ctx, deps)
     with ctx.gateway.writer(f"run {ctx.run_id} step {step}") as w:
+        fp = fingerprint(w.con, deps)
         yield w
         record_step_state(w, step, ctx.run_id if changed else None, fp, ctx.run_id)
 
@@ -128,6 +135,3 @@ def record_step_state(writer: Writer, step: str, output_version: str | None, inp
     writer.execute(f"DELETE FROM {Table.STEP_STATE} WHERE step = ?", [step])
     writer.execute(f"INSERT INTO {Table.STEP_STATE} VALUES (?, ?, ?, ?)", [step, version, input_fp, run_id])
 
-
-def arrow_rows(table: pa.Table) -> list[dict[str, Any]]:
-    return table.to_pylist()

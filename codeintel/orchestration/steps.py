@@ -133,17 +133,13 @@ class DocsViewsStep:
 
     def run(self, ctx: PipelineContext) -> StepResult:
         statements = view_statements()
-        if inputs_unchanged(ctx, self.name, self.deps) and _views_exist(ctx, len(statements)):
+        views_exist = f"SELECT count(*) >= {len(statements)} FROM duckdb_views() WHERE schema_name = 'docs'"
+        if inputs_unchanged(ctx, self.name, self.deps, check=views_exist):
             return StepResult.noop("up to date")
         with step_writer(ctx, self.name, self.deps) as w:
             for sql in statements:
                 w.execute(sql)
         return StepResult(note=f"{len(statements)} views")
-
-
-def _views_exist(ctx: PipelineContext, expected: int) -> bool:
-    found = ctx.gateway.query("SELECT count(*) AS n FROM duckdb_views() WHERE schema_name = 'docs'")
-    return int(found["n"][0].as_py()) >= expected
 
 
 PIPELINE_STEPS: tuple[PipelineStep, ...] = (
@@ -208,8 +204,7 @@ def run_step(ctx: PipelineContext, name: str, attempt: int | None = None) -> Ste
     step = PIPELINE_STEPS_BY_NAME.get(name)
     if step is None:
         raise UnknownStepError(f"unknown step {name!r}" + did_you_mean(name, PIPELINE_STEPS_BY_NAME))
-    attempt = attempt or ledger.next_attempt(ctx.gateway, ctx.run_id, name)
-    ledger.begin_step(ctx.gateway, ctx.run_id, name, attempt)
+    attempt = ledger.begin_step(ctx.gateway, ctx.run_id, name, attempt)
     started = time.perf_counter()
     try:
         result = step.run(ctx)
