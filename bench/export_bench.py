@@ -41,7 +41,9 @@ print(json.dumps({"pipeline_s": took, "files": files, "steps": steps}))
 def run_measured(argv: list[str]) -> dict[str, object]:
     """Run one export in a fresh interpreter; wall time, pipeline time, peak RSS of the tree."""
     started = time.perf_counter()
-    proc = psutil.Popen([sys.executable, "-c", RUNNER, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = psutil.Popen(
+        [sys.executable, "-c", RUNNER, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     peak = 0
     while proc.poll() is None:
         try:
@@ -62,7 +64,9 @@ def run_measured(argv: list[str]) -> dict[str, object]:
 
 def edit_one_file(repo: Path) -> str:
     """Append a small function to a mid-sized tracked .py file; returns its path."""
-    files = subprocess.run(["git", "ls-files", "*.py"], cwd=repo, capture_output=True, text=True, check=True).stdout.split()
+    files = subprocess.run(
+        ["git", "ls-files", "*.py"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout.split()
     sized = sorted((repo.joinpath(f).stat().st_size, f) for f in files if repo.joinpath(f).is_file())
     path = sized[len(sized) // 2][1]
     with open(repo / path, "a", encoding="utf-8") as handle:
@@ -82,7 +86,17 @@ def main() -> int:
         repo = Path(tmp) / "repo"
         subprocess.run(["git", "clone", "-q", args.repo, str(repo)], check=True)
         db = Path(tmp) / "out" / "codeintel.duckdb"
-        argv = ["export", str(repo), "--db", str(db), "--quiet", "--workers", str(args.workers), "--executor", args.executor]
+        argv = [
+            "export",
+            str(repo),
+            "--db",
+            str(db),
+            "--quiet",
+            "--workers",
+            str(args.workers),
+            "--executor",
+            args.executor,
+        ]
         if args.select:
             argv += ["--select", *args.select]
         results = {"cold": run_measured(argv), "no_change": run_measured(argv)}

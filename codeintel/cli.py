@@ -24,20 +24,32 @@ from codeintel.errors import CodeIntelError, StepFailedError
 logger = logging.getLogger(__name__)
 
 SUMMARY_TABLES = (
-    "core.files", "core.modules", "core.ast_nodes", "core.parse_errors", "core.goids",
+    "core.files",
+    "core.modules",
+    "core.ast_nodes",
+    "core.parse_errors",
+    "core.goids",
     "analytics.function_metrics",
-)  # fmt: skip
+)
 
 
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of `codeintel export` (shared with `python -m flows.local`)."""
     parser.add_argument("repo", nargs="?", default=".", help="repository to index (default: .)")
     parser.add_argument("--db", type=Path, default=None, help=f"published database (default: {DEFAULT_DB})")
-    parser.add_argument("--select", nargs="+", default=None, metavar="SELECTOR", help="steps: NAME, NAME+, @NAME, state:modified")
-    parser.add_argument("--exclude", nargs="+", default=[], metavar="SELECTOR", help="steps to leave out (same selectors)")
+    parser.add_argument(
+        "--select", nargs="+", default=None, metavar="SELECTOR", help="steps: NAME, NAME+, @NAME, state:modified"
+    )
+    parser.add_argument(
+        "--exclude", nargs="+", default=[], metavar="SELECTOR", help="steps to leave out (same selectors)"
+    )
     parser.add_argument("--full", action="store_true", help="reprocess everything, ignoring change state")
-    parser.add_argument("--workers", type=int, default=None, help="worker processes for per-file work (default: one per core)")
-    parser.add_argument("--executor", choices=("serial", "process", "dask"), default=None, help="how per-file work runs")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="worker processes for per-file work (default: one per core)"
+    )
+    parser.add_argument(
+        "--executor", choices=("serial", "process", "dask"), default=None, help="how per-file work runs"
+    )
     parser.add_argument("--lock-timeout", type=float, default=None, help="seconds to wait for the database lock")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
 
@@ -53,8 +65,10 @@ def build_config(args: argparse.Namespace, mode: str) -> Any:
     commit = ToolService(loaded.execution.tools).git_head(loaded.snapshot.repo_root)
     loaded = LoadedConfig(
         snapshot=type(loaded.snapshot)(loaded.snapshot.repo_root, loaded.snapshot.repo_name, commit),
-        execution=loaded.execution, storage=loaded.storage, paths=loaded.paths,
-    )  # fmt: skip
+        execution=loaded.execution,
+        storage=loaded.storage,
+        paths=loaded.paths,
+    )
     return PipelineContextConfig.from_loaded(loaded, mode=mode, full=args.full)
 
 
@@ -93,12 +107,23 @@ def print_summary(cfg: Any, seconds: float, *, quiet: bool = False) -> None:
         table.add_column(col)
     for r in runs:
         secs = (r["finished_at"] - r["started_at"]).total_seconds() if r["finished_at"] and r["started_at"] else 0.0
-        table.add_row(r["step"], r["status"], str(r["files_processed"]), str(r["rows_written"]), f"{secs:.2f}", (r["error"] or r["note"] or "")[:80])
+        table.add_row(
+            r["step"],
+            r["status"],
+            str(r["files_processed"]),
+            str(r["rows_written"]),
+            f"{secs:.2f}",
+            (r["error"] or r["note"] or "")[:80],
+        )
     counts = gateway.query(" UNION ALL ".join(f"SELECT '{t}' AS t, count(*) AS n FROM {t}" for t in SUMMARY_TABLES))
     if not quiet:
         console.print(table)
-        console.print("  ".join(f"{t}: {n}" for t, n in zip(counts["t"].to_pylist(), counts["n"].to_pylist(), strict=True)))
-        console.print(f"published: {cfg.storage.db_path}   query it: codeintel query --db {cfg.storage.db_path} \"SELECT ...\"")
+        console.print(
+            "  ".join(f"{t}: {n}" for t, n in zip(counts["t"].to_pylist(), counts["n"].to_pylist(), strict=True))
+        )
+        console.print(
+            f'published: {cfg.storage.db_path}   query it: codeintel query --db {cfg.storage.db_path} "SELECT ..."'
+        )
 
 
 class _Progress:
@@ -113,7 +138,9 @@ class _Progress:
         if self.enabled:
             from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-            self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True)
+            self._progress = Progress(
+                SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True
+            )
             self._progress.start()
         return self
 
@@ -136,15 +163,25 @@ def cmd_export(args: argparse.Namespace) -> int:
     from flows.prefect_flow import export_flow  # lazy: only this runner needs Prefect
 
     export_flow(
-        repo=str(args.repo), db=str(args.db) if args.db else None, select=args.select, exclude=args.exclude,
-        full=args.full, runner="dask" if args.runner == "dask" else "threads", dask_address=args.dask_address,
-        granularity=args.granularity, workers=args.workers or 0,
-    )  # fmt: skip
+        repo=str(args.repo),
+        db=str(args.db) if args.db else None,
+        select=args.select,
+        exclude=args.exclude,
+        full=args.full,
+        runner="dask" if args.runner == "dask" else "threads",
+        dask_address=args.dask_address,
+        granularity=args.granularity,
+        workers=args.workers or 0,
+    )
     return 0
 
 
 def cmd_steps(args: argparse.Namespace) -> int:
-    from codeintel.orchestration.steps import PIPELINE_DEPS, PIPELINE_STEPS_BY_NAME, topological_order
+    from codeintel.orchestration.steps import (
+        PIPELINE_DEPS,
+        PIPELINE_STEPS_BY_NAME,
+        topological_order,
+    )
 
     for name in topological_order(PIPELINE_DEPS):
         doc = (type(PIPELINE_STEPS_BY_NAME[name]).__doc__ or "").strip().splitlines()[0]
@@ -167,8 +204,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     ).to_pylist()
     for r in runs:
         took = (r["finished_at"] - r["started_at"]).total_seconds() if r["finished_at"] else None
-        print(f"{r['run_id']}  {r['started_at']:%Y-%m-%d %H:%M:%S}  {r['mode']:<12} {r['status']:<10} "
-              f"{'' if took is None else f'{took:.1f}s':>7}  {r['repo']}")  # fmt: skip
+        print(
+            f"{r['run_id']}  {r['started_at']:%Y-%m-%d %H:%M:%S}  {r['mode']:<12} {r['status']:<10} "
+            f"{'' if took is None else f'{took:.1f}s':>7}  {r['repo']}"
+        )
         print("    " + "  ".join(s for s in r["steps"] if s))
     return 0
 
@@ -222,7 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_arguments(export)
     export.add_argument("--runner", choices=("local", "prefect", "dask"), default="local")
     export.add_argument("--dask-address", default=None, help="an existing Dask scheduler (with --runner dask)")
-    export.add_argument("--granularity", choices=("step", "pipeline"), default="step", help="Prefect tasks: one per step, or one")
+    export.add_argument(
+        "--granularity", choices=("step", "pipeline"), default="step", help="Prefect tasks: one per step, or one"
+    )
     export.set_defaults(func=cmd_export)
     sub.add_parser("steps", help="list the pipeline's steps and dependencies").set_defaults(func=cmd_steps)
     status = sub.add_parser("status", help="the last runs from the ledger")
@@ -243,7 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)], format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)],
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         return int(args.func(args))
     except CodeIntelError as exc:

@@ -18,9 +18,22 @@ from codeintel.errors import ConfigError, did_you_mean
 
 DEFAULT_DB = Path("build/codeintel.duckdb")
 DEFAULT_IGNORED_DIRS = (
-    ".git", ".hg", ".svn", ".venv", "venv", ".tox", ".nox", "node_modules", "__pycache__",
-    ".mypy_cache", ".pytest_cache", ".ruff_cache", "build", "dist", ".eggs",
-)  # fmt: skip
+    ".git",
+    ".hg",
+    ".svn",
+    ".venv",
+    "venv",
+    ".tox",
+    ".nox",
+    "node_modules",
+    "__pycache__",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".ruff_cache",
+    "build",
+    "dist",
+    ".eggs",
+)
 EXECUTORS = ("serial", "process", "dask")
 
 
@@ -149,14 +162,20 @@ def load_config(
         if raw is not None and raw != "":
             values[name] = raw
     values.update({k: v for k, v in (cli or {}).items() if v is not None})
-    sections: dict[str, dict[str, Any]] = {s: {} for s in ("storage", "execution", "scan", "tools", "snapshot", "paths")}
+    sections: dict[str, dict[str, Any]] = {
+        s: {} for s in ("storage", "execution", "scan", "tools", "snapshot", "paths")
+    }
     for name, raw in values.items():
         section, attr, parser = _SETTINGS[name]
         sections[section][attr] = _parse(name, raw, parser)
-    execution = ExecutionConfig(scan=ScanProfile(**sections["scan"]), tools=ToolsConfig(**sections["tools"]), **sections["execution"])
+    execution = ExecutionConfig(
+        scan=ScanProfile(**sections["scan"]), tools=ToolsConfig(**sections["tools"]), **sections["execution"]
+    )
     if execution.executor not in EXECUTORS:
         raise ConfigError(f"executor {execution.executor!r} is not one of {', '.join(EXECUTORS)}")
-    snapshot = SnapshotConfig(repo_root=repo_root, repo_name=sections["snapshot"].get("repo_name", repo_root.name), commit=commit)
+    snapshot = SnapshotConfig(
+        repo_root=repo_root, repo_name=sections["snapshot"].get("repo_name", repo_root.name), commit=commit
+    )
     storage = StorageConfig(**sections["storage"])
     paths = PathsConfig(**sections["paths"])
     return LoadedConfig(snapshot=snapshot, execution=execution, storage=storage, paths=paths)

@@ -53,9 +53,23 @@ class Definition:
 def iter_definitions(tree: ast.Module, module: str, path: str, n_lines: int) -> Iterator[Definition]:
     """Every definition of a parsed module, the module first, then in source order."""
     yield Definition(
-        path, module, module, 0, DefKind.MODULE, module.rpartition(".")[2], None, 1, max(n_lines, 1), 0, 0, 1, (),
-        ast.get_docstring(tree, clean=False), False, tree,
-    )  # fmt: skip
+        path,
+        module,
+        module,
+        0,
+        DefKind.MODULE,
+        module.rpartition(".")[2],
+        None,
+        1,
+        max(n_lines, 1),
+        0,
+        0,
+        1,
+        (),
+        ast.get_docstring(tree, clean=False),
+        False,
+        tree,
+    )
     seen: dict[str, int] = {}
     # explicit stack (not recursion): deeply nested analysed code must not exhaust the stack;
     # definitions are statements, so only statement lists are walked, never expressions
@@ -92,7 +106,13 @@ def _kind(node: ast.AST, parent_kind: str) -> DefKind:
 
 
 def _definition(
-    node: ast.ClassDef | FunctionNode, path: str, module: str, qualname: str, ordinal: int, kind: DefKind, parent: str | None
+    node: ast.ClassDef | FunctionNode,
+    path: str,
+    module: str,
+    qualname: str,
+    ordinal: int,
+    kind: DefKind,
+    parent: str | None,
 ) -> Definition:
     start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
     return Definition(

@@ -79,9 +79,16 @@ def build_goids(repo: str, definitions: Iterable[DefinitionRef]) -> list[GoidRec
             GoidRecord(
                 goid=make_goid(repo, d.path, d.kind, d.qualname, d.ordinal),
                 urn=make_urn(repo, d.path, d.kind, d.qualname, d.ordinal),
-                repo=repo, path=d.path, module=d.module, kind=d.kind, qualname=d.qualname,
-                ordinal=d.ordinal, name=d.name, parent_goid=parent_goid,
-                start_line=d.start_line, end_line=d.end_line,
-            )  # fmt: skip
+                repo=repo,
+                path=d.path,
+                module=d.module,
+                kind=d.kind,
+                qualname=d.qualname,
+                ordinal=d.ordinal,
+                name=d.name,
+                parent_goid=parent_goid,
+                start_line=d.start_line,
+                end_line=d.end_line,
+            )
         )
     return rows

@@ -78,7 +78,9 @@ class ChangeTracker:
         """
         rows = self.gateway.query(sql, params).to_pylist()
         to_process = tuple(
-            FileRef(r["path"], r["module"], r["is_package"], r["hash"], r["size"]) for r in rows if r["path"] is not None
+            FileRef(r["path"], r["module"], r["is_package"], r["hash"], r["size"])
+            for r in rows
+            if r["path"] is not None
         )
         gone = tuple(r["old"] for r in rows if r["path"] is None)
         return StaleFiles(to_process, gone)
@@ -88,7 +90,9 @@ class ChangeTracker:
         return dict(zip(rows["path"].to_pylist(), rows["hash"].to_pylist(), strict=True))
 
     @staticmethod
-    def record(writer: Writer, step: str, run_id: str, processed: Iterable[tuple[str, str]], gone: Iterable[str]) -> None:
+    def record(
+        writer: Writer, step: str, run_id: str, processed: Iterable[tuple[str, str]], gone: Iterable[str]
+    ) -> None:
         """Inside the step's write transaction: remember what it processed and forget what is gone."""
         done = sorted(processed)
         writer.delete_paths(Table.STEP_FILE_STATE, [p for p, _ in done] + list(gone), f" AND step = '{_sql_str(step)}'")

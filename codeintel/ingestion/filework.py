@@ -62,7 +62,9 @@ def _guarded(ref: FileRef, out: FileOutput, work: Callable[[], None]) -> None:
         work()
     except RecursionError:
         out.rows.clear()
-        out.add(Table.PARSE_ERRORS, ParseProblem(ref.path, ProblemKind.RECURSION, None, None, "nesting too deep to analyse"))
+        out.add(
+            Table.PARSE_ERRORS, ParseProblem(ref.path, ProblemKind.RECURSION, None, None, "nesting too deep to analyse")
+        )
 
 
 def ast_ingest_batch(batch: FileBatch) -> list[FileOutput]:
@@ -112,7 +114,12 @@ def function_metrics_batch(batch: FileBatch) -> list[FileOutput]:
                     if d.kind in (DefKind.FUNCTION, DefKind.METHOD):
                         goid = make_goid(batch.repo, ref.path, d.kind, d.qualname, d.ordinal)
                         metrics = compute_function_metrics(d.node, lines)  # type: ignore[arg-type]
-                        out.add(Table.FUNCTION_METRICS, _MetricsRow(goid, ref.path, ref.module, d.qualname, d.kind, d.start_line, d.end_line, metrics))
+                        out.add(
+                            Table.FUNCTION_METRICS,
+                            _MetricsRow(
+                                goid, ref.path, ref.module, d.qualname, d.kind, d.start_line, d.end_line, metrics
+                            ),
+                        )
 
             _guarded(ref, out, work)
             out.rows.pop(Table.PARSE_ERRORS, None)  # ast_ingest owns parse errors

@@ -59,7 +59,13 @@ def read_and_parse(root: Path, path: str, max_size: int) -> tuple[str | None, Pa
 def parse_bytes(path: str, data: bytes, max_size: int, digest: str | None = None) -> ParsedFile | ParseProblem:
     """Parse Python source bytes (honouring a PEP 263 coding cookie)."""
     if len(data) > max_size:
-        return ParseProblem(path, ProblemKind.TOO_LARGE, None, None, f"{len(data)} bytes is over the {max_size}-byte limit (max_file_size)")
+        return ParseProblem(
+            path,
+            ProblemKind.TOO_LARGE,
+            None,
+            None,
+            f"{len(data)} bytes is over the {max_size}-byte limit (max_file_size)",
+        )
     if b"\0" in data[:8192]:
         return ParseProblem(path, ProblemKind.BINARY, None, None, "binary content (NUL byte)")
     try:

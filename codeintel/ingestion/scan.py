@@ -176,13 +176,19 @@ def _scan_one(
         try:
             digest = hash_bytes(full.read_bytes())
         except OSError:
-            return ScannedFile(path, module, is_package, "python", st.st_size, 0, None, tracked, SkipReason.UNREADABLE, source_root)
-    return ScannedFile(path, module, is_package, "python", st.st_size, st.st_mtime_ns, digest, tracked, None, source_root)
+            return ScannedFile(
+                path, module, is_package, "python", st.st_size, 0, None, tracked, SkipReason.UNREADABLE, source_root
+            )
+    return ScannedFile(
+        path, module, is_package, "python", st.st_size, st.st_mtime_ns, digest, tracked, None, source_root
+    )
 
 
-def diff_states(previous: Mapping[str, PreviousState], current: Iterable[ScannedFile]) -> list[tuple[str, ChangeKind, str | None, str | None]]:
+def diff_states(
+    previous: Mapping[str, PreviousState], current: Iterable[ScannedFile]
+) -> list[tuple[str, ChangeKind, str | None, str | None]]:
     """(path, change kind, old hash, new hash) for every file in either snapshot."""
-    changes = []
+    changes: list[tuple[str, ChangeKind, str | None, str | None]] = []
     seen = set()
     for f in current:
         if f.hash is None:

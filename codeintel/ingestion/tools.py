@@ -36,7 +36,9 @@ class ToolService:
         """
         exe = shutil.which(tool)
         if exe is None:
-            raise ToolNotFoundError(f"{tool!r} is not installed or not on PATH; install it or set its path in [tool.codeintel]")
+            raise ToolNotFoundError(
+                f"{tool!r} is not installed or not on PATH; install it or set its path in [tool.codeintel]"
+            )
         timeout = timeout_s if timeout_s is not None else self.config.git_timeout_s
         try:
             done = subprocess.run([exe, *args], cwd=cwd, capture_output=True, timeout=timeout, check=False)

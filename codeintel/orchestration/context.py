@@ -14,10 +14,23 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from codeintel.config import ExecutionConfig, LoadedConfig, PathsConfig, ScanProfile, SnapshotConfig, StorageConfig, ToolsConfig
+from codeintel.config import (
+    ExecutionConfig,
+    LoadedConfig,
+    PathsConfig,
+    ScanProfile,
+    SnapshotConfig,
+    StorageConfig,
+    ToolsConfig,
+)
 from codeintel.ingestion.change_tracker import ChangeTracker
 from codeintel.ingestion.tools import ToolService
-from codeintel.orchestration.executors import DaskExecutor, ProcessExecutor, SerialExecutor, StepExecutor
+from codeintel.orchestration.executors import (
+    DaskExecutor,
+    ProcessExecutor,
+    SerialExecutor,
+    StepExecutor,
+)
 from codeintel.storage.gateway import StorageGateway
 
 
@@ -38,7 +51,9 @@ class PipelineContextConfig:
     full: bool = False
 
     @classmethod
-    def from_loaded(cls, loaded: LoadedConfig, *, mode: str = "local", full: bool = False, run_id: str | None = None) -> PipelineContextConfig:
+    def from_loaded(
+        cls, loaded: LoadedConfig, *, mode: str = "local", full: bool = False, run_id: str | None = None
+    ) -> PipelineContextConfig:
         return cls(loaded.snapshot, loaded.execution, loaded.paths, loaded.storage, run_id or new_run_id(), mode, full)
 
     def with_run(self, run_id: str | None = None) -> PipelineContextConfig:
@@ -52,18 +67,22 @@ class PipelineContextConfig:
         data: dict[str, Any] = json.loads(text)
         ex = data["execution"]
         execution = ExecutionConfig(
-            scan=ScanProfile(**{k: tuple(v) if isinstance(v, list) else v for k, v in ex["scan"].items()}),
+            scan=ScanProfile(**{k: tuple(v) if isinstance(v, list) else v for k, v in ex["scan"].items()}),  # type: ignore[arg-type]
             tools=ToolsConfig(**ex["tools"]),
-            executor=ex["executor"], workers=ex["workers"], dask_address=ex["dask_address"],
-        )  # fmt: skip
+            executor=ex["executor"],
+            workers=ex["workers"],
+            dask_address=ex["dask_address"],
+        )
         snap = data["snapshot"]
         return cls(
             snapshot=SnapshotConfig(Path(snap["repo_root"]), snap["repo_name"], snap["commit"]),
             execution=execution,
             paths=PathsConfig(Path(data["paths"]["build_dir"])),
             storage=StorageConfig(Path(data["storage"]["db_path"]), float(data["storage"]["lock_timeout_s"])),
-            run_id=data["run_id"], mode=data["mode"], full=data["full"],
-        )  # fmt: skip
+            run_id=data["run_id"],
+            mode=data["mode"],
+            full=data["full"],
+        )
 
 
 class PipelineContext:
@@ -105,7 +124,7 @@ class PipelineContext:
 
 def build_executor(execution: ExecutionConfig) -> StepExecutor:
     """The executor `execution` asks for."""
-    if execution.executor == "serial" or execution.worker_count == 1 and execution.executor == "process":
+    if execution.executor == "serial" or (execution.worker_count == 1 and execution.executor == "process"):
         return SerialExecutor()
     if execution.executor == "dask":
         if not execution.dask_address:

@@ -26,12 +26,30 @@ class RunStatus(StrEnum):
     ABANDONED = "abandoned"  # its process died
 
 
-def begin_run(gateway: StorageGateway, run_id: str, mode: str, repo: str, repo_root: str, commit: str | None, selected: Sequence[str]) -> None:
+def begin_run(
+    gateway: StorageGateway,
+    run_id: str,
+    mode: str,
+    repo: str,
+    repo_root: str,
+    commit: str | None,
+    selected: Sequence[str],
+) -> None:
     with gateway.writer(f"run {run_id} start") as w:
         _mark_abandoned(w.con)
         w.execute(
             f"INSERT INTO {Table.PIPELINE_RUNS} VALUES (?, ?, ?, ?, ?, ?, ?, ?, now(), NULL, ?, NULL)",
-            [run_id, mode, repo, repo_root, commit, list(selected), socket.gethostname(), os.getpid(), RunStatus.RUNNING],
+            [
+                run_id,
+                mode,
+                repo,
+                repo_root,
+                commit,
+                list(selected),
+                socket.gethostname(),
+                os.getpid(),
+                RunStatus.RUNNING,
+            ],
         )
 
 
@@ -47,7 +65,10 @@ def begin_step(gateway: StorageGateway, run_id: str, step: str, attempt: int | N
     """Record that `step` starts; returns its attempt number (the next one when not given)."""
     with gateway.writer(f"run {run_id} step {step} start") as w:
         if attempt is None:
-            found = w.con.execute(f"SELECT coalesce(max(attempt), 0) + 1 FROM {Table.STEP_RUNS} WHERE run_id = ? AND step = ?", [run_id, step]).fetchone()
+            found = w.con.execute(
+                f"SELECT coalesce(max(attempt), 0) + 1 FROM {Table.STEP_RUNS} WHERE run_id = ? AND step = ?",
+                [run_id, step],
+            ).fetchone()
             attempt = int(found[0]) if found else 1
         w.execute(
             f"INSERT INTO {Table.STEP_RUNS} VALUES (?, ?, ?, ?, ?, ?, now(), NULL, 0, 0, 0, NULL, NULL)",
@@ -90,16 +111,26 @@ def last_step_status(gateway: StorageGateway) -> dict[str, str]:
 
 
 def step_runs(gateway: StorageGateway, run_id: str) -> list[dict[str, Any]]:
-    return gateway.query(f"SELECT * FROM {Table.STEP_RUNS} WHERE run_id = ? ORDER BY started_at NULLS LAST, step", [run_id]).to_pylist()
+    return gateway.query(
+        f"SELECT * FROM {Table.STEP_RUNS} WHERE run_id = ? ORDER BY started_at NULLS LAST, step", [run_id]
+    ).to_pylist()
 
 
 def _mark_abandoned(con: Any) -> None:
     host = socket.gethostname()
-    rows = con.execute(f"SELECT run_id, pid FROM {Table.PIPELINE_RUNS} WHERE status = ? AND host = ?", [RunStatus.RUNNING, host]).fetchall()
+    rows = con.execute(
+        f"SELECT run_id, pid FROM {Table.PIPELINE_RUNS} WHERE status = ? AND host = ?", [RunStatus.RUNNING, host]
+    ).fetchall()
     for run_id, pid in rows:
         if pid is not None and not _alive(int(pid)):
-            con.execute(f"UPDATE {Table.PIPELINE_RUNS} SET status = ?, finished_at = now(), error = 'process died' WHERE run_id = ?", [RunStatus.ABANDONED, run_id])
-            con.execute(f"UPDATE {Table.STEP_RUNS} SET status = ?, finished_at = now(), error = 'process died' WHERE run_id = ? AND status = ?", [RunStatus.ABANDONED, run_id, RunStatus.RUNNING])
+            con.execute(
+                f"UPDATE {Table.PIPELINE_RUNS} SET status = ?, finished_at = now(), error = 'process died' WHERE run_id = ?",
+                [RunStatus.ABANDONED, run_id],
+            )
+            con.execute(
+                f"UPDATE {Table.STEP_RUNS} SET status = ?, finished_at = now(), error = 'process died' WHERE run_id = ? AND status = ?",
+                [RunStatus.ABANDONED, run_id, RunStatus.RUNNING],
+            )
 
 
 def _alive(pid: int) -> bool:

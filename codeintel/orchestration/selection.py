@@ -51,7 +51,10 @@ def expand_selector(selector: str, deps: Mapping[str, tuple[str, ...]], modified
 
 
 def select_steps(
-    selected: Sequence[str] | None, exclude: Sequence[str], deps: Mapping[str, tuple[str, ...]], modified: Iterable[str] = ()
+    selected: Sequence[str] | None,
+    exclude: Sequence[str],
+    deps: Mapping[str, tuple[str, ...]],
+    modified: Iterable[str] = (),
 ) -> list[str]:
     """Ordered step names for a selection (all steps when `selected` is empty)."""
     from codeintel.orchestration.steps import topological_order

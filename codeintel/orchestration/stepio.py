@@ -55,7 +55,9 @@ class FileDelta:
         rows = [row for out in self.outputs for row in out.rows.get(table, ())]
         columns = list(zip(*rows, strict=True)) if rows else [() for _ in spec.columns]
         schema = spec.arrow_schema
-        return pa.Table.from_arrays([pa.array(list(col), type=schema.field(i).type) for i, col in enumerate(columns)], schema=schema)
+        return pa.Table.from_arrays(
+            [pa.array(list(col), type=schema.field(i).type) for i, col in enumerate(columns)], schema=schema
+        )
 
     def apply(self, writer: Writer, run_id: str) -> int:
         """Replace the rows of the stale files in every table and record what was processed."""
@@ -98,7 +100,9 @@ def fingerprint(con: Any, deps: Sequence[str]) -> str:
     """A digest of the output versions of `deps` (what a step's inputs are now)."""
     if not deps:
         return ""
-    rows = con.execute(f"SELECT step, output_version FROM {Table.STEP_STATE} WHERE list_contains(?, step)", [list(deps)]).fetchall()
+    rows = con.execute(
+        f"SELECT step, output_version FROM {Table.STEP_STATE} WHERE list_contains(?, step)", [list(deps)]
+    ).fetchall()
     versions = dict(rows)
     text = "|".join(f"{d}={versions.get(d) or ''}" for d in sorted(deps))
     return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
@@ -116,7 +120,8 @@ def inputs_unchanged(ctx: PipelineContext, step: str, deps: Sequence[str], *, ch
         found = con.execute(f"SELECT input_fingerprint FROM {Table.STEP_STATE} WHERE step = ?", [step]).fetchone()
         if found is None or found[0] != fingerprint(con, deps):
             return False
-        return check is None or bool(con.execute(check).fetchone()[0])
+        ok = con.execute(check).fetchone() if check else (True,)
+        return bool(ok and ok[0])
 
 
 @contextmanager
@@ -134,4 +139,3 @@ def record_step_state(writer: Writer, step: str, output_version: str | None, inp
     version = output_version or (old[0] if old else run_id)
     writer.execute(f"DELETE FROM {Table.STEP_STATE} WHERE step = ?", [step])
     writer.execute(f"INSERT INTO {Table.STEP_STATE} VALUES (?, ?, ?, ?)", [step, version, input_fp, run_id])
-

@@ -25,7 +25,12 @@ from codeintel.ingestion.scan import PreviousState, diff_states, scan_repository
 from codeintel.orchestration import ledger
 from codeintel.orchestration.context import PipelineContext
 from codeintel.orchestration.ledger import RunStatus
-from codeintel.orchestration.stepio import StepResult, collect_file_delta, inputs_unchanged, step_writer
+from codeintel.orchestration.stepio import (
+    StepResult,
+    collect_file_delta,
+    inputs_unchanged,
+    step_writer,
+)
 from codeintel.storage.catalog import Table
 from codeintel.storage.views import view_statements
 
@@ -63,11 +68,16 @@ class RepoScanStep:
         usable = [f for f in files if f.hash is not None]
         with step_writer(ctx, self.name, self.deps, changed=changed or ctx.config.full) as w:
             w.replace_all(Table.FILES, files)
-            w.replace_all(Table.MODULES, [(f.module, f.path, f.is_package, f.module.rpartition(".")[0] or None, f.source_root) for f in usable])
+            w.replace_all(
+                Table.MODULES,
+                [(f.module, f.path, f.is_package, f.module.rpartition(".")[0] or None, f.source_root) for f in usable],
+            )
             w.replace_all(Table.FILE_STATE, usable)
             w.replace_all(Table.CHANGE_STATE, [(ctx.run_id, *change) for change in changes])
         n_changed = sum(kind != "unchanged" for _, kind, _, _ in changes)
-        return StepResult(w.rows_written, len(usable), sum(kind == "deleted" for _, kind, _, _ in changes), f"{n_changed} changed")
+        return StepResult(
+            w.rows_written, len(usable), sum(kind == "deleted" for _, kind, _, _ in changes), f"{n_changed} changed"
+        )
 
 
 @dataclass(frozen=True)
@@ -99,7 +109,9 @@ class GoidsStep:
             return StepResult.noop("no stale files")
         paths = [f.path for f in stale.to_process]
         fields = ", ".join(DefinitionRef.__dataclass_fields__)
-        nodes = ctx.gateway.query(f"SELECT {fields} FROM {Table.AST_NODES} WHERE path IN (SELECT unnest(?::VARCHAR[]))", [paths])
+        nodes = ctx.gateway.query(
+            f"SELECT {fields} FROM {Table.AST_NODES} WHERE path IN (SELECT unnest(?::VARCHAR[]))", [paths]
+        )
         rows = build_goids(ctx.config.snapshot.repo_name, (DefinitionRef(**r) for r in nodes.to_pylist()))
         with step_writer(ctx, self.name, self.deps) as w:
             w.delete_paths(Table.GOIDS, stale.paths_to_clear)
@@ -193,7 +205,9 @@ def topological_order(names: Iterable[str], deps: Mapping[str, tuple[str, ...]] 
 def step_retries(name: str) -> tuple[int, float]:
     """(retries, retry delay in seconds) the step's class declares, or the project defaults."""
     step = PIPELINE_STEPS_BY_NAME[name]
-    return int(getattr(step, "retries", DEFAULT_RETRIES)), float(getattr(step, "retry_delay_seconds", DEFAULT_RETRY_DELAY_S))
+    return int(getattr(step, "retries", DEFAULT_RETRIES)), float(
+        getattr(step, "retry_delay_seconds", DEFAULT_RETRY_DELAY_S)
+    )
 
 
 # ------------------------------------------------------------------------------------ running
@@ -216,9 +230,16 @@ def run_step(ctx: PipelineContext, name: str, attempt: int | None = None) -> Ste
         raise
     status = RunStatus.SKIPPED if result.skipped else RunStatus.SUCCEEDED
     ledger.finish_step(
-        ctx.gateway, ctx.run_id, name, attempt, status,
-        rows=result.rows_written, files=result.files_processed, deleted=result.files_deleted, note=result.note,
-    )  # fmt: skip
+        ctx.gateway,
+        ctx.run_id,
+        name,
+        attempt,
+        status,
+        rows=result.rows_written,
+        files=result.files_processed,
+        deleted=result.files_deleted,
+        note=result.note,
+    )
     logger.info("step %s %s in %.2fs: %s", name, status, time.perf_counter() - started, result)
     return result
 
