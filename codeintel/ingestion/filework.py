@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from codeintel.analysis.callgraph import extract_call_facts, facts_to_json
 from codeintel.analysis.definitions import DefKind, iter_definitions
 from codeintel.analysis.goids import make_goid
+from codeintel.analysis.imports import extract_all_names, extract_import_sites
 from codeintel.analysis.metrics import compute_function_metrics
 from codeintel.ingestion.change_tracker import FileRef
 from codeintel.ingestion.parsing import ParsedFile, ParseProblem, ProblemKind, read_and_parse
@@ -123,5 +125,51 @@ def function_metrics_batch(batch: FileBatch) -> list[FileOutput]:
 
             _guarded(ref, out, work)
             out.rows.pop(Table.PARSE_ERRORS, None)  # ast_ingest owns parse errors
+        outputs.append(out)
+    return outputs
+
+
+@dataclass(frozen=True, slots=True)
+class _ModuleExports:
+    path: str
+    module: str
+    all_names: list[str] | None
+
+
+def import_sites_batch(batch: FileBatch) -> list[FileOutput]:
+    """graph.import_sites (one row per imported name) and graph.module_exports (`__all__`)."""
+    outputs = []
+    for ref, digest, parsed in _each_parsed(batch):
+        out = FileOutput(ref.path, digest)
+        if isinstance(parsed, ParsedFile):
+            tree = parsed.tree
+
+            def work(tree: Any = tree, ref: FileRef = ref, out: FileOutput = out) -> None:
+                for site in extract_import_sites(tree, ref.module, ref.path, ref.is_package):
+                    out.add(Table.IMPORT_SITES, site)
+                names = extract_all_names(tree)
+                out.add(Table.MODULE_EXPORTS, _ModuleExports(ref.path, ref.module, None if names is None else list(names)))
+
+            _guarded(ref, out, work)
+            out.rows.pop(Table.PARSE_ERRORS, None)
+        outputs.append(out)
+    return outputs
+
+
+@dataclass(frozen=True, slots=True)
+class _CallFacts:
+    path: str
+    module: str
+    facts: str
+
+
+def call_facts_batch(batch: FileBatch) -> list[FileOutput]:
+    """graph.call_facts: the per-file facts of the call-graph analysis, as JSON text."""
+    outputs = []
+    for ref, digest, parsed in _each_parsed(batch):
+        out = FileOutput(ref.path, digest)
+        if isinstance(parsed, ParsedFile):
+            facts = extract_call_facts(parsed.tree, ref.module, ref.path, ref.is_package)
+            out.add(Table.CALL_FACTS, _CallFacts(ref.path, ref.module, facts_to_json(facts)))
         outputs.append(out)
     return outputs

@@ -96,6 +96,16 @@ def collect_file_delta(
     return delta
 
 
+def current_rows(ctx: PipelineContext, table: str, delta: FileDelta) -> pa.Table:
+    """All rows of a per-file table as they will be once `delta` is applied (read, not written)."""
+    spec = spec_of(table)
+    clear = sorted(delta.stale.paths_to_clear)
+    stored = ctx.gateway.query(
+        f"SELECT {', '.join(spec.column_names)} FROM {table} WHERE NOT list_contains(?, {spec.path_column})", [clear]
+    )
+    return pa.concat_tables([stored.cast(spec.arrow_schema), delta.arrow(table)])
+
+
 def fingerprint(con: Any, deps: Sequence[str]) -> str:
     """A digest of the output versions of `deps` (what a step's inputs are now)."""
     if not deps:

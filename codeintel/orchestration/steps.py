@@ -17,10 +17,13 @@ from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from typing import ClassVar, Protocol
 
+from codeintel.analysis.call_edges import GoidKey, link_call_sites
+from codeintel.analysis.callgraph import facts_from_json, solve_call_graph
 from codeintel.analysis.goids import DefinitionRef, build_goids
+from codeintel.analysis.imports import ImportSite, import_cycles_and_layers, resolve_imports
 from codeintel.errors import PipelineCycleError, StepFailedError, UnknownStepError, did_you_mean
 from codeintel.ingestion.change_tracker import ChangeTracker
-from codeintel.ingestion.filework import ast_ingest_batch, function_metrics_batch
+from codeintel.ingestion.filework import ast_ingest_batch, call_facts_batch, function_metrics_batch, import_sites_batch
 from codeintel.ingestion.scan import PreviousState, diff_states, scan_repository
 from codeintel.orchestration import ledger
 from codeintel.orchestration.context import PipelineContext
@@ -28,6 +31,7 @@ from codeintel.orchestration.ledger import RunStatus
 from codeintel.orchestration.stepio import (
     StepResult,
     collect_file_delta,
+    current_rows,
     inputs_unchanged,
     step_writer,
 )
@@ -137,11 +141,59 @@ class FunctionMetricsStep:
 
 
 @dataclass(frozen=True)
+class ImportGraphStep:
+    """Resolve every import to an internal module or an external package; cycles and layers."""
+
+    name: ClassVar[str] = "import_graph"
+    deps: ClassVar[tuple[str, ...]] = ("goids",)
+
+    def run(self, ctx: PipelineContext) -> StepResult:
+        delta = collect_file_delta(ctx, self.name, (Table.IMPORT_SITES, Table.MODULE_EXPORTS), import_sites_batch)
+        if not delta.stale and inputs_unchanged(ctx, self.name, self.deps):
+            return StepResult.noop("up to date")
+        stored = current_rows(ctx, Table.IMPORT_SITES, delta).sort_by([("src_path", "ascending"), ("line", "ascending")])
+        sites = [ImportSite(**row) for row in stored.to_pylist()]
+        exports = {r["module"]: _tuple(r["all_names"]) for r in current_rows(ctx, Table.MODULE_EXPORTS, delta).to_pylist()}
+        found = ctx.gateway.query(f"SELECT module, bool_or(is_package) AS pkg FROM {Table.MODULES} GROUP BY module")
+        modules = dict(zip(found["module"].to_pylist(), found["pkg"].to_pylist(), strict=True))
+        edges = resolve_imports(sites, modules, exports)
+        layers = import_cycles_and_layers(sorted(modules), edges)
+        with step_writer(ctx, self.name, self.deps) as w:
+            rows = delta.apply(w, ctx.run_id) + w.replace_all(Table.IMPORT_EDGES, edges) + w.replace_all(Table.IMPORT_LAYERS, layers)
+        return StepResult(rows, len(delta.outputs), len(delta.stale.gone), f"{len(edges)} edges")
+
+
+@dataclass(frozen=True)
+class CallGraphStep:
+    """Per-file call facts (incremental), then a whole-program points-to solve to call edges."""
+
+    name: ClassVar[str] = "call_graph"
+    deps: ClassVar[tuple[str, ...]] = ("goids", "import_graph")
+
+    def run(self, ctx: PipelineContext) -> StepResult:
+        delta = collect_file_delta(ctx, self.name, (Table.CALL_FACTS,), call_facts_batch)
+        if not delta.stale and inputs_unchanged(ctx, self.name, self.deps):
+            return StepResult.noop("up to date")
+        stored = current_rows(ctx, Table.CALL_FACTS, delta).sort_by("path")  # solve order must not vary
+        facts = [facts_from_json(text) for text in stored.column("facts").to_pylist()]
+        sites = solve_call_graph(facts)
+        keys = ctx.gateway.query(f"SELECT {', '.join(GoidKey.__dataclass_fields__)} FROM {Table.GOIDS}").to_pylist()
+        edges = link_call_sites(sites, [GoidKey(**k) for k in keys])
+        with step_writer(ctx, self.name, self.deps) as w:
+            rows = delta.apply(w, ctx.run_id) + w.replace_all(Table.CALL_EDGES, edges)
+        return StepResult(rows, len(delta.outputs), len(delta.stale.gone), f"{len(edges)} call edges")
+
+
+def _tuple(values: list[str] | None) -> tuple[str, ...] | None:
+    return None if values is None else tuple(values)
+
+
+@dataclass(frozen=True)
 class DocsViewsStep:
     """(Re)create the docs.* summary views."""
 
     name: ClassVar[str] = "docs_views"
-    deps: ClassVar[tuple[str, ...]] = ("function_metrics", "goids")
+    deps: ClassVar[tuple[str, ...]] = ("function_metrics", "goids", "import_graph", "call_graph")
 
     def run(self, ctx: PipelineContext) -> StepResult:
         statements = view_statements()
@@ -159,6 +211,8 @@ PIPELINE_STEPS: tuple[PipelineStep, ...] = (
     AstIngestStep(),
     GoidsStep(),
     FunctionMetricsStep(),
+    ImportGraphStep(),
+    CallGraphStep(),
     DocsViewsStep(),
 )
 

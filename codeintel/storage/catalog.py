@@ -35,7 +35,8 @@ class TableSpec:
     columns: tuple[tuple[str, str], ...]
     key: tuple[str, ...]
     owner: str
-    per_file: bool = False  # rows are replaced file by file (has a `path` column)
+    per_file: bool = False  # rows are replaced file by file
+    path_column: str = "path"  # the column naming the file a row came from
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -75,6 +76,12 @@ class Table(StrEnum):
     PARSE_ERRORS = "core.parse_errors"
     GOIDS = "core.goids"
     FUNCTION_METRICS = "analytics.function_metrics"
+    IMPORT_SITES = "graph.import_sites"
+    MODULE_EXPORTS = "graph.module_exports"
+    IMPORT_EDGES = "graph.import_edges"
+    IMPORT_LAYERS = "graph.import_layers"
+    CALL_FACTS = "graph.call_facts"
+    CALL_EDGES = "graph.call_edges"
 
 
 _SPECS = (
@@ -184,6 +191,59 @@ _SPECS = (
         ("goid",),
         "function_metrics",
         per_file=True,
+    ),
+    TableSpec(
+        Table.IMPORT_SITES,
+        _cols(
+            "src_module VARCHAR, src_path VARCHAR, src_is_package BOOLEAN, import_kind VARCHAR, level INTEGER, "
+            "module VARCHAR, name VARCHAR, alias VARCHAR, bound_name VARCHAR, line INTEGER, col INTEGER, "
+            "is_type_checking BOOLEAN, in_function BOOLEAN"
+        ),
+        ("src_path", "line", "col"),
+        "import_graph",
+        per_file=True,
+        path_column="src_path",
+    ),
+    TableSpec(
+        Table.MODULE_EXPORTS,
+        _cols("path VARCHAR, module VARCHAR, all_names VARCHAR[]"),
+        ("path",),
+        "import_graph",
+        per_file=True,
+    ),
+    TableSpec(
+        Table.IMPORT_EDGES,
+        _cols(
+            "src_module VARCHAR, src_path VARCHAR, dst_module VARCHAR, imported_module VARCHAR, "
+            "imported_name VARCHAR, alias VARCHAR, target_kind VARCHAR, import_kind VARCHAR, level INTEGER, "
+            "line INTEGER, col INTEGER, name_is_module BOOLEAN, is_type_checking BOOLEAN, in_function BOOLEAN, "
+            "via_module VARCHAR"
+        ),
+        ("src_path", "line", "col"),
+        "import_graph",
+    ),
+    TableSpec(
+        Table.IMPORT_LAYERS,
+        _cols("module VARCHAR, layer INTEGER, in_cycle BOOLEAN, cycle_id VARCHAR, cycle_size INTEGER"),
+        ("module",),
+        "import_graph",
+    ),
+    TableSpec(
+        Table.CALL_FACTS,
+        _cols("path VARCHAR, module VARCHAR, facts VARCHAR"),
+        ("path",),
+        "call_graph",
+        per_file=True,
+    ),
+    TableSpec(
+        Table.CALL_EDGES,
+        _cols(
+            "caller_goid VARCHAR, callee_goid VARCHAR, caller VARCHAR, caller_module VARCHAR, path VARCHAR, "
+            "line INTEGER, col INTEGER, callee VARCHAR, callee_text VARCHAR, kind VARCHAR, resolution VARCHAR, "
+            "confidence DOUBLE"
+        ),
+        ("path", "line", "col", "caller", "callee"),
+        "call_graph",
     ),
 )
 

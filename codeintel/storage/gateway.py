@@ -73,13 +73,14 @@ class Writer:
         return self.insert(table, data)
 
     def delete_paths(self, table: str, paths: Iterable[str], extra_where: str = "") -> None:
-        """Delete the rows of `table` whose `path` is one of `paths`."""
+        """Delete the rows of `table` that came from one of `paths` (its spec's path column)."""
         batch = pa.table({"path": pa.array(sorted(set(paths)), type=pa.string())})
         if batch.num_rows == 0:
             return
         self.con.register("_ci_paths", batch)
         try:
-            self.con.execute(f"DELETE FROM {table} WHERE path IN (SELECT path FROM _ci_paths){extra_where}")
+            column = spec_of(table).path_column
+            self.con.execute(f"DELETE FROM {table} WHERE {column} IN (SELECT path FROM _ci_paths){extra_where}")
         finally:
             self.con.unregister("_ci_paths")
 

@@ -1,0 +1,80 @@
+"""Attach GOIDs to solved call sites: the rows of graph.call_edges.
+
+The solver names scopes as PyCG does (`pkg.mod.C.method`, `pkg.mod.f.<lambda1>`); the database
+keys entities by GOID.  A caller is looked up in its own file (a lambda or comprehension scope
+belongs to the nearest enclosing definition, module-level code to the module); a callee by its
+fully qualified name (when two files define the same module name, the first path wins).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from codeintel.analysis.callgraph import CallSite
+
+
+@dataclass(frozen=True, slots=True)
+class GoidKey:
+    """What identifies a GOID by name: its file, module, qualified name, kind and ordinal."""
+
+    goid: str
+    path: str
+    module: str
+    qualname: str
+    kind: str
+    ordinal: int
+
+    @property
+    def full_name(self) -> str:
+        return self.module if self.kind == "module" else f"{self.module}.{self.qualname}"
+
+
+@dataclass(frozen=True, slots=True)
+class CallEdge:
+    """One row of graph.call_edges."""
+
+    caller_goid: str | None
+    callee_goid: str | None
+    caller: str
+    caller_module: str
+    path: str
+    line: int
+    col: int
+    callee: str | None
+    callee_text: str
+    kind: str
+    resolution: str
+    confidence: float
+
+
+def link_call_sites(sites: Iterable[CallSite], goids: Sequence[GoidKey]) -> list[CallEdge]:
+    """One `CallEdge` per call site row, with caller and callee GOIDs where they exist."""
+    by_file: dict[tuple[str, str], str] = {}
+    by_name: dict[str, str] = {}
+    for key in sorted(goids, key=lambda k: (k.path, k.ordinal, k.qualname)):
+        by_file.setdefault((key.path, key.full_name), key.goid)
+        by_name.setdefault(key.full_name, key.goid)
+    edges = []
+    for site in sites:
+        caller_goid = _enclosing(site.path, site.caller, site.caller_module, by_file)
+        callee_goid = by_name.get(site.callee) if site.callee else None
+        edges.append(
+            CallEdge(
+                caller_goid, callee_goid, site.caller, site.caller_module, site.path, site.line, site.col,
+                site.callee, site.callee_text, str(site.kind), str(site.resolution), site.confidence,
+            )
+        )  # fmt: skip
+    return edges
+
+
+def _enclosing(path: str, caller: str, module: str, by_file: dict[tuple[str, str], str]) -> str | None:
+    name = caller
+    while name:
+        found = by_file.get((path, name))
+        if found is not None:
+            return found
+        if name == module or "." not in name:
+            break
+        name = name.rsplit(".", 1)[0]
+    return by_file.get((path, module))
