@@ -20,7 +20,9 @@ from typing import ClassVar, Protocol
 from codeintel.analysis.call_edges import GoidKey, link_call_sites
 from codeintel.analysis.callgraph import facts_from_json, solve_call_graph
 from codeintel.analysis.goids import DefinitionRef, build_goids
+from codeintel.analysis.graph_metrics import NodeGraphMetrics, compute_graph_metrics
 from codeintel.analysis.imports import ImportSite, import_cycles_and_layers, resolve_imports
+from codeintel.analysis.subsystems import detect_subsystems
 from codeintel.errors import PipelineCycleError, StepFailedError, UnknownStepError, did_you_mean
 from codeintel.ingestion.change_tracker import ChangeTracker
 from codeintel.ingestion.filework import ast_ingest_batch, call_facts_batch, function_metrics_batch, import_sites_batch
@@ -151,15 +153,23 @@ class ImportGraphStep:
         delta = collect_file_delta(ctx, self.name, (Table.IMPORT_SITES, Table.MODULE_EXPORTS), import_sites_batch)
         if not delta.stale and inputs_unchanged(ctx, self.name, self.deps):
             return StepResult.noop("up to date")
-        stored = current_rows(ctx, Table.IMPORT_SITES, delta).sort_by([("src_path", "ascending"), ("line", "ascending")])
+        stored = current_rows(ctx, Table.IMPORT_SITES, delta).sort_by(
+            [("src_path", "ascending"), ("line", "ascending")]
+        )
         sites = [ImportSite(**row) for row in stored.to_pylist()]
-        exports = {r["module"]: _tuple(r["all_names"]) for r in current_rows(ctx, Table.MODULE_EXPORTS, delta).to_pylist()}
+        exports = {
+            r["module"]: _tuple(r["all_names"]) for r in current_rows(ctx, Table.MODULE_EXPORTS, delta).to_pylist()
+        }
         found = ctx.gateway.query(f"SELECT module, bool_or(is_package) AS pkg FROM {Table.MODULES} GROUP BY module")
         modules = dict(zip(found["module"].to_pylist(), found["pkg"].to_pylist(), strict=True))
         edges = resolve_imports(sites, modules, exports)
         layers = import_cycles_and_layers(sorted(modules), edges)
         with step_writer(ctx, self.name, self.deps) as w:
-            rows = delta.apply(w, ctx.run_id) + w.replace_all(Table.IMPORT_EDGES, edges) + w.replace_all(Table.IMPORT_LAYERS, layers)
+            rows = (
+                delta.apply(w, ctx.run_id)
+                + w.replace_all(Table.IMPORT_EDGES, edges)
+                + w.replace_all(Table.IMPORT_LAYERS, layers)
+            )
         return StepResult(rows, len(delta.outputs), len(delta.stale.gone), f"{len(edges)} edges")
 
 
@@ -184,6 +194,79 @@ class CallGraphStep:
         return StepResult(rows, len(delta.outputs), len(delta.stale.gone), f"{len(edges)} call edges")
 
 
+@dataclass(frozen=True)
+class GraphMetricsStep:
+    """Fan-in/out, PageRank, betweenness, closeness, cycles and layers of call and import graphs."""
+
+    name: ClassVar[str] = "graph_metrics"
+    deps: ClassVar[tuple[str, ...]] = ("call_graph", "import_graph")
+
+    def run(self, ctx: PipelineContext) -> StepResult:
+        if inputs_unchanged(ctx, self.name, self.deps):
+            return StepResult.noop("up to date")
+        functions = _column(ctx, f"SELECT goid FROM {Table.GOIDS} ORDER BY goid")
+        modules = _column(ctx, f"SELECT DISTINCT module FROM {Table.MODULES} ORDER BY module")
+        by_function = compute_graph_metrics(functions, _weighted_edges(ctx, CALL_PAIRS_SQL))
+        by_module = compute_graph_metrics(modules, _weighted_edges(ctx, IMPORT_PAIRS_SQL))
+        kinds = _kinds(ctx)
+        with step_writer(ctx, self.name, self.deps) as w:
+            w.replace_all(
+                Table.GRAPH_METRICS_FUNCTIONS,
+                [_as_row("goid", m) for m in by_function if kinds[m.node_id] in ("function", "method")],
+            )
+            w.replace_all(Table.GRAPH_METRICS_MODULES, [_as_row("module", m) for m in by_module])
+        return StepResult(w.rows_written, note=f"{len(functions)} call-graph nodes, {len(modules)} modules")
+
+
+@dataclass(frozen=True)
+class SubsystemsStep:
+    """Communities of modules by import and call affinity (Louvain, fixed seed), named by package."""
+
+    name: ClassVar[str] = "subsystems"
+    deps: ClassVar[tuple[str, ...]] = ("import_graph", "call_graph")
+
+    def run(self, ctx: PipelineContext) -> StepResult:
+        if inputs_unchanged(ctx, self.name, self.deps):
+            return StepResult.noop("up to date")
+        modules = _column(ctx, f"SELECT DISTINCT module FROM {Table.MODULES} ORDER BY module")
+        systems, members = detect_subsystems(
+            modules, _weighted_edges(ctx, IMPORT_PAIRS_SQL), _weighted_edges(ctx, MODULE_CALL_PAIRS_SQL)
+        )
+        with step_writer(ctx, self.name, self.deps) as w:
+            w.replace_all(Table.SUBSYSTEMS, systems)
+            w.replace_all(Table.SUBSYSTEM_MODULES, members)
+        return StepResult(w.rows_written, note=f"{len(systems)} subsystems")
+
+
+# (source, target, weight) pairs the graph steps read
+CALL_PAIRS_SQL = f"""SELECT caller_goid, callee_goid, count(*)::DOUBLE FROM {Table.CALL_EDGES}
+    WHERE caller_goid IS NOT NULL AND callee_goid IS NOT NULL GROUP BY ALL ORDER BY ALL"""
+IMPORT_PAIRS_SQL = f"""SELECT src_module, dst_module, count(*)::DOUBLE FROM {Table.IMPORT_EDGES}
+    WHERE target_kind = 'internal' AND NOT is_type_checking AND src_module <> dst_module GROUP BY ALL ORDER BY ALL"""
+MODULE_CALL_PAIRS_SQL = f"""SELECT e.caller_module, g.module, count(*)::DOUBLE FROM {Table.CALL_EDGES} e
+    JOIN {Table.GOIDS} g ON g.goid = e.callee_goid WHERE e.caller_module <> g.module GROUP BY ALL ORDER BY ALL"""
+
+
+def _column(ctx: PipelineContext, sql: str) -> list[str]:
+    return [str(v) for v in ctx.gateway.query(sql).column(0).to_pylist()]
+
+
+def _weighted_edges(ctx: PipelineContext, sql: str) -> list[tuple[str, str, float]]:
+    table = ctx.gateway.query(sql)
+    return list(zip(*(table.column(i).to_pylist() for i in range(3)), strict=True))
+
+
+def _kinds(ctx: PipelineContext) -> dict[str, str]:
+    table = ctx.gateway.query(f"SELECT goid, kind FROM {Table.GOIDS}")
+    return dict(zip(table["goid"].to_pylist(), table["kind"].to_pylist(), strict=True))
+
+
+def _as_row(id_column: str, metrics: NodeGraphMetrics) -> dict[str, object]:
+    row = {f: getattr(metrics, f) for f in NodeGraphMetrics.__dataclass_fields__ if f != "node_id"}
+    row[id_column] = metrics.node_id
+    return row
+
+
 def _tuple(values: list[str] | None) -> tuple[str, ...] | None:
     return None if values is None else tuple(values)
 
@@ -193,7 +276,14 @@ class DocsViewsStep:
     """(Re)create the docs.* summary views."""
 
     name: ClassVar[str] = "docs_views"
-    deps: ClassVar[tuple[str, ...]] = ("function_metrics", "goids", "import_graph", "call_graph")
+    deps: ClassVar[tuple[str, ...]] = (
+        "function_metrics",
+        "goids",
+        "import_graph",
+        "call_graph",
+        "graph_metrics",
+        "subsystems",
+    )
 
     def run(self, ctx: PipelineContext) -> StepResult:
         statements = view_statements()
@@ -213,6 +303,8 @@ PIPELINE_STEPS: tuple[PipelineStep, ...] = (
     FunctionMetricsStep(),
     ImportGraphStep(),
     CallGraphStep(),
+    GraphMetricsStep(),
+    SubsystemsStep(),
     DocsViewsStep(),
 )
 

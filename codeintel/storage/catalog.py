@@ -60,6 +60,13 @@ def _cols(spec: str) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+_GRAPH_METRICS = (
+    "fan_in INTEGER, fan_out INTEGER, weighted_in_degree DOUBLE, weighted_out_degree DOUBLE, pagerank DOUBLE, "
+    "betweenness DOUBLE, closeness DOUBLE, harmonic DOUBLE, in_cycle BOOLEAN, cycle_id VARCHAR, cycle_size INTEGER, "
+    "layer INTEGER, centrality_sampled BOOLEAN"
+)
+
+
 class Table(StrEnum):
     """Every table's qualified name, spelled once."""
 
@@ -82,6 +89,10 @@ class Table(StrEnum):
     IMPORT_LAYERS = "graph.import_layers"
     CALL_FACTS = "graph.call_facts"
     CALL_EDGES = "graph.call_edges"
+    GRAPH_METRICS_FUNCTIONS = "analytics.graph_metrics_functions"
+    GRAPH_METRICS_MODULES = "analytics.graph_metrics_modules"
+    SUBSYSTEMS = "analytics.subsystems"
+    SUBSYSTEM_MODULES = "analytics.subsystem_modules"
 
 
 _SPECS = (
@@ -244,6 +255,34 @@ _SPECS = (
         ),
         ("path", "line", "col", "caller", "callee"),
         "call_graph",
+    ),
+    TableSpec(
+        Table.GRAPH_METRICS_FUNCTIONS,
+        _cols("goid VARCHAR, " + _GRAPH_METRICS),
+        ("goid",),
+        "graph_metrics",
+    ),
+    TableSpec(
+        Table.GRAPH_METRICS_MODULES,
+        _cols("module VARCHAR, " + _GRAPH_METRICS),
+        ("module",),
+        "graph_metrics",
+    ),
+    TableSpec(
+        Table.SUBSYSTEMS,
+        _cols(
+            "subsystem_id VARCHAR, name VARCHAR, dominant_package VARCHAR, module_count INTEGER, "
+            "internal_edge_count INTEGER, internal_weight DOUBLE, edges_in INTEGER, edges_out INTEGER, "
+            "weight_in DOUBLE, weight_out DOUBLE"
+        ),
+        ("subsystem_id",),
+        "subsystems",
+    ),
+    TableSpec(
+        Table.SUBSYSTEM_MODULES,
+        _cols("subsystem_id VARCHAR, module VARCHAR, is_isolated BOOLEAN"),
+        ("module",),
+        "subsystems",
     ),
 )
 

@@ -15,9 +15,15 @@ VIEWS: dict[str, str] = {
                m.positional_only_params, m.positional_or_keyword_params, m.keyword_only_params,
                m.has_vararg, m.has_kwarg, m.annotated_params, m.has_return_annotation,
                m.typedness, m.has_docstring, m.return_count, m.yield_count, m.raise_count,
-               m.await_count, m.is_async, m.is_generator
+               m.await_count, m.is_async, m.is_generator,
+               gm.fan_in AS call_fan_in, gm.fan_out AS call_fan_out, gm.pagerank, gm.betweenness,
+               gm.closeness, gm.in_cycle AS in_call_cycle, gm.cycle_id AS call_cycle_id,
+               gm.layer AS call_layer, sm.subsystem_id, ss.name AS subsystem
         FROM core.goids g
         LEFT JOIN analytics.function_metrics m ON m.goid = g.goid
+        LEFT JOIN analytics.graph_metrics_functions gm ON gm.goid = g.goid
+        LEFT JOIN analytics.subsystem_modules sm ON sm.module = g.module
+        LEFT JOIN analytics.subsystems ss ON ss.subsystem_id = sm.subsystem_id
         WHERE g.kind IN ('function', 'method')
     """,
     "docs.v_module_summary": """
@@ -38,13 +44,51 @@ VIEWS: dict[str, str] = {
                coalesce(d.classes, 0) AS classes, coalesce(d.functions, 0) AS functions,
                coalesce(d.methods, 0) AS methods, fm.function_loc, fm.avg_cyclomatic,
                fm.max_cyclomatic, fm.typedness_score, fm.docstring_share,
-               pe.kind AS parse_error_kind, pe.message AS parse_error
+               pe.kind AS parse_error_kind, pe.message AS parse_error,
+               gm.fan_in AS import_fan_in, gm.fan_out AS import_fan_out, gm.pagerank AS import_pagerank,
+               gm.in_cycle AS in_import_cycle, gm.cycle_id AS import_cycle_id, gm.layer AS import_layer,
+               sm.subsystem_id, ss.name AS subsystem
         FROM core.modules mo
         LEFT JOIN core.files f ON f.path = mo.path
         LEFT JOIN core.goids g ON g.path = mo.path AND g.kind = 'module'
         LEFT JOIN defs d ON d.path = mo.path
         LEFT JOIN fm ON fm.path = mo.path
         LEFT JOIN core.parse_errors pe ON pe.path = mo.path
+        LEFT JOIN analytics.graph_metrics_modules gm ON gm.module = mo.module
+        LEFT JOIN analytics.subsystem_modules sm ON sm.module = mo.module
+        LEFT JOIN analytics.subsystems ss ON ss.subsystem_id = sm.subsystem_id
+    """,
+    "docs.v_call_graph_enriched": """
+        SELECT e.caller_goid, e.caller, cg.kind AS caller_kind, cg.path AS caller_path,
+               e.path AS callsite_path, e.line AS callsite_line, e.col AS callsite_col,
+               e.callee_goid, e.callee, e.callee_text, ce.kind AS callee_kind, ce.path AS callee_path,
+               ce.start_line AS callee_start_line, e.kind, e.resolution, e.confidence,
+               cm.cyclomatic AS callee_cyclomatic, cgm.fan_in AS callee_fan_in, cgm.pagerank AS callee_pagerank,
+               e.caller_module, ce.module AS callee_module, e.caller_module <> ce.module AS crosses_module
+        FROM graph.call_edges e
+        LEFT JOIN core.goids cg ON cg.goid = e.caller_goid
+        LEFT JOIN core.goids ce ON ce.goid = e.callee_goid
+        LEFT JOIN analytics.function_metrics cm ON cm.goid = e.callee_goid
+        LEFT JOIN analytics.graph_metrics_functions cgm ON cgm.goid = e.callee_goid
+    """,
+    "docs.v_subsystem_summary": """
+        WITH members AS (
+            SELECT sm.subsystem_id, list(sm.module ORDER BY sm.module) AS modules,
+                   count(*) FILTER (WHERE sm.is_isolated) AS isolated_modules
+            FROM analytics.subsystem_modules sm GROUP BY 1
+        ), funcs AS (
+            SELECT sm.subsystem_id, count(*) AS functions, avg(m.cyclomatic) AS avg_cyclomatic,
+                   max(m.cyclomatic) AS max_cyclomatic, sum(m.loc) AS function_loc
+            FROM analytics.subsystem_modules sm
+            JOIN core.goids g ON g.module = sm.module AND g.kind IN ('function', 'method')
+            LEFT JOIN analytics.function_metrics m ON m.goid = g.goid
+            GROUP BY 1
+        )
+        SELECT s.*, mb.modules, mb.isolated_modules, coalesce(f.functions, 0) AS functions,
+               f.avg_cyclomatic, f.max_cyclomatic, f.function_loc
+        FROM analytics.subsystems s
+        LEFT JOIN members mb USING (subsystem_id)
+        LEFT JOIN funcs f USING (subsystem_id)
     """,
 }
 
