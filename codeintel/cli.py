@@ -213,15 +213,21 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from codeintel.errors import StorageError
     from codeintel.storage.gateway import open_published
 
-    con = open_published(args.db or DEFAULT_DB)
+    db = args.db or DEFAULT_DB
+    con = open_published(db)
     try:
         result = con.sql(args.sql)
         if result is None:
             return 0
         rows = result.fetchall()
         columns = result.columns
+    except duckdb.Error as exc:
+        raise StorageError(f"query failed on {db} (a read-only copy): {exc}") from exc
     finally:
         con.close()
     print(format_rows(columns, rows, args.format))

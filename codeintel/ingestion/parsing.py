@@ -66,7 +66,7 @@ def parse_bytes(path: str, data: bytes, max_size: int, digest: str | None = None
             None,
             f"{len(data)} bytes is over the {max_size}-byte limit (max_file_size)",
         )
-    if b"\0" in data[:8192]:
+    if b"\0" in data:
         return ParseProblem(path, ProblemKind.BINARY, None, None, "binary content (NUL byte)")
     try:
         with warnings.catch_warnings():

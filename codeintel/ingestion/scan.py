@@ -97,6 +97,9 @@ def _walk_candidates(root: Path, profile: ScanProfile) -> Iterable[str]:
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if d not in ignored and not d.endswith(".egg-info"))
         rel_dir = os.path.relpath(dirpath, root)
+        for name in dirnames:  # never followed (os.walk), but recorded as skipped
+            if os.path.islink(os.path.join(dirpath, name)):
+                yield name if rel_dir == "." else f"{rel_dir}/{name}".replace(os.sep, "/")
         for name in sorted(filenames):
             rel = name if rel_dir == "." else f"{rel_dir}/{name}".replace(os.sep, "/")
             if any(fnmatch.fnmatch(name, pat) for pat in profile.include) and _wanted(rel, profile):

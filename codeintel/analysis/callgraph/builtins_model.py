@@ -138,9 +138,7 @@ class BuiltinsMixin(Handlers):
         if args and args[0] >= 0:
             self.heap_store(heap, None, self.elements(args[0]))
 
-    def call_method_of_builtin(
-        self, site: int, attr: int, receiver: int, result: int, pos: Args, kws: Args
-    ) -> None:
+    def call_method_of_builtin(self, site: int, attr: int, receiver: int, result: int, pos: Args, kws: Args) -> None:
         name = self.builtin_method_name(attr, receiver)
         if name is None:
             return

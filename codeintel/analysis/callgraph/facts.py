@@ -218,6 +218,23 @@ class _Extractor:
             else:
                 self.generic(child)
 
+    def s_If(self, node: ast.If | ast.While) -> None:
+        self.expr(node.test)
+        self.stmts(node.body)
+        self.stmts(node.orelse)
+
+    s_While = s_If
+
+    def s_Pass(self, node: ast.stmt) -> None:
+        return
+
+    s_Break = s_Continue = s_Global = s_Nonlocal = s_Pass
+
+    def s_Assert(self, node: ast.Assert) -> None:
+        self.expr(node.test)
+        if node.msg is not None:
+            self.expr(node.msg)
+
     def s_Expr(self, node: ast.Expr) -> None:
         if not isinstance(node.value, ast.Constant):
             self.expr(node.value)
@@ -226,9 +243,7 @@ class _Extractor:
         self.assign(node.targets, node.value)
 
     def assign(self, targets: list[ast.expr], value: ast.expr) -> None:
-        if isinstance(value, (ast.Tuple, ast.List)) and all(
-            isinstance(t, (ast.Tuple, ast.List)) for t in targets
-        ):
+        if isinstance(value, (ast.Tuple, ast.List)) and all(isinstance(t, (ast.Tuple, ast.List)) for t in targets):
             elements = [self.expr(e) for e in value.elts if not isinstance(e, ast.Starred)]
             if len(elements) == len(value.elts):
                 for target in targets:
@@ -269,9 +284,8 @@ class _Extractor:
         if node.value is None:
             return
         src = self.expr(node.value)
-        scope = self.scope
-        if src >= 0 and scope.ret >= 0 and not scope.generator:
-            self.ops.append((Op.COPY, scope.ret, src))
+        if src >= 0:
+            self.scope.real.returns.append(src)
 
     def s_For(self, node: ast.For | ast.AsyncFor) -> None:
         src = self.expr(node.iter)
@@ -440,9 +454,6 @@ class _Extractor:
                 self.ops.append((Op.COPY, param, default))
         flavor, owner = self.flavor(node, outer)
         scope.ret = self.var()
-        if scope.generator:
-            self.heaps += 1
-            self.ops.append((Op.ALLOC, scope.ret, Alloc.GENERATOR, self.heaps))
         if params and flavor in (Flavor.METHOD, Flavor.PROPERTY):
             self.ops.append((Op.ALLOC, params[0], Alloc.INSTANCE, owner))
         elif params and flavor == Flavor.CLASSMETHOD:
@@ -461,6 +472,11 @@ class _Extractor:
                 self.stmts(body)
         finally:
             self.scope = outer
+        if scope.generator:
+            self.heaps += 1
+            self.ops.append((Op.ALLOC, scope.ret, Alloc.GENERATOR, self.heaps))
+        else:
+            self.ops.extend((Op.COPY, scope.ret, r) for r in scope.returns)
         names = tuple(a.arg for a in positional)
         kw_names = tuple(a.arg for a in args.kwonlyargs)
         line = node.lineno
@@ -535,7 +551,9 @@ class _Extractor:
         starred = targets[star]
         assert isinstance(starred, ast.Starred)
         self.store(starred.value, self.literal_heap(Alloc.LIST, middle))
-        tail = zip(targets[star + 1 :], value.elts[len(elements) - after :], elements[len(elements) - after :], strict=False)
+        tail = zip(
+            targets[star + 1 :], value.elts[len(elements) - after :], elements[len(elements) - after :], strict=False
+        )
         for t, v, e in tail:
             self.assign_element(t, v, e)
 
@@ -757,7 +775,6 @@ class _Extractor:
     def e_comprehension(self, node: ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp) -> int:
         outer = self.scope
         scope = Scope("comp", outer.qual, outer.index, outer)
-        scope.ret, scope.generator = outer.ret, outer.generator
         first = True
         for generator in node.generators:
             src = self.expr(generator.iter)
@@ -808,6 +825,8 @@ class _Extractor:
 
     def e_NamedExpr(self, node: ast.NamedExpr) -> int:
         value = self.expr(node.value)
+        if isinstance(node.target, ast.Name):
+            self.scope.real.bound.add(node.target.id)
         self.store(node.target, value)
         return value
 
@@ -818,8 +837,9 @@ class _Extractor:
         if node.value is None:
             return -1
         value = self.expr(node.value)
-        scope = self.scope
-        if value >= 0 and scope.ret >= 0 and scope.generator:
+        scope = self.scope.real
+        scope.generator = True
+        if value >= 0 and scope.ret >= 0:
             if isinstance(node, ast.YieldFrom):
                 tmp = self.var()
                 self.ops.append((Op.LOAD_SUB, tmp, value, -1))
@@ -846,11 +866,19 @@ class _Extractor:
     def e_Starred(self, node: ast.Starred) -> int:
         return self.expr(node.value)
 
+    def e_Compare(self, node: ast.Compare) -> int:
+        self.expr(node.left)
+        for comparator in node.comparators:
+            self.expr(comparator)
+        return -1
+
+    def e_UnaryOp(self, node: ast.UnaryOp) -> int:
+        self.expr(node.operand)
+        return -1
+
 
 def _is_str(node: ast.expr) -> bool:
-    return isinstance(node, ast.JoinedStr) or (
-        isinstance(node, ast.Constant) and isinstance(node.value, str)
-    )
+    return isinstance(node, ast.JoinedStr) or (isinstance(node, ast.Constant) and isinstance(node.value, str))
 
 
 def _int_bound(node: ast.expr | None, default: int) -> int | None:
@@ -955,7 +983,10 @@ def _replace_in(literal: ast.expr, keys: list[str], value: ast.expr, dropped: li
     if isinstance(literal, ast.Dict):
         if any(k is None for k in literal.keys):
             return None
-        entries = [(_constant_key(k) if k is not None else None, k, v) for k, v in zip(literal.keys, literal.values, strict=True)]
+        entries = [
+            (_constant_key(k) if k is not None else None, k, v)
+            for k, v in zip(literal.keys, literal.values, strict=True)
+        ]
         if any(k is None for k, _, _ in entries):
             return None
         new_keys: list[ast.expr | None] = []
@@ -978,7 +1009,11 @@ def _replace_in(literal: ast.expr, keys: list[str], value: ast.expr, dropped: li
             new_keys.append(ast.Constant(value=_key_value(key)))
             new_values.append(value)
         return ast.Dict(keys=new_keys, values=new_values)
-    if isinstance(literal, ast.List) and key.startswith("i:") and not any(isinstance(e, ast.Starred) for e in literal.elts):
+    if (
+        isinstance(literal, ast.List)
+        and key.startswith("i:")
+        and not any(isinstance(e, ast.Starred) for e in literal.elts)
+    ):
         index = int(key[2:])
         if not -len(literal.elts) <= index < len(literal.elts):
             return None

@@ -18,7 +18,6 @@ from codeintel.analysis.callgraph.state import (
     CONST,
     E_CTOR,
     E_DECORATOR,
-    E_PLAIN,
     E_PROTOCOL,
     EXT,
     FUNC,
@@ -37,6 +36,7 @@ from codeintel.analysis.callgraph.state import (
 )
 
 Args = tuple[int, ...]
+MAX_EXTERNAL_DEPTH = 5
 
 
 class Handlers(SolverState):
@@ -77,7 +77,8 @@ class Handlers(SolverState):
                 self.module_attr(key[1], attr, dst)
             elif kind == EXT:
                 name = f"{self.strings[key[1]]}.{self.strings[attr]}"
-                self.add1(dst, self.value(EXT, self.sid(name)))
+                if name.count(".") <= MAX_EXTERNAL_DEPTH:
+                    self.add1(dst, self.value(EXT, self.sid(name)))
             elif kind in (CONST, TYPEINST, HEAP):
                 self.add1(dst, self.value(BMETHOD, attr, value))
             elif kind == SUPER:
@@ -147,9 +148,7 @@ class Handlers(SolverState):
                     self.copy(src, self.module_global(key[1], self.strings[attr]))
             elif kind == CLASS:
                 self.copy(src, self.field(value, attr))
-                if (key[1], attr) not in self.class_defined:
-                    self.class_defined.add((key[1], attr))
-                    self.bases_changed(key[1])
+                self.define_attr(key[1], attr)
             elif kind in (INST, FUNC, HEAP):
                 self.copy(src, self.field(value, attr))
 
@@ -319,9 +318,7 @@ class Handlers(SolverState):
         for value in values:
             self.call_value(site, value, result, flag, pos, kws, dstar)  # type: ignore[arg-type]
 
-    def call_value(
-        self, site: int, value: int, result: int, flag: int, pos: Args, kws: Args, dstar: Args
-    ) -> None:
+    def call_value(self, site: int, value: int, result: int, flag: int, pos: Args, kws: Args, dstar: Args) -> None:
         key = self.values[value]
         kind = key[0]
         if kind in (FUNC, BOUND):
@@ -332,7 +329,9 @@ class Handlers(SolverState):
             self.construct(site, value, result, flag, pos, kws, dstar)
         elif kind == INST:
             method = self.new_var()
-            self.class_attr(key[1], self.sid("__call__"), method, value, (H_CALL, site, result, flag, pos, kws, dstar), -1, -2)
+            self.class_attr(
+                key[1], self.sid("__call__"), method, value, (H_CALL, site, result, flag, pos, kws, dstar), -1, -2
+            )
             self.hook(method, (H_CALL, site, result, flag, pos, kws, dstar))
         elif kind == EXT:
             self.edges.setdefault(site, {}).setdefault(value, flag)
@@ -341,20 +340,15 @@ class Handlers(SolverState):
             self.edges.setdefault(site, {}).setdefault(value, flag)
             self.call_builtin(site, self.strings[key[1]], result, pos, kws)
         elif kind == BMETHOD:
-            self.edges.setdefault(site, {}).setdefault(value, flag)
             self.call_method_of_builtin(site, key[1], key[2], result, pos, kws)
 
     def call_builtin(self, site: int, name: str, result: int, pos: Args, kws: Args) -> None:
         raise NotImplementedError
 
-    def call_method_of_builtin(
-        self, site: int, attr: int, receiver: int, result: int, pos: Args, kws: Args
-    ) -> None:
+    def call_method_of_builtin(self, site: int, attr: int, receiver: int, result: int, pos: Args, kws: Args) -> None:
         raise NotImplementedError
 
-    def construct(
-        self, site: int, cls: int, result: int, flag: int, pos: Args, kws: Args, dstar: Args
-    ) -> None:
+    def construct(self, site: int, cls: int, result: int, flag: int, pos: Args, kws: Args, dstar: Args) -> None:
         gcid = self.values[cls][1]
         instance = self.value(INST, gcid)
         self.add1(result, instance)
@@ -375,9 +369,7 @@ class Handlers(SolverState):
             self.bind(self.field(self.value(CLASS, found[1]), init), method, instance)
             self.hook(method, (H_CALL, site, self.junk(site), E_CTOR, pos, kws, dstar))
 
-    def enter(
-        self, site: int, gfid: int, receiver: int, result: int, pos: Args, kws: Args, dstar: Args
-    ) -> None:
+    def enter(self, site: int, gfid: int, receiver: int, result: int, pos: Args, kws: Args, dstar: Args) -> None:
         facts, base = self.function(gfid)
         self.copy(base + facts.ret, result)
         key = (site, gfid, receiver, *pos, -9, *kws, -9, *dstar)

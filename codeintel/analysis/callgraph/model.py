@@ -247,9 +247,19 @@ def facts_from_json(text: str) -> ModuleFacts:
         raise ValueError(f"call-graph facts version {doc[0]} != {FACTS_VERSION}; re-extract the file")
     functions = tuple(
         FunctionFacts(
-            r[0], r[1], tuple(r[2]), tuple(r[3]), r[4], tuple(r[5]), tuple(r[6]), r[7], r[8], r[9],
-            r[10], r[11],
-        )  # fmt: skip
+            r[0],
+            r[1],
+            tuple(r[2]),
+            tuple(r[3]),
+            r[4],
+            tuple(r[5]),
+            tuple(r[6]),
+            r[7],
+            r[8],
+            r[9],
+            r[10],
+            r[11],
+        )
         for r in doc[10]
     )
     return ModuleFacts(

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import ast
 
-_NESTED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
-_COMPS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
-
 
 class Scope:
     """One lexical scope being extracted (module, class, function or comprehension)."""
@@ -32,6 +29,7 @@ class Scope:
         "parent",
         "qual",
         "ret",
+        "returns",
         "vars",
     )
 
@@ -51,6 +49,7 @@ class Scope:
         self.first_param = -1
         self.generator = False
         self.ret = -1
+        self.returns: list[int] = []
 
     @property
     def real(self) -> Scope:
@@ -62,56 +61,82 @@ class Scope:
 
 
 def scan_body(scope: Scope, body: list[ast.stmt]) -> None:
-    """Record in `scope` the names `body` binds, its declarations and whether it yields.
+    """Record in `scope` the names `body` binds and its `global` / `nonlocal` declarations.
+
+    Only statements are walked (nested scopes are not entered); names bound inside expressions
+    (`:=`) are added by the extractor when it meets them.
 
     Args:
         scope: The scope to fill.
-        body: The statements of the scope (nested scopes are not entered).
+        body: The statements of the scope.
     """
     stack: list[ast.AST] = list(body)
     bound = scope.bound
     while stack:
         node = stack.pop()
-        if isinstance(node, ast.Name):
-            if not isinstance(node.ctx, ast.Load):
-                bound.add(node.id)
-            continue
-        if isinstance(node, _NESTED):
-            _scan_nested_header(node, bound, stack)
-            continue
-        if isinstance(node, _COMPS):
-            stack.append(node.generators[0].iter)
-            continue
-        if isinstance(node, (ast.Yield, ast.YieldFrom)):
-            scope.generator = True
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            _scan_import(node, bound)
-        elif isinstance(node, ast.Global):
-            scope.global_decl.update(node.names)
-        elif isinstance(node, ast.Nonlocal):
-            scope.nonlocal_decl.update(node.names)
-        elif isinstance(node, ast.ExceptHandler) and node.name:
-            bound.add(node.name)
-        elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
-            bound.add(node.name)
-        stack.extend(ast.iter_child_nodes(node))
+        kind = type(node)
+        if kind is ast.Assign:
+            for target in node.targets:  # type: ignore[attr-defined]
+                _bind_target(target, bound)
+        elif kind in (ast.AugAssign, ast.AnnAssign):
+            _bind_target(node.target, bound)  # type: ignore[attr-defined]
+        elif kind in _NESTED:
+            bound.add(node.name)  # type: ignore[attr-defined]
+        elif kind in (ast.Import, ast.ImportFrom):
+            _scan_import(node, bound)  # type: ignore[arg-type]
+        elif kind in (ast.For, ast.AsyncFor):
+            _bind_target(node.target, bound)  # type: ignore[attr-defined]
+            stack.extend(node.body)  # type: ignore[attr-defined]
+            stack.extend(node.orelse)  # type: ignore[attr-defined]
+        elif kind in (ast.With, ast.AsyncWith):
+            for item in node.items:  # type: ignore[attr-defined]
+                if item.optional_vars is not None:
+                    _bind_target(item.optional_vars, bound)
+            stack.extend(node.body)  # type: ignore[attr-defined]
+        elif kind in (ast.If, ast.While):
+            stack.extend(node.body)  # type: ignore[attr-defined]
+            stack.extend(node.orelse)  # type: ignore[attr-defined]
+        elif kind in _TRY:
+            _scan_try(node, bound, stack)
+        elif kind is ast.Global:
+            scope.global_decl.update(node.names)  # type: ignore[attr-defined]
+        elif kind is ast.Nonlocal:
+            scope.nonlocal_decl.update(node.names)  # type: ignore[attr-defined]
+        elif kind is ast.Delete:
+            for target in node.targets:  # type: ignore[attr-defined]
+                _bind_target(target, bound)
+        elif kind is ast.Match:
+            for case in node.cases:  # type: ignore[attr-defined]
+                for sub in ast.walk(case.pattern):
+                    name = getattr(sub, "name", None)
+                    if isinstance(name, str):
+                        bound.add(name)
+                stack.extend(case.body)
 
 
-def _scan_nested_header(node: ast.AST, bound: set[str], stack: list[ast.AST]) -> None:
-    """A nested def/class binds its name; its decorators, defaults and bases belong outside."""
-    if isinstance(node, ast.Lambda):
-        stack.extend(node.args.defaults)
-        stack.extend(d for d in node.args.kw_defaults if d is not None)
-        return
-    assert isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-    bound.add(node.name)
-    stack.extend(node.decorator_list)
-    if isinstance(node, ast.ClassDef):
-        stack.extend(node.bases)
-        stack.extend(k.value for k in node.keywords)
-    else:
-        stack.extend(node.args.defaults)
-        stack.extend(d for d in node.args.kw_defaults if d is not None)
+_NESTED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+_TRY = (ast.Try, ast.TryStar)
+
+
+def _scan_try(node: ast.AST, bound: set[str], stack: list[ast.AST]) -> None:
+    assert isinstance(node, (ast.Try, ast.TryStar))
+    stack.extend(node.body)
+    for handler in node.handlers:
+        if handler.name:
+            bound.add(handler.name)
+        stack.extend(handler.body)
+    stack.extend(node.orelse)
+    stack.extend(node.finalbody)
+
+
+def _bind_target(target: ast.expr, bound: set[str]) -> None:
+    if isinstance(target, ast.Name):
+        bound.add(target.id)
+    elif isinstance(target, (ast.Tuple, ast.List)):
+        for element in target.elts:
+            _bind_target(element, bound)
+    elif isinstance(target, ast.Starred):
+        _bind_target(target.value, bound)
 
 
 def _scan_import(node: ast.Import | ast.ImportFrom, bound: set[str]) -> None:

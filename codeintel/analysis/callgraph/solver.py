@@ -14,18 +14,11 @@ from collections.abc import Sequence
 
 from codeintel.analysis.callgraph.builtins_model import BuiltinsMixin
 from codeintel.analysis.callgraph.model import ModuleFacts
-from codeintel.analysis.callgraph.state import (
-    EXT,
-    H_BIND,
-    H_CALL,
-    MODULE,
-    SolverState,
-)
 
-__all__ = ["EXT", "H_BIND", "H_CALL", "MODULE", "Solution", "solve"]
+__all__ = ["Solution", "solve"]
 
 
-class Solution(BuiltinsMixin, SolverState):
+class Solution(BuiltinsMixin):
     """The solved graph: edges per global site id plus the tables needed to name them."""
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 
 from codeintel.analysis.callgraph.model import NO_BOUND, Alloc, Flavor, ModuleFacts, Op
 
-MAX_POINTS_TO = 64
+MAX_POINTS_TO = 24
 
 # value kinds (first element of a value key)
 FUNC, CLASS, INST, BOUND, MODULE, EXT, BUILTIN, BMETHOD, CONST, TYPEINST, HEAP, SUPER = range(12)
@@ -84,8 +84,10 @@ class SolverState:
         self.n_sites = n_sites
         self._grow(n_vars)
         self.class_mro: dict[int, list[tuple[int, int]]] = {}
-        self.mro_users: dict[int, list[int]] = {}
-        self.class_users: dict[int, list[tuple[tuple[int, ...], int]]] = {}
+        self.mro_users: dict[int, dict[int, None]] = {}
+        self.class_users: dict[int, dict[int, dict[tuple[tuple[int, ...], int], None]]] = {}
+        self.known_bases: dict[int, list[tuple[int, int]]] = {}
+        self.lookup_cache: dict[tuple[int, int, int], tuple[int, int] | None] = {}
         self.class_defined: set[tuple[int, int]] = set()
         self.func_params: dict[int, dict[int, int]] = {}
 
@@ -217,6 +219,10 @@ class SolverState:
     def link(self) -> None:
         """Translate every module's ops to global variables and register them."""
         for index, facts in enumerate(self.facts):
+            module_value = self.value(MODULE, index)
+            for name, var, _bound in facts.globals:
+                self.fields[(module_value, self.sid(name))] = self.var_base[index] + var
+        for index, facts in enumerate(self.facts):
             self._link_globals(index, facts)
         for index, facts in enumerate(self.facts):
             base = self.var_base[index]
@@ -232,10 +238,7 @@ class SolverState:
             self.propagate()
 
     def _link_globals(self, index: int, facts: ModuleFacts) -> None:
-        module_value = self.value(MODULE, index)
         base = self.var_base[index]
-        for name, var, _bound in facts.globals:
-            self.fields[(module_value, self.sid(name))] = base + var
         for name, var, bound in facts.globals:
             if not bound:
                 self.resolve_unbound(index, name, base + var, set())
@@ -288,11 +291,7 @@ class SolverState:
             return False
         if name in self._bound_names(index):
             return True
-        return any(
-            self.exports(self.module_index[s], name, seen)
-            for s in facts.star_imports
-            if s in self.module_index
-        )
+        return any(self.exports(self.module_index[s], name, seen) for s in facts.star_imports if s in self.module_index)
 
     def module_value(self, name: str) -> int | None:
         index = self.module_index.get(name)
@@ -492,7 +491,7 @@ class SolverState:
         self.class_mro[gcid] = result
         for kind, other in result[1:]:
             if kind == CLASS:
-                self.mro_users.setdefault(other, []).append(gcid)
+                self.mro_users.setdefault(other, {})[gcid] = None
         return result
 
     def class_bases(self, gcid: int) -> list[tuple[int, int]]:
@@ -508,40 +507,76 @@ class SolverState:
         return out
 
     def bases_changed(self, gcid: int) -> None:
-        stale = [gcid, *self.mro_users.get(gcid, [])]
+        """Re-run lookups through class `gcid` (and its subclasses) if its bases changed."""
+        bases = self.class_bases(gcid)
+        if self.known_bases.get(gcid) == bases:
+            return
+        self.known_bases[gcid] = bases
+        self.invalidate(gcid, None)
+
+    def define_attr(self, gcid: int, attr: int) -> None:
+        """Record a store to a class attribute; re-run lookups of that attribute if it is new."""
+        if (gcid, attr) in self.class_defined:
+            return
+        self.class_defined.add((gcid, attr))
+        self.invalidate(gcid, attr)
+
+    def invalidate(self, gcid: int, attr: int | None) -> None:
+        stale = [gcid, *self.mro_users.get(gcid, {})]
+        if attr is None:
+            for cls in stale:
+                self.class_mro.pop(cls, None)
+        self.lookup_cache.clear()
         for cls in stale:
-            self.class_mro.pop(cls, None)
-        for cls in stale:
-            for hook, value in list(self.class_users.get(cls, [])):
+            users = self.class_users.get(cls)
+            if not users:
+                continue
+            if attr is None:
+                entries = [entry for per_attr in list(users.values()) for entry in per_attr]
+            else:
+                entries = list(users.get(attr, ()))
+            for hook, value in entries:
                 self.dispatch(hook, -1, [value])
 
-    def lookup(self, gcid: int, attr: int, hook: tuple[int, ...], value: int, start: int = -1) -> tuple[int, int] | None:
+    def lookup(
+        self, gcid: int, attr: int, hook: tuple[int, ...], value: int, start: int = -1
+    ) -> tuple[int, int] | None:
         """First class in the MRO of `gcid` (after class `start`) that defines `attr`."""
-        self.class_users.setdefault(gcid, []).append((hook, value))
+        self.class_users.setdefault(gcid, {}).setdefault(attr, {})[(hook, value)] = None
+        key = (gcid, attr, start)
+        if key in self.lookup_cache:
+            return self.lookup_cache[key]
         entries = self.mro(gcid)
         if start >= 0:
             position = next((i for i, e in enumerate(entries) if e == (CLASS, start)), len(entries))
             entries = entries[position + 1 :]
+        found: tuple[int, int] | None = None
         for kind, ident in entries:
             if kind == EXT:
-                return (EXT, ident)
+                found = (EXT, ident)
+                break
             if (ident, attr) in self.class_defined:
-                return (CLASS, ident)
-        return None
+                found = (CLASS, ident)
+                break
+        self.lookup_cache[key] = found
+        return found
 
 
 def _c3_merge(sequences: list[list[tuple[int, int]]]) -> list[tuple[int, int]]:
     result: list[tuple[int, int]] = []
-    pending = [list(s) for s in sequences if s]
+    pending = [list(reversed(s)) for s in sequences if s]  # heads at the end: O(1) pops
     while pending:
+        tails: dict[tuple[int, int], int] = {}
         for sequence in pending:
-            head = sequence[0]
-            if not any(head in other[1:] for other in pending):
-                break
-        else:  # inconsistent hierarchy: fall back to depth-first order
-            head = pending[0][0]
+            for item in sequence[:-1]:
+                tails[item] = tails.get(item, 0) + 1
+        head = next((s[-1] for s in pending if s[-1] not in tails), pending[0][-1])
         result.append(head)
-        pending = [[x for x in s if x != head] for s in pending]
+        for sequence in pending:
+            if sequence[-1] == head:
+                sequence.pop()
+            elif head in sequence:  # inconsistent hierarchy: drop it everywhere
+                sequence.remove(head)
         pending = [s for s in pending if s]
     return result
 

@@ -1,0 +1,218 @@
+"""Call-site rows from a solved graph, PyCG's JSON format, and the one-call convenience API.
+
+`solve_call_graph` turns the solver's per-site edges into `CallSite` rows (one per site and
+target, or one unresolved row), with kind, resolution and confidence. `to_pycg` renders rows
+as PyCG's `{caller: [callee, ...]}` object; `build_call_graph` parses, extracts and solves a
+list of in-memory files.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+from collections.abc import Sequence
+
+from codeintel.analysis.callgraph.facts import extract_call_facts
+from codeintel.analysis.callgraph.model import (
+    CallKind,
+    CallSite,
+    Flavor,
+    ModuleFacts,
+    Resolution,
+    SiteFacts,
+    SiteShape,
+)
+from codeintel.analysis.callgraph.solver import Solution, solve
+from codeintel.analysis.callgraph.state import (
+    BOUND,
+    BUILTIN,
+    CLASS,
+    E_CTOR,
+    E_DECORATOR,
+    E_PROTOCOL,
+    EXT,
+    FUNC,
+    INST,
+    TYPEINST,
+)
+
+_SHAPE_RESOLUTION = {
+    SiteShape.ATTRIBUTE: Resolution.ATTRIBUTE,
+    SiteShape.OTHER: Resolution.POINTS_TO,
+    SiteShape.DYNAMIC: Resolution.DYNAMIC,
+    SiteShape.PROTOCOL: Resolution.PROTOCOL,
+    SiteShape.DECORATOR: Resolution.DECORATOR,
+}
+_FLAG_RESOLUTION = {E_PROTOCOL: Resolution.PROTOCOL, E_DECORATOR: Resolution.DECORATOR}
+_EVAL_NAMES = frozenset({"<builtin>.eval", "<builtin>.exec", "<builtin>.compile"})
+
+
+def solve_call_graph(facts: Sequence[ModuleFacts]) -> list[CallSite]:
+    """Solve the whole program and return its call sites.
+
+    Args:
+        facts: The facts of every analysed module (from `extract_call_facts`).
+
+    Returns:
+        One row per (call site, target), or one unresolved row for a site with no target,
+        sorted by path, line, column and callee.
+    """
+    solution = solve(facts)
+    namer = _Namer(solution)
+    rows: list[CallSite] = []
+    for index, module in enumerate(solution.facts):
+        base = solution.site_base[index]
+        for offset, site in enumerate(module.sites):
+            rows.extend(_site_rows(namer, module, site, solution.edges.get(base + offset, {})))
+    rows.sort(key=lambda r: (r.path, r.line, r.col, r.callee or "", r.kind))
+    return rows
+
+
+class _Namer:
+    """Names, kinds and resolutions of solver values."""
+
+    def __init__(self, solution: Solution) -> None:
+        self.solution = solution
+
+    def function_name(self, gfid: int) -> str:
+        s = self.solution
+        index = s.func_module[gfid]
+        facts = s.facts[index]
+        return facts.qualified(facts.functions[gfid - s.func_base[index]].scope)
+
+    def class_name(self, gcid: int) -> str:
+        s = self.solution
+        index = s.class_module[gcid]
+        facts = s.facts[index]
+        return facts.qualified(facts.classes[gcid - s.class_base[index]].scope)
+
+    def target(self, module: ModuleFacts, site: SiteFacts, value: int, flag: int) -> tuple[str, CallKind, Resolution]:
+        s = self.solution
+        key = s.values[value]
+        kind = key[0]
+        resolution = _FLAG_RESOLUTION.get(flag) or _SHAPE_RESOLUTION.get(SiteShape(site.shape), Resolution.POINTS_TO)
+        if kind in (FUNC, BOUND):
+            facts, _ = s.function(key[1])
+            name = self.function_name(key[1])
+            call_kind = CallKind.FUNCTION if facts.flavor == Flavor.FUNCTION else CallKind.METHOD
+            if flag == E_CTOR:
+                call_kind = CallKind.CONSTRUCTOR
+            if kind == BOUND and site.text.startswith("super("):
+                resolution = Resolution.SUPER
+            elif kind == BOUND and s.values[key[2]][0] == INST and facts.owner >= 0:
+                owner = s.class_base[s.func_module[key[1]]] + facts.owner
+                if owner != s.values[key[2]][1]:
+                    resolution = Resolution.MRO
+            if site.shape == SiteShape.NAME and flag not in _FLAG_RESOLUTION:
+                local = s.func_module[key[1]] == s.module_index.get(module.module)
+                resolution = Resolution.DIRECT if local else Resolution.IMPORT
+            return name, call_kind, resolution
+        if kind == CLASS:
+            return self.class_name(key[1]), CallKind.CONSTRUCTOR, resolution
+        name = s.strings[key[1]]
+        if kind == EXT:
+            call_kind = CallKind.CONSTRUCTOR if flag == E_CTOR else CallKind.EXTERNAL
+            if site.shape == SiteShape.NAME:
+                resolution = Resolution.IMPORT
+            return name, call_kind, resolution
+        if kind == BUILTIN:
+            name = f"<builtin>.{name}"
+            if site.shape == SiteShape.NAME:
+                resolution = Resolution.DIRECT
+            return name, CallKind.BUILTIN, resolution
+        assert kind == TYPEINST
+        return name, CallKind.BUILTIN, resolution
+
+
+def _site_rows(namer: _Namer, module: ModuleFacts, site: SiteFacts, edges: dict[int, int]) -> list[CallSite]:
+    caller = module.qualified(site.scope)
+    targets = {namer.target(module, site, value, flag) for value, flag in edges.items()}
+    shape = SiteShape(site.shape)
+    if not targets:
+        if shape in (SiteShape.PROTOCOL, SiteShape.DECORATOR):
+            return []
+        resolution = Resolution.DYNAMIC if shape == SiteShape.DYNAMIC else Resolution.UNKNOWN
+        return [_row(module, site, caller, None, CallKind.UNRESOLVED, resolution, 0.0)]
+    confidence = 1.0 if len(targets) == 1 else max(0.1, round(1.0 / len(targets), 3))
+    rows = [
+        _row(module, site, caller, name, kind, resolution, confidence) for name, kind, resolution in sorted(targets)
+    ]
+    if shape == SiteShape.DYNAMIC and any(name in _EVAL_NAMES for name, _, _ in targets):
+        rows.append(_row(module, site, caller, None, CallKind.UNRESOLVED, Resolution.DYNAMIC, 0.1))
+    return rows
+
+
+def _row(
+    module: ModuleFacts, site: SiteFacts, caller: str, callee: str | None, kind: CallKind,
+    resolution: Resolution, confidence: float,
+) -> CallSite:  # fmt: skip
+    return CallSite(
+        caller=caller,
+        caller_module=module.module,
+        path=module.path,
+        line=site.line,
+        col=site.col,
+        callee=callee,
+        callee_text=site.text,
+        kind=kind,
+        resolution=resolution,
+        confidence=confidence,
+    )
+
+
+def to_pycg(sites: Sequence[CallSite], facts: Sequence[ModuleFacts]) -> dict[str, list[str]]:
+    """Render call sites in PyCG's format: `{caller: sorted callees}` over qualified names.
+
+    Every analysed module, function, method and lambda is a key, and so is every caller and
+    callee. Constructing a class with no `__init__` in its MRO is no edge (as PyCG writes it).
+
+    Args:
+        sites: Rows from `solve_call_graph`.
+        facts: The facts the rows were solved from.
+
+    Returns:
+        The call graph as PyCG writes it, keys and lists sorted.
+    """
+    graph: dict[str, set[str]] = {}
+    classes: set[str] = set()
+    for module in facts:
+        if module.module:
+            graph.setdefault(module.module, set())
+        for function in module.functions:
+            graph.setdefault(module.qualified(function.scope), set())
+        classes.update(module.qualified(c.scope) for c in module.classes)
+    for row in sites:
+        callee = row.callee
+        if callee is None or (row.kind == CallKind.CONSTRUCTOR and callee in classes):
+            continue
+        graph.setdefault(row.caller, set()).add(callee)
+        graph.setdefault(callee, set())
+    return {key: sorted(graph[key]) for key in sorted(graph)}
+
+
+def build_call_graph(files: Sequence[tuple[str, str, bool, str]]) -> tuple[list[ModuleFacts], list[CallSite]]:
+    """Parse, extract and solve in-memory files.
+
+    Args:
+        files: (path, module, is_package, source text) per file.
+
+    Returns:
+        The facts of every file (a file that does not parse has facts with no constraints and
+        the error in `errors`) and the solved call sites.
+    """
+    all_facts = [_facts_of(path, module, is_package, text) for path, module, is_package, text in files]
+    return all_facts, solve_call_graph(all_facts)
+
+
+def _facts_of(path: str, module: str, is_package: bool, text: str) -> ModuleFacts:
+    try:
+        tree = ast.parse(text, filename=path)
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
+        facts = extract_call_facts(ast.Module(body=[], type_ignores=[]), module, path, is_package)
+        line = getattr(error, "lineno", 0) or 0
+        message = f"{path}:{line}: {type(error).__name__}: {error}"
+        return dataclasses.replace(facts, errors=(message,))
+    return extract_call_facts(tree, module, path, is_package)
+
+
+_UNUSED = (BUILTIN,)
