@@ -119,7 +119,8 @@ def module_name(path: str, package_dirs: set[str]) -> tuple[str, bool, str]:
     Rules: under a source root (`src/`) names are relative to it (namespace packages included);
     inside a chain of regular packages the name starts at the topmost package (`lib/pkg/a.py`
     -> `pkg.a`); a loose file is named from the repository root (`tests/test_a.py` ->
-    `tests.test_a`).  `pkg/__init__.py` is `pkg`.
+    `tests.test_a`).  `pkg/__init__.py` is `pkg`; an `__init__.py` at the root itself is the
+    unnamed root package "" (so `from . import x` in `a.py` still finds `x`).
     """
     parts = list(PurePosixPath(path).parts)
     stem = parts[-1][:-3] if parts[-1].endswith(".py") else parts[-1]
@@ -136,8 +137,7 @@ def module_name(path: str, package_dirs: set[str]) -> tuple[str, bool, str]:
             base = top
     names = dirs[base:] + ([] if is_package else [stem])
     root = "/".join(dirs[:base])
-    if not names:  # a top-level __init__.py of the repository itself
-        names = [PurePosixPath(path).parent.name or "__init__"]
+    # names == [] for the root's own __init__.py: the root package has no name relative to itself
     return ".".join(names), is_package, root
 
 
