@@ -164,16 +164,18 @@ def test_editing_one_file_reprocesses_only_that_file_in_every_per_file_step(shop
 
 def test_deleting_a_file_removes_its_rows_from_every_table_with_a_path(shop: Any) -> None:
     gone = "src/shop/util.py"
-    path_tables = sorted(
-        name for name, spec in CATALOG.items() if "path" in spec.column_names and name != Table.CHANGE_STATE
-    )
-    before = {t: _count(shop, t, "path = ?", [gone]) for t in path_tables}
+    path_tables = {
+        name: spec.path_column
+        for name, spec in CATALOG.items()
+        if spec.path_column in spec.column_names and name != Table.CHANGE_STATE
+    }
+    before = {t: _count(shop, t, f"{col} = ?", [gone]) for t, col in path_tables.items()}
     assert all(
         before[t] > 0 for t in (Table.FILES, Table.MODULES, Table.AST_NODES, Table.GOIDS, Table.FUNCTION_METRICS)
     )
     shop.git.apply({gone: None})
     run = shop.run()
-    after = {t: _count(shop, t, "path = ?", [gone]) for t in path_tables}
+    after = {t: _count(shop, t, f"{col} = ?", [gone]) for t, col in path_tables.items()}
     assert after == dict.fromkeys(path_tables, 0)
     assert shop.query("SELECT change_kind FROM core.change_state WHERE path = ?", [gone]) == [("deleted",)]
     assert shop.query("SELECT count(*) FROM docs.v_function_summary WHERE path = ?", [gone]) == [(0,)]

@@ -19,7 +19,7 @@ def test_table_is_in_a_known_schema_with_unique_columns_and_a_key(spec) -> None:
     assert spec.name.split(".")[0] in SCHEMAS
     assert len(set(spec.column_names)) == len(spec.column_names)
     assert spec.key and set(spec.key) <= set(spec.column_names)
-    assert not spec.per_file or "path" in spec.column_names
+    assert not spec.per_file or spec.path_column in spec.column_names
 
 
 def test_function_metrics_table_has_a_column_for_every_metric() -> None:
