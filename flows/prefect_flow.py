@@ -18,10 +18,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
@@ -38,8 +39,8 @@ from prefect.tasks import Task
 from codeintel.config import load_config
 from codeintel.errors import ConfigError, StepFailedError, StorageLockTimeout
 from codeintel.orchestration import ledger
-from codeintel.orchestration.context import PipelineContext, PipelineContextConfig
-from codeintel.orchestration.executors import DaskExecutor
+from codeintel.orchestration.context import PipelineContext, PipelineContextConfig, build_executor
+from codeintel.orchestration.executors import DaskExecutor, ProcessExecutor, StepExecutor
 from codeintel.orchestration.selection import plan_steps
 from codeintel.orchestration.steps import (
     PIPELINE_DEPS,
@@ -50,6 +51,9 @@ from codeintel.orchestration.steps import (
     run_step,
     step_retries,
 )
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 RUNNERS = ("threads", "dask")
 GRANULARITIES = ("step", "pipeline")
@@ -102,22 +106,72 @@ def is_retryable(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> 
     if task_run.name not in PIPELINE_DEPS:
         return False
     declared, _ = step_retries(task_run.name)
-    return declared > 0 or isinstance(state.data, TRANSIENT_ERRORS)
+    error = getattr(state.data, "result", state.data)  # an exception, or a record holding one
+    return declared > 0 or isinstance(error, TRANSIENT_ERRORS)
+
+
+class _BorrowedExecutor:
+    """A run's shared executor as one step sees it: the step's context must not close it."""
+
+    def __init__(self, inner: StepExecutor) -> None:
+        self.inner = inner
+        self.workers = inner.workers
+
+    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        return self.inner.map(fn, items)
+
+    def close(self) -> None:
+        return None
+
+
+# run id -> the per-file executor of that run, shared by its steps running in this process
+# (threads runner): one process pool a run, as in a local run, instead of one a step.
+_RUN_EXECUTORS: dict[str, StepExecutor] = {}
+
+
+@contextmanager
+def shared_executor(cfg: PipelineContextConfig, *, warm: bool) -> Iterator[None]:
+    """Give the run's step tasks in this process one executor, closed when the run ends.
+
+    With `warm`, a process pool starts its workers at once, while the first steps wait on the
+    API and scan: each worker imports the main module (with Prefect: seconds).  Only worth it
+    when per-file work is likely (a first run, or `full`); otherwise the pool starts on demand.
+    """
+    executor = build_executor(cfg.execution)
+    _RUN_EXECUTORS[cfg.run_id] = executor
+    warm_up = None
+    if warm and isinstance(executor, ProcessExecutor):
+        warm_up = threading.Thread(target=executor.map, args=(_ready, list(range(executor.workers))), daemon=True)
+        warm_up.start()
+    try:
+        yield
+    finally:
+        _RUN_EXECUTORS.pop(cfg.run_id, None)
+        if warm_up is not None:
+            warm_up.join()
+        executor.close()
+
+
+def _ready(_: int) -> None:
+    """A no-op job that makes the pool start a worker process."""
 
 
 @contextmanager
 def step_context(cfg: PipelineContextConfig) -> Iterator[PipelineContext]:
     """A live context for `cfg`; on a Dask worker its per-file work uses the whole cluster.
 
-    `worker_client` secedes this task from the worker's thread pool while the step runs, so the
-    step's own batches can run on this worker's slot too (no deadlock with one thread a worker).
+    In the flow's process the steps share the run's executor (`shared_executor`).  On a Dask
+    worker, `worker_client` secedes this task from the worker's thread pool while the step
+    runs, so the step's own batches can use this worker's slot too (no deadlock with one
+    thread a worker).
     """
     try:
         from distributed import get_worker, worker_client
 
         get_worker()
     except (ImportError, ValueError):
-        with PipelineContext(cfg) as ctx:
+        shared = _RUN_EXECUTORS.get(cfg.run_id)
+        with PipelineContext(cfg, executor=_BorrowedExecutor(shared) if shared else None) as ctx:
             yield ctx
         return
     with worker_client() as client, PipelineContext(cfg, executor=DaskExecutor(client)) as ctx:
@@ -210,7 +264,9 @@ def build_context_config(
     return PipelineContextConfig.from_loaded(load_config(Path(repo), cli=cli), mode=mode, full=full)
 
 
-def submit_steps(runner: TaskRunner[Any], names: Sequence[str], cfg: PipelineContextConfig) -> dict[str, PrefectFuture[Any]]:
+def submit_steps(
+    runner: TaskRunner[Any], names: Sequence[str], cfg: PipelineContextConfig
+) -> dict[str, PrefectFuture[Any]]:
     """Submit every step in topological order, waiting for the futures of its planned deps."""
     futures: dict[str, PrefectFuture[Any]] = {}
     for name in names:
@@ -229,26 +285,43 @@ def outcome(futures: Mapping[str, PrefectFuture[Any]]) -> tuple[dict[str, str], 
         if state.is_completed():
             continue
         if state.is_failed() or state.is_crashed():
-            error = state.data if isinstance(state.data, BaseException) else None
-            failed[name] = f"{type(error).__name__}: {error}" if error else (state.message or state.name)
+            error = _exception_of(state)
+            failed[name] = f"{type(error).__name__}: {error}" if error else (state.message or str(state.type))
         else:
             not_run.append(name)
     return failed, not_run
 
 
+def _exception_of(state: State[Any]) -> BaseException | None:
+    try:
+        found = state.result(raise_on_failure=False)
+    except Exception:  # the result could not be read back: fall back to the state's message
+        return None
+    return found if isinstance(found, BaseException) else None
+
+
 def summary_markdown(run_id: str, rows: Sequence[Mapping[str, Any]]) -> str:
     """A table of the run's step attempts (from `meta.step_runs`)."""
-    lines = [f"# CodeIntel export `{run_id}`", "", "| step | status | attempt | rows | files | seconds |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"# CodeIntel export `{run_id}`",
+        "",
+        "| step | status | attempt | rows | files | seconds |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
         started, finished = r.get("started_at"), r.get("finished_at")
         seconds = f"{(finished - started).total_seconds():.2f}" if started and finished else ""
-        lines.append(f"| {r['step']} | {r['status']} | {r['attempt']} | {r['rows_written']} | {r['files_processed']} | {seconds} |")
+        lines.append(
+            f"| {r['step']} | {r['status']} | {r['attempt']} | {r['rows_written']} | {r['files_processed']} | {seconds} |"
+        )
     return "\n".join(lines)
 
 
 def publish_summary(ctx: PipelineContext) -> None:
     rows = ledger.step_runs(ctx.gateway, ctx.run_id)
-    create_markdown_artifact(summary_markdown(ctx.run_id, rows), key="codeintel-export", description=f"CodeIntel run {ctx.run_id}")
+    create_markdown_artifact(
+        summary_markdown(ctx.run_id, rows), key="codeintel-export", description=f"CodeIntel run {ctx.run_id}"
+    )
 
 
 @flow(name="codeintel-export", persist_result=False)
@@ -288,7 +361,9 @@ def export_flow(
         raise ConfigError(f"granularity {granularity!r} is not one of {', '.join(GRANULARITIES)}")
     send_codeintel_logs_to_prefect()
     cfg = build_context_config(repo, db, full, runner, dask_address, workers)
-    get_run_logger().info("codeintel run %s (%s, %s granularity) of %s", cfg.run_id, cfg.mode, granularity, cfg.snapshot.repo_root)
+    get_run_logger().info(
+        "codeintel run %s (%s, %s granularity) of %s", cfg.run_id, cfg.mode, granularity, cfg.snapshot.repo_root
+    )
     with PipelineContext(cfg) as ctx, api_for_dask_workers(runner, dask_address):
         ctx.gateway.ensure_schema()
         if granularity == "pipeline":
@@ -296,7 +371,10 @@ def export_flow(
         names = plan_steps(ctx, select, exclude or ())
         begin_pipeline(ctx, names)
         try:
-            with make_task_runner(runner, dask_address, dask_workers) as task_runner:
+            # Dask tasks run on the workers, which use the cluster for per-file work instead.
+            first_run = cfg.full or not ledger.last_step_status(ctx.gateway)
+            executor_scope = shared_executor(cfg, warm=first_run) if runner == "threads" else nullcontext()
+            with executor_scope, make_task_runner(runner, dask_address, dask_workers) as task_runner:
                 failed, not_run = outcome(submit_steps(task_runner, names, cfg))
         except BaseException as exc:
             end_pipeline(ctx, {"flow": f"{type(exc).__name__}: {exc}"}, [])
@@ -310,7 +388,9 @@ def export_flow(
         return {"succeeded": [n for n in names if n not in not_run]}
 
 
-def _run_in_one_task(ctx: PipelineContext, runner: TaskRunner[Any], select: list[str] | None, exclude: list[str]) -> dict[str, list[str]]:
+def _run_in_one_task(
+    ctx: PipelineContext, runner: TaskRunner[Any], select: list[str] | None, exclude: list[str]
+) -> dict[str, list[str]]:
     with runner:
         future = runner.submit(run_whole_pipeline_task, {"ctx_cfg": ctx.config, "select": select, "exclude": exclude})
         future.wait()
@@ -344,4 +424,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the module's own flow, not this `__main__` copy, so that tasks sent to Dask workers
+    # are pickled by reference (`flows.prefect_flow.run_pipeline_step_task`), not by value.
+    from flows.prefect_flow import main as module_main
+
+    sys.exit(module_main())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import Any, Protocol, TypeVar
@@ -46,18 +47,24 @@ class SerialExecutor:
 
 
 class ProcessExecutor:
-    """A lazily started process pool (forkserver: safe beside threads), reused across steps."""
+    """A lazily started process pool (forkserver: safe beside threads), reused across steps.
+
+    Steps running concurrently in threads (the Prefect runner) may share one instance.
+    """
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
         self._pool: Executor | None = None
+        self._start_lock = threading.Lock()
 
     def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
-        if self._pool is None:
-            ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(["codeintel.ingestion.filework"])
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
-        return list(self._pool.map(fn, items))
+        with self._start_lock:
+            if self._pool is None:
+                ctx = multiprocessing.get_context("forkserver")
+                ctx.set_forkserver_preload(["codeintel.ingestion.filework"])
+                self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
+            pool = self._pool
+        return list(pool.map(fn, items))
 
     def close(self) -> None:
         if self._pool is not None:
@@ -66,24 +73,31 @@ class ProcessExecutor:
 
 
 class DaskExecutor:
-    """Maps over a Dask cluster through a `distributed.Client` (given, or made from an address)."""
+    """Maps over a Dask cluster through a `distributed.Client` (given, or made from an address).
 
-    def __init__(self, client: Any) -> None:
+    `workers` counts the cluster's worker threads (`nthreads`, which lists every worker; the
+    default `scheduler_info()` lists only the first five).  A client this class made itself
+    (`connect`) is closed by `close`; a given one belongs to the caller.
+    """
+
+    def __init__(self, client: Any, *, owns_client: bool = False) -> None:
         self.client = client
-        self.workers = max(1, len(client.scheduler_info().get("workers", {})))
+        self._owns_client = owns_client
+        self.workers = max(1, sum(client.nthreads().values()))
 
     @classmethod
     def connect(cls, address: str) -> DaskExecutor:
         from distributed import Client
 
-        return cls(Client(address, set_as_default=False))
+        return cls(Client(address, set_as_default=False), owns_client=True)
 
     def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
         futures = self.client.map(fn, list(items), pure=False)
         return list(self.client.gather(futures))
 
     def close(self) -> None:
-        return None
+        if self._owns_client:
+            self.client.close()
 
 
 def make_batches(items: Sequence[T], sizes: Sequence[int], workers: int, per_worker: int = 4) -> list[list[T]]:

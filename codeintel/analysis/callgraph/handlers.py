@@ -372,15 +372,16 @@ class Handlers(SolverState):
     def enter(self, site: int, gfid: int, receiver: int, result: int, pos: Args, kws: Args, dstar: Args) -> None:
         facts, base = self.function(gfid)
         self.copy(base + facts.ret, result)
-        key = (site, gfid, receiver, *pos, -9, *kws, -9, *dstar)
-        if key in self.done:
-            return
-        self.done.add(key)
         params = [base + p for p in facts.params]
         offset = 0
         if receiver >= 0 and params:
             self.add1(params[0], receiver)
             offset = 1
+        # arguments bind once per (site, function, arguments), whatever the receiver
+        key = (site, gfid, offset, *pos, -9, *kws, -9, *dstar)
+        if key in self.done:
+            return
+        self.done.add(key)
         self.bind_positional(gfid, facts, base, params, offset, pos)
         self.bind_keywords(gfid, facts, base, kws, dstar)
 

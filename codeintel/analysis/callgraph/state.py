@@ -183,7 +183,7 @@ class SolverState:
         targets.add(dst)
         current = self.pts[src]
         if current:
-            self.add(dst, sorted(current))
+            self.add(dst, current)
 
     def hook(self, var: int, hook: tuple[int, ...]) -> None:
         hooks = self.hooks[var]
@@ -192,7 +192,7 @@ class SolverState:
         hooks.append(hook)
         current = self.pts[var]
         if current:
-            self.dispatch(hook, var, sorted(current))
+            self.dispatch(hook, var, list(current))
 
     def propagate(self) -> None:
         work, delta, succ, hooks = self.work, self.delta, self.succ, self.hooks
@@ -202,10 +202,12 @@ class SolverState:
             delta[var] = None
             if not new:
                 continue
-            ordered = sorted(new)
+            # int sets iterate in an order fixed by the values and the insertion history,
+            # never by string hashing, so no sort is needed for determinism
+            ordered = list(new)
             targets = succ[var]
             if targets:
-                for target in sorted(targets):
+                for target in targets:
                     self.add(target, ordered)
             attached = hooks[var]
             if attached:
@@ -223,6 +225,10 @@ class SolverState:
             for name, var, _bound in facts.globals:
                 self.fields[(module_value, self.sid(name))] = self.var_base[index] + var
         for index, facts in enumerate(self.facts):
+            for offset, cls in enumerate(facts.classes):
+                gcid = self.class_base[index] + offset
+                self.class_defined.update((gcid, self.sid(name)) for name in cls.names)
+        for index, facts in enumerate(self.facts):
             self._link_globals(index, facts)
         for index, facts in enumerate(self.facts):
             base = self.var_base[index]
@@ -231,8 +237,6 @@ class SolverState:
                 self.link_op(index, base, strings, op)
             for offset, cls in enumerate(facts.classes):
                 gcid = self.class_base[index] + offset
-                for name in cls.names:
-                    self.class_defined.add((gcid, self.sid(name)))
                 for base_var in cls.bases:
                     self.hook(base + base_var, (H_BASES, gcid))
             self.propagate()
