@@ -141,6 +141,20 @@ RULES = [
         "main",
         ["<builtin>.getattr", "main.A.m"],
     ),
+    (
+        "self_call_reaches_subclass_override",
+        "class A:\n    def run(self):\n        self.step()\n    def step(self): pass\n"
+        "class B(A):\n    def step(self): pass\nB().run()",
+        "main.A.run",
+        ["main.A.step", "main.B.step"],
+    ),
+    (
+        "classmethod_binds_cls_to_the_calling_subclass",
+        "class A:\n    @classmethod\n    def make(cls):\n        cls.build()\n    @classmethod\n"
+        "    def build(cls): pass\nclass B(A):\n    @classmethod\n    def build(cls): pass\nB.make()",
+        "main.A.make",
+        ["main.A.build", "main.B.build"],
+    ),
 ]
 
 
@@ -184,6 +198,15 @@ IMPORT_CASES = [
 @pytest.mark.parametrize(("files", "callees"), [c[1:] for c in IMPORT_CASES], ids=[c[0] for c in IMPORT_CASES])
 def test_imports_resolve_across_modules(files: Files, callees: list[str]) -> None:
     assert graph(files)["main"] == callees
+
+
+def test_base_class_known_only_after_first_lookup_is_rechecked() -> None:
+    # b is linked before a (import cycle), so B's base arrives after B().m() was first looked up
+    files = {
+        "a.py": "import b\nclass A:\n    def m(self): pass",
+        "b.py": "import a\nclass B(a.A): pass\ndef helper():\n    B().m()",
+    }
+    assert graph(files)["b.helper"] == ["a.A.m"]
 
 
 PYCG_MISSES = [

@@ -40,7 +40,7 @@ _TYPE_OBJECTS: dict[str, tuple[type, ...]] = {
     "tuple": (tuple,),
     "num": (int, float),
 }
-_HEAP_TYPE = {Alloc.LIST: "list", Alloc.TUPLE: "tuple", Alloc.DICT: "dict", Alloc.SET: "set"}
+_HEAP_TYPE: dict[int, str] = {Alloc.LIST: "list", Alloc.TUPLE: "tuple", Alloc.DICT: "dict", Alloc.SET: "set"}
 _STR_RESULTS = frozenset({"str", "repr", "format", "chr", "ascii", "hex", "oct", "bin", "input"})
 _COPIES = frozenset({"list", "tuple", "set", "frozenset", "sorted", "reversed"})
 _IDENTITY = frozenset({"staticmethod", "classmethod", "property", "iter"})

@@ -32,6 +32,7 @@ from codeintel.analysis.callgraph.state import (
     SLOT_ALL,
     SUPER,
     TYPEINST,
+    Hook,
     SolverState,
 )
 
@@ -42,7 +43,7 @@ MAX_EXTERNAL_DEPTH = 5
 class Handlers(SolverState):
     """Dispatch of hooks to their handlers (see `state.H_*`)."""
 
-    def dispatch(self, hook: tuple[int, ...], var: int, values: list[int]) -> None:
+    def dispatch(self, hook: Hook, var: int, values: list[int]) -> None:
         _TABLE[hook[0]](self, hook, var, values)
 
     def run(self) -> None:
@@ -63,7 +64,7 @@ class Handlers(SolverState):
         return self.facts[index].functions[gfid - self.func_base[index]], self.var_base[index]
 
     # ------------------------------------------------------------------ attributes
-    def h_load_attr(self, hook: tuple[int, ...], var: int, values: list[int]) -> None:
+    def h_load_attr(self, hook: Hook, var: int, values: list[int]) -> None:
         dst, attr = hook[1], hook[2]
         for value in values:
             key = self.values[value]
@@ -96,7 +97,7 @@ class Handlers(SolverState):
             self.copy(self.module_global(index, name), dst)
 
     def class_attr(
-        self, gcid: int, attr: int, dst: int, receiver: int, hook: tuple[int, ...], start: int,
+        self, gcid: int, attr: int, dst: int, receiver: int, hook: Hook, start: int,
         trigger: int = -1,
     ) -> None:  # fmt: skip
         found = self.lookup(gcid, attr, hook, receiver if trigger < 0 else trigger, start)
@@ -116,7 +117,7 @@ class Handlers(SolverState):
         self.done.add(key)
         self.hook(source, (H_BIND, dst, receiver))
 
-    def h_bind(self, hook: tuple[int, ...], var: int, values: list[int]) -> None:
+    def h_bind(self, hook: Hook, var: int, values: list[int]) -> None:
         dst, receiver = hook[1], hook[2]
         on_instance = self.values[receiver][0] == INST
         for value in values:
@@ -138,7 +139,7 @@ class Handlers(SolverState):
             else:
                 self.add1(dst, self.value(BOUND, key[1], receiver))
 
-    def h_store_attr(self, hook: tuple[int, ...], var: int, values: list[int]) -> None:
+    def h_store_attr(self, hook: Hook, var: int, values: list[int]) -> None:
         attr, src = hook[1], hook[2]
         for value in values:
             key = self.values[value]
@@ -153,7 +154,7 @@ class Handlers(SolverState):
                 self.copy(src, self.field(value, attr))
 
     # ------------------------------------------------------------------ subscripts
-    def h_load_sub(self, hook: tuple[int, ...], var: int, values: list[int]) -> None:
+    def h_load_sub(self, hook: Hook, var: int, values: list[int]) -> None:
         dst, key = hook[1], hook[2]
         slots = self.slot_keys(key)
         if slots == []:
@@ -166,14 +167,14 @@ class Handlers(SolverState):
             elif kind in (CONST, TYPEINST) and self.is_str(value):
                 self.add1(dst, self.value(TYPEINST, self.sid("str")))
 
-    def h_load_sub_key(self, hook: tuple[int, ...], var: int, values: list[int]) -> None:
+    def h_load_sub_key(self, hook: Hook, var: int, values: list[int]) -> None:
         dst, obj = hook[1], hook[2]
         slots = self.slots_of(values)
         for value in sorted(self.pts[obj] or ()):
             if self.values[value][0] == HEAP:
                 self.heap_load(value, slots, dst)
 
-    def h_store_sub(self, hook: tuple[int, ...], var: int, values: list[int]) -> None:
+    def h_store_sub(self, hook: Hook, var: int, values: list[int]) -> None:
         key, src = hook[1], hook[2]
         slots = self.slot_keys(key)
         if slots == []:
@@ -182,7 +183,7 @@ class Handlers(SolverState):
             if self.values[value][0] == HEAP:
                 self.heap_store(value, slots, src)
 
-    def h_store_sub_key(self, hook: tuple[int, ...], var: int, values: list[int]) -> None:
+    def h_store_sub_key(self, hook: Hook, var: int, values: list[int]) -> None:
         obj, src = hook[1], hook[2]
         slots = self.slots_of(values)
         for value in sorted(self.pts[obj] or ()):
@@ -199,13 +200,13 @@ class Handlers(SolverState):
         text = self.strings[key[1]]
         return text.startswith("s:") if key[0] == CONST else text == "str"
 
-    def h_slice(self, hook: tuple[int, ...], var: int, values: list[int]) -> None:
+    def h_slice(self, hook: Hook, var: int, values: list[int]) -> None:
         for value in values:
             if self.values[value][0] == HEAP:
                 self.slice_heap(hook[1], value, hook[2], hook[3])
 
     # ------------------------------------------------------------------ protocols
-    def h_iter(self, hook: tuple[int, ...], var: int, values: list[int]) -> None:
+    def h_iter(self, hook: Hook, var: int, values: list[int]) -> None:
         dst, site = hook[1], hook[2]
         for value in values:
             kind = self.values[value][0]
@@ -217,7 +218,7 @@ class Handlers(SolverState):
             elif kind in (CONST, TYPEINST) and self.is_str(value):
                 self.add1(dst, self.value(TYPEINST, self.sid("str")))
 
-    def h_next(self, hook: tuple[int, ...], var: int, values: list[int]) -> None:
+    def h_next(self, hook: Hook, var: int, values: list[int]) -> None:
         dst, site = hook[1], hook[2]
         for value in values:
             kind = self.values[value][0]
@@ -243,7 +244,7 @@ class Handlers(SolverState):
             self.copy(out, result)
         return out
 
-    def h_with(self, hook: tuple[int, ...], var: int, values: list[int]) -> None:
+    def h_with(self, hook: Hook, var: int, values: list[int]) -> None:
         dst, site = hook[1], hook[2]
         for value in values:
             key = self.values[value]
@@ -253,7 +254,7 @@ class Handlers(SolverState):
             else:
                 self.add1(dst, value)
 
-    def h_raise(self, hook: tuple[int, ...], var: int, values: list[int]) -> None:
+    def h_raise(self, hook: Hook, var: int, values: list[int]) -> None:
         for value in values:
             if self.values[value][0] == CLASS:
                 self.call_value(hook[1], value, self.junk(hook[1]), E_PROTOCOL, (), (), ())
@@ -265,7 +266,7 @@ class Handlers(SolverState):
             found = self.fields[key] = self.new_var()
         return found
 
-    def h_instof(self, hook: tuple[int, ...], var: int, values: list[int]) -> None:
+    def h_instof(self, hook: Hook, var: int, values: list[int]) -> None:
         for value in values:
             key = self.values[value]
             if key[0] == CLASS:
@@ -273,19 +274,19 @@ class Handlers(SolverState):
             elif key[0] == EXT:
                 self.add1(hook[1], value)
 
-    def h_classof(self, hook: tuple[int, ...], var: int, values: list[int]) -> None:
+    def h_classof(self, hook: Hook, var: int, values: list[int]) -> None:
         for value in values:
             key = self.values[value]
             if key[0] == INST:
                 self.add1(hook[1], self.value(CLASS, key[1]))
 
-    def h_super(self, hook: tuple[int, ...], var: int, values: list[int]) -> None:
+    def h_super(self, hook: Hook, var: int, values: list[int]) -> None:
         dst, self_var = hook[1], hook[2]
         receivers = sorted(self.pts[self_var] or ())
         for value in values:
             self.super_values(dst, [value], receivers)
 
-    def h_super_self(self, hook: tuple[int, ...], var: int, values: list[int]) -> None:
+    def h_super_self(self, hook: Hook, var: int, values: list[int]) -> None:
         dst, class_var = hook[1], hook[2]
         self.super_values(dst, sorted(self.pts[class_var] or ()), values)
 
@@ -298,10 +299,10 @@ class Handlers(SolverState):
                 if self.values[receiver][0] in (INST, CLASS):
                     self.add1(dst, self.value(SUPER, key[1], receiver))
 
-    def h_bases(self, hook: tuple[int, ...], var: int, values: list[int]) -> None:
+    def h_bases(self, hook: Hook, var: int, values: list[int]) -> None:
         self.bases_changed(hook[1])
 
-    def h_decorate(self, hook: tuple[int, ...], var: int, values: list[int]) -> None:
+    def h_decorate(self, hook: Hook, var: int, values: list[int]) -> None:
         dst, site, decorated = hook[1], hook[2], hook[3]
         for value in values:
             kind = self.values[value][0]
@@ -313,7 +314,7 @@ class Handlers(SolverState):
                 self.copy(decorated, dst)
 
     # ------------------------------------------------------------------ calls
-    def h_call(self, hook: tuple[int, ...], var: int, values: list[int]) -> None:
+    def h_call(self, hook: Hook, var: int, values: list[int]) -> None:
         _, site, result, flag, pos, kws, dstar = hook
         for value in values:
             self.call_value(site, value, result, flag, pos, kws, dstar)  # type: ignore[arg-type]

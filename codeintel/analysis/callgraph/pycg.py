@@ -37,7 +37,7 @@ from codeintel.analysis.callgraph.state import (
     TYPEINST,
 )
 
-_SHAPE_RESOLUTION = {
+_SHAPE_RESOLUTION: dict[int, Resolution] = {
     SiteShape.ATTRIBUTE: Resolution.ATTRIBUTE,
     SiteShape.OTHER: Resolution.POINTS_TO,
     SiteShape.DYNAMIC: Resolution.DYNAMIC,
@@ -83,12 +83,16 @@ class _Namer:
 
     def __init__(self, solution: Solution) -> None:
         self.solution = solution
+        self.function_names: dict[int, str] = {}
 
     def function_name(self, gfid: int) -> str:
-        s = self.solution
-        index = s.func_module[gfid]
-        facts = s.facts[index]
-        return facts.qualified(facts.functions[gfid - s.func_base[index]].scope)
+        found = self.function_names.get(gfid)
+        if found is None:
+            s = self.solution
+            index = s.func_module[gfid]
+            facts = s.facts[index]
+            found = self.function_names[gfid] = facts.qualified(facts.functions[gfid - s.func_base[index]].scope)
+        return found
 
     def class_name(self, gcid: int) -> str:
         s = self.solution
@@ -100,7 +104,7 @@ class _Namer:
         s = self.solution
         key = s.values[value]
         kind = key[0]
-        resolution = _FLAG_RESOLUTION.get(flag) or _SHAPE_RESOLUTION.get(SiteShape(site.shape), Resolution.POINTS_TO)
+        resolution = _FLAG_RESOLUTION.get(flag) or _SHAPE_RESOLUTION.get(site.shape, Resolution.POINTS_TO)
         if kind in (FUNC, BOUND):
             facts, _ = s.function(key[1])
             name = self.function_name(key[1])

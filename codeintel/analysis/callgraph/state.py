@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from codeintel.analysis.callgraph.model import NO_BOUND, Alloc, Flavor, ModuleFacts, Op
 
@@ -26,6 +27,9 @@ FUNC, CLASS, INST, BOUND, MODULE, EXT, BUILTIN, BMETHOD, CONST, TYPEINST, HEAP, 
 ) = range(20)  # fmt: skip
 # edge flags
 E_PLAIN, E_CTOR, E_PROTOCOL, E_DECORATOR = range(4)
+# A hook is `(H_kind, ...)`: ints, plus for calls three tuples of argument variables. The
+# layout depends on the first element, so the alias stays loose instead of a 20-way union.
+Hook = tuple[Any, ...]
 SLOT_ALL = -1
 SLOT_STAR = -2
 _HEAP_TYPES = {
@@ -33,6 +37,7 @@ _HEAP_TYPES = {
     Alloc.GENERATOR: "generator",
 }  # fmt: skip
 _BUILTIN_NAMES = frozenset(dir(builtins))
+_FLOW_OPS = frozenset({Op.COPY, Op.ALLOC, Op.IMPORT, Op.IMPORT_FROM})
 
 
 class SolverState:
@@ -42,7 +47,7 @@ class SolverState:
         self.facts = list(facts)
         self.pts: list[set[int] | None] = []
         self.succ: list[set[int] | None] = []
-        self.hooks: list[list[tuple[int, ...]] | None] = []
+        self.hooks: list[list[Hook] | None] = []
         self.delta: list[set[int] | None] = []
         self.work: list[int] = []
         self.value_ids: dict[tuple[int, ...], int] = {}
@@ -53,7 +58,7 @@ class SolverState:
         self.heap_slots: dict[int, list[int]] = {}
         self.edges: dict[int, dict[int, int]] = {}
         self.done: set[tuple[int, ...]] = set()
-        self.pending_keys: list[tuple[int, tuple[int, ...]]] = []
+        self.pending_keys: list[tuple[int, Hook]] = []
         self._init_tables()
 
     # ------------------------------------------------------------------ tables
@@ -85,11 +90,12 @@ class SolverState:
         self._grow(n_vars)
         self.class_mro: dict[int, list[tuple[int, int]]] = {}
         self.mro_users: dict[int, dict[int, None]] = {}
-        self.class_users: dict[int, dict[int, dict[tuple[tuple[int, ...], int], None]]] = {}
+        self.class_users: dict[int, dict[int, dict[tuple[Hook, int], None]]] = {}
         self.known_bases: dict[int, list[tuple[int, int]]] = {}
         self.lookup_cache: dict[tuple[int, int, int], tuple[int, int] | None] = {}
         self.class_defined: set[tuple[int, int]] = set()
         self.func_params: dict[int, dict[int, int]] = {}
+        self.bound_cache: dict[int, set[str]] = {}
 
     def _add_namespace_packages(self) -> None:
         self.namespace: dict[str, int] = {}
@@ -185,7 +191,7 @@ class SolverState:
         if current:
             self.add(dst, current)
 
-    def hook(self, var: int, hook: tuple[int, ...]) -> None:
+    def hook(self, var: int, hook: Hook) -> None:
         hooks = self.hooks[var]
         if hooks is None:
             hooks = self.hooks[var] = []
@@ -214,7 +220,7 @@ class SolverState:
                 for index in range(len(attached)):
                     self.dispatch(attached[index], var, ordered)
 
-    def dispatch(self, hook: tuple[int, ...], var: int, values: list[int]) -> None:
+    def dispatch(self, hook: Hook, var: int, values: list[int]) -> None:
         raise NotImplementedError
 
     # ------------------------------------------------------------------ linking
@@ -230,16 +236,67 @@ class SolverState:
                 self.class_defined.update((gcid, self.sid(name)) for name in cls.names)
         for index, facts in enumerate(self.facts):
             self._link_globals(index, facts)
-        for index, facts in enumerate(self.facts):
+        for index in self.link_order():
+            facts = self.facts[index]
             base = self.var_base[index]
             strings = [self.sid(s) for s in facts.strings]
-            for op in facts.ops:
-                self.link_op(index, base, strings, op)
-            for offset, cls in enumerate(facts.classes):
+            for offset, cls in enumerate(facts.classes):  # before any lookup through the class
                 gcid = self.class_base[index] + offset
                 for base_var in cls.bases:
                     self.hook(base + base_var, (H_BASES, gcid))
+            # plain data flow first: base classes and imports are then known (propagated)
+            # before the first attribute lookup of the module runs, so fewer are re-run
+            for op in facts.ops:
+                if op[0] in _FLOW_OPS:
+                    self.link_op(index, base, strings, op)
             self.propagate()
+            for op in facts.ops:
+                if op[0] not in _FLOW_OPS:
+                    self.link_op(index, base, strings, op)
+            self.propagate()
+
+    def link_order(self) -> list[int]:
+        """Module numbers, imported modules before their importers where cycles allow.
+
+        Linking a module after the modules it imports means its base classes are mostly known
+        when its first attribute lookups run, so few lookups are invalidated and re-run. This is
+        a depth-first post-order (import cycles are broken at the back edge), not a sort.
+        """
+        imports = [self.imported_modules(facts) for facts in self.facts]
+        order: list[int] = []
+        state = [0] * len(self.facts)  # 0 new, 1 on the stack, 2 done
+        for root in range(len(self.facts)):
+            if state[root]:
+                continue
+            state[root] = 1
+            stack = [(root, iter(imports[root]))]
+            while stack:
+                node, pending = stack[-1]
+                child = next(pending, None)
+                if child is None:
+                    stack.pop()
+                    state[node] = 2
+                    order.append(node)
+                elif not state[child]:
+                    state[child] = 1
+                    stack.append((child, iter(imports[child])))
+        return order
+
+    def imported_modules(self, facts: ModuleFacts) -> list[int]:
+        """Numbers of the analysed modules `facts` imports from, in order of first import."""
+        found: dict[int, None] = {}
+        names = [*facts.star_imports]
+        for op in facts.ops:
+            if op[0] == Op.IMPORT:
+                names.append(facts.strings[op[2]])
+            elif op[0] == Op.IMPORT_FROM:
+                module = facts.strings[op[2]]
+                names.extend((module, f"{module}.{facts.strings[op[3]]}"))
+        for name in names:
+            index = self.module_index.get(name)
+            if index is not None:
+                found[index] = None
+        return list(found)
 
     def _link_globals(self, index: int, facts: ModuleFacts) -> None:
         base = self.var_base[index]
@@ -258,9 +315,7 @@ class SolverState:
         return found
 
     def _bound_names(self, index: int) -> set[str]:
-        cache = getattr(self, "_bound_cache", None)
-        if cache is None:
-            cache = self._bound_cache = {}
+        cache = self.bound_cache
         found = cache.get(index)
         if found is None:
             found = cache[index] = {n for n, _, b in self.facts[index].globals if b}
@@ -470,12 +525,12 @@ class SolverState:
             self.copy(self.field(heap, SLOT_ALL), self.field(new, SLOT_ALL))
             return
         for index in range(max(lower, 0), upper):
-            slot = indices.get(index)
-            if slot is None:
+            found = indices.get(index)
+            if found is None:
                 continue
             target = self.value(CONST, self.sid(f"i:{index - lower}"))
-            self.copy(self.field(heap, slot), self.field(new, -3 - target))
-            self.copy(self.field(heap, slot), self.field(new, SLOT_ALL))
+            self.copy(self.field(heap, found), self.field(new, -3 - target))
+            self.copy(self.field(heap, found), self.field(new, SLOT_ALL))
 
     # ------------------------------------------------------------------ classes
     def mro(self, gcid: int) -> list[tuple[int, int]]:
@@ -513,10 +568,11 @@ class SolverState:
     def bases_changed(self, gcid: int) -> None:
         """Re-run lookups through class `gcid` (and its subclasses) if its bases changed."""
         bases = self.class_bases(gcid)
-        if self.known_bases.get(gcid) == bases:
+        if self.known_bases.get(gcid, []) == bases:
             return
         self.known_bases[gcid] = bases
-        self.invalidate(gcid, None)
+        if gcid in self.class_mro or gcid in self.class_users:  # else nothing was looked up yet
+            self.invalidate(gcid, None)
 
     def define_attr(self, gcid: int, attr: int) -> None:
         """Record a store to a class attribute; re-run lookups of that attribute if it is new."""
@@ -542,9 +598,7 @@ class SolverState:
             for hook, value in entries:
                 self.dispatch(hook, -1, [value])
 
-    def lookup(
-        self, gcid: int, attr: int, hook: tuple[int, ...], value: int, start: int = -1
-    ) -> tuple[int, int] | None:
+    def lookup(self, gcid: int, attr: int, hook: Hook, value: int, start: int = -1) -> tuple[int, int] | None:
         """First class in the MRO of `gcid` (after class `start`) that defines `attr`."""
         self.class_users.setdefault(gcid, {}).setdefault(attr, {})[(hook, value)] = None
         key = (gcid, attr, start)
@@ -586,6 +640,19 @@ def _c3_merge(sequences: list[list[tuple[int, int]]]) -> list[tuple[int, int]]:
 
 
 __all__ = [
-    "BMETHOD", "BOUND", "BUILTIN", "CLASS", "CONST", "EXT", "FUNC", "HEAP", "INST", "MODULE",
-    "SUPER", "TYPEINST", "Flavor", "SolverState",
+    "BMETHOD",
+    "BOUND",
+    "BUILTIN",
+    "CLASS",
+    "CONST",
+    "EXT",
+    "FUNC",
+    "HEAP",
+    "INST",
+    "MODULE",
+    "SUPER",
+    "TYPEINST",
+    "Flavor",
+    "Hook",
+    "SolverState",
 ]  # fmt: skip
