@@ -55,14 +55,17 @@ def link_call_sites(sites: Iterable[CallSite], goids: Sequence[GoidKey]) -> list
     for key in sorted(goids, key=lambda k: (k.path, k.ordinal, k.qualname)):
         by_file.setdefault((key.path, key.full_name), key.goid)
         by_name.setdefault(key.full_name, key.goid)
+    callers: dict[tuple[str, str, str], str | None] = {}
     edges = []
     for site in sites:
-        caller_goid = _enclosing(site.path, site.caller, site.caller_module, by_file)
-        callee_goid = by_name.get(site.callee) if site.callee else None
+        key = (site.path, site.caller, site.caller_module)
+        if key not in callers:
+            callers[key] = _enclosing(site.path, site.caller, site.caller_module, by_file)
         edges.append(
             CallEdge(
-                caller_goid, callee_goid, site.caller, site.caller_module, site.path, site.line, site.col,
-                site.callee, site.callee_text, str(site.kind), str(site.resolution), site.confidence,
+                callers[key], by_name.get(site.callee) if site.callee else None, site.caller, site.caller_module,
+                site.path, site.line, site.col, site.callee, site.callee_text, str(site.kind), str(site.resolution),
+                site.confidence,
             )
         )  # fmt: skip
     return edges

@@ -9,10 +9,12 @@ in deterministic topological order, in this process, with no Prefect at all.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 import traceback
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from typing import ClassVar, Protocol
@@ -38,6 +40,7 @@ from codeintel.orchestration.stepio import (
     step_writer,
 )
 from codeintel.storage.catalog import Table
+from codeintel.storage.gateway import to_arrow
 from codeintel.storage.views import view_statements
 
 logger = logging.getLogger(__name__)
@@ -185,10 +188,11 @@ class CallGraphStep:
         if not delta.stale and inputs_unchanged(ctx, self.name, self.deps):
             return StepResult.noop("up to date")
         stored = current_rows(ctx, Table.CALL_FACTS, delta).sort_by("path")  # solve order must not vary
-        facts = [facts_from_json(text) for text in stored.column("facts").to_pylist()]
-        sites = solve_call_graph(facts)
         keys = ctx.gateway.query(f"SELECT {', '.join(GoidKey.__dataclass_fields__)} FROM {Table.GOIDS}").to_pylist()
-        edges = link_call_sites(sites, [GoidKey(**k) for k in keys])
+        with _gc_paused():  # millions of small long-lived objects: collections would only cost time
+            facts = [facts_from_json(text) for text in stored.column("facts").to_pylist()]
+            edges = to_arrow(Table.CALL_EDGES, link_call_sites(solve_call_graph(facts), [GoidKey(**k) for k in keys]))
+            del facts
         with step_writer(ctx, self.name, self.deps) as w:
             rows = delta.apply(w, ctx.run_id) + w.replace_all(Table.CALL_EDGES, edges)
         return StepResult(rows, len(delta.outputs), len(delta.stale.gone), f"{len(edges)} call edges")
@@ -265,6 +269,17 @@ def _as_row(id_column: str, metrics: NodeGraphMetrics) -> dict[str, object]:
     row = {f: getattr(metrics, f) for f in NodeGraphMetrics.__dataclass_fields__ if f != "node_id"}
     row[id_column] = metrics.node_id
     return row
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _tuple(values: list[str] | None) -> tuple[str, ...] | None:

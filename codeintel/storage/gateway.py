@@ -9,6 +9,7 @@ copy after a successful run (temp file + `os.replace`), which readers use withou
 from __future__ import annotations
 
 import logging
+import operator
 import os
 import shutil
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -32,17 +33,18 @@ def to_arrow(table: str, rows: Iterable[Any]) -> pa.Table:
     """Convert records (dataclasses, mappings or tuples in column order) to `table`'s Arrow schema."""
     spec = spec_of(table)
     names = spec.column_names
-    columns: list[list[Any]] = [[] for _ in names]
+    tuples: list[Sequence[Any]] = []
+    getter: Any = None
     for row in rows:
         if isinstance(row, tuple):
-            values: Sequence[Any] = row
+            tuples.append(row)
         elif isinstance(row, Mapping):
-            values = [row.get(name) for name in names]
+            tuples.append([row.get(name) for name in names])
         else:
-            values = [getattr(row, name) for name in names]
-        for column, value in zip(columns, values, strict=True):
-            column.append(value)
+            getter = getter or operator.attrgetter(*names)
+            tuples.append(getter(row))
     schema = spec.arrow_schema
+    columns = list(zip(*tuples, strict=True)) if tuples else [() for _ in names]
     arrays = [pa.array(col, type=schema.field(i).type) for i, col in enumerate(columns)]
     return pa.Table.from_arrays(arrays, schema=schema)
 
