@@ -29,9 +29,13 @@ def callgraph_of_directory(directory: Path, db: Path, fmt: str) -> str:
             return json.dumps(rows.to_pylist(), indent=1)
         if fmt == "dot":
             return render_dot(rows.to_pylist())
-        facts = [facts_from_json(t) for t in ctx.gateway.query(f"SELECT facts FROM {Table.CALL_FACTS} ORDER BY path")["facts"].to_pylist()]
+        facts = [
+            facts_from_json(t)
+            for t in ctx.gateway.query(f"SELECT facts FROM {Table.CALL_FACTS} ORDER BY path")["facts"].to_pylist()
+        ]
     sites = [
-        CallSite(**{**r, "kind": CallKind(r["kind"]), "resolution": Resolution(r["resolution"])}) for r in rows.to_pylist()
+        CallSite(**{**r, "kind": CallKind(r["kind"]), "resolution": Resolution(r["resolution"])})
+        for r in rows.to_pylist()
     ]
     return json.dumps(to_pycg(sites, facts), indent=4)
 

@@ -145,7 +145,33 @@ def step_writer(ctx: PipelineContext, step: str, deps: Sequence[str], *, changed
 
 def record_step_state(writer: Writer, step: str, output_version: str | None, input_fp: str, run_id: str) -> None:
     """Upsert `meta.step_state` for `step` (a None output version keeps the old one)."""
-    old = writer.con.execute(f"SELECT output_version FROM {Table.STEP_STATE} WHERE step = ?", [step]).fetchone()
+    old = writer.con.execute(
+        f"SELECT output_version, code_version FROM {Table.STEP_STATE} WHERE step = ?", [step]
+    ).fetchone()
     version = output_version or (old[0] if old else run_id)
     writer.execute(f"DELETE FROM {Table.STEP_STATE} WHERE step = ?", [step])
-    writer.execute(f"INSERT INTO {Table.STEP_STATE} VALUES (?, ?, ?, ?)", [step, version, input_fp, run_id])
+    writer.execute(
+        f"INSERT INTO {Table.STEP_STATE} VALUES (?, ?, ?, ?, ?)",
+        [step, version, input_fp, run_id, old[1] if old else None],
+    )
+
+
+def align_code_version(ctx: PipelineContext, step: str, code_version: str) -> bool:
+    """Make `step` redo everything when its analysis code changed since it last ran.
+
+    Steps declare a `code_version` (e.g. the call-graph facts format); when the stored one differs,
+    the step's file state and fingerprint are forgotten, so stored facts of an older format are
+    recomputed instead of misread.  Returns True when it reset the step.
+    """
+    with ctx.gateway.reader() as con:
+        found = con.execute(f"SELECT code_version FROM {Table.STEP_STATE} WHERE step = ?", [step]).fetchone()
+    if found is not None and found[0] == code_version:
+        return False
+    with ctx.gateway.writer(f"run {ctx.run_id} step {step} code version") as w:
+        if found is not None:
+            w.execute(f"DELETE FROM {Table.STEP_FILE_STATE} WHERE step = ?", [step])
+        w.execute(f"DELETE FROM {Table.STEP_STATE} WHERE step = ?", [step])
+        w.execute(
+            f"INSERT INTO {Table.STEP_STATE} VALUES (?, ?, '', ?, ?)", [step, ctx.run_id, ctx.run_id, code_version]
+        )
+    return found is not None

@@ -21,6 +21,7 @@ from typing import ClassVar, Protocol
 
 from codeintel.analysis.call_edges import GoidKey, link_call_sites
 from codeintel.analysis.callgraph import facts_from_json, solve_call_graph
+from codeintel.analysis.callgraph.model import FACTS_VERSION
 from codeintel.analysis.goids import DefinitionRef, build_goids
 from codeintel.analysis.graph_metrics import NodeGraphMetrics, compute_graph_metrics
 from codeintel.analysis.imports import ImportSite, import_cycles_and_layers, resolve_imports
@@ -34,6 +35,7 @@ from codeintel.orchestration.context import PipelineContext
 from codeintel.orchestration.ledger import RunStatus
 from codeintel.orchestration.stepio import (
     StepResult,
+    align_code_version,
     collect_file_delta,
     current_rows,
     inputs_unchanged,
@@ -50,7 +52,12 @@ DEFAULT_RETRY_DELAY_S = 5.0
 
 
 class PipelineStep(Protocol):
-    """A pipeline step: a name, the steps it depends on, and `run`."""
+    """A pipeline step: a name, the steps it depends on, and `run`.
+
+    Optional class attributes: `retries` and `retry_delay_seconds` (used by the Prefect runner),
+    and `code_version` (change it when stored per-file facts change format: the step then
+    reprocesses every file once).
+    """
 
     name: ClassVar[str]
     deps: ClassVar[tuple[str, ...]]
@@ -182,6 +189,7 @@ class CallGraphStep:
 
     name: ClassVar[str] = "call_graph"
     deps: ClassVar[tuple[str, ...]] = ("goids", "import_graph")
+    code_version: ClassVar[str] = f"facts-{FACTS_VERSION}"
 
     def run(self, ctx: PipelineContext) -> StepResult:
         delta = collect_file_delta(ctx, self.name, (Table.CALL_FACTS,), call_facts_batch)
@@ -380,6 +388,8 @@ def run_step(ctx: PipelineContext, name: str, attempt: int | None = None) -> Ste
     if step is None:
         raise UnknownStepError(f"unknown step {name!r}" + did_you_mean(name, PIPELINE_STEPS_BY_NAME))
     attempt = ledger.begin_step(ctx.gateway, ctx.run_id, name, attempt)
+    if align_code_version(ctx, name, str(getattr(step, "code_version", "1"))):
+        logger.info("step %s: analysis code changed since its last run; reprocessing everything", name)
     started = time.perf_counter()
     try:
         result = step.run(ctx)

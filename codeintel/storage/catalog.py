@@ -13,7 +13,7 @@ from enum import StrEnum
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMAS = ("core", "graph", "analytics", "docs", "meta")
 
 _ARROW_TYPES: dict[str, pa.DataType] = {
@@ -125,7 +125,7 @@ _SPECS = (
     ),
     TableSpec(
         Table.STEP_STATE,
-        _cols("step VARCHAR, output_version VARCHAR, input_fingerprint VARCHAR, run_id VARCHAR"),
+        _cols("step VARCHAR, output_version VARCHAR, input_fingerprint VARCHAR, run_id VARCHAR, code_version VARCHAR"),
         ("step",),
         "pipeline",
     ),

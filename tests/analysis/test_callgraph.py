@@ -302,11 +302,29 @@ def test_unparsable_file_is_reported_in_facts() -> None:
 
 
 def test_facts_round_trip_through_json() -> None:
-    source = "from .x import y\nclass A(y):\n    def m(self, a=1, *b, c, **d):\n        return [a, *b]\nA().m(c=2)\nz = {'k': lambda: 0}\n"
+    source = (
+        "from .x import y\nclass A(y):\n    def m(self, a=1, *b, c, **d):\n        return [a, *b]\nA().m(c=2)\n"
+        "z = {'k': lambda: 0}\nw = [z][-1:][0]\nv = w[::2]\n"
+    )
     facts = extract_call_facts(ast.parse(source), "p.m", "p/m.py", False)
     text = facts_to_json(facts)
     assert facts_from_json(text) == facts
     json.loads(text)
+
+
+def test_facts_of_another_format_version_are_rejected() -> None:
+    doc = json.loads(facts_to_json(extract_call_facts(ast.parse("f()"), "m", "m.py", False)))
+    doc[0] -= 1
+    with pytest.raises(ValueError, match="re-extract"):
+        facts_from_json(json.dumps(doc))
+
+
+def test_lookup_reruns_when_a_class_attribute_is_defined_later() -> None:
+    files = {
+        "a.py": "class A: pass\na = A()\na.m()\n",
+        "b.py": "import a\ndef g(self): pass\ndef h(): pass\na.A.m = g\na.A.n = h\n",
+    }
+    assert graph(files)["a"] == ["b.g"]
 
 
 def test_recursion_and_cycles_terminate() -> None:

@@ -115,7 +115,10 @@ def test_editing_one_file_re_extracts_only_it_and_keeps_edges_into_it(
     before = _edges(indexer)
     goid_of_price = indexer.query("SELECT goid FROM core.goids WHERE module = 'shop.util' AND qualname = 'price'")
     repo.apply(
-        {"src/shop/util.py": textwrap.dedent(FILES["src/shop/util.py"]) + "\n\ndef discount(item):\n    return price(item) / 2\n"}
+        {
+            "src/shop/util.py": textwrap.dedent(FILES["src/shop/util.py"])
+            + "\n\ndef discount(item):\n    return price(item) / 2\n"
+        }
     )
     run = indexer.run()
     steps = indexer.step_runs(run.run_id)
@@ -205,3 +208,17 @@ def test_two_runs_with_different_hash_seeds_give_identical_tables(
         assert done.returncode == 0, done.stderr
         digests.append(_digest(db))
     assert digests[0] == digests[1]
+
+
+def test_a_step_whose_code_version_changed_reprocesses_every_file(
+    tmp_path: Path, make_repo: Any, make_indexer: Any
+) -> None:
+    indexer = make_indexer(make_repo(tmp_path, FILES))
+    indexer.run()
+    with indexer.gateway.writer("test") as w:  # as if the stored facts came from an older analyser
+        w.execute("UPDATE meta.step_state SET code_version = 'facts-0' WHERE step = 'call_graph'")
+    run = indexer.run()
+    steps = indexer.step_runs(run.run_id)
+    assert steps["call_graph"]["files_processed"] == len(FILES)
+    assert steps["import_graph"]["files_processed"] == 0
+    assert ("shop.pricing.total", "shop.util.price", "function") in _edges(indexer)

@@ -90,9 +90,11 @@ class SolverState:
         self._grow(n_vars)
         self.class_mro: dict[int, list[tuple[int, int]]] = {}
         self.mro_users: dict[int, dict[int, None]] = {}
-        self.class_users: dict[int, dict[int, dict[tuple[Hook, int], None]]] = {}
+        # per class: (attr, start) -> the hooks (with the value they ran on) that looked it up
+        self.class_users: dict[int, dict[tuple[int, int], dict[tuple[Hook, int], None]]] = {}
         self.known_bases: dict[int, list[tuple[int, int]]] = {}
-        self.lookup_cache: dict[tuple[int, int, int], tuple[int, int] | None] = {}
+        # per class: (attr, start) -> the lookup result those hooks last saw
+        self.lookup_cache: dict[int, dict[tuple[int, int], tuple[int, int] | None]] = {}
         self.class_defined: set[tuple[int, int]] = set()
         self.func_params: dict[int, dict[int, int]] = {}
         self.bound_cache: dict[int, set[str]] = {}
@@ -539,14 +541,12 @@ class SolverState:
         if found is not None:
             return found
         self.class_mro[gcid] = [(CLASS, gcid)]  # guards against inheritance cycles
-        sequences = []
-        for base in self.class_bases(gcid):
-            if base[0] == CLASS:
-                sequences.append(list(self.mro(base[1])))
-            else:
-                sequences.append([base])
         bases = self.class_bases(gcid)
-        result = [(CLASS, gcid), *_c3_merge([*sequences, list(bases)])]
+        sequences = [list(self.mro(base[1])) if base[0] == CLASS else [base] for base in bases]
+        if len(sequences) == 1 and (CLASS, gcid) not in sequences[0]:
+            result = [(CLASS, gcid), *sequences[0]]  # single inheritance: C3 gives the base's MRO
+        else:
+            result = [(CLASS, gcid), *_c3_merge([*sequences, list(bases)])]
         self.class_mro[gcid] = result
         for kind, other in result[1:]:
             if kind == CLASS:
@@ -582,59 +582,93 @@ class SolverState:
         self.invalidate(gcid, attr)
 
     def invalidate(self, gcid: int, attr: int | None) -> None:
+        """Recompute the lookups through `gcid` and its subclasses (of `attr`, or all if None).
+
+        Only the hooks whose lookup result changed are re-run: handlers are monotone, so a hook
+        that would find the same class again would add nothing.
+        """
         stale = [gcid, *self.mro_users.get(gcid, {})]
-        if attr is None:
-            for cls in stale:
-                self.class_mro.pop(cls, None)
-        self.lookup_cache.clear()
+        caches = self.lookup_cache
+        previous: list[dict[tuple[int, int], tuple[int, int] | None]] = []
         for cls in stale:
+            if attr is None:
+                self.class_mro.pop(cls, None)
+                previous.append(caches.pop(cls, {}))
+            else:
+                cache = caches.get(cls) or {}
+                previous.append({key: cache.pop(key) for key in [k for k in cache if k[0] == attr]})
+        for cls, before in zip(stale, previous, strict=True):
             users = self.class_users.get(cls)
             if not users:
                 continue
-            if attr is None:
-                entries = [entry for per_attr in list(users.values()) for entry in per_attr]
-            else:
-                entries = list(users.get(attr, ()))
-            for hook, value in entries:
-                self.dispatch(hook, -1, [value])
+            for key, entries in list(users.items()):
+                if attr is not None and key[0] != attr:
+                    continue
+                if self.find(cls, key[0], key[1]) == before.get(key, _MISSING):
+                    continue
+                for hook, value in list(entries):
+                    self.dispatch(hook, -1, [value])
 
     def lookup(self, gcid: int, attr: int, hook: Hook, value: int, start: int = -1) -> tuple[int, int] | None:
-        """First class in the MRO of `gcid` (after class `start`) that defines `attr`."""
-        self.class_users.setdefault(gcid, {}).setdefault(attr, {})[(hook, value)] = None
-        key = (gcid, attr, start)
-        if key in self.lookup_cache:
-            return self.lookup_cache[key]
+        """First class in the MRO of `gcid` (after class `start`) that defines `attr`.
+
+        `hook` (run on `value`) is re-run when the result changes.
+        """
+        users = self.class_users.get(gcid)
+        if users is None:
+            users = self.class_users[gcid] = {}
+        entries = users.get((attr, start))
+        if entries is None:
+            entries = users[(attr, start)] = {}
+        entries[(hook, value)] = None
+        return self.find(gcid, attr, start)
+
+    def find(self, gcid: int, attr: int, start: int) -> tuple[int, int] | None:
+        """The (cached) result of a lookup, registering no user."""
+        cache = self.lookup_cache.get(gcid)
+        if cache is None:
+            cache = self.lookup_cache[gcid] = {}
+        key = (attr, start)
+        if key in cache:
+            return cache[key]
         entries = self.mro(gcid)
         if start >= 0:
             position = next((i for i, e in enumerate(entries) if e == (CLASS, start)), len(entries))
             entries = entries[position + 1 :]
         found: tuple[int, int] | None = None
+        defined = self.class_defined
         for kind, ident in entries:
             if kind == EXT:
                 found = (EXT, ident)
                 break
-            if (ident, attr) in self.class_defined:
+            if (ident, attr) in defined:
                 found = (CLASS, ident)
                 break
-        self.lookup_cache[key] = found
+        cache[key] = found
         return found
+
+
+_MISSING = (-1, -1)
 
 
 def _c3_merge(sequences: list[list[tuple[int, int]]]) -> list[tuple[int, int]]:
     result: list[tuple[int, int]] = []
     pending = [list(reversed(s)) for s in sequences if s]  # heads at the end: O(1) pops
+    tails: dict[tuple[int, int], int] = {}  # occurrences of each item behind some head
+    for sequence in pending:
+        for item in sequence[:-1]:
+            tails[item] = tails.get(item, 0) + 1
     while pending:
-        tails: dict[tuple[int, int], int] = {}
-        for sequence in pending:
-            for item in sequence[:-1]:
-                tails[item] = tails.get(item, 0) + 1
-        head = next((s[-1] for s in pending if s[-1] not in tails), pending[0][-1])
+        head = next((s[-1] for s in pending if not tails.get(s[-1])), pending[0][-1])
         result.append(head)
         for sequence in pending:
             if sequence[-1] == head:
                 sequence.pop()
+                if sequence:
+                    tails[sequence[-1]] -= 1
             elif head in sequence:  # inconsistent hierarchy: drop it everywhere
                 sequence.remove(head)
+                tails[head] -= 1
         pending = [s for s in pending if s]
     return result
 
