@@ -9,7 +9,7 @@ fully qualified name (when two files define the same module name, the first path
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from codeintel.analysis.callgraph import CallSite
 
@@ -49,26 +49,33 @@ class CallEdge:
 
 
 def link_call_sites(sites: Iterable[CallSite], goids: Sequence[GoidKey]) -> list[CallEdge]:
-    """One `CallEdge` per call site row, with caller and callee GOIDs where they exist."""
+    """One `CallEdge` per (call site, caller, target), with caller and callee GOIDs where they exist.
+
+    A site that reaches the same target more than once (through several receivers) is one edge
+    whose confidence is the sum of its shares.
+    """
     by_file: dict[tuple[str, str], str] = {}
     by_name: dict[str, str] = {}
     for key in sorted(goids, key=lambda k: (k.path, k.ordinal, k.qualname)):
         by_file.setdefault((key.path, key.full_name), key.goid)
         by_name.setdefault(key.full_name, key.goid)
     callers: dict[tuple[str, str, str], str | None] = {}
-    edges = []
+    edges: dict[tuple[str, int, int, str, str | None], CallEdge] = {}
     for site in sites:
         key = (site.path, site.caller, site.caller_module)
         if key not in callers:
             callers[key] = _enclosing(site.path, site.caller, site.caller_module, by_file)
-        edges.append(
-            CallEdge(
-                callers[key], by_name.get(site.callee) if site.callee else None, site.caller, site.caller_module,
-                site.path, site.line, site.col, site.callee, site.callee_text, str(site.kind), str(site.resolution),
-                site.confidence,
-            )
+        edge_key = (site.path, site.line, site.col, site.caller, site.callee)
+        seen = edges.get(edge_key)
+        if seen is not None:  # the same target reached twice (e.g. through two receivers)
+            edges[edge_key] = replace(seen, confidence=min(1.0, round(seen.confidence + site.confidence, 6)))
+            continue
+        edges[edge_key] = CallEdge(
+            callers[key], by_name.get(site.callee) if site.callee else None, site.caller, site.caller_module,
+            site.path, site.line, site.col, site.callee, site.callee_text, str(site.kind), str(site.resolution),
+            site.confidence,
         )  # fmt: skip
-    return edges
+    return list(edges.values())
 
 
 def _enclosing(path: str, caller: str, module: str, by_file: dict[tuple[str, str], str]) -> str | None:

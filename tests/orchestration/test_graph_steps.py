@@ -222,3 +222,38 @@ def test_a_step_whose_code_version_changed_reprocesses_every_file(
     assert steps["call_graph"]["files_processed"] == len(FILES)
     assert steps["import_graph"]["files_processed"] == 0
     assert ("shop.pricing.total", "shop.util.price", "function") in _edges(indexer)
+
+
+def test_call_edges_are_unique_per_site_caller_and_callee(tmp_path: Path, make_repo: Any, make_indexer: Any) -> None:
+    files = {
+        "poly.py": """
+            class A:
+                def run(self):
+                    return self.step()
+
+                def step(self):
+                    return 1
+
+
+            class B(A):
+                pass
+
+
+            class C(A):
+                pass
+
+
+            def go(flag):
+                obj = B() if flag else C()
+                return obj.run()
+        """
+    }
+    indexer = make_indexer(make_repo(tmp_path, files))
+    indexer.run()
+    duplicates = indexer.query(
+        "SELECT path, line, col, caller, callee, count(*) FROM graph.call_edges GROUP BY ALL HAVING count(*) > 1"
+    )
+    assert duplicates == []
+    assert indexer.query(
+        "SELECT confidence FROM graph.call_edges WHERE caller = 'poly.go' AND callee = 'poly.A.run'"
+    ) == [(1.0,)]
