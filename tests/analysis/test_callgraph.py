@@ -116,6 +116,24 @@ RULES = [
     ("str_method", "' '.join([])", "main", ["<**PyStr**>.join"]),
     ("external_call_and_attribute", "from ext import C\na = C()\na.f()", "main", ["ext.C", "ext.C.f"]),
     (
+        "external_names_stop_one_attribute_past_a_call",
+        "import ext\next.m.f().g().h()\next.m.f().a.b()",
+        "main",
+        ["ext.m.f", "ext.m.f.g"],
+    ),
+    (
+        "external_name_chain_without_call_is_kept",
+        "import ext\next.a.b.c()",
+        "main",
+        ["ext.a.b.c"],
+    ),
+    (
+        "external_member_of_instance_is_not_extended",
+        "from ext import B\nclass A(B):\n    def m(self):\n        self.s.q()\n        self.g().h()\nA().m()",
+        "main.A.m",
+        ["ext.B.g"],
+    ),
+    (
         "external_base",
         "from ext import B\nclass A(B):\n    def m(self):\n        self.g()\nA().m()",
         "main.A.m",

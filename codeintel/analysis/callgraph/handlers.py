@@ -38,6 +38,13 @@ from codeintel.analysis.callgraph.state import (
 
 Args = tuple[int, ...]
 MAX_EXTERNAL_DEPTH = 5
+# Third element of an external value key: absent for an external name (`(EXT, name)`: an
+# import, or an attribute of one); EXT_RESULT for the object a call of that name returns;
+# EXT_MEMBER for an attribute of such an object (or one an instance inherits from an external
+# base). Attributes of results are named once more, then values become opaque (none), and
+# calling a result or a member returns none: chains like `f().a().b` stay short and finite.
+EXT_RESULT = 1
+EXT_MEMBER = 2
 
 
 class Handlers(SolverState):
@@ -77,9 +84,7 @@ class Handlers(SolverState):
             elif kind == MODULE:
                 self.module_attr(key[1], attr, dst)
             elif kind == EXT:
-                name = f"{self.strings[key[1]]}.{self.strings[attr]}"
-                if name.count(".") <= MAX_EXTERNAL_DEPTH:
-                    self.add1(dst, self.value(EXT, self.sid(name)))
+                self.external_attr(key, attr, dst)
             elif kind in (CONST, TYPEINST, HEAP):
                 self.add1(dst, self.value(BMETHOD, attr, value))
             elif kind == SUPER:
@@ -87,6 +92,16 @@ class Handlers(SolverState):
                 self.class_attr(receiver[1], attr, dst, key[2], (H_LOAD_ATTR, dst, attr), key[1], value)
             elif kind in (FUNC, BOUND):
                 self.copy(self.field(value, attr), dst)
+
+    def external_attr(self, key: tuple[int, ...], attr: int, dst: int) -> None:
+        """Attribute `attr` of external value `key`: a longer name, one level past a call."""
+        if len(key) == 2:
+            name = f"{self.strings[key[1]]}.{self.strings[attr]}"
+            if name.count(".") <= MAX_EXTERNAL_DEPTH:
+                self.add1(dst, self.value(EXT, self.sid(name)))
+        elif key[2] == EXT_RESULT:
+            self.add1(dst, self.value(EXT, self.sid(f"{self.strings[key[1]]}.{self.strings[attr]}"), EXT_MEMBER))
+        # an attribute of a member of an external result is opaque: no value
 
     def module_attr(self, index: int, attr: int, dst: int) -> None:
         name = self.strings[attr]
@@ -104,8 +119,9 @@ class Handlers(SolverState):
         if found is None:
             return
         if found[0] == EXT:
-            name = f"{self.strings[found[1]]}.{self.strings[attr]}"
-            self.add1(dst, self.value(EXT, self.sid(name)))
+            name = self.sid(f"{self.strings[found[1]]}.{self.strings[attr]}")
+            on_instance = self.values[receiver][0] == INST
+            self.add1(dst, self.value(EXT, name, EXT_MEMBER) if on_instance else self.value(EXT, name))
             return
         source = self.field(self.value(CLASS, found[1]), attr)
         self.bind(source, dst, receiver)
@@ -272,7 +288,7 @@ class Handlers(SolverState):
             if key[0] == CLASS:
                 self.add1(hook[1], self.value(INST, key[1]))
             elif key[0] == EXT:
-                self.add1(hook[1], value)
+                self.add1(hook[1], self.value(EXT, key[1], EXT_RESULT))
 
     def h_classof(self, hook: Hook, var: int, values: list[int]) -> None:
         for value in values:
@@ -336,7 +352,9 @@ class Handlers(SolverState):
             self.hook(method, (H_CALL, site, result, flag, pos, kws, dstar))
         elif kind == EXT:
             self.edges.setdefault(site, {}).setdefault(value, flag)
-            self.add1(result, value)
+            if len(key) == 2:  # a name: its result is an object of it, whose attributes are named
+                self.add1(result, self.value(EXT, key[1], EXT_RESULT))
+            # the result of calling an attribute of an external result is opaque (no value)
         elif kind == BUILTIN:
             self.edges.setdefault(site, {}).setdefault(value, flag)
             self.call_builtin(site, self.strings[key[1]], result, pos, kws)
