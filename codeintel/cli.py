@@ -162,17 +162,22 @@ def cmd_export(args: argparse.Namespace) -> int:
         return export_local(args)
     from flows.prefect_flow import export_flow  # lazy: only this runner needs Prefect
 
-    export_flow(
-        repo=str(args.repo),
-        db=str(args.db) if args.db else None,
-        select=args.select,
-        exclude=args.exclude,
-        full=args.full,
-        runner="dask" if args.runner == "dask" else "threads",
-        dask_address=args.dask_address,
-        granularity=args.granularity,
-        workers=args.workers or 0,
-    )
+    try:
+        export_flow(
+            repo=str(args.repo),
+            db=str(args.db) if args.db else None,
+            select=args.select,
+            exclude=args.exclude,
+            full=args.full,
+            runner="dask" if args.runner == "dask" else "threads",
+            dask_address=args.dask_address,
+            granularity=args.granularity,
+            workers=args.workers or 0,
+            lock_timeout=args.lock_timeout,
+        )
+    except StepFailedError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
     return 0
 
 

@@ -16,11 +16,13 @@ keyword arguments; `python -m flows.prefect_flow REPO ...` runs the same flow.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -38,6 +40,7 @@ from prefect.tasks import Task
 
 from codeintel.config import load_config
 from codeintel.errors import ConfigError, StepFailedError, StorageLockTimeout
+from codeintel.ingestion.tools import ToolService
 from codeintel.orchestration import ledger
 from codeintel.orchestration.context import PipelineContext, PipelineContextConfig, build_executor
 from codeintel.orchestration.executors import DaskExecutor, ProcessExecutor, StepExecutor
@@ -223,6 +226,17 @@ def make_task_runner(runner: str, dask_address: str | None, dask_workers: int) -
     return DaskTaskRunner(cluster_kwargs=cluster)
 
 
+def freeze_dask_workers(task_runner: TaskRunner[Any]) -> None:
+    """Freeze what each Dask worker holds now (its imports, Prefect's among them) out of the GC.
+
+    As in `ProcessExecutor`: per-file parsing makes the cyclic GC run often, and it would walk
+    every object Prefect's import created, every time.
+    """
+    client = getattr(task_runner, "client", None)
+    if client is not None:
+        client.run(gc.freeze)
+
+
 @contextmanager
 def api_for_dask_workers(runner: str, dask_address: str | None) -> Iterator[None]:
     """Point Dask workers at this flow's Prefect API instead of a server of their own each.
@@ -252,16 +266,25 @@ def api_for_dask_workers(runner: str, dask_address: str | None) -> Iterator[None
 
 
 def build_context_config(
-    repo: str, db: str | None, full: bool, runner: str, dask_address: str | None, workers: int
+    repo: str,
+    db: str | None,
+    full: bool,
+    runner: str,
+    dask_address: str | None,
+    workers: int,
+    lock_timeout: float | None = None,
 ) -> PipelineContextConfig:
     """The one config every task rebuilds its context from."""
     if runner not in RUNNERS:
         raise ConfigError(f"runner {runner!r} is not one of {', '.join(RUNNERS)}")
-    cli: dict[str, Any] = {"db": db, "workers": workers if workers > 0 else None}
+    cli: dict[str, Any] = {"db": db, "workers": workers if workers > 0 else None, "lock_timeout": lock_timeout}
     if runner == "threads" and dask_address:
         cli.update(executor="dask", dask_address=dask_address)
     mode = "prefect-dask" if runner == "dask" or dask_address else "prefect"
-    return PipelineContextConfig.from_loaded(load_config(Path(repo), cli=cli), mode=mode, full=full)
+    loaded = load_config(Path(repo), cli=cli)
+    commit = ToolService(loaded.execution.tools).git_head(loaded.snapshot.repo_root)
+    loaded = replace(loaded, snapshot=replace(loaded.snapshot, commit=commit))
+    return PipelineContextConfig.from_loaded(loaded, mode=mode, full=full)
 
 
 def submit_steps(
@@ -336,6 +359,7 @@ def export_flow(
     dask_workers: int = 2,
     granularity: str = "step",
     workers: int = 0,
+    lock_timeout: float | None = None,
 ) -> dict[str, list[str]]:
     """Export `repo` into the CodeIntel database, one Prefect task per pipeline step.
 
@@ -350,6 +374,7 @@ def export_flow(
         dask_workers: Worker processes of the temporary LocalCluster (runner "dask", no address).
         granularity: "step" (a task per step) or "pipeline" (the whole run in one task).
         workers: Per-file worker processes of each step (0: one per core).
+        lock_timeout: Seconds to wait for the database lock (default from config).
 
     Returns:
         {"succeeded": [...]} step names.
@@ -360,7 +385,7 @@ def export_flow(
     if granularity not in GRANULARITIES:
         raise ConfigError(f"granularity {granularity!r} is not one of {', '.join(GRANULARITIES)}")
     send_codeintel_logs_to_prefect()
-    cfg = build_context_config(repo, db, full, runner, dask_address, workers)
+    cfg = build_context_config(repo, db, full, runner, dask_address, workers, lock_timeout)
     get_run_logger().info(
         "codeintel run %s (%s, %s granularity) of %s", cfg.run_id, cfg.mode, granularity, cfg.snapshot.repo_root
     )
@@ -375,6 +400,7 @@ def export_flow(
             first_run = cfg.full or not ledger.last_step_status(ctx.gateway)
             executor_scope = shared_executor(cfg, warm=first_run) if runner == "threads" else nullcontext()
             with executor_scope, make_task_runner(runner, dask_address, dask_workers) as task_runner:
+                freeze_dask_workers(task_runner)
                 failed, not_run = outcome(submit_steps(task_runner, names, cfg))
         except BaseException as exc:
             end_pipeline(ctx, {"flow": f"{type(exc).__name__}: {exc}"}, [])

@@ -56,9 +56,9 @@ def link_call_sites(sites: Iterable[CallSite], goids: Sequence[GoidKey]) -> list
     """
     by_file: dict[tuple[str, str], str] = {}
     by_name: dict[str, str] = {}
-    for key in sorted(goids, key=lambda k: (k.path, k.ordinal, k.qualname)):
-        by_file.setdefault((key.path, key.full_name), key.goid)
-        by_name.setdefault(key.full_name, key.goid)
+    for ref in sorted(goids, key=lambda k: (k.path, k.ordinal, k.qualname)):
+        by_file.setdefault((ref.path, ref.full_name), ref.goid)
+        by_name.setdefault(ref.full_name, ref.goid)
     callers: dict[tuple[str, str, str], str | None] = {}
     edges: dict[tuple[str, int, int, str, str | None], CallEdge] = {}
     for site in sites:

@@ -64,8 +64,9 @@ class Writer:
         self.con.register("_ci_rows", arrow)
         try:
             self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _ci_rows")
-        finally:
-            self.con.unregister("_ci_rows")
+        except duckdb.Error as exc:  # keep the real error; unregistering in an aborted transaction would mask it
+            raise StorageError(f"writing {arrow.num_rows} rows to {table} failed: {exc}") from exc
+        self.con.unregister("_ci_rows")
         self.rows_written += arrow.num_rows
         return arrow.num_rows
 
@@ -80,11 +81,12 @@ class Writer:
         if batch.num_rows == 0:
             return
         self.con.register("_ci_paths", batch)
+        column = spec_of(table).path_column
         try:
-            column = spec_of(table).path_column
             self.con.execute(f"DELETE FROM {table} WHERE {column} IN (SELECT path FROM _ci_paths){extra_where}")
-        finally:
-            self.con.unregister("_ci_paths")
+        except duckdb.Error as exc:
+            raise StorageError(f"deleting rows of {batch.num_rows} files from {table} failed: {exc}") from exc
+        self.con.unregister("_ci_paths")
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
         self.con.execute(sql, params or [])
