@@ -122,6 +122,12 @@ RULES = [
         ["ext.m.f", "ext.m.f.g"],
     ),
     (
+        "calling_an_external_result_is_no_edge_to_the_external_function",
+        "from typing import cast\ndef deco(f):\n    return cast(int, f)\n@deco\ndef g():\n    pass\ng()\ncast(int, g)()",
+        "main",
+        ["main.deco", "typing.cast"],
+    ),
+    (
         "external_name_chain_without_call_is_kept",
         "import ext\next.a.b.c()",
         "main",

@@ -351,10 +351,12 @@ class Handlers(SolverState):
             )
             self.hook(method, (H_CALL, site, result, flag, pos, kws, dstar))
         elif kind == EXT:
-            self.edges.setdefault(site, {}).setdefault(value, flag)
             if len(key) == 2:  # a name: its result is an object of it, whose attributes are named
+                self.edges.setdefault(site, {}).setdefault(value, flag)
                 self.add1(result, self.value(EXT, key[1], EXT_RESULT))
-            # the result of calling an attribute of an external result is opaque (no value)
+            elif key[2] == EXT_MEMBER:  # a method of an external object: an edge, its result opaque
+                self.edges.setdefault(site, {}).setdefault(value, flag)
+            # calling what an external call returned targets nothing we can name: no edge, no value
         elif kind == BUILTIN:
             self.edges.setdefault(site, {}).setdefault(value, flag)
             self.call_builtin(site, self.strings[key[1]], result, pos, kws)
