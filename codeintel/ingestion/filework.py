@@ -58,34 +58,36 @@ def _each_parsed(batch: FileBatch) -> Iterator[tuple[FileRef, str | None, Parsed
         yield ref, digest, parsed
 
 
-def _guarded(ref: FileRef, out: FileOutput, work: Callable[[], None]) -> None:
-    """Run one file's extraction; analysis that blows the stack becomes a parse error row."""
-    try:
-        work()
-    except RecursionError:
-        out.rows.clear()
-        out.add(
-            Table.PARSE_ERRORS, ParseProblem(ref.path, ProblemKind.RECURSION, None, None, "nesting too deep to analyse")
-        )
+def _map_parsed(batch: FileBatch, extract: Extractor, *, owns_problems: bool = False) -> list[FileOutput]:
+    """Read and parse each file of `batch` once and run `extract` on it.
 
-
-def ast_ingest_batch(batch: FileBatch) -> list[FileOutput]:
-    """core.ast_nodes rows for each file, or a core.parse_errors row when it cannot be parsed."""
+    Only the step that owns core.parse_errors (`owns_problems`) records files that cannot be
+    parsed, or whose analysis exhausts the stack; other steps just produce no rows for them.
+    """
     outputs = []
     for ref, digest, parsed in _each_parsed(batch):
         out = FileOutput(ref.path, digest)
         if isinstance(parsed, ParseProblem):
-            out.add(Table.PARSE_ERRORS, parsed)
+            if owns_problems:
+                out.add(Table.PARSE_ERRORS, parsed)
         else:
-            tree, lines = parsed.tree, parsed.lines
-
-            def work(tree: Any = tree, lines: list[str] = lines, ref: FileRef = ref, out: FileOutput = out) -> None:
-                for d in iter_definitions(tree, ref.module, ref.path, len(lines)):
-                    out.add(Table.AST_NODES, d)
-
-            _guarded(ref, out, work)
+            try:
+                extract(batch, ref, parsed, out)
+            except RecursionError:
+                out.rows.clear()
+                if owns_problems:
+                    problem = ParseProblem(ref.path, ProblemKind.RECURSION, None, None, "nesting too deep to analyse")
+                    out.add(Table.PARSE_ERRORS, problem)
         outputs.append(out)
     return outputs
+
+
+Extractor = Callable[[FileBatch, FileRef, ParsedFile, FileOutput], None]
+
+
+def _definitions(batch: FileBatch, ref: FileRef, parsed: ParsedFile, out: FileOutput) -> None:
+    for d in iter_definitions(parsed.tree, ref.module, ref.path, len(parsed.lines)):
+        out.add(Table.AST_NODES, d)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,30 +105,13 @@ class _MetricsRow:
         return getattr(self.metrics, name)
 
 
-def function_metrics_batch(batch: FileBatch) -> list[FileOutput]:
-    """analytics.function_metrics rows for every function and method of each file."""
-    outputs = []
-    for ref, digest, parsed in _each_parsed(batch):
-        out = FileOutput(ref.path, digest)
-        if isinstance(parsed, ParsedFile):
-            tree, lines = parsed.tree, parsed.lines
-
-            def work(tree: Any = tree, lines: list[str] = lines, ref: FileRef = ref, out: FileOutput = out) -> None:
-                for d in iter_definitions(tree, ref.module, ref.path, len(lines)):
-                    if d.kind in (DefKind.FUNCTION, DefKind.METHOD):
-                        goid = make_goid(batch.repo, ref.path, d.kind, d.qualname, d.ordinal)
-                        metrics = compute_function_metrics(d.node, lines)  # type: ignore[arg-type]
-                        out.add(
-                            Table.FUNCTION_METRICS,
-                            _MetricsRow(
-                                goid, ref.path, ref.module, d.qualname, d.kind, d.start_line, d.end_line, metrics
-                            ),
-                        )
-
-            _guarded(ref, out, work)
-            out.rows.pop(Table.PARSE_ERRORS, None)  # ast_ingest owns parse errors
-        outputs.append(out)
-    return outputs
+def _metrics(batch: FileBatch, ref: FileRef, parsed: ParsedFile, out: FileOutput) -> None:
+    for d in iter_definitions(parsed.tree, ref.module, ref.path, len(parsed.lines)):
+        if d.kind in (DefKind.FUNCTION, DefKind.METHOD):
+            goid = make_goid(batch.repo, ref.path, d.kind, d.qualname, d.ordinal)
+            metrics = compute_function_metrics(d.node, parsed.lines)  # type: ignore[arg-type]
+            row = _MetricsRow(goid, ref.path, ref.module, d.qualname, d.kind, d.start_line, d.end_line, metrics)
+            out.add(Table.FUNCTION_METRICS, row)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,24 +121,11 @@ class _ModuleExports:
     all_names: list[str] | None
 
 
-def import_sites_batch(batch: FileBatch) -> list[FileOutput]:
-    """graph.import_sites (one row per imported name) and graph.module_exports (`__all__`)."""
-    outputs = []
-    for ref, digest, parsed in _each_parsed(batch):
-        out = FileOutput(ref.path, digest)
-        if isinstance(parsed, ParsedFile):
-            tree = parsed.tree
-
-            def work(tree: Any = tree, ref: FileRef = ref, out: FileOutput = out) -> None:
-                for site in extract_import_sites(tree, ref.module, ref.path, ref.is_package):
-                    out.add(Table.IMPORT_SITES, site)
-                names = extract_all_names(tree)
-                out.add(Table.MODULE_EXPORTS, _ModuleExports(ref.path, ref.module, None if names is None else list(names)))
-
-            _guarded(ref, out, work)
-            out.rows.pop(Table.PARSE_ERRORS, None)
-        outputs.append(out)
-    return outputs
+def _imports(batch: FileBatch, ref: FileRef, parsed: ParsedFile, out: FileOutput) -> None:
+    for site in extract_import_sites(parsed.tree, ref.module, ref.path, ref.is_package):
+        out.add(Table.IMPORT_SITES, site)
+    names = extract_all_names(parsed.tree)
+    out.add(Table.MODULE_EXPORTS, _ModuleExports(ref.path, ref.module, None if names is None else list(names)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,13 +135,26 @@ class _CallFacts:
     facts: str
 
 
+def _call_facts(batch: FileBatch, ref: FileRef, parsed: ParsedFile, out: FileOutput) -> None:
+    facts = extract_call_facts(parsed.tree, ref.module, ref.path, ref.is_package)
+    out.add(Table.CALL_FACTS, _CallFacts(ref.path, ref.module, facts_to_json(facts)))
+
+
+def ast_ingest_batch(batch: FileBatch) -> list[FileOutput]:
+    """core.ast_nodes rows for each file, or a core.parse_errors row when it cannot be parsed."""
+    return _map_parsed(batch, _definitions, owns_problems=True)
+
+
+def function_metrics_batch(batch: FileBatch) -> list[FileOutput]:
+    """analytics.function_metrics rows for every function and method of each file."""
+    return _map_parsed(batch, _metrics)
+
+
+def import_sites_batch(batch: FileBatch) -> list[FileOutput]:
+    """graph.import_sites (one row per imported name) and graph.module_exports (`__all__`)."""
+    return _map_parsed(batch, _imports)
+
+
 def call_facts_batch(batch: FileBatch) -> list[FileOutput]:
     """graph.call_facts: the per-file facts of the call-graph analysis, as JSON text."""
-    outputs = []
-    for ref, digest, parsed in _each_parsed(batch):
-        out = FileOutput(ref.path, digest)
-        if isinstance(parsed, ParsedFile):
-            facts = extract_call_facts(parsed.tree, ref.module, ref.path, ref.is_package)
-            out.add(Table.CALL_FACTS, _CallFacts(ref.path, ref.module, facts_to_json(facts)))
-        outputs.append(out)
-    return outputs
+    return _map_parsed(batch, _call_facts)

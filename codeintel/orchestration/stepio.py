@@ -96,6 +96,15 @@ def collect_file_delta(
     return delta
 
 
+def write_file_delta(ctx: PipelineContext, deps: Sequence[str], delta: FileDelta) -> StepResult:
+    """Write a per-file step's delta in its one transaction (nothing when nothing was stale)."""
+    if not delta.stale:
+        return StepResult.noop("no stale files")
+    with step_writer(ctx, delta.step, deps) as w:
+        rows = delta.apply(w, ctx.run_id)
+    return StepResult(rows, len(delta.outputs), len(delta.stale.gone))
+
+
 def current_rows(ctx: PipelineContext, table: str, delta: FileDelta) -> pa.Table:
     """All rows of a per-file table as they will be once `delta` is applied (read, not written)."""
     spec = spec_of(table)

@@ -40,6 +40,7 @@ from codeintel.orchestration.stepio import (
     current_rows,
     inputs_unchanged,
     step_writer,
+    write_file_delta,
 )
 from codeintel.storage.catalog import Table
 from codeintel.storage.gateway import to_arrow
@@ -105,11 +106,7 @@ class AstIngestStep:
 
     def run(self, ctx: PipelineContext) -> StepResult:
         delta = collect_file_delta(ctx, self.name, (Table.AST_NODES, Table.PARSE_ERRORS), ast_ingest_batch)
-        if not delta.stale:
-            return StepResult.noop("no stale files")
-        with step_writer(ctx, self.name, self.deps) as w:
-            rows = delta.apply(w, ctx.run_id)
-        return StepResult(rows, len(delta.outputs), len(delta.stale.gone))
+        return write_file_delta(ctx, self.deps, delta)
 
 
 @dataclass(frozen=True)
@@ -145,11 +142,7 @@ class FunctionMetricsStep:
 
     def run(self, ctx: PipelineContext) -> StepResult:
         delta = collect_file_delta(ctx, self.name, (Table.FUNCTION_METRICS,), function_metrics_batch)
-        if not delta.stale:
-            return StepResult.noop("no stale files")
-        with step_writer(ctx, self.name, self.deps) as w:
-            rows = delta.apply(w, ctx.run_id)
-        return StepResult(rows, len(delta.outputs), len(delta.stale.gone))
+        return write_file_delta(ctx, self.deps, delta)
 
 
 @dataclass(frozen=True)
