@@ -95,6 +95,7 @@ class PipelineContext:
         self.change_tracker = ChangeTracker(self.gateway)
         self.logger = logging.getLogger("codeintel.pipeline")
         self._executor = executor
+        self._owns_executor = executor is None
 
     @property
     def executor(self) -> StepExecutor:
@@ -109,6 +110,16 @@ class PipelineContext:
     @property
     def run_id(self) -> str:
         return self.config.run_id
+
+    def release_workers(self) -> None:
+        """Stop worker processes this context started (a later `executor` starts new ones).
+
+        Whole-program phases call it after their per-file work, so idle workers do not add to
+        the peak memory of the solve.  Executors given to the context (shared, Dask) are left alone.
+        """
+        if self._owns_executor and self._executor is not None:
+            self._executor.close()
+            self._executor = None
 
     def close(self) -> None:
         if self._executor is not None:

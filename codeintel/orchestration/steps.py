@@ -186,14 +186,18 @@ class CallGraphStep:
 
     def run(self, ctx: PipelineContext) -> StepResult:
         delta = collect_file_delta(ctx, self.name, (Table.CALL_FACTS,), call_facts_batch)
+        ctx.release_workers()  # the solve below is one process and needs the memory
         if not delta.stale and inputs_unchanged(ctx, self.name, self.deps):
             return StepResult.noop("up to date")
         stored = current_rows(ctx, Table.CALL_FACTS, delta).sort_by("path")  # solve order must not vary
         keys = ctx.gateway.query(f"SELECT {', '.join(GoidKey.__dataclass_fields__)} FROM {Table.GOIDS}").to_pylist()
         with _gc_paused():  # millions of small long-lived objects: collections would only cost time
             facts = [facts_from_json(text) for text in stored.column("facts").to_pylist()]
-            edges = to_arrow(Table.CALL_EDGES, link_call_sites(solve_call_graph(facts), [GoidKey(**k) for k in keys]))
+            del stored
+            sites = solve_call_graph(facts)
             del facts
+            edges = to_arrow(Table.CALL_EDGES, link_call_sites(sites, [GoidKey(**k) for k in keys]))
+            del sites
         with step_writer(ctx, self.name, self.deps) as w:
             rows = delta.apply(w, ctx.run_id) + w.replace_all(Table.CALL_EDGES, edges)
         return StepResult(rows, len(delta.outputs), len(delta.stale.gone), f"{len(edges)} call edges")
