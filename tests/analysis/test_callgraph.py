@@ -233,6 +233,47 @@ def test_base_class_known_only_after_first_lookup_is_rechecked() -> None:
     assert graph(files)["b.helper"] == ["a.A.m"]
 
 
+_CLIENT = "class Client:\n    def get(self): pass\n"
+FIXTURE_CASES = [
+    (
+        "fixture_in_same_module",
+        {
+            "tests/test_a.py": f"import pytest\n{_CLIENT}@pytest.fixture\ndef client():\n    return Client()\n"
+            "def test_get(client):\n    client.get()"
+        },
+        "tests.test_a.test_get",
+        ["tests.test_a.Client.get"],
+    ),
+    (
+        "fixture_in_parent_conftest_for_test_method",
+        {
+            "tests/conftest.py": f"import pytest\n{_CLIENT}@pytest.fixture(scope='session')\ndef client():\n"
+            "    return Client()",
+            "tests/sub/test_b.py": "class TestGet:\n    def test_get(self, client):\n        client.get()",
+        },
+        "tests.sub.test_b.TestGet.test_get",
+        ["tests.conftest.Client.get"],
+    ),
+    (
+        "yield_fixture_gives_yielded_value_through_fixture_parameter",
+        {
+            "tests/conftest.py": f"from pytest import fixture\n{_CLIENT}@fixture\ndef app():\n    return Client()\n"
+            "@fixture()\ndef client(app):\n    yield app\n    print()",
+            "tests/test_c.py": "def test_get(client):\n    client.get()",
+        },
+        "tests.test_c.test_get",
+        ["tests.conftest.Client.get"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("files", "caller", "callees"), [c[1:] for c in FIXTURE_CASES], ids=[c[0] for c in FIXTURE_CASES]
+)
+def test_pytest_fixture_parameters_receive_the_fixture_value(files: Files, caller: str, callees: list[str]) -> None:
+    assert graph(files)[caller] == callees
+
+
 PYCG_MISSES = [
     (
         "star_unpacking_keeps_elements",

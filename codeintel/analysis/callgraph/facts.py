@@ -114,6 +114,11 @@ class _Extractor:
         self.star_imports: list[str] = []
         self.module_scope = Scope("module", "", 0, None)
         self.scope = self.module_scope
+        self.last_function = -1
+        self.pytest_modules: set[str] = set()  # local names of the pytest module
+        self.fixture_decorators: set[str] = set()  # local names of pytest.fixture
+        self.fixtures: list[tuple[str, int]] = []
+        self.fixture_params: list[tuple[int, str, int]] = []
 
     # ----------------------------------------------------------------- plumbing
     def var(self) -> int:
@@ -170,6 +175,8 @@ class _Extractor:
             sites=tuple(self.sites),
             ops=tuple(self.ops),
             errors=errors,
+            fixtures=tuple(self.fixtures),
+            fixture_params=tuple(self.fixture_params),
         )
 
     # ----------------------------------------------------------------- names
@@ -350,6 +357,8 @@ class _Extractor:
                 top = alias.name.partition(".")[0]
                 self.ops.append((Op.IMPORT, dst, self.sid(top)))
                 self.store_name(top, dst)
+            if alias.name == "pytest":
+                self.pytest_modules.add(alias.asname or "pytest")
 
     def s_ImportFrom(self, node: ast.ImportFrom) -> None:
         base = self.absolute_module(node.module, node.level)
@@ -363,6 +372,8 @@ class _Extractor:
             dst = self.var()
             self.ops.append((Op.IMPORT_FROM, dst, self.sid(base), self.sid(alias.name)))
             self.store_name(alias.asname or alias.name, dst)
+            if base == "pytest" and alias.name == "fixture":
+                self.fixture_decorators.add(alias.asname or alias.name)
 
     def absolute_module(self, name: str | None, level: int) -> str | None:
         if level == 0:
@@ -380,8 +391,54 @@ class _Extractor:
     def s_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         decorators = [self.expr(d) for d in node.decorator_list]
         value = self.define_function(node, node.name)
+        self.record_pytest(node, self.last_function)
         value = self.decorate(node, decorators, value)
         self.store_name(node.name, value)
+
+    def record_pytest(self, node: ast.FunctionDef | ast.AsyncFunctionDef, index: int) -> None:
+        """Record a module-level fixture, and the fixture-filled parameters of a test or fixture."""
+        scope = self.scope
+        fixture = self.fixture_name(node.decorator_list, node.name)
+        if fixture is not None and scope.kind == "module":
+            self.fixtures.append((fixture, index))
+        elif not node.name.startswith("test") or not self.collects_tests(scope):
+            return
+        facts = self.functions[index]
+        assert facts is not None
+        args = node.args
+        n_positional = len(facts.params) - len(args.defaults)
+        first = 1 if facts.flavor in (Flavor.METHOD, Flavor.CLASSMETHOD) else 0
+        requested = [*zip(facts.param_names[first:n_positional], facts.params[first:n_positional], strict=True)]
+        requested.extend(
+            (name, var)
+            for name, var, default in zip(facts.kwonly_names, facts.kwonly, args.kw_defaults, strict=True)
+            if default is None
+        )
+        self.fixture_params.extend((index, name, var) for name, var in requested)
+
+    def collects_tests(self, scope: Scope) -> bool:
+        """Whether pytest collects `test*` functions defined in `scope` (module or `Test*` class)."""
+        if scope.kind == "class":
+            return scope.parent is self.module_scope and scope.qual.startswith("Test")
+        return scope.kind == "module"
+
+    def fixture_name(self, decorators: list[ast.expr], name: str) -> str | None:
+        """The fixture name a `@pytest.fixture` / `@fixture(name=...)` decorator gives, else None."""
+        for decorator in decorators:
+            called = decorator.func if isinstance(decorator, ast.Call) else decorator
+            if isinstance(called, ast.Attribute):
+                value = called.value
+                found = called.attr == "fixture" and isinstance(value, ast.Name) and value.id in self.pytest_modules
+            else:
+                found = isinstance(called, ast.Name) and called.id in self.fixture_decorators
+            if not found:
+                continue
+            keywords = decorator.keywords if isinstance(decorator, ast.Call) else []
+            for keyword in keywords:
+                if keyword.arg == "name" and isinstance(keyword.value, ast.Constant):
+                    return str(keyword.value.value)
+            return name
+        return None
 
     s_AsyncFunctionDef = s_FunctionDef
 
@@ -486,6 +543,7 @@ class _Extractor:
         )  # fmt: skip
         value = self.var()
         self.ops.append((Op.ALLOC, value, Alloc.FUNCTION, index))
+        self.last_function = index
         return value
 
     def param_var(self, scope: Scope, name: str) -> int:

@@ -17,7 +17,7 @@ from array import array
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 
-FACTS_VERSION = 2
+FACTS_VERSION = 3
 
 
 class CallKind(StrEnum):
@@ -165,6 +165,11 @@ class ModuleFacts:
     sites: tuple[SiteFacts, ...]
     ops: tuple[tuple[int, ...], ...]
     errors: tuple[str, ...]
+    # pytest: (fixture name, function index) of module-level `@pytest.fixture` functions, and
+    # (function index, parameter name, parameter variable) of the parameters pytest fills with
+    # fixtures (those without a default, of test functions, `Test*` methods and fixtures)
+    fixtures: tuple[tuple[str, int], ...]
+    fixture_params: tuple[tuple[int, str, int], ...]
 
     def qualified(self, scope: int) -> str:
         """Return the fully qualified name of scope number `scope` of this module."""
@@ -213,6 +218,8 @@ def facts_to_json(facts: ModuleFacts) -> str:
         [[s.scope, s.line, s.col, s.text, s.shape] for s in facts.sites],
         _pack_ops(facts.ops),
         facts.errors,
+        facts.fixtures,
+        facts.fixture_params,
     ]
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
 
@@ -281,6 +288,8 @@ def facts_from_json(text: str) -> ModuleFacts:
         sites=tuple(SiteFacts(*r) for r in doc[12]),  # rows are exactly the five fields
         ops=_unpack_ops(doc[13]),
         errors=tuple(doc[14]),
+        fixtures=tuple((f[0], f[1]) for f in doc[15]),
+        fixture_params=tuple((p[0], p[1], p[2]) for p in doc[16]),
     )
 
 

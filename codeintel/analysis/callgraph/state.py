@@ -256,6 +256,52 @@ class SolverState:
                 if op[0] not in _FLOW_OPS:
                     self.link_op(index, base, strings, op)
             self.propagate()
+        self.link_fixtures()
+
+    def link_fixtures(self) -> None:
+        """Give each parameter pytest fills the values of the fixture of its name.
+
+        The fixture is the nearest one: in the module itself (a fixture asking for its own
+        name gets the one it overrides), else in `conftest` of its package or of the closest
+        parent package. A generator fixture gives what it yields, other fixtures what they return.
+        """
+        defined: dict[tuple[int, str], int] = {}
+        for index, facts in enumerate(self.facts):
+            for name, function in facts.fixtures:
+                defined[(index, name)] = self.func_base[index] + function  # the last definition wins
+        if not defined:
+            return
+        for index, facts in enumerate(self.facts):
+            if not facts.fixture_params:
+                continue
+            chain = self.conftest_chain(index)
+            base = self.var_base[index]
+            for function, name, var in facts.fixture_params:
+                own = self.func_base[index] + function
+                found = next((g for g in (defined.get((m, name)) for m in chain) if g is not None and g != own), None)
+                if found is not None:
+                    self.copy(self.fixture_value(found), base + var)
+
+    def conftest_chain(self, index: int) -> list[int]:
+        """Module `index`, then the `conftest` modules of its package and parent packages."""
+        facts = self.facts[index]
+        parts = facts.module.split(".")
+        if not facts.is_package:
+            parts = parts[:-1]
+        names = [".".join([*parts[:end], "conftest"]) for end in range(len(parts), -1, -1)]
+        chain = [index]
+        for name in names:
+            found = self.module_index.get(name)
+            if found is not None and found not in chain:
+                chain.append(found)
+        return chain
+
+    def fixture_value(self, gfid: int) -> int:
+        """The variable holding what fixture function `gfid` returns (or yields)."""
+        index = self.func_module[gfid]
+        facts = self.facts[index].functions[gfid - self.func_base[index]]
+        ret = self.var_base[index] + facts.ret
+        return self.elements(ret) if facts.generator else ret
 
     def link_order(self) -> list[int]:
         """Module numbers, imported modules before their importers where cycles allow.
