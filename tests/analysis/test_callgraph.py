@@ -128,6 +128,13 @@ RULES = [
         [],
     ),
     (
+        "decorating_with_an_external_result_is_no_edge_to_the_external_function",
+        "import typing as t\ndef deco(f):\n    return t.cast(int, f)\nclass A:\n    @deco\n    def on(self, f):\n        return f\n"
+        "a = A()\n@a.on\ndef handler():\n    pass",
+        "main",
+        [],
+    ),
+    (
         "external_name_chain_without_call_is_kept",
         "import ext\next.a.b.c()",
         "main",

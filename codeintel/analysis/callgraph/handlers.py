@@ -325,7 +325,9 @@ class Handlers(SolverState):
             if kind in (FUNC, BOUND, CLASS, INST):
                 self.call_value(site, value, dst, E_DECORATOR, (decorated,), (), ())
             else:
-                if kind in (EXT, BUILTIN):
+                key = self.values[value]
+                # as for calls: what an external call returned is no nameable target
+                if kind == BUILTIN or (kind == EXT and (len(key) == 2 or key[2] == EXT_MEMBER)):
                     self.edges.setdefault(site, {}).setdefault(value, E_DECORATOR)
                 self.copy(decorated, dst)
 
