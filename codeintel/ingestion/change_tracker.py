@@ -85,10 +85,6 @@ class ChangeTracker:
         gone = tuple(r["old"] for r in rows if r["path"] is None)
         return StaleFiles(to_process, gone)
 
-    def processed_hashes(self, step: str) -> dict[str, str]:
-        rows = self.gateway.query(f"SELECT path, hash FROM {Table.STEP_FILE_STATE} WHERE step = ?", [step])
-        return dict(zip(rows["path"].to_pylist(), rows["hash"].to_pylist(), strict=True))
-
     @staticmethod
     def record(
         writer: Writer, step: str, run_id: str, processed: Iterable[tuple[str, str]], gone: Iterable[str]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +55,6 @@ class PipelineContextConfig:
         cls, loaded: LoadedConfig, *, mode: str = "local", full: bool = False, run_id: str | None = None
     ) -> PipelineContextConfig:
         return cls(loaded.snapshot, loaded.execution, loaded.paths, loaded.storage, run_id or new_run_id(), mode, full)
-
-    def with_run(self, run_id: str | None = None) -> PipelineContextConfig:
-        return replace(self, run_id=run_id or new_run_id())
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), default=str, sort_keys=True)

@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from codeintel.config import StorageConfig
 from codeintel.errors import StorageError
-from codeintel.storage.catalog import CATALOG, SCHEMA_VERSION, SCHEMAS, TableSpec, spec_of
+from codeintel.storage.catalog import CATALOG, SCHEMA_VERSION, SCHEMAS, spec_of
 from codeintel.storage.lock import file_lock
 
 logger = logging.getLogger(__name__)
@@ -196,8 +196,3 @@ def open_published(db_path: Path) -> duckdb.DuckDBPyConnection:
         return duckdb.connect(str(db_path), read_only=True)
     except duckdb.Error as exc:
         raise StorageError(f"cannot open {db_path}: {exc}") from exc
-
-
-def table_spec(table: str) -> TableSpec:
-    """The catalog entry of `table`."""
-    return spec_of(table)
