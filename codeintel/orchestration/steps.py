@@ -192,10 +192,11 @@ class CallGraphStep:
         stored = current_rows(ctx, Table.CALL_FACTS, delta).sort_by("path")  # solve order must not vary
         keys = ctx.gateway.query(f"SELECT {', '.join(GoidKey.__dataclass_fields__)} FROM {Table.GOIDS}").to_pylist()
         with _gc_paused():  # millions of small long-lived objects: collections would only cost time
-            facts = [facts_from_json(text) for text in stored.column("facts").to_pylist()]
+            texts = stored.column("facts").to_pylist()
             del stored
-            sites = solve_call_graph(facts)
-            del facts
+            # a generator: the solver owns the facts and drops each module's ops once linked
+            sites = solve_call_graph(facts_from_json(text) for text in texts)
+            del texts
             edges = to_arrow(Table.CALL_EDGES, link_call_sites(sites, [GoidKey(**k) for k in keys]))
             del sites
         with step_writer(ctx, self.name, self.deps) as w:

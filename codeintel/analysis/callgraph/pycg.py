@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import gc
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from codeintel.analysis.callgraph.facts import extract_call_facts
 from codeintel.analysis.callgraph.model import (
@@ -48,11 +48,12 @@ _FLAG_RESOLUTION = {E_PROTOCOL: Resolution.PROTOCOL, E_DECORATOR: Resolution.DEC
 _EVAL_NAMES = frozenset({"<builtin>.eval", "<builtin>.exec", "<builtin>.compile"})
 
 
-def solve_call_graph(facts: Sequence[ModuleFacts]) -> list[CallSite]:
+def solve_call_graph(facts: Iterable[ModuleFacts]) -> list[CallSite]:
     """Solve the whole program and return its call sites.
 
     Args:
-        facts: The facts of every analysed module (from `extract_call_facts`).
+        facts: The facts of every analysed module (from `extract_call_facts`). Pass a generator
+            to let the solver own them: it drops each module's constraint ops once linked.
 
     Returns:
         One row per (call site, target), or one unresolved row for a site with no target,

@@ -10,7 +10,7 @@ so the fixpoint always terminates; iteration order never depends on string hashi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 from codeintel.analysis.callgraph.builtins_model import BuiltinsMixin
 from codeintel.analysis.callgraph.model import ModuleFacts
@@ -22,7 +22,7 @@ class Solution(BuiltinsMixin):
     """The solved graph: edges per global site id plus the tables needed to name them."""
 
 
-def solve(facts: Sequence[ModuleFacts]) -> Solution:
+def solve(facts: Iterable[ModuleFacts]) -> Solution:
     """Link all modules' facts and run the points-to fixpoint.
 
     Args:

@@ -10,12 +10,14 @@ current values of their base variables and re-triggered when those change.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from codeintel.analysis.callgraph.model import NO_BOUND, Alloc, Flavor, ModuleFacts, Op
 
 MAX_POINTS_TO = 24
+SMALL_SET = 16
 
 # value kinds (first element of a value key)
 FUNC, CLASS, INST, BOUND, MODULE, EXT, BUILTIN, BMETHOD, CONST, TYPEINST, HEAP, SUPER = range(12)
@@ -43,12 +45,15 @@ _FLOW_OPS = frozenset({Op.COPY, Op.ALLOC, Op.IMPORT, Op.IMPORT_FROM})
 class SolverState:
     """Variables, values and the propagation engine of the whole-program solve."""
 
-    def __init__(self, facts: Sequence[ModuleFacts]) -> None:
+    def __init__(self, facts: Iterable[ModuleFacts]) -> None:
         self.facts = list(facts)
-        self.pts: list[set[int] | None] = []
-        self.succ: list[set[int] | None] = []
+        # points-to sets, pending deltas and copy successors are lists while small (most hold
+        # one value: a list costs 64 bytes where a set costs 216); successors become sets when
+        # they grow past SMALL_SET, points-to lists never do (capped at MAX_POINTS_TO)
+        self.pts: list[list[int] | None] = []
+        self.succ: list[list[int] | set[int] | None] = []
         self.hooks: list[list[Hook] | None] = []
-        self.delta: list[set[int] | None] = []
+        self.delta: list[list[int] | None] = []
         self.work: list[int] = []
         self.value_ids: dict[tuple[int, ...], int] = {}
         self.values: list[tuple[int, ...]] = []
@@ -149,7 +154,13 @@ class SolverState:
     def add(self, var: int, values: Iterable[int]) -> None:
         current = self.pts[var]
         if current is None:
-            current = self.pts[var] = set()
+            new = list(values)[:MAX_POINTS_TO]
+            if not new:
+                return
+            self.pts[var] = new
+            self.delta[var] = new[:]  # a copy: the two lists grow apart
+            self.work.append(var)
+            return
         new = [v for v in values if v not in current]
         if not new:
             return
@@ -158,37 +169,46 @@ class SolverState:
             return
         if len(new) > room:
             new = new[:room]
-        current.update(new)
+        current.extend(new)
         pending = self.delta[var]
         if pending is None:
-            self.delta[var] = set(new)
+            self.delta[var] = new
             self.work.append(var)
         else:
-            pending.update(new)
+            pending.extend(new)
 
     def add1(self, var: int, value: int) -> None:
         current = self.pts[var]
         if current is None:
-            current = self.pts[var] = set()
+            self.pts[var] = [value]
+            self.delta[var] = [value]
+            self.work.append(var)
+            return
         if value in current or len(current) >= MAX_POINTS_TO:
             return
-        current.add(value)
+        current.append(value)
         pending = self.delta[var]
         if pending is None:
-            self.delta[var] = {value}
+            self.delta[var] = [value]
             self.work.append(var)
         else:
-            pending.add(value)
+            pending.append(value)
 
     def copy(self, src: int, dst: int) -> None:
         if src == dst:
             return
         targets = self.succ[src]
         if targets is None:
-            targets = self.succ[src] = set()
+            self.succ[src] = [dst]
         elif dst in targets:
             return
-        targets.add(dst)
+        elif isinstance(targets, list):
+            if len(targets) < SMALL_SET:
+                targets.append(dst)
+            else:  # membership tests in a long list would cost O(n) each
+                self.succ[src] = {*targets, dst}
+        else:
+            targets.add(dst)
         current = self.pts[src]
         if current:
             self.add(dst, current)
@@ -210,9 +230,9 @@ class SolverState:
             delta[var] = None
             if not new:
                 continue
-            # int sets iterate in an order fixed by the values and the insertion history,
-            # never by string hashing, so no sort is needed for determinism
-            ordered = list(new)
+            # values arrive in an order fixed by the facts (and int sets iterate in an order
+            # fixed by their values), never by string hashing: no sort is needed for determinism
+            ordered = new
             targets = succ[var]
             if targets:
                 for target in targets:
@@ -255,6 +275,7 @@ class SolverState:
             for op in facts.ops:
                 if op[0] not in _FLOW_OPS:
                     self.link_op(index, base, strings, op)
+            self.facts[index] = replace(facts, ops=())  # linked: hooks and edges hold what is needed
             self.propagate()
         self.link_fixtures()
 
