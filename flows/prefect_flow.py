@@ -120,8 +120,11 @@ class _BorrowedExecutor:
         self.inner = inner
         self.workers = inner.workers
 
-    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
-        return self.inner.map(fn, items)
+    def map(self, fn: Callable[[T], R], items: Sequence[T], priority: int = 0) -> list[R]:
+        return self.inner.map(fn, items, priority)
+
+    def release(self) -> None:
+        return None  # other steps of the run may be using it
 
     def close(self) -> None:
         return None
@@ -164,12 +167,15 @@ def step_context(cfg: PipelineContextConfig) -> Iterator[PipelineContext]:
     """A live context for `cfg`; on a Dask worker its per-file work uses the whole cluster.
 
     In the flow's process the steps share the run's executor (`shared_executor`).  On a Dask
-    worker, `worker_client` secedes this task from the worker's thread pool while the step
-    runs, so the step's own batches can use this worker's slot too (no deadlock with one
-    thread a worker).
+    worker the step secedes from the worker's thread pool while its batches run, so that this
+    worker's slot runs batches too (no deadlock with one thread a worker), and rejoins once its
+    per-file work is done (`PipelineContext.release_workers`): a whole-program phase then holds
+    the slot, instead of sharing its process, and the GIL, with batches of other steps.
     """
     try:
-        from distributed import get_worker, worker_client
+        if "distributed" not in sys.modules:  # not a Dask worker; importing it costs 0.25 s
+            raise ImportError("distributed")
+        from distributed import get_client, get_worker, rejoin, secede
 
         get_worker()
     except (ImportError, ValueError):
@@ -177,8 +183,14 @@ def step_context(cfg: PipelineContextConfig) -> Iterator[PipelineContext]:
         with PipelineContext(cfg, executor=_BorrowedExecutor(shared) if shared else None) as ctx:
             yield ctx
         return
-    with worker_client() as client, PipelineContext(cfg, executor=DaskExecutor(client)) as ctx:
-        yield ctx
+    client = get_client()
+    secede()
+    executor = DaskExecutor(client, on_release=rejoin)
+    try:
+        with PipelineContext(cfg, executor=executor) as ctx:
+            yield ctx
+    finally:
+        executor.release()  # rejoin, if the step did not already
 
 
 def _current_attempt() -> int:

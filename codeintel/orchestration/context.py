@@ -92,7 +92,6 @@ class PipelineContext:
         self.change_tracker = ChangeTracker(self.gateway)
         self.logger = logging.getLogger("codeintel.pipeline")
         self._executor = executor
-        self._owns_executor = executor is None
 
     @property
     def executor(self) -> StepExecutor:
@@ -109,14 +108,15 @@ class PipelineContext:
         return self.config.run_id
 
     def release_workers(self) -> None:
-        """Stop worker processes this context started (a later `executor` starts new ones).
+        """Whole-program phases call it after their per-file work (`StepExecutor.release`).
 
-        Whole-program phases call it after their per-file work, so idle workers do not add to
-        the peak memory of the solve.  Executors given to the context (shared, Dask) are left alone.
+        A process pool stops its idle workers, so they do not add to the peak memory of the
+        solve (a later `executor.map` starts new ones); a Dask worker running the step takes its
+        thread back into its pool, so no batch of another step runs beside the solve in that
+        process.  A pool shared by the run's concurrent steps is left alone.
         """
-        if self._owns_executor and self._executor is not None:
-            self._executor.close()
-            self._executor = None
+        if self._executor is not None:
+            self._executor.release()
 
     def close(self) -> None:
         if self._executor is not None:

@@ -31,7 +31,13 @@ class StepExecutor(Protocol):
 
     workers: int
 
-    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]: ...
+    def map(self, fn: Callable[[T], R], items: Sequence[T], priority: int = 0) -> list[R]:
+        """`fn` over `items`, in order; where the work is queued with other steps' (a cluster),
+        higher `priority` goes first."""
+        ...
+
+    def release(self) -> None:
+        """The calling step's per-file work is done: give back what waiting for it took."""
 
     def close(self) -> None: ...
 
@@ -41,8 +47,11 @@ class SerialExecutor:
 
     workers = 1
 
-    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    def map(self, fn: Callable[[T], R], items: Sequence[T], priority: int = 0) -> list[R]:
         return [fn(item) for item in items]
+
+    def release(self) -> None:
+        return None
 
     def close(self) -> None:
         return None
@@ -62,7 +71,7 @@ class ProcessExecutor:
         self._pool: Executor | None = None
         self._start_lock = threading.Lock()
 
-    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    def map(self, fn: Callable[[T], R], items: Sequence[T], priority: int = 0) -> list[R]:
         with self._start_lock:
             if self._pool is None:
                 ctx = multiprocessing.get_context("forkserver")
@@ -70,6 +79,10 @@ class ProcessExecutor:
                 self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=gc.freeze)
             pool = self._pool
         return list(pool.map(fn, items))
+
+    def release(self) -> None:
+        """Stop the idle workers (they would only add to the peak memory); `map` restarts them."""
+        self.close()
 
     def close(self) -> None:
         if self._pool is not None:
@@ -88,7 +101,7 @@ def _forkserver_preload() -> list[str]:
     main = sys.modules.get("__main__")
     name = getattr(getattr(main, "__spec__", None), "name", None)
     heavy_main = [name] if name and name != "__main__" and not name.endswith(".__main__") else []
-    return ["codeintel.ingestion.filework", *heavy_main]
+    return ["codeintel.orchestration.worker_boot", "codeintel.ingestion.filework", *heavy_main]
 
 
 class DaskExecutor:
@@ -96,12 +109,15 @@ class DaskExecutor:
 
     `workers` counts the cluster's worker threads (`nthreads`, which lists every worker; the
     default `scheduler_info()` lists only the first five).  A client this class made itself
-    (`connect`) is closed by `close`; a given one belongs to the caller.
+    (`connect`) is closed by `close`; a given one belongs to the caller.  `on_release` runs once,
+    at the first `release`: a step running as a task on a Dask worker takes its thread back into
+    the worker's pool there (see `flows.prefect_flow.step_context`).
     """
 
-    def __init__(self, client: Any, *, owns_client: bool = False) -> None:
+    def __init__(self, client: Any, *, owns_client: bool = False, on_release: Callable[[], None] | None = None) -> None:
         self.client = client
         self._owns_client = owns_client
+        self._on_release = on_release
         self.workers = max(1, sum(client.nthreads().values()))
 
     @classmethod
@@ -110,11 +126,17 @@ class DaskExecutor:
 
         return cls(Client(address, set_as_default=False), owns_client=True)
 
-    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
-        futures = self.client.map(fn, list(items), pure=False)
+    def map(self, fn: Callable[[T], R], items: Sequence[T], priority: int = 0) -> list[R]:
+        futures = self.client.map(fn, list(items), pure=False, priority=priority)
         return list(self.client.gather(futures))
 
+    def release(self) -> None:
+        callback, self._on_release = self._on_release, None
+        if callback is not None:
+            callback()
+
     def close(self) -> None:
+        self.release()
         if self._owns_client:
             self.client.close()
 

@@ -79,8 +79,13 @@ def collect_file_delta(
     tables: Sequence[str],
     work: Callable[[FileBatch], list[FileOutput]],
     source_step: str | None = None,
+    *,
+    priority: int = 0,
 ) -> FileDelta:
-    """Run `work` over the files `step` has to (re)process; nothing is written yet."""
+    """Run `work` over the files `step` has to (re)process; nothing is written yet.
+
+    `priority`: where steps overlap on a cluster, batches of higher priority run first.
+    """
     stale = ctx.change_tracker.stale_files(step, source_step)
     delta = FileDelta(step, tuple(tables), stale)
     files = stale.to_process
@@ -91,7 +96,7 @@ def collect_file_delta(
     executor = ctx.executor if parallel else SerialExecutor()
     batches = make_batches(list(files), [f.size for f in files], executor.workers)
     jobs = [FileBatch(str(snap.repo_root), snap.repo_name, ex.scan.max_file_size, tuple(b)) for b in batches]
-    for outputs in executor.map(work, jobs):
+    for outputs in executor.map(work, jobs, priority):
         delta.outputs.extend(outputs)
     return delta
 
