@@ -1,12 +1,16 @@
 """Benchmark the runners: local, Prefect threads (ephemeral and with a running server), Prefect-Dask.
 
-    python bench/runners_bench.py REPO_OR_BUNDLE [--workers 2] [--skip ephemeral ...] [--json OUT]
+    python bench/runners_bench.py REPO_OR_BUNDLE [--workers 2] [--repeat 3] [--skip prefect-ephemeral ...] [--json OUT]
 
 The repository (a path or a git bundle) is cloned into a temporary directory.  Each export runs
 in a fresh process, cold (new database) and then again with no change; we report the wall time
 of the process and the pipeline run's own time from the ledger (`meta.pipeline_runs`), and list
 the steps whose ledger intervals (`meta.step_runs` started_at/finished_at) overlap in time.
 "Server" runs use a `prefect server` this script starts on a free port and always stops.
+With `--repeat N` each runner does N cold + no-change pairs (a new database each) and the
+figures are medians (all samples are kept in the JSON). The closing lines compare against the
+targets: step granularity against a running server vs local (cold wall), Prefect-Dask vs local
+with `--workers` workers and vs local with one worker (`local-1w`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import json
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,6 +36,7 @@ import duckdb
 RUNNERS: dict[str, tuple[str, list[str], bool]] = {
     # name -> (python module, extra args, needs the running server)
     "local": ("flows.local", ["--quiet"], False),
+    "local-1w": ("flows.local", ["--quiet", "--workers", "1"], False),
     "prefect-ephemeral": ("flows.prefect_flow", [], False),
     "prefect-server": ("flows.prefect_flow", [], True),
     "prefect-server-pipeline": ("flows.prefect_flow", ["--granularity", "pipeline"], True),
@@ -114,12 +120,57 @@ def ledger_runs(db: Path) -> list[dict[str, Any]]:
         con.close()
 
 
+def measure(
+    name: str, repo: Path, tmp: Path, workers: int, repeat: int, base_env: dict[str, str], url: str
+) -> dict[str, Any]:
+    """`repeat` cold + no-change pairs of one runner (a new database each); medians and samples."""
+    module, extra, needs_server = RUNNERS[name]
+    env = {**base_env, "PREFECT_API_URL": url} if needs_server else base_env
+    if "--workers" not in extra:
+        extra = [*extra, "--workers", str(workers)]
+    samples = []
+    for index in range(repeat):
+        db = tmp / name / str(index) / "codeintel.duckdb"
+        walls = [run_export(module, repo, db, extra, env) for _ in ("cold", "no-change")]
+        ledger = ledger_runs(db)
+        samples.append(
+            {
+                "cold_wall_s": round(walls[0], 2),
+                "nochange_wall_s": round(walls[1], 2),
+                "cold_pipeline_s": ledger[0]["pipeline_s"],
+                "nochange_pipeline_s": ledger[1]["pipeline_s"],
+                "overlapping_steps_cold": ledger[0]["overlapping_steps"],
+            }
+        )
+    keys = ("cold_wall_s", "nochange_wall_s", "cold_pipeline_s", "nochange_pipeline_s")
+    summary: dict[str, Any] = {key: round(statistics.median(s[key] for s in samples), 2) for key in keys}
+    summary["overlapping_steps_cold"] = samples[-1]["overlapping_steps_cold"]
+    summary["samples"] = samples
+    return summary
+
+
+def verdict(results: dict[str, Any], workers: int) -> list[str]:
+    """The targets of the runners, as far as the runners measured allow."""
+    lines = []
+    cold = {name: r["cold_wall_s"] for name, r in results.items()}
+    if "local" in cold and "prefect-server" in cold:
+        lines.append(f"step granularity vs local, cold wall: +{cold['prefect-server'] - cold['local']:.2f} s (target <= 3 s)")
+    if "local" in cold and "prefect-dask" in cold:
+        ratio = cold["prefect-dask"] / cold["local"]
+        lines.append(f"prefect-dask / local ({workers} workers), cold wall: {ratio:.2f}x (target <= 1.2x)")
+    if "local-1w" in cold and "prefect-dask" in cold:
+        ratio = cold["local-1w"] / cold["prefect-dask"]
+        lines.append(f"local-1w / prefect-dask, cold wall: {ratio:.2f}x faster (target >= 1.5x)")
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("repo", type=Path)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--skip", nargs="*", default=[], choices=sorted(RUNNERS))
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--repeat", type=int, default=1, help="cold + no-change pairs per runner (medians)")
     args = parser.parse_args()
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="runners_bench_") as tmp_name:
@@ -131,22 +182,10 @@ def main() -> int:
         wanted = [name for name in RUNNERS if name not in args.skip]
         with prefect_server(tmp / "prefect-server") as url:
             for name in wanted:
-                module, extra, needs_server = RUNNERS[name]
-                env = {**base_env, "PREFECT_API_URL": url} if needs_server else base_env
-                db = tmp / name / "codeintel.duckdb"
-                walls = [
-                    run_export(module, repo, db, [*extra, "--workers", str(args.workers)], env)
-                    for _ in ("cold", "no-change")
-                ]
-                ledger = ledger_runs(db)
-                results[name] = {
-                    "cold_wall_s": round(walls[0], 2),
-                    "nochange_wall_s": round(walls[1], 2),
-                    "cold_pipeline_s": ledger[0]["pipeline_s"],
-                    "nochange_pipeline_s": ledger[1]["pipeline_s"],
-                    "overlapping_steps_cold": ledger[0]["overlapping_steps"],
-                }
-                print(f"{name:<24} {json.dumps(results[name])}", flush=True)
+                results[name] = measure(name, repo, tmp, args.workers, args.repeat, base_env, url)
+                print(f"{name:<24} {json.dumps({k: v for k, v in results[name].items() if k != 'samples'})}", flush=True)
+    for line in verdict(results, args.workers):
+        print(line)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
     return 0
