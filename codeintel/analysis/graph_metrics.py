@@ -20,10 +20,12 @@ import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.sparse import csr_array
-from scipy.sparse.csgraph import connected_components
+
+if TYPE_CHECKING:  # scipy is imported where used: it costs every process 0.1 s to import
+    from scipy.sparse import csr_array
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +91,8 @@ class _IndexedGraph:
         keep = self.src != self.dst
         data = self.weight[keep] if weighted else np.ones(int(keep.sum()))
         n = len(self.order)
+        from scipy.sparse import csr_array
+
         return csr_array((data, (self.src[keep], self.dst[keep])), shape=(n, n))
 
 
@@ -140,6 +144,8 @@ def _cycles_and_layers_of(graph: _IndexedGraph) -> list[CycleInfo]:
     n = len(graph.order)
     if n == 0:
         return []
+    from scipy.sparse.csgraph import connected_components
+
     count, labels = connected_components(graph.matrix(weighted=False), directed=True, connection="strong")
     sizes = np.bincount(labels, minlength=count)
     smallest = np.full(count, n, dtype=np.int64)

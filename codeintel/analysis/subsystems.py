@@ -19,8 +19,6 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-import networkx as nx
-
 MIXED_NAME_LIMIT = 3
 
 
@@ -68,6 +66,8 @@ def _louvain(directed: dict[tuple[str, str], float], seed: int, resolution: floa
     undirected: dict[tuple[str, str], float] = defaultdict(float)
     for (src, dst), weight in directed.items():
         undirected[(min(src, dst), max(src, dst))] += weight
+    import networkx as nx  # imported where used: it costs every process 0.1 s to import
+
     graph = nx.Graph()
     graph.add_nodes_from(sorted({m for pair in undirected for m in pair}))
     graph.add_weighted_edges_from((s, d, w) for (s, d), w in sorted(undirected.items()))
