@@ -7,8 +7,10 @@ per table as tuples in catalog column order.  Nothing here touches the database.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +66,11 @@ def _map_parsed(batch: FileBatch, extract: Extractor, *, owns_problems: bool = F
     Only the step that owns core.parse_errors (`owns_problems`) records files that cannot be
     parsed, or whose analysis exhausts the stack; other steps just produce no rows for them.
     """
+    with _gc_paused():
+        return _map_parsed_batch(batch, extract, owns_problems)
+
+
+def _map_parsed_batch(batch: FileBatch, extract: Extractor, owns_problems: bool) -> list[FileOutput]:
     outputs = []
     for ref, digest, parsed in _each_parsed(batch):
         out = FileOutput(ref.path, digest)
@@ -83,6 +90,20 @@ def _map_parsed(batch: FileBatch, extract: Extractor, *, owns_problems: bool = F
 
 
 Extractor = Callable[[FileBatch, FileRef, ParsedFile, FileOutput], None]
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic GC during a batch: a syntax tree and the rows kept so far are many young
+    objects, and collections would walk them again and again; syntax trees hold no cycles, so
+    reference counting frees each one as soon as its file is done."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def _definitions(batch: FileBatch, ref: FileRef, parsed: ParsedFile, out: FileOutput) -> None:
