@@ -368,13 +368,18 @@ PIPELINE_STEPS_BY_NAME: Mapping[str, PipelineStep] = {step.name: step for step i
 
 
 def topological_order(names: Iterable[str], deps: Mapping[str, tuple[str, ...]] = PIPELINE_DEPS) -> list[str]:
-    """`names` in dependency order; ties broken by name, so the order is deterministic."""
+    """`names` in dependency order; ties broken by the order of `deps` (the registration order).
+
+    Deterministic, and a local run follows the order the steps are declared in: the per-file
+    steps before `call_graph`, whose solve stops the worker pool they share.
+    """
     wanted = set(names)
+    rank = {name: index for index, name in enumerate(deps)}
     sorter = TopologicalSorter({n: [d for d in deps[n] if d in wanted] for n in wanted})
     sorter.prepare()
     order: list[str] = []
     while sorter.is_active():
-        ready = sorted(sorter.get_ready())
+        ready = sorted(sorter.get_ready(), key=lambda n: (rank.get(n, len(rank)), n))
         order.extend(ready)
         sorter.done(*ready)
     return order

@@ -86,6 +86,12 @@ def test_topological_order_puts_each_dependency_before_its_dependant_and_is_dete
     assert topological_order(reversed(list(PIPELINE_DEPS))) == order
 
 
+def test_ready_steps_run_in_registration_order() -> None:
+    deps = {"scan": (), "zeta": ("scan",), "alpha": ("scan",), "views": ("alpha", "zeta")}
+    assert topological_order(deps, deps) == ["scan", "zeta", "alpha", "views"]
+    assert topological_order(PIPELINE_DEPS) == [step.name for step in PIPELINE_STEPS]
+
+
 def test_derived_mappings_agree_with_the_step_list() -> None:
     assert list(PIPELINE_STEPS_BY_NAME) == [s.name for s in PIPELINE_STEPS]
     assert dict(PIPELINE_DEPS) == {s.name: tuple(s.deps) for s in PIPELINE_STEPS}
