@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from concurrent.futures.process import BrokenProcessPool
 from collections.abc import Iterator
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import pytest
