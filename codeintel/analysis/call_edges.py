@@ -54,28 +54,41 @@ def link_call_sites(sites: Iterable[CallSite], goids: Sequence[GoidKey]) -> list
     A site that reaches the same target more than once (through several receivers) is one edge
     whose confidence is the sum of its shares.
     """
-    by_file: dict[tuple[str, str], str] = {}
-    by_name: dict[str, str] = {}
-    for ref in sorted(goids, key=lambda k: (k.path, k.ordinal, k.qualname)):
-        by_file.setdefault((ref.path, ref.full_name), ref.goid)
-        by_name.setdefault(ref.full_name, ref.goid)
+    index = GoidIndex(goids)
     callers: dict[tuple[str, str, str], str | None] = {}
     edges: dict[tuple[str, int, int, str, str | None], CallEdge] = {}
     for site in sites:
         key = (site.path, site.caller, site.caller_module)
         if key not in callers:
-            callers[key] = _enclosing(site.path, site.caller, site.caller_module, by_file)
+            callers[key] = index.caller(*key)
         edge_key = (site.path, site.line, site.col, site.caller, site.callee)
         seen = edges.get(edge_key)
         if seen is not None:  # the same target reached twice (e.g. through two receivers)
             edges[edge_key] = replace(seen, confidence=min(1.0, round(seen.confidence + site.confidence, 6)))
             continue
         edges[edge_key] = CallEdge(
-            callers[key], by_name.get(site.callee) if site.callee else None, site.caller, site.caller_module,
+            callers[key], index.callee(site.callee), site.caller, site.caller_module,
             site.path, site.line, site.col, site.callee, site.callee_text, str(site.kind), str(site.resolution),
             site.confidence,
         )  # fmt: skip
     return list(edges.values())
+
+
+class GoidIndex:
+    """GOIDs by name: a caller's enclosing definition in its file, a callee's by full name."""
+
+    def __init__(self, goids: Sequence[GoidKey]) -> None:
+        self.by_file: dict[tuple[str, str], str] = {}
+        self.by_name: dict[str, str] = {}
+        for ref in sorted(goids, key=lambda k: (k.path, k.ordinal, k.qualname)):
+            self.by_file.setdefault((ref.path, ref.full_name), ref.goid)
+            self.by_name.setdefault(ref.full_name, ref.goid)  # two files, one module name: first path wins
+
+    def caller(self, path: str, caller: str, module: str) -> str | None:
+        return _enclosing(path, caller, module, self.by_file)
+
+    def callee(self, name: str | None) -> str | None:
+        return self.by_name.get(name) if name else None
 
 
 def _enclosing(path: str, caller: str, module: str, by_file: dict[tuple[str, str], str]) -> str | None:

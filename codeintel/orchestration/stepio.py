@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -118,6 +119,20 @@ def current_rows(ctx: PipelineContext, table: str, delta: FileDelta) -> pa.Table
         f"SELECT {', '.join(spec.column_names)} FROM {table} WHERE NOT list_contains(?, {spec.path_column})", [clear]
     )
     return pa.concat_tables([stored.cast(spec.arrow_schema), delta.arrow(table)])
+
+
+def same_rows(ctx: PipelineContext, table: str, rows: pa.Table) -> bool:
+    """Whether `table` holds exactly `rows` (as a multiset: order does not matter)."""
+    spec = spec_of(table)
+    stored = ctx.gateway.query(f"SELECT {', '.join(spec.column_names)} FROM {table}")
+    if stored.num_rows != rows.num_rows:
+        return False
+    new = rows.select(list(spec.column_names)).cast(spec.arrow_schema)
+    return _row_counts(stored.cast(spec.arrow_schema)) == _row_counts(new)
+
+
+def _row_counts(table: pa.Table) -> Counter[tuple[Any, ...]]:
+    return Counter(zip(*table.to_pydict().values(), strict=True))
 
 
 def fingerprint(con: Any, deps: Sequence[str]) -> str:

@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from typing import ClassVar, Protocol
 
-from codeintel.analysis.call_edges import GoidKey, link_call_sites
+import pyarrow as pa
+
+from codeintel.analysis.call_edges import GoidIndex, GoidKey, link_call_sites
 from codeintel.analysis.callgraph import facts_from_json, solve_call_graph
 from codeintel.analysis.callgraph.model import FACTS_VERSION
 from codeintel.analysis.goids import DefinitionRef, build_goids
@@ -34,15 +36,17 @@ from codeintel.orchestration import ledger
 from codeintel.orchestration.context import PipelineContext
 from codeintel.orchestration.ledger import RunStatus
 from codeintel.orchestration.stepio import (
+    FileDelta,
     StepResult,
     align_code_version,
     collect_file_delta,
     current_rows,
     inputs_unchanged,
+    same_rows,
     step_writer,
     write_file_delta,
 )
-from codeintel.storage.catalog import Table
+from codeintel.storage.catalog import Table, spec_of
 from codeintel.storage.gateway import to_arrow
 from codeintel.storage.views import view_statements
 
@@ -165,15 +169,17 @@ class ImportGraphStep:
         }
         found = ctx.gateway.query(f"SELECT module, bool_or(is_package) AS pkg FROM {Table.MODULES} GROUP BY module")
         modules = dict(zip(found["module"].to_pylist(), found["pkg"].to_pylist(), strict=True))
-        edges = resolve_imports(sites, modules, exports)
-        layers = import_cycles_and_layers(sorted(modules), edges)
-        with step_writer(ctx, self.name, self.deps) as w:
-            rows = (
-                delta.apply(w, ctx.run_id)
-                + w.replace_all(Table.IMPORT_EDGES, edges)
-                + w.replace_all(Table.IMPORT_LAYERS, layers)
-            )
-        return StepResult(rows, len(delta.outputs), len(delta.stale.gone), f"{len(edges)} edges")
+        resolved = resolve_imports(sites, modules, exports)
+        edges = to_arrow(Table.IMPORT_EDGES, resolved)
+        layers = to_arrow(Table.IMPORT_LAYERS, import_cycles_and_layers(sorted(modules), resolved))
+        # an edit that leaves every import as it was changes nothing downstream
+        changed = not (same_rows(ctx, Table.IMPORT_EDGES, edges) and same_rows(ctx, Table.IMPORT_LAYERS, layers))
+        with step_writer(ctx, self.name, self.deps, changed=changed) as w:
+            rows = delta.apply(w, ctx.run_id)
+            if changed:
+                rows += w.replace_all(Table.IMPORT_EDGES, edges) + w.replace_all(Table.IMPORT_LAYERS, layers)
+        note = f"{edges.num_rows} edges" + ("" if changed else ", unchanged")
+        return StepResult(rows, len(delta.outputs), len(delta.stale.gone), note)
 
 
 @dataclass(frozen=True)
@@ -194,9 +200,11 @@ class CallGraphStep:
         ctx.release_workers()  # the solve below is one process: it needs the memory and the core
         if not delta.stale and inputs_unchanged(ctx, self.name, self.deps):
             return StepResult.noop("up to date")
+        keys = [GoidKey(**k) for k in ctx.gateway.query(f"SELECT {_GOID_KEY_COLUMNS} FROM {Table.GOIDS}").to_pylist()]
+        if _same_facts(ctx, delta):
+            return self._relink(ctx, delta, keys)
         extracted = time.perf_counter()
         stored = current_rows(ctx, Table.CALL_FACTS, delta).sort_by("path")  # solve order must not vary
-        keys = ctx.gateway.query(f"SELECT {', '.join(GoidKey.__dataclass_fields__)} FROM {Table.GOIDS}").to_pylist()
         with _gc_paused():  # millions of small long-lived objects: collections would only cost time
             texts = stored.column("facts").to_pylist()
             del stored
@@ -204,7 +212,7 @@ class CallGraphStep:
             sites = solve_call_graph(facts_from_json(text) for text in texts)
             del texts
             solved = time.perf_counter()
-            edges = to_arrow(Table.CALL_EDGES, link_call_sites(sites, [GoidKey(**k) for k in keys]))
+            edges = to_arrow(Table.CALL_EDGES, link_call_sites(sites, keys))
             del sites
         logger.info(
             "call_graph: facts of %d files in %.2fs, solve in %.2fs, %d edges linked in %.2fs",
@@ -213,6 +221,60 @@ class CallGraphStep:
         with step_writer(ctx, self.name, self.deps) as w:
             rows = delta.apply(w, ctx.run_id) + w.replace_all(Table.CALL_EDGES, edges)
         return StepResult(rows, len(delta.outputs), len(delta.stale.gone), f"{len(edges)} call edges")
+
+    def _relink(self, ctx: PipelineContext, delta: FileDelta, keys: list[GoidKey]) -> StepResult:
+        """The changed files gave the facts stored for them: the solve would give the stored edges.
+
+        Only their GOIDs are looked up again (definitions may have moved), per distinct caller and
+        callee; when none changed, the step keeps its output version, so the graph steps
+        downstream have nothing to redo.
+        """
+        index = GoidIndex(keys)
+        callers = ctx.gateway.query(f"SELECT DISTINCT path, caller, caller_module, caller_goid FROM {Table.CALL_EDGES}")
+        caller_fix = [
+            {**r, "caller_goid": found}
+            for r in callers.to_pylist()
+            if (found := index.caller(r["path"], r["caller"], r["caller_module"])) != r["caller_goid"]
+        ]
+        callees = ctx.gateway.query(f"SELECT DISTINCT callee, callee_goid FROM {Table.CALL_EDGES} WHERE callee IS NOT NULL")
+        callee_fix = [
+            {**r, "callee_goid": found} for r in callees.to_pylist() if (found := index.callee(r["callee"])) != r["callee_goid"]
+        ]
+        changed = bool(caller_fix or callee_fix)
+        with step_writer(ctx, self.name, self.deps, changed=changed) as w:
+            rows = delta.apply(w, ctx.run_id)
+            if caller_fix:
+                rows += w.update_from(
+                    Table.CALL_EDGES, pa.Table.from_pylist(caller_fix, callers.schema), ("path", "caller", "caller_module"), ("caller_goid",)
+                )  # fmt: skip
+            if callee_fix:
+                rows += w.update_from(Table.CALL_EDGES, pa.Table.from_pylist(callee_fix, callees.schema), ("callee",), ("callee_goid",))
+        note = "GOIDs relinked" if changed else "edges unchanged"
+        logger.info("call_graph: the facts of %d changed files are the same: no solve, %s", len(delta.outputs), note)
+        return StepResult(rows, len(delta.outputs), 0, f"facts unchanged, {note}")
+
+
+_GOID_KEY_COLUMNS = ", ".join(GoidKey.__dataclass_fields__)
+
+
+def _same_facts(ctx: PipelineContext, delta: FileDelta) -> bool:
+    """Whether every changed file gave exactly the call facts stored for it (and none is gone).
+
+    Edits of comments, docstrings or code without calls, names or constants do; the program the
+    solver sees is then the one it solved last time.
+    """
+    if ctx.config.full or not delta.stale or delta.stale.gone:
+        return False
+    spec = spec_of(Table.CALL_FACTS)
+    paths = sorted(o.path for o in delta.outputs)
+    found = ctx.gateway.query(
+        f"SELECT {', '.join(spec.column_names)} FROM {Table.CALL_FACTS} WHERE list_contains(?, {spec.path_column})",
+        [paths],
+    )
+    stored: dict[str, list[tuple[object, ...]]] = {}
+    for row in found.to_pylist():
+        stored.setdefault(row[spec.path_column], []).append(tuple(row[c] for c in spec.column_names))
+    return all(sorted(o.rows.get(Table.CALL_FACTS, [])) == sorted(stored.get(o.path, [])) for o in delta.outputs)
 
 
 @dataclass(frozen=True)

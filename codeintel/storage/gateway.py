@@ -88,6 +88,22 @@ class Writer:
             raise StorageError(f"deleting rows of {batch.num_rows} files from {table} failed: {exc}") from exc
         self.con.unregister("_ci_paths")
 
+    def update_from(self, table: str, data: pa.Table, keys: Sequence[str], columns: Sequence[str]) -> int:
+        """Set `columns` of the rows of `table` whose `keys` match a row of `data`; returns how many."""
+        if data.num_rows == 0:
+            return 0
+        self.con.register("_ci_update", data)
+        sets = ", ".join(f"{c} = u.{c}" for c in columns)
+        match = " AND ".join(f"t.{k} = u.{k}" for k in keys)
+        try:
+            found = self.con.execute(f"UPDATE {table} AS t SET {sets} FROM _ci_update AS u WHERE {match}").fetchone()
+        except duckdb.Error as exc:
+            raise StorageError(f"updating {table} from {data.num_rows} rows failed: {exc}") from exc
+        self.con.unregister("_ci_update")
+        count = int(found[0]) if found else 0
+        self.rows_written += count
+        return count
+
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
         self.con.execute(sql, params or [])
 

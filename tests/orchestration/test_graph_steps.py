@@ -133,6 +133,49 @@ def test_editing_one_file_re_extracts_only_it_and_keeps_edges_into_it(
     )
 
 
+# a comment on an existing line: no line moves, no call, name or constant changes
+_SAME_FACTS_EDIT = {
+    "src/shop/util.py": textwrap.dedent(FILES["src/shop/util.py"]).replace(
+        'return item["price"]', 'return item["price"]  # the listed price'
+    )
+}
+
+
+def test_an_edit_that_keeps_the_call_facts_skips_the_solve_and_the_graph_steps(
+    tmp_path: Path, make_repo: Any, make_indexer: Any
+) -> None:
+    repo = make_repo(tmp_path, FILES)
+    indexer = make_indexer(repo)
+    indexer.run()
+    repo.apply(_SAME_FACTS_EDIT)
+    steps = indexer.step_runs(indexer.run().run_id)
+    assert steps["call_graph"]["files_processed"] == 1
+    assert steps["call_graph"]["note"] == "facts unchanged, edges unchanged"
+    assert steps["import_graph"]["note"].endswith(", unchanged")
+    assert steps["graph_metrics"]["note"] == steps["subsystems"]["note"] == "up to date"
+    fresh = make_indexer(repo, tmp_path / "fresh" / "c.duckdb")
+    fresh.run()
+    assert _digest(indexer.db) == _digest(fresh.db)
+
+
+def test_an_edit_that_keeps_the_call_facts_still_looks_the_goids_up_again(
+    tmp_path: Path, make_repo: Any, make_indexer: Any
+) -> None:
+    repo = make_repo(tmp_path, FILES)
+    indexer = make_indexer(repo)
+    indexer.run()
+    with indexer.gateway.writer("test") as w:  # stale links, as if definitions had moved
+        w.execute("UPDATE graph.call_edges SET caller_goid = NULL WHERE caller LIKE 'shop.cart%'")
+        w.execute("UPDATE graph.call_edges SET callee_goid = 'gone' WHERE callee = 'shop.util.price'")
+    repo.apply(_SAME_FACTS_EDIT)
+    steps = indexer.step_runs(indexer.run().run_id)
+    assert steps["call_graph"]["note"] == "facts unchanged, GOIDs relinked"
+    assert steps["graph_metrics"]["note"] != "up to date"  # the edges' GOIDs changed: recomputed
+    fresh = make_indexer(repo, tmp_path / "fresh" / "c.duckdb")
+    fresh.run()
+    assert _digest(indexer.db) == _digest(fresh.db)
+
+
 def test_graph_metrics_and_subsystems_cover_every_function_and_module(
     tmp_path: Path, make_repo: Any, make_indexer: Any
 ) -> None:
