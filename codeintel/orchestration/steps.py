@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from codeintel.analysis.call_edges import GoidIndex, GoidKey, link_call_sites
 from codeintel.analysis.callgraph import facts_from_json, solve_call_graph
-from codeintel.analysis.callgraph.model import FACTS_VERSION
+from codeintel.analysis.callgraph.model import FACTS_VERSION, facts_without_positions
 from codeintel.analysis.goids import DefinitionRef, build_goids
 from codeintel.analysis.graph_metrics import NodeGraphMetrics, compute_graph_metrics
 from codeintel.analysis.imports import ImportSite, import_cycles_and_layers, resolve_imports
@@ -201,8 +201,9 @@ class CallGraphStep:
         if not delta.stale and inputs_unchanged(ctx, self.name, self.deps):
             return StepResult.noop("up to date")
         keys = [GoidKey(**k) for k in ctx.gateway.query(f"SELECT {_GOID_KEY_COLUMNS} FROM {Table.GOIDS}").to_pylist()]
-        if _same_facts(ctx, delta):
-            return self._relink(ctx, delta, keys)
+        moves = _same_program(ctx, delta)
+        if moves is not None:
+            return self._relink(ctx, delta, keys, moves)
         extracted = time.perf_counter()
         stored = current_rows(ctx, Table.CALL_FACTS, delta).sort_by("path")  # solve order must not vary
         with _gc_paused():  # millions of small long-lived objects: collections would only cost time
@@ -222,12 +223,13 @@ class CallGraphStep:
             rows = delta.apply(w, ctx.run_id) + w.replace_all(Table.CALL_EDGES, edges)
         return StepResult(rows, len(delta.outputs), len(delta.stale.gone), f"{len(edges)} call edges")
 
-    def _relink(self, ctx: PipelineContext, delta: FileDelta, keys: list[GoidKey]) -> StepResult:
-        """The changed files gave the facts stored for them: the solve would give the stored edges.
+    def _relink(self, ctx: PipelineContext, delta: FileDelta, keys: list[GoidKey], moves: Moves) -> StepResult:
+        """The changed files gave the facts stored for them, up to positions: the solve would give
+        the stored edges, at the sites' new positions.
 
-        Only their GOIDs are looked up again (definitions may have moved), per distinct caller and
-        callee; when none changed, the step keeps its output version, so the graph steps
-        downstream have nothing to redo.
+        Moved sites get their new line and column; GOIDs are looked up again (definitions may
+        have moved), per distinct caller and callee.  When nothing changed, the step keeps its
+        output version, so the graph steps downstream have nothing to redo.
         """
         index = GoidIndex(keys)
         callers = ctx.gateway.query(f"SELECT DISTINCT path, caller, caller_module, caller_goid FROM {Table.CALL_EDGES}")
@@ -240,16 +242,22 @@ class CallGraphStep:
         callee_fix = [
             {**r, "callee_goid": found} for r in callees.to_pylist() if (found := index.callee(r["callee"])) != r["callee_goid"]
         ]
-        changed = bool(caller_fix or callee_fix)
+        changed = bool(caller_fix or callee_fix or moves)
         with step_writer(ctx, self.name, self.deps, changed=changed) as w:
             rows = delta.apply(w, ctx.run_id)
+            if moves:
+                moved = pa.table(list(zip(*moves, strict=True)), names=["path", "old_line", "old_col", "line", "col"])
+                match = {"path": "path", "line": "old_line", "col": "old_col"}
+                rows += w.update_from(Table.CALL_EDGES, moved, match, ("line", "col"))
             if caller_fix:
-                rows += w.update_from(
-                    Table.CALL_EDGES, pa.Table.from_pylist(caller_fix, callers.schema), ("path", "caller", "caller_module"), ("caller_goid",)
-                )  # fmt: skip
+                match = {"path": "path", "caller": "caller", "caller_module": "caller_module"}
+                rows += w.update_from(Table.CALL_EDGES, pa.Table.from_pylist(caller_fix, callers.schema), match, ("caller_goid",))
             if callee_fix:
-                rows += w.update_from(Table.CALL_EDGES, pa.Table.from_pylist(callee_fix, callees.schema), ("callee",), ("callee_goid",))
-        note = "GOIDs relinked" if changed else "edges unchanged"
+                match = {"callee": "callee"}
+                rows += w.update_from(Table.CALL_EDGES, pa.Table.from_pylist(callee_fix, callees.schema), match, ("callee_goid",))
+        done = [f"{len(moves)} sites moved"] if moves else []
+        done += ["GOIDs relinked"] if caller_fix or callee_fix else []
+        note = ", ".join(done) or "edges unchanged"
         logger.info("call_graph: the facts of %d changed files are the same: no solve, %s", len(delta.outputs), note)
         return StepResult(rows, len(delta.outputs), 0, f"facts unchanged, {note}")
 
@@ -257,24 +265,45 @@ class CallGraphStep:
 _GOID_KEY_COLUMNS = ", ".join(GoidKey.__dataclass_fields__)
 
 
-def _same_facts(ctx: PipelineContext, delta: FileDelta) -> bool:
-    """Whether every changed file gave exactly the call facts stored for it (and none is gone).
+Moves = list[tuple[str, int, int, int, int]]  # path, old line, old column, new line, new column
 
-    Edits of comments, docstrings or code without calls, names or constants do; the program the
-    solver sees is then the one it solved last time.
+
+def _same_program(ctx: PipelineContext, delta: FileDelta) -> Moves | None:
+    """Whether every changed file gave the call facts stored for it, up to positions; if so, the
+    sites that moved (else None: the solver has a new program, or a file is gone).
+
+    Edits of comments, docstrings, blank lines, or of code without calls, names or constants
+    do: the program the solver sees is then the one it solved last time.  Positions must map one
+    to one (two sites merging into one position would merge their edges): else None.
     """
     if ctx.config.full or not delta.stale or delta.stale.gone:
-        return False
+        return None
     spec = spec_of(Table.CALL_FACTS)
-    paths = sorted(o.path for o in delta.outputs)
     found = ctx.gateway.query(
-        f"SELECT {', '.join(spec.column_names)} FROM {Table.CALL_FACTS} WHERE list_contains(?, {spec.path_column})",
-        [paths],
+        f"SELECT {spec.path_column}, module, facts FROM {Table.CALL_FACTS} WHERE list_contains(?, {spec.path_column})",
+        [sorted(o.path for o in delta.outputs)],
     )
-    stored: dict[str, list[tuple[object, ...]]] = {}
-    for row in found.to_pylist():
-        stored.setdefault(row[spec.path_column], []).append(tuple(row[c] for c in spec.column_names))
-    return all(sorted(o.rows.get(Table.CALL_FACTS, [])) == sorted(stored.get(o.path, [])) for o in delta.outputs)
+    stored = {r[spec.path_column]: (r["module"], r["facts"]) for r in found.to_pylist()}
+    moves: Moves = []
+    for out in delta.outputs:
+        rows = out.rows.get(Table.CALL_FACTS, [])
+        before = stored.get(out.path)
+        if not rows or before is None:
+            if rows or before is not None:
+                return None  # facts appeared or disappeared (a file that now parses, or no longer does)
+            continue
+        (_, module, text), = rows
+        if module != before[0]:
+            return None
+        new_doc, new_at = facts_without_positions(text)
+        old_doc, old_at = facts_without_positions(before[1])
+        if new_doc != old_doc:
+            return None
+        mapping = dict(zip(old_at, new_at, strict=True))
+        if len(mapping) != len(set(old_at)) or len(set(mapping.values())) != len(mapping):
+            return None  # one old position now two, or two now one
+        moves.extend((out.path, *old, *new) for old, new in sorted(mapping.items()) if old != new)
+    return moves
 
 
 @dataclass(frozen=True)

@@ -88,15 +88,19 @@ class Writer:
             raise StorageError(f"deleting rows of {batch.num_rows} files from {table} failed: {exc}") from exc
         self.con.unregister("_ci_paths")
 
-    def update_from(self, table: str, data: pa.Table, keys: Sequence[str], columns: Sequence[str]) -> int:
-        """Set `columns` of the rows of `table` whose `keys` match a row of `data`; returns how many."""
+    def update_from(self, table: str, data: pa.Table, match: Mapping[str, str], columns: Sequence[str]) -> int:
+        """Set `columns` of `table` from the row of `data` each row matches; returns how many.
+
+        `match` pairs a column of `table` with the column of `data` it must equal; each row of
+        `table` must match at most one row of `data`.
+        """
         if data.num_rows == 0:
             return 0
         self.con.register("_ci_update", data)
         sets = ", ".join(f"{c} = u.{c}" for c in columns)
-        match = " AND ".join(f"t.{k} = u.{k}" for k in keys)
+        match_sql = " AND ".join(f"t.{mine} = u.{theirs}" for mine, theirs in match.items())
         try:
-            found = self.con.execute(f"UPDATE {table} AS t SET {sets} FROM _ci_update AS u WHERE {match}").fetchone()
+            found = self.con.execute(f"UPDATE {table} AS t SET {sets} FROM _ci_update AS u WHERE {match_sql}").fetchone()
         except duckdb.Error as exc:
             raise StorageError(f"updating {table} from {data.num_rows} rows failed: {exc}") from exc
         self.con.unregister("_ci_update")

@@ -176,6 +176,25 @@ def test_an_edit_that_keeps_the_call_facts_still_looks_the_goids_up_again(
     assert _digest(indexer.db) == _digest(fresh.db)
 
 
+def test_an_edit_that_only_moves_code_moves_the_edges_without_a_solve(
+    tmp_path: Path, make_repo: Any, make_indexer: Any
+) -> None:
+    repo = make_repo(tmp_path, FILES)
+    indexer = make_indexer(repo)
+    indexer.run()
+    cart = textwrap.dedent(FILES["src/shop/cart.py"])
+    moved = cart.replace("class Base:", "# two lines more above Base\n\n\nclass Base:")
+    repo.apply({"src/shop/cart.py": moved})
+    steps = indexer.step_runs(indexer.run().run_id)
+    assert steps["call_graph"]["note"].startswith("facts unchanged, ")
+    assert "sites moved" in steps["call_graph"]["note"]
+    line = 1 + moved.splitlines().index("cart.checkout()")
+    assert indexer.query("SELECT line FROM graph.call_edges WHERE callee = 'shop.cart.Cart.checkout'") == [(line,)]
+    fresh = make_indexer(repo, tmp_path / "fresh" / "c.duckdb")
+    fresh.run()
+    assert _digest(indexer.db) == _digest(fresh.db)
+
+
 def test_graph_metrics_and_subsystems_cover_every_function_and_module(
     tmp_path: Path, make_repo: Any, make_indexer: Any
 ) -> None:

@@ -16,6 +16,7 @@ import zlib
 from array import array
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
+from typing import Any
 
 FACTS_VERSION = 3
 
@@ -222,6 +223,28 @@ def facts_to_json(facts: ModuleFacts) -> str:
         facts.fixture_params,
     ]
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+
+
+def facts_without_positions(text: str) -> tuple[Any, list[tuple[int, int]]]:
+    """The JSON facts with every line and column zeroed, and the (line, column) of each site.
+
+    Two files whose facts are equal without positions give the solver the same program: an
+    edit that only moved code (lines added or removed elsewhere) gives the same call edges, at
+    the sites' new positions (the i-th site of one is the i-th site of the other).
+    """
+    doc = json.loads(text)
+    functions, classes, sites = doc[_DOC_FUNCTIONS], doc[_DOC_CLASSES], doc[_DOC_SITES]
+    positions = [(site[1], site[2]) for site in sites]
+    for row in (*functions, *classes):
+        row[1] = 0
+    for site in sites:
+        site[1] = site[2] = 0
+    return doc, positions
+
+
+# where facts_to_json puts functions, classes and sites; their rows have the line second,
+# and a site row has its column third
+_DOC_FUNCTIONS, _DOC_CLASSES, _DOC_SITES = 10, 11, 12
 
 
 def _function_row(f: FunctionFacts) -> list[object]:
