@@ -141,58 +141,56 @@ _SAME_FACTS_EDIT = {
 }
 
 
-def test_an_edit_that_keeps_the_call_facts_skips_the_solve_and_the_graph_steps(
-    tmp_path: Path, make_repo: Any, make_indexer: Any
-) -> None:
+def _edit_run(
+    tmp_path: Path, make_repo: Any, make_indexer: Any, edit: dict[str, str], tamper: tuple[str, ...] = ()
+) -> tuple[Any, dict[str, dict[str, Any]]]:
+    """Index FILES, run `tamper` SQL on the work DB, apply `edit`: the indexer and the re-run's
+    steps; the re-run's tables are checked against a fresh full run of the edited repo."""
     repo = make_repo(tmp_path, FILES)
     indexer = make_indexer(repo)
     indexer.run()
-    repo.apply(_SAME_FACTS_EDIT)
+    with indexer.gateway.writer("test") as w:
+        for sql in tamper:
+            w.execute(sql)
+    repo.apply(edit)
     steps = indexer.step_runs(indexer.run().run_id)
+    fresh = make_indexer(repo, tmp_path / "fresh" / "c.duckdb")
+    fresh.run()
+    assert _digest(indexer.db) == _digest(fresh.db)
+    return indexer, steps
+
+
+def test_an_edit_that_keeps_the_call_facts_skips_the_solve_and_the_graph_steps(
+    tmp_path: Path, make_repo: Any, make_indexer: Any
+) -> None:
+    _, steps = _edit_run(tmp_path, make_repo, make_indexer, _SAME_FACTS_EDIT)
     assert steps["call_graph"]["files_processed"] == 1
     assert steps["call_graph"]["note"] == "facts unchanged, edges unchanged"
     assert steps["import_graph"]["note"].endswith(", unchanged")
     assert steps["graph_metrics"]["note"] == steps["subsystems"]["note"] == "up to date"
-    fresh = make_indexer(repo, tmp_path / "fresh" / "c.duckdb")
-    fresh.run()
-    assert _digest(indexer.db) == _digest(fresh.db)
 
 
 def test_an_edit_that_keeps_the_call_facts_still_looks_the_goids_up_again(
     tmp_path: Path, make_repo: Any, make_indexer: Any
 ) -> None:
-    repo = make_repo(tmp_path, FILES)
-    indexer = make_indexer(repo)
-    indexer.run()
-    with indexer.gateway.writer("test") as w:  # stale links, as if definitions had moved
-        w.execute("UPDATE graph.call_edges SET caller_goid = NULL WHERE caller LIKE 'shop.cart%'")
-        w.execute("UPDATE graph.call_edges SET callee_goid = 'gone' WHERE callee = 'shop.util.price'")
-    repo.apply(_SAME_FACTS_EDIT)
-    steps = indexer.step_runs(indexer.run().run_id)
+    stale_links = (  # as if definitions had moved
+        "UPDATE graph.call_edges SET caller_goid = NULL WHERE caller LIKE 'shop.cart%'",
+        "UPDATE graph.call_edges SET callee_goid = 'gone' WHERE callee = 'shop.util.price'",
+    )
+    _, steps = _edit_run(tmp_path, make_repo, make_indexer, _SAME_FACTS_EDIT, stale_links)
     assert steps["call_graph"]["note"] == "facts unchanged, GOIDs relinked"
     assert steps["graph_metrics"]["note"] != "up to date"  # the edges' GOIDs changed: recomputed
-    fresh = make_indexer(repo, tmp_path / "fresh" / "c.duckdb")
-    fresh.run()
-    assert _digest(indexer.db) == _digest(fresh.db)
 
 
 def test_an_edit_that_only_moves_code_moves_the_edges_without_a_solve(
     tmp_path: Path, make_repo: Any, make_indexer: Any
 ) -> None:
-    repo = make_repo(tmp_path, FILES)
-    indexer = make_indexer(repo)
-    indexer.run()
-    cart = textwrap.dedent(FILES["src/shop/cart.py"])
-    moved = cart.replace("class Base:", "# two lines more above Base\n\n\nclass Base:")
-    repo.apply({"src/shop/cart.py": moved})
-    steps = indexer.step_runs(indexer.run().run_id)
+    moved = textwrap.dedent(FILES["src/shop/cart.py"]).replace("class Base:", "# two lines more\n\n\nclass Base:")
+    indexer, steps = _edit_run(tmp_path, make_repo, make_indexer, {"src/shop/cart.py": moved})
     assert steps["call_graph"]["note"].startswith("facts unchanged, ")
     assert "sites moved" in steps["call_graph"]["note"]
     line = 1 + moved.splitlines().index("cart.checkout()")
     assert indexer.query("SELECT line FROM graph.call_edges WHERE callee = 'shop.cart.Cart.checkout'") == [(line,)]
-    fresh = make_indexer(repo, tmp_path / "fresh" / "c.duckdb")
-    fresh.run()
-    assert _digest(indexer.db) == _digest(fresh.db)
 
 
 def test_graph_metrics_and_subsystems_cover_every_function_and_module(
