@@ -299,9 +299,12 @@ def _same_program(ctx: PipelineContext, delta: FileDelta) -> Moves | None:
         old_doc, old_at = facts_without_positions(before[1])
         if new_doc != old_doc:
             return None
-        mapping = dict(zip(old_at, new_at, strict=True))
-        if len(mapping) != len(set(old_at)) or len(set(mapping.values())) != len(mapping):
-            return None  # one old position now two, or two now one
+        mapping: dict[tuple[int, int], tuple[int, int]] = {}
+        for old, new in zip(old_at, new_at, strict=True):
+            if mapping.setdefault(old, new) != new:
+                return None  # one old position is now two
+        if len(set(mapping.values())) != len(mapping):
+            return None  # two old positions are now one
         moves.extend((out.path, *old, *new) for old, new in sorted(mapping.items()) if old != new)
     return moves
 
