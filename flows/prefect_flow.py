@@ -172,17 +172,13 @@ def step_context(cfg: PipelineContextConfig) -> Iterator[PipelineContext]:
     per-file work is done (`PipelineContext.release_workers`): a whole-program phase then holds
     the slot, instead of sharing its process, and the GIL, with batches of other steps.
     """
-    try:
-        if "distributed" not in sys.modules:  # not a Dask worker; importing it costs 0.25 s
-            raise ImportError("distributed")
-        from distributed import get_client, get_worker, rejoin, secede
-
-        get_worker()
-    except (ImportError, ValueError):
+    if not _on_dask_worker():
         shared = _RUN_EXECUTORS.get(cfg.run_id)
         with PipelineContext(cfg, executor=_BorrowedExecutor(shared) if shared else None) as ctx:
             yield ctx
         return
+    from distributed import get_client, rejoin, secede
+
     client = get_client()
     secede()
     executor = DaskExecutor(client, on_release=rejoin)
@@ -191,6 +187,19 @@ def step_context(cfg: PipelineContextConfig) -> Iterator[PipelineContext]:
             yield ctx
     finally:
         executor.release()  # rejoin, if the step did not already
+
+
+def _on_dask_worker() -> bool:
+    """Whether this thread runs a task of a Dask worker (`distributed` imported by then)."""
+    if "distributed" not in sys.modules:  # importing it only to find out would cost 0.25 s
+        return False
+    from distributed import get_worker
+
+    try:
+        get_worker()
+    except ValueError:
+        return False
+    return True
 
 
 def _current_attempt() -> int:

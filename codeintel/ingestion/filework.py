@@ -7,10 +7,8 @@ per table as tuples in catalog column order.  Nothing here touches the database.
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from codeintel.analysis.definitions import DefKind, iter_definitions
 from codeintel.analysis.goids import make_goid
 from codeintel.analysis.imports import extract_all_names, extract_import_sites
 from codeintel.analysis.metrics import compute_function_metrics
+from codeintel.gcpause import gc_paused
 from codeintel.ingestion.change_tracker import FileRef
 from codeintel.ingestion.parsing import ParsedFile, ParseProblem, ProblemKind, read_and_parse
 from codeintel.storage.catalog import Table, spec_of
@@ -66,7 +65,7 @@ def _map_parsed(batch: FileBatch, extract: Extractor, *, owns_problems: bool = F
     Only the step that owns core.parse_errors (`owns_problems`) records files that cannot be
     parsed, or whose analysis exhausts the stack; other steps just produce no rows for them.
     """
-    with _gc_paused():
+    with gc_paused():  # a batch's trees and rows: see codeintel.gcpause
         return _map_parsed_batch(batch, extract, owns_problems)
 
 
@@ -90,20 +89,6 @@ def _map_parsed_batch(batch: FileBatch, extract: Extractor, owns_problems: bool)
 
 
 Extractor = Callable[[FileBatch, FileRef, ParsedFile, FileOutput], None]
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """No cyclic GC during a batch: a syntax tree and the rows kept so far are many young
-    objects, and collections would walk them again and again; syntax trees hold no cycles, so
-    reference counting frees each one as soon as its file is done."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def _definitions(batch: FileBatch, ref: FileRef, parsed: ParsedFile, out: FileOutput) -> None:

@@ -9,12 +9,10 @@ in deterministic topological order, in this process, with no Prefect at all.
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from typing import ClassVar, Protocol
@@ -29,6 +27,7 @@ from codeintel.analysis.graph_metrics import NodeGraphMetrics, compute_graph_met
 from codeintel.analysis.imports import ImportSite, import_cycles_and_layers, resolve_imports
 from codeintel.analysis.subsystems import detect_subsystems
 from codeintel.errors import PipelineCycleError, StepFailedError, UnknownStepError, did_you_mean
+from codeintel.gcpause import gc_paused
 from codeintel.ingestion.change_tracker import ChangeTracker
 from codeintel.ingestion.filework import ast_ingest_batch, call_facts_batch, function_metrics_batch, import_sites_batch
 from codeintel.ingestion.scan import PreviousState, diff_states, scan_repository
@@ -206,7 +205,7 @@ class CallGraphStep:
             return self._relink(ctx, delta, keys, moves)
         extracted = time.perf_counter()
         stored = current_rows(ctx, Table.CALL_FACTS, delta).sort_by("path")  # solve order must not vary
-        with _gc_paused():  # millions of small long-lived objects: collections would only cost time
+        with gc_paused():  # millions of small long-lived objects: collections would only cost time
             texts = stored.column("facts").to_pylist()
             del stored
             # a generator: the solver owns the facts and drops each module's ops once linked
@@ -380,17 +379,6 @@ def _as_row(id_column: str, metrics: NodeGraphMetrics) -> dict[str, object]:
     row = {f: getattr(metrics, f) for f in NodeGraphMetrics.__dataclass_fields__ if f != "node_id"}
     row[id_column] = metrics.node_id
     return row
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _tuple(values: list[str] | None) -> tuple[str, ...] | None:

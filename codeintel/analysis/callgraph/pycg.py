@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import gc
 from collections.abc import Iterable, Sequence
 
 from codeintel.analysis.callgraph.facts import extract_call_facts
@@ -36,6 +35,7 @@ from codeintel.analysis.callgraph.state import (
     INST,
     TYPEINST,
 )
+from codeintel.gcpause import gc_paused
 
 _SHAPE_RESOLUTION: dict[int, Resolution] = {
     SiteShape.ATTRIBUTE: Resolution.ATTRIBUTE,
@@ -59,13 +59,8 @@ def solve_call_graph(facts: Iterable[ModuleFacts]) -> list[CallSite]:
         One row per (call site, target), or one unresolved row for a site with no target,
         sorted by path, line, column and callee.
     """
-    collecting = gc.isenabled()
-    gc.disable()  # the solve allocates millions of small long-lived objects: GC passes cost ~40%
-    try:
+    with gc_paused():  # millions of small long-lived objects: GC passes would cost ~40%
         return _rows(solve(facts))
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def _rows(solution: Solution) -> list[CallSite]:
