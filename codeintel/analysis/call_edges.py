@@ -9,9 +9,10 @@ fully qualified name (when two files define the same module name, the first path
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from typing import Any
 
-from codeintel.analysis.callgraph import CallSite
+from codeintel.analysis.callgraph.pycg import SiteTargets
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,48 +31,69 @@ class GoidKey:
         return self.module if self.kind == "module" else f"{self.module}.{self.qualname}"
 
 
-@dataclass(frozen=True, slots=True)
-class CallEdge:
-    """One row of graph.call_edges."""
-
-    caller_goid: str | None
-    callee_goid: str | None
-    caller: str
-    caller_module: str
-    path: str
-    line: int
-    col: int
-    callee: str | None
-    callee_text: str
-    kind: str
-    resolution: str
-    confidence: float
+CALL_EDGE_COLUMNS = (
+    "caller_goid", "callee_goid", "caller", "caller_module", "path", "line", "col", "callee", "callee_text",
+    "kind", "resolution", "confidence",
+)  # fmt: skip
+# the order rows are written in: by site, then callee (unresolved first) and kind
+CALL_EDGE_ORDER = ("path", "line", "col", "callee", "kind")
 
 
-def link_call_sites(sites: Iterable[CallSite], goids: Sequence[GoidKey]) -> list[CallEdge]:
-    """One `CallEdge` per (call site, caller, target), with caller and callee GOIDs where they exist.
+def link_call_sites(sites: Iterable[SiteTargets], goids: Sequence[GoidKey]) -> dict[str, list[Any]]:
+    """The rows of graph.call_edges as columns (`CALL_EDGE_COLUMNS`): one row per (call site,
+    caller, target), with caller and callee GOIDs where they exist.
 
-    A site that reaches the same target more than once (through several receivers) is one edge
-    whose confidence is the sum of its shares.
+    A site that reaches the same target more than once (as a function and as a method, or from
+    two sites at one position) is one row: the first kind in sort order, the shares summed.
+    Rows come in the order of `sites`; sort them by `CALL_EDGE_ORDER` to write them.
     """
     index = GoidIndex(goids)
-    callers: dict[tuple[str, str, str], str | None] = {}
-    edges: dict[tuple[str, int, int, str, str | None], CallEdge] = {}
-    for site in sites:
-        key = (site.path, site.caller, site.caller_module)
-        if key not in callers:
-            callers[key] = index.caller(*key)
-        edge_key = (site.path, site.line, site.col, site.caller, site.callee)
-        seen = edges.get(edge_key)
-        if seen is not None:  # the same target reached twice (e.g. through two receivers)
-            edges[edge_key] = replace(seen, confidence=min(1.0, round(seen.confidence + site.confidence, 6)))
-            continue
-        edges[edge_key] = CallEdge(
-            callers[key], index.callee(site.callee), site.caller, site.caller_module,
-            site.path, site.line, site.col, site.callee, site.callee_text, str(site.kind), str(site.resolution),
-            site.confidence,
-        )  # fmt: skip
-    return list(edges.values())
+    callee_goids: dict[str, str | None] = {}
+    cols: dict[str, list[Any]] = {name: [] for name in CALL_EDGE_COLUMNS}
+    caller_goid, callee_goid, caller_col, caller_module, path_col, line_col, col_col, callee_col, text_col = (
+        cols[name] for name in CALL_EDGE_COLUMNS[:9]
+    )
+    kind_col, resolution_col, confidence_col = cols["kind"], cols["resolution"], cols["confidence"]
+    module_path = None
+    callers: dict[str, str | None] = {}
+    at_position: dict[tuple[int, int], list[int]] = {}  # rows of the module per site position
+    for module, site, caller, targets in sites:
+        if module.path != module_path:
+            module_path, callers, at_position = module.path, {}, {}
+        goid = callers.get(caller, _UNSEEN)
+        if goid is _UNSEEN:
+            goid = callers[caller] = index.caller(module.path, caller, module.module)
+        here = at_position.setdefault((site.line, site.col), [])
+        for callee, kind, resolution, confidence in targets:
+            seen = next((r for r in here if callee_col[r] == callee and caller_col[r] == caller), None)
+            if seen is not None:  # the same target twice: one row
+                if str(kind) < kind_col[seen]:
+                    kind_col[seen], resolution_col[seen] = str(kind), str(resolution)
+                confidence_col[seen] = min(1.0, round(confidence_col[seen] + confidence, 6))
+                continue
+            here.append(len(callee_col))
+            if callee is None:
+                callee_goid.append(None)
+            else:
+                found = callee_goids.get(callee, _UNSEEN)
+                if found is _UNSEEN:
+                    found = callee_goids[callee] = index.callee(callee)
+                callee_goid.append(found)
+            caller_goid.append(goid)
+            caller_col.append(caller)
+            caller_module.append(module.module)
+            path_col.append(module.path)
+            line_col.append(site.line)
+            col_col.append(site.col)
+            callee_col.append(callee)
+            text_col.append(site.text)
+            kind_col.append(str(kind))
+            resolution_col.append(str(resolution))
+            confidence_col.append(confidence)
+    return cols
+
+
+_UNSEEN: Any = object()
 
 
 class GoidIndex:

@@ -19,9 +19,11 @@ from typing import ClassVar, Protocol
 
 import pyarrow as pa
 
-from codeintel.analysis.call_edges import GoidIndex, GoidKey, link_call_sites
-from codeintel.analysis.callgraph import facts_from_json, solve_call_graph
+from codeintel.analysis.call_edges import CALL_EDGE_ORDER, GoidIndex, GoidKey, link_call_sites
+from codeintel.analysis.callgraph import facts_from_json
 from codeintel.analysis.callgraph.model import FACTS_VERSION, facts_without_positions
+from codeintel.analysis.callgraph.pycg import site_targets
+from codeintel.analysis.callgraph.solver import solve
 from codeintel.analysis.goids import DefinitionRef, build_goids
 from codeintel.analysis.graph_metrics import NodeGraphMetrics, compute_graph_metrics
 from codeintel.analysis.imports import ImportSite, import_cycles_and_layers, resolve_imports
@@ -209,11 +211,15 @@ class CallGraphStep:
             texts = stored.column("facts").to_pylist()
             del stored
             # a generator: the solver owns the facts and drops each module's ops once linked
-            sites = solve_call_graph(facts_from_json(text) for text in texts)
+            solution = solve(facts_from_json(text) for text in texts)
             del texts
             solved = time.perf_counter()
-            edges = to_arrow(Table.CALL_EDGES, link_call_sites(sites, keys))
-            del sites
+            columns = link_call_sites(site_targets(solution), keys)
+            del solution
+            edges = pa.table(columns, schema=spec_of(Table.CALL_EDGES).arrow_schema).sort_by(
+                [(name, "ascending", "at_start") for name in CALL_EDGE_ORDER]  # unresolved (null) first
+            )
+            del columns
         logger.info(
             "call_graph: facts of %d files in %.2fs, solve in %.2fs, %d edges linked in %.2fs",
             len(delta.outputs), extracted - started, solved - extracted, len(edges), time.perf_counter() - solved,

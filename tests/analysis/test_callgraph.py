@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from codeintel.analysis.call_edges import GoidKey, link_call_sites
 from codeintel.analysis.callgraph import (
     CallKind,
     Resolution,
@@ -22,6 +23,8 @@ from codeintel.analysis.callgraph import (
     solve_call_graph,
     to_pycg,
 )
+from codeintel.analysis.callgraph.pycg import site_targets
+from codeintel.analysis.callgraph.solver import solve
 
 Files = dict[str, str]
 
@@ -435,3 +438,30 @@ def test_solve_is_identical_under_different_hash_seeds() -> None:
         for seed in ("1", "12345")
     ]
     assert outputs[0] == outputs[1] and len(json.loads(outputs[0])) > 30
+
+
+def test_one_row_per_site_and_target_with_the_first_kind_and_summed_shares() -> None:
+    """`C.__init__` reached at one site as a constructor (calling the class) and as a plain
+    method (calling the function): one call_edges row, kind "constructor", shares 0.5 + 0.5."""
+    source = textwrap.dedent(
+        """
+        class C:
+            def __init__(self):
+                pass
+
+
+        def go(flag):
+            make = C if flag else C.__init__
+            return make()
+        """
+    )
+    facts, _ = build_call_graph(_entries({"main.py": source}))
+    goids = [
+        GoidKey("g-go", "main.py", "main", "go", "function", 2),
+        GoidKey("g-init", "main.py", "main", "C.__init__", "method", 1),
+    ]
+    columns = link_call_sites(site_targets(solve(facts)), goids)
+    rows = [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+    (row,) = [r for r in rows if r["caller"] == "main.go"]
+    assert (row["callee"], row["kind"], row["confidence"]) == ("main.C.__init__", "constructor", 1.0)
+    assert (row["caller_goid"], row["callee_goid"], row["line"]) == ("g-go", "g-init", 9)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from codeintel.analysis.callgraph.facts import extract_call_facts
 from codeintel.analysis.callgraph.model import (
@@ -60,18 +60,34 @@ def solve_call_graph(facts: Iterable[ModuleFacts]) -> list[CallSite]:
         sorted by path, line, column and callee.
     """
     with gc_paused():  # millions of small long-lived objects: GC passes would cost ~40%
-        return _rows(solve(facts))
+        rows = [
+            _row(module, site, caller, *target)
+            for module, site, caller, targets in site_targets(solve(facts))
+            for target in targets
+        ]
+    rows.sort(key=lambda r: (r.path, r.line, r.col, r.callee or "", r.kind))
+    return rows
 
 
-def _rows(solution: Solution) -> list[CallSite]:
+Target = tuple[str | None, CallKind, Resolution, float]  # callee (None: unresolved), kind, how, confidence
+SiteTargets = tuple[ModuleFacts, SiteFacts, str, list[Target]]  # module, site, caller, targets
+
+
+def site_targets(solution: Solution) -> Iterator[SiteTargets]:
+    """Each call site of a solved program with its caller and its targets (sites with none
+    are skipped: implicit protocol calls and decorators that reach nothing), in facts order.
+
+    Targets are sorted by callee, kind and resolution; a site with no target is one
+    unresolved target (callee None).
+    """
     namer = _Namer(solution)
-    rows: list[CallSite] = []
+    edges = solution.edges
     for index, module in enumerate(solution.facts):
         base = solution.site_base[index]
         for offset, site in enumerate(module.sites):
-            rows.extend(_site_rows(namer, module, site, solution.edges.get(base + offset, {})))
-    rows.sort(key=lambda r: (r.path, r.line, r.col, r.callee or "", r.kind))
-    return rows
+            targets = _site_targets(namer, site, module, edges.get(base + offset))
+            if targets:
+                yield module, site, module.qualified(site.scope), targets
 
 
 class _Namer:
@@ -134,22 +150,20 @@ class _Namer:
         return name, CallKind.BUILTIN, resolution
 
 
-def _site_rows(namer: _Namer, module: ModuleFacts, site: SiteFacts, edges: dict[int, int]) -> list[CallSite]:
-    caller = module.qualified(site.scope)
-    targets = {namer.target(module, site, value, flag) for value, flag in edges.items()}
-    shape = SiteShape(site.shape)
+def _site_targets(namer: _Namer, site: SiteFacts, module: ModuleFacts, edges: dict[int, int] | None) -> list[Target]:
+    targets = {namer.target(module, site, value, flag) for value, flag in edges.items()} if edges else set()
+    shape = site.shape
     if not targets:
         if shape in (SiteShape.PROTOCOL, SiteShape.DECORATOR):
             return []
-        resolution = Resolution.DYNAMIC if shape == SiteShape.DYNAMIC else Resolution.UNKNOWN
-        return [_row(module, site, caller, None, CallKind.UNRESOLVED, resolution, 0.0)]
+        return [
+            (None, CallKind.UNRESOLVED, Resolution.DYNAMIC if shape == SiteShape.DYNAMIC else Resolution.UNKNOWN, 0.0)
+        ]
     confidence = 1.0 if len(targets) == 1 else max(0.1, round(1.0 / len(targets), 3))
-    rows = [
-        _row(module, site, caller, name, kind, resolution, confidence) for name, kind, resolution in sorted(targets)
-    ]
+    found: list[Target] = [(name, kind, resolution, confidence) for name, kind, resolution in sorted(targets)]
     if shape == SiteShape.DYNAMIC and any(name in _EVAL_NAMES for name, _, _ in targets):
-        rows.append(_row(module, site, caller, None, CallKind.UNRESOLVED, Resolution.DYNAMIC, 0.1))
-    return rows
+        found.append((None, CallKind.UNRESOLVED, Resolution.DYNAMIC, 0.1))
+    return found
 
 
 def _row(
