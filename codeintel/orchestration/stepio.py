@@ -135,39 +135,53 @@ def _row_counts(table: pa.Table) -> Counter[tuple[Any, ...]]:
     return Counter(zip(*table.to_pydict().values(), strict=True))
 
 
-def fingerprint(con: Any, deps: Sequence[str]) -> str:
-    """A digest of the output versions of `deps` (what a step's inputs are now)."""
-    if not deps:
+def fingerprint(con: Any, deps: Sequence[str], content: Sequence[str] = ()) -> str:
+    """A digest of what a step's inputs are now: the output versions of `deps`, or, when
+    `content` queries are given, the rows they return (an order-free hash of each query's rows).
+
+    A step that reads only part of its deps' outputs (the graph steps read who calls whom, not
+    where) gives the queries it reads through, so that a new version of a dep whose part it
+    reads is the same leaves it "up to date".
+    """
+    if content:
+        parts = ", ".join(f"(SELECT (count(*), sum(hash(t))) FROM ({sql}) AS t)" for sql in content)
+        text = "content|" + repr(con.execute(f"SELECT {parts}").fetchone())
+    elif not deps:
         return ""
-    rows = con.execute(
-        f"SELECT step, output_version FROM {Table.STEP_STATE} WHERE list_contains(?, step)", [list(deps)]
-    ).fetchall()
-    versions = dict(rows)
-    text = "|".join(f"{d}={versions.get(d) or ''}" for d in sorted(deps))
+    else:
+        rows = con.execute(
+            f"SELECT step, output_version FROM {Table.STEP_STATE} WHERE list_contains(?, step)", [list(deps)]
+        ).fetchall()
+        versions = dict(rows)
+        text = "|".join(f"{d}={versions.get(d) or ''}" for d in sorted(deps))
     return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 
-def inputs_unchanged(ctx: PipelineContext, step: str, deps: Sequence[str], *, check: str | None = None) -> bool:
+def inputs_unchanged(
+    ctx: PipelineContext, step: str, deps: Sequence[str], *, check: str | None = None, content: Sequence[str] = ()
+) -> bool:
     """True when `step` last succeeded on exactly the inputs its deps hold now (and not --full).
 
     `check`, when given, is a SQL query returning one boolean that must also be true (e.g. that
-    the step's outputs still exist).
+    the step's outputs still exist). `content`: see `fingerprint`.
     """
     if ctx.config.full:
         return False
     with ctx.gateway.reader() as con:
         found = con.execute(f"SELECT input_fingerprint FROM {Table.STEP_STATE} WHERE step = ?", [step]).fetchone()
-        if found is None or found[0] != fingerprint(con, deps):
+        if found is None or found[0] != fingerprint(con, deps, content):
             return False
         ok = con.execute(check).fetchone() if check else (True,)
         return bool(ok and ok[0])
 
 
 @contextmanager
-def step_writer(ctx: PipelineContext, step: str, deps: Sequence[str], *, changed: bool = True) -> Iterator[Writer]:
+def step_writer(
+    ctx: PipelineContext, step: str, deps: Sequence[str], *, changed: bool = True, content: Sequence[str] = ()
+) -> Iterator[Writer]:
     """The step's single write transaction; also records its state in `meta.step_state`."""
     with ctx.gateway.writer(f"run {ctx.run_id} step {step}") as w:
-        fp = fingerprint(w.con, deps)
+        fp = fingerprint(w.con, deps, content)
         yield w
         record_step_state(w, step, ctx.run_id if changed else None, fp, ctx.run_id)
 

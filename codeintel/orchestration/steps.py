@@ -314,6 +314,16 @@ def _same_program(ctx: PipelineContext, delta: FileDelta) -> Moves | None:
     return moves
 
 
+# what the graph steps read: node lists and (source, target, weight) pairs
+MODULES_SQL = f"SELECT DISTINCT module FROM {Table.MODULES} ORDER BY module"
+CALL_PAIRS_SQL = f"""SELECT caller_goid, callee_goid, count(*)::DOUBLE FROM {Table.CALL_EDGES}
+    WHERE caller_goid IS NOT NULL AND callee_goid IS NOT NULL GROUP BY ALL ORDER BY ALL"""
+IMPORT_PAIRS_SQL = f"""SELECT src_module, dst_module, count(*)::DOUBLE FROM {Table.IMPORT_EDGES}
+    WHERE target_kind = 'internal' AND NOT is_type_checking AND src_module <> dst_module GROUP BY ALL ORDER BY ALL"""
+MODULE_CALL_PAIRS_SQL = f"""SELECT e.caller_module, g.module, count(*)::DOUBLE FROM {Table.CALL_EDGES} e
+    JOIN {Table.GOIDS} g ON g.goid = e.callee_goid WHERE e.caller_module <> g.module GROUP BY ALL ORDER BY ALL"""
+
+
 @dataclass(frozen=True)
 class GraphMetricsStep:
     """Fan-in/out, PageRank, betweenness, closeness, cycles and layers of call and import graphs."""
@@ -321,15 +331,21 @@ class GraphMetricsStep:
     name: ClassVar[str] = "graph_metrics"
     deps: ClassVar[tuple[str, ...]] = ("call_graph", "import_graph")
 
+    # what it reads: a new call graph or import graph with the same pairs (code moved, calls
+    # to externals changed) leaves it up to date, and the steps after it too
+    reads: ClassVar[tuple[str, ...]] = (
+        f"SELECT goid, kind FROM {Table.GOIDS}", MODULES_SQL, CALL_PAIRS_SQL, IMPORT_PAIRS_SQL
+    )
+
     def run(self, ctx: PipelineContext) -> StepResult:
-        if inputs_unchanged(ctx, self.name, self.deps):
+        if inputs_unchanged(ctx, self.name, self.deps, content=self.reads):
             return StepResult.noop("up to date")
         functions = _column(ctx, f"SELECT goid FROM {Table.GOIDS} ORDER BY goid")
-        modules = _column(ctx, f"SELECT DISTINCT module FROM {Table.MODULES} ORDER BY module")
+        modules = _column(ctx, MODULES_SQL)
         by_function = compute_graph_metrics(functions, _weighted_edges(ctx, CALL_PAIRS_SQL))
         by_module = compute_graph_metrics(modules, _weighted_edges(ctx, IMPORT_PAIRS_SQL))
         kinds = _kinds(ctx)
-        with step_writer(ctx, self.name, self.deps) as w:
+        with step_writer(ctx, self.name, self.deps, content=self.reads) as w:
             w.replace_all(
                 Table.GRAPH_METRICS_FUNCTIONS,
                 [_as_row("goid", m) for m in by_function if kinds[m.node_id] in ("function", "method")],
@@ -345,26 +361,19 @@ class SubsystemsStep:
     name: ClassVar[str] = "subsystems"
     deps: ClassVar[tuple[str, ...]] = ("import_graph", "call_graph")
 
+    reads: ClassVar[tuple[str, ...]] = (MODULES_SQL, IMPORT_PAIRS_SQL, MODULE_CALL_PAIRS_SQL)
+
     def run(self, ctx: PipelineContext) -> StepResult:
-        if inputs_unchanged(ctx, self.name, self.deps):
+        if inputs_unchanged(ctx, self.name, self.deps, content=self.reads):
             return StepResult.noop("up to date")
-        modules = _column(ctx, f"SELECT DISTINCT module FROM {Table.MODULES} ORDER BY module")
+        modules = _column(ctx, MODULES_SQL)
         systems, members = detect_subsystems(
             modules, _weighted_edges(ctx, IMPORT_PAIRS_SQL), _weighted_edges(ctx, MODULE_CALL_PAIRS_SQL)
         )
-        with step_writer(ctx, self.name, self.deps) as w:
+        with step_writer(ctx, self.name, self.deps, content=self.reads) as w:
             w.replace_all(Table.SUBSYSTEMS, systems)
             w.replace_all(Table.SUBSYSTEM_MODULES, members)
         return StepResult(w.rows_written, note=f"{len(systems)} subsystems")
-
-
-# (source, target, weight) pairs the graph steps read
-CALL_PAIRS_SQL = f"""SELECT caller_goid, callee_goid, count(*)::DOUBLE FROM {Table.CALL_EDGES}
-    WHERE caller_goid IS NOT NULL AND callee_goid IS NOT NULL GROUP BY ALL ORDER BY ALL"""
-IMPORT_PAIRS_SQL = f"""SELECT src_module, dst_module, count(*)::DOUBLE FROM {Table.IMPORT_EDGES}
-    WHERE target_kind = 'internal' AND NOT is_type_checking AND src_module <> dst_module GROUP BY ALL ORDER BY ALL"""
-MODULE_CALL_PAIRS_SQL = f"""SELECT e.caller_module, g.module, count(*)::DOUBLE FROM {Table.CALL_EDGES} e
-    JOIN {Table.GOIDS} g ON g.goid = e.callee_goid WHERE e.caller_module <> g.module GROUP BY ALL ORDER BY ALL"""
 
 
 def _column(ctx: PipelineContext, sql: str) -> list[str]:

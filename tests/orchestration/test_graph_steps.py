@@ -131,6 +131,12 @@ def test_editing_one_file_re_extracts_only_it_and_keeps_edges_into_it(
         indexer.query("SELECT DISTINCT callee_goid FROM graph.call_edges WHERE callee = 'shop.util.price'")
         == goid_of_price
     )
+    # a new caller of price: the graph steps read new pairs and recompute
+    assert indexer.query(
+        "SELECT m.fan_out, p.fan_in FROM analytics.graph_metrics_functions m, analytics.graph_metrics_functions p, "
+        "core.goids g WHERE g.goid = m.goid AND g.qualname = 'discount' AND p.goid = ?",
+        [goid_of_price[0][0]],
+    ) == [(1, 3)]
 
 
 # a comment on an existing line: no line moves, no call, name or constant changes
@@ -179,7 +185,8 @@ def test_an_edit_that_keeps_the_call_facts_still_looks_the_goids_up_again(
     )
     _, steps = _edit_run(tmp_path, make_repo, make_indexer, _SAME_FACTS_EDIT, stale_links)
     assert steps["call_graph"]["note"] == "facts unchanged, GOIDs relinked"
-    assert steps["graph_metrics"]["note"] != "up to date"  # the edges' GOIDs changed: recomputed
+    # the graph steps read the pairs as they were before the tampering: nothing to redo
+    assert steps["graph_metrics"]["note"] == steps["subsystems"]["note"] == "up to date"
 
 
 def test_an_edit_that_only_moves_code_moves_the_edges_without_a_solve(
@@ -191,6 +198,20 @@ def test_an_edit_that_only_moves_code_moves_the_edges_without_a_solve(
     assert "sites moved" in steps["call_graph"]["note"]
     line = 1 + moved.splitlines().index("cart.checkout()")
     assert indexer.query("SELECT line FROM graph.call_edges WHERE callee = 'shop.cart.Cart.checkout'") == [(line,)]
+    # who calls whom is the same: the graph steps read the same pairs and keep their outputs
+    assert steps["graph_metrics"]["note"] == steps["subsystems"]["note"] == "up to date"
+
+
+def test_an_edit_that_changes_who_calls_whom_recomputes_the_graph_steps(
+    tmp_path: Path, make_repo: Any, make_indexer: Any
+) -> None:
+    rewired = textwrap.dedent(FILES["src/shop/util.py"]).replace("return 0", "return price({})")
+    indexer, steps = _edit_run(tmp_path, make_repo, make_indexer, {"src/shop/util.py": rewired})
+    assert steps["graph_metrics"]["note"] != "up to date"
+    assert indexer.query(
+        "SELECT m.fan_out FROM analytics.graph_metrics_functions m JOIN core.goids g USING (goid) "
+        "WHERE g.qualname = 'unused'"
+    ) == [(1,)]
 
 
 def test_graph_metrics_and_subsystems_cover_every_function_and_module(
