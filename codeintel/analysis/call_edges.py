@@ -8,11 +8,18 @@ fully qualified name (when two files define the same module name, the first path
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from codeintel.analysis.callgraph.pycg import SiteTargets
+import pyarrow as pa
+
+from codeintel.analysis.callgraph.model import facts_from_json
+from codeintel.analysis.callgraph.pycg import SiteTargets, site_targets
+from codeintel.analysis.callgraph.solver import solve
+from codeintel.gcpause import gc_paused
+from codeintel.storage.catalog import Table, spec_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +44,35 @@ CALL_EDGE_COLUMNS = (
 )  # fmt: skip
 # the order rows are written in: by site, then callee (unresolved first) and kind
 CALL_EDGE_ORDER = ("path", "line", "col", "callee", "kind")
+
+
+@dataclass(frozen=True, slots=True)
+class SolvedEdges:
+    """The rows of graph.call_edges, sorted, and how long the solve and the linking (with freeing the
+    solution) took."""
+
+    edges: pa.Table
+    solve_seconds: float
+    link_seconds: float
+
+
+def solve_call_edges(facts: list[str], goids: Sequence[GoidKey]) -> SolvedEdges:
+    """Solve the program of every module's `facts` (JSON text, in a fixed order) and link its
+    call sites to `goids`."""
+    started = time.perf_counter()
+    with gc_paused():  # millions of small long-lived objects: collections would only cost time
+        # a generator: the solver owns the facts and drops each module's ops once linked
+        solution = solve(facts_from_json(text) for text in facts)
+        solved = time.perf_counter()
+        columns = link_call_sites(site_targets(solution), goids)
+        # freed before the rows become Arrow (a lower peak), and before the collector is back
+        # on (its first pass would walk every object of the solution)
+        del solution
+        linked = time.perf_counter()
+        edges = pa.table(columns, schema=spec_of(Table.CALL_EDGES).arrow_schema)
+        del columns
+        edges = edges.sort_by([(name, "ascending", "at_start") for name in CALL_EDGE_ORDER])  # unresolved first
+    return SolvedEdges(edges, solved - started, linked - solved)
 
 
 def link_call_sites(sites: Iterable[SiteTargets], goids: Sequence[GoidKey]) -> dict[str, list[Any]]:

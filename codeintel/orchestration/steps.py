@@ -19,17 +19,13 @@ from typing import ClassVar, Protocol
 
 import pyarrow as pa
 
-from codeintel.analysis.call_edges import CALL_EDGE_ORDER, GoidIndex, GoidKey, link_call_sites
-from codeintel.analysis.callgraph import facts_from_json
+from codeintel.analysis.call_edges import GoidIndex, GoidKey, solve_call_edges
 from codeintel.analysis.callgraph.model import FACTS_VERSION, facts_without_positions
-from codeintel.analysis.callgraph.pycg import site_targets
-from codeintel.analysis.callgraph.solver import solve
 from codeintel.analysis.goids import DefinitionRef, build_goids
 from codeintel.analysis.graph_metrics import NodeGraphMetrics, compute_graph_metrics
 from codeintel.analysis.imports import ImportSite, import_cycles_and_layers, resolve_imports
 from codeintel.analysis.subsystems import detect_subsystems
 from codeintel.errors import PipelineCycleError, StepFailedError, UnknownStepError, did_you_mean
-from codeintel.gcpause import gc_paused
 from codeintel.ingestion.change_tracker import ChangeTracker
 from codeintel.ingestion.filework import ast_ingest_batch, call_facts_batch, function_metrics_batch, import_sites_batch
 from codeintel.ingestion.scan import PreviousState, diff_states, scan_repository
@@ -207,22 +203,15 @@ class CallGraphStep:
             return self._relink(ctx, delta, keys, moves)
         extracted = time.perf_counter()
         stored = current_rows(ctx, Table.CALL_FACTS, delta).sort_by("path")  # solve order must not vary
-        with gc_paused():  # millions of small long-lived objects: collections would only cost time
-            texts = stored.column("facts").to_pylist()
-            del stored
-            # a generator: the solver owns the facts and drops each module's ops once linked
-            solution = solve(facts_from_json(text) for text in texts)
-            del texts
-            solved = time.perf_counter()
-            columns = link_call_sites(site_targets(solution), keys)
-            del solution
-            edges = pa.table(columns, schema=spec_of(Table.CALL_EDGES).arrow_schema).sort_by(
-                [(name, "ascending", "at_start") for name in CALL_EDGE_ORDER]  # unresolved (null) first
-            )
-            del columns
+        texts = stored.column("facts").to_pylist()
+        del stored
+        solved = solve_call_edges(texts, keys)
+        del texts
+        edges = solved.edges
         logger.info(
-            "call_graph: facts of %d files in %.2fs, solve in %.2fs, %d edges linked in %.2fs",
-            len(delta.outputs), extracted - started, solved - extracted, len(edges), time.perf_counter() - solved,
+            "call_graph: facts of %d files in %.2fs, solve in %.2fs, %d edges linked in %.2fs (%.2fs in all)",
+            len(delta.outputs), extracted - started, solved.solve_seconds, len(edges), solved.link_seconds,
+            time.perf_counter() - extracted,
         )  # fmt: skip
         with step_writer(ctx, self.name, self.deps) as w:
             rows = delta.apply(w, ctx.run_id) + w.replace_all(Table.CALL_EDGES, edges)
