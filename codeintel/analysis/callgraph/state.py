@@ -161,11 +161,11 @@ class SolverState:
             self.delta[var] = new[:]  # a copy: the two lists grow apart
             self.work.append(var)
             return
-        new = [v for v in values if v not in current]
-        if not new:
-            return
         room = MAX_POINTS_TO - len(current)
         if room <= 0:
+            return
+        new = [v for v in values if v not in current]
+        if not new:
             return
         if len(new) > room:
             new = new[:room]
