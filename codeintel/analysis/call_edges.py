@@ -4,6 +4,7 @@ The solver names scopes as PyCG does (`pkg.mod.C.method`, `pkg.mod.f.<lambda1>`)
 keys entities by GOID.  A caller is looked up in its own file (a lambda or comprehension scope
 belongs to the nearest enclosing definition, module-level code to the module); a callee by its
 fully qualified name (when two files define the same module name, the first path wins).
+`solve_call_edges` is the whole-program phase of the call_graph step: solve, then link.
 """
 
 from __future__ import annotations
@@ -13,13 +14,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import pyarrow as pa
-
 from codeintel.analysis.callgraph.model import facts_from_json
 from codeintel.analysis.callgraph.pycg import SiteTargets, site_targets
 from codeintel.analysis.callgraph.solver import solve
 from codeintel.gcpause import free_in_background, gc_paused
-from codeintel.storage.catalog import Table, spec_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,16 +46,25 @@ CALL_EDGE_ORDER = ("path", "line", "col", "callee", "kind")
 
 @dataclass(frozen=True, slots=True)
 class SolvedEdges:
-    """The rows of graph.call_edges, sorted, and how long the solve and the linking took."""
+    """The rows of graph.call_edges as columns (unsorted; see `CALL_EDGE_ORDER`) and how long the
+    solve and the linking took."""
 
-    edges: pa.Table
+    columns: dict[str, list[Any]]
     solve_seconds: float
     link_seconds: float
 
 
-def solve_call_edges(facts: list[str], goids: Sequence[GoidKey]) -> SolvedEdges:
-    """Solve the program of every module's `facts` (JSON text, in a fixed order) and link its
-    call sites to `goids`."""
+def solve_call_edges(facts: Iterable[str], goids: Sequence[GoidKey]) -> SolvedEdges:
+    """Solve the whole program and link its call sites to GOIDs.
+
+    Args:
+        facts: Every module's facts as JSON text (`facts_to_json`), in an order that must not
+            vary between runs (the solve's capped points-to sets depend on it).
+        goids: The GOIDs of every module, class and function.
+
+    Returns:
+        The rows of graph.call_edges as columns, with phase times.
+    """
     started = time.perf_counter()
     with gc_paused():  # millions of small long-lived objects: collections would only cost time
         # a generator: the solver owns the facts and drops each module's ops once linked
@@ -66,20 +73,21 @@ def solve_call_edges(facts: list[str], goids: Sequence[GoidKey]) -> SolvedEdges:
         columns = link_call_sites(site_targets(solution), goids)
         free_in_background(solution)  # the solver's millions of objects: 0.7 s to free
         del solution
-        linked = time.perf_counter()
-        edges = pa.table(columns, schema=spec_of(Table.CALL_EDGES).arrow_schema)
-        del columns
-        edges = edges.sort_by([(name, "ascending", "at_start") for name in CALL_EDGE_ORDER])  # unresolved first
-    return SolvedEdges(edges, solved - started, linked - solved)
+    return SolvedEdges(columns, solved - started, time.perf_counter() - solved)
 
 
 def link_call_sites(sites: Iterable[SiteTargets], goids: Sequence[GoidKey]) -> dict[str, list[Any]]:
-    """The rows of graph.call_edges as columns (`CALL_EDGE_COLUMNS`): one row per (call site,
-    caller, target), with caller and callee GOIDs where they exist.
+    """One row per (call site, caller, target), with caller and callee GOIDs where they exist.
 
     A site that reaches the same target more than once (as a function and as a method, or from
     two sites at one position) is one row: the first kind in sort order, the shares summed.
-    Rows come in the order of `sites`; sort them by `CALL_EDGE_ORDER` to write them.
+
+    Args:
+        sites: Solved sites with their targets (`site_targets`).
+        goids: The GOIDs of every module, class and function.
+
+    Returns:
+        The rows as columns (`CALL_EDGE_COLUMNS`), in the order of `sites`.
     """
     index = GoidIndex(goids)
     callee_goids: dict[str, str | None] = {}

@@ -19,7 +19,7 @@ from typing import ClassVar, Protocol
 
 import pyarrow as pa
 
-from codeintel.analysis.call_edges import GoidIndex, GoidKey, solve_call_edges
+from codeintel.analysis.call_edges import CALL_EDGE_ORDER, GoidIndex, GoidKey, solve_call_edges
 from codeintel.analysis.callgraph.model import FACTS_VERSION, facts_without_positions
 from codeintel.analysis.goids import DefinitionRef, build_goids
 from codeintel.analysis.graph_metrics import NodeGraphMetrics, compute_graph_metrics
@@ -207,7 +207,8 @@ class CallGraphStep:
         del stored
         solved = solve_call_edges(texts, keys)
         del texts
-        edges = solved.edges
+        edges = pa.table(solved.columns, schema=spec_of(Table.CALL_EDGES).arrow_schema)
+        edges = edges.sort_by([(name, "ascending", "at_start") for name in CALL_EDGE_ORDER])  # unresolved first
         logger.info(
             "call_graph: facts of %d files in %.2fs, solve in %.2fs, %d edges linked in %.2fs (%.2fs in all)",
             len(delta.outputs), extracted - started, solved.solve_seconds, len(edges), solved.link_seconds,
