@@ -1,8 +1,10 @@
 """Per-file work that runs in worker processes: read, parse once, extract, return rows.
 
-Each `*_batch` function is module-level (picklable), takes a `FileBatch` and returns one
-`FileOutput` per file: the hash of the bytes it actually read (recorded as processed) and rows
-per table as tuples in catalog column order.  Nothing here touches the database.
+`extract_batch` (module-level, picklable) takes a `FileBatch`, reads and parses each of its
+files once and runs each of the batch's extractors (`EXTRACTORS`: one per per-file step) on the
+tree, returning one `FileOutput` per file and extractor: the hash of the bytes it actually read
+(recorded as processed) and rows per table as tuples in catalog column order.  Nothing here
+touches the database.
 """
 
 from __future__ import annotations
@@ -28,12 +30,17 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class FileBatch:
-    """Files for one worker call, with what the work needs to know."""
+    """Files for one worker call, with what the work needs to know.
+
+    `extractors` name what to extract from every file (keys of `EXTRACTORS`): first for the step
+    that asked, then for steps later in the same run that need the same files.
+    """
 
     root: str
     repo: str
     max_file_size: int
     files: tuple[FileRef, ...]
+    extractors: tuple[str, ...]
 
 
 @dataclass(slots=True)
@@ -59,33 +66,45 @@ def _each_parsed(batch: FileBatch) -> Iterator[tuple[FileRef, str | None, Parsed
         yield ref, digest, parsed
 
 
-def _map_parsed(batch: FileBatch, extract: Extractor, *, owns_problems: bool = False) -> list[FileOutput]:
-    """Read and parse each file of `batch` once and run `extract` on it.
+def extract_batch(batch: FileBatch) -> list[dict[str, FileOutput]]:
+    """Read and parse each file of `batch` once and run each of its extractors on the tree.
 
-    Only the step that owns core.parse_errors (`owns_problems`) records files that cannot be
-    parsed, or whose analysis exhausts the stack; other steps just produce no rows for them.
+    Only the extractor that owns core.parse_errors (`PROBLEM_OWNER`) records files that cannot
+    be parsed, or whose analysis exhausts the stack; the others just produce no rows for them.
+    An error in the first extractor (the asking step's) propagates; an error in another leaves
+    that extractor's output out, so its own step extracts the file again and fails on its own.
+
+    Returns:
+        Per file of the batch, in order: extractor name -> its output.
     """
     with gc_paused():  # a batch's trees and rows: see codeintel.gcpause
-        return _map_parsed_batch(batch, extract, owns_problems)
+        return [_extract(batch, ref, digest, parsed) for ref, digest, parsed in _each_parsed(batch)]
 
 
-def _map_parsed_batch(batch: FileBatch, extract: Extractor, owns_problems: bool) -> list[FileOutput]:
-    outputs = []
-    for ref, digest, parsed in _each_parsed(batch):
-        out = FileOutput(ref.path, digest)
+def _extract(
+    batch: FileBatch, ref: FileRef, digest: str | None, parsed: ParsedFile | ParseProblem
+) -> dict[str, FileOutput]:
+    found: dict[str, FileOutput] = {}
+    for position, name in enumerate(batch.extractors):
+        out = found[name] = FileOutput(ref.path, digest)
+        owner = name == PROBLEM_OWNER
         if isinstance(parsed, ParseProblem):
-            if owns_problems:
+            if owner:
                 out.add(Table.PARSE_ERRORS, parsed)
-        else:
-            try:
-                extract(batch, ref, parsed, out)
-            except RecursionError:
-                out.rows.clear()
-                if owns_problems:
-                    problem = ParseProblem(ref.path, ProblemKind.RECURSION, None, None, "nesting too deep to analyse")
-                    out.add(Table.PARSE_ERRORS, problem)
-        outputs.append(out)
-    return outputs
+            continue
+        try:
+            EXTRACTORS[name](batch, ref, parsed, out)
+        except RecursionError:
+            out.rows.clear()
+            if owner:
+                problem = ParseProblem(ref.path, ProblemKind.RECURSION, None, None, "nesting too deep to analyse")
+                out.add(Table.PARSE_ERRORS, problem)
+        except Exception:
+            if position == 0:
+                raise
+            logger.debug("extractor %s failed on %s; its step will redo the file", name, ref.path, exc_info=True)
+            del found[name]
+    return found
 
 
 Extractor = Callable[[FileBatch, FileRef, ParsedFile, FileOutput], None]
@@ -146,21 +165,11 @@ def _call_facts(batch: FileBatch, ref: FileRef, parsed: ParsedFile, out: FileOut
     out.add(Table.CALL_FACTS, _CallFacts(ref.path, ref.module, facts_to_json(facts)))
 
 
-def ast_ingest_batch(batch: FileBatch) -> list[FileOutput]:
-    """core.ast_nodes rows for each file, or a core.parse_errors row when it cannot be parsed."""
-    return _map_parsed(batch, _definitions, owns_problems=True)
-
-
-def function_metrics_batch(batch: FileBatch) -> list[FileOutput]:
-    """analytics.function_metrics rows for every function and method of each file."""
-    return _map_parsed(batch, _metrics)
-
-
-def import_sites_batch(batch: FileBatch) -> list[FileOutput]:
-    """graph.import_sites (one row per imported name) and graph.module_exports (`__all__`)."""
-    return _map_parsed(batch, _imports)
-
-
-def call_facts_batch(batch: FileBatch) -> list[FileOutput]:
-    """graph.call_facts: the per-file facts of the call-graph analysis, as JSON text."""
-    return _map_parsed(batch, _call_facts)
+# one extractor per per-file step (names are what `FileBatch.extractors` carries)
+EXTRACTORS: dict[str, Extractor] = {
+    "definitions": _definitions,  # ast_ingest: core.ast_nodes
+    "metrics": _metrics,  # function_metrics: analytics.function_metrics
+    "imports": _imports,  # import_graph: graph.import_sites, graph.module_exports
+    "call_facts": _call_facts,  # call_graph: graph.call_facts
+}
+PROBLEM_OWNER = "definitions"

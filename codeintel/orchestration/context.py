@@ -2,7 +2,8 @@
 
 `PipelineContextConfig` is all a worker process or a Prefect task receives; it round-trips
 through JSON.  `PipelineContext` adds the live services (gateway, tool service, change tracker,
-executor, logger) and is built from the config inside whichever process runs a step.
+executor, logger, per-file work done ahead) and is built from the config inside whichever
+process runs a step.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,8 @@ from codeintel.config import (
     StorageConfig,
     ToolsConfig,
 )
-from codeintel.ingestion.change_tracker import ChangeTracker
+from codeintel.ingestion.change_tracker import ChangeTracker, FileRef
+from codeintel.ingestion.filework import FileOutput
 from codeintel.ingestion.tools import ToolService
 from codeintel.orchestration.executors import (
     DaskExecutor,
@@ -82,6 +85,51 @@ class PipelineContextConfig:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class FileWork:
+    """What a per-file step extracts: the extractor it runs on each stale file
+    (`filework.EXTRACTORS`) and the tables the rows go to."""
+
+    step: str
+    extractor: str
+    tables: tuple[str, ...]
+
+
+class FileWorkAhead:
+    """Per-file work done ahead for the per-file steps still to come in this run.
+
+    When a per-file step parses its stale files, the extractors of the steps planned after it
+    run on the same trees for the files those steps will find stale (same path and hash), so a
+    cold run parses each file once instead of once a step.  The outputs wait here until their
+    step runs; a step that finds none (another process, a file that changed, an extractor that
+    failed) extracts its files itself.  Only `run_pipeline` plans: under Prefect or Dask, where
+    steps run as separate tasks, every step extracts its own files.
+    """
+
+    def __init__(self) -> None:
+        self._planned: list[FileWork] = []
+        self._outputs: dict[str, dict[tuple[str, str | None], FileOutput]] = {}
+
+    def plan(self, work: Sequence[FileWork]) -> None:
+        """The per-file steps this run will run, in order."""
+        self._planned = list(work)
+        self._outputs = {}
+
+    def take(self, step: str, files: Sequence[FileRef]) -> tuple[list[FileOutput], list[FileRef]]:
+        """The outputs done ahead for `step` among `files`, and the files still to extract."""
+        ready = self._outputs.pop(step, {})
+        found = [ready[(f.path, f.hash)] for f in files if (f.path, f.hash) in ready]
+        return found, [f for f in files if (f.path, f.hash) not in ready]
+
+    def later(self, step: str) -> list[FileWork]:
+        """The planned per-file steps after `step`."""
+        names = [w.step for w in self._planned]
+        return self._planned[names.index(step) + 1 :] if step in names else []
+
+    def keep(self, step: str, ref: FileRef, output: FileOutput) -> None:
+        self._outputs.setdefault(step, {})[(ref.path, ref.hash)] = output
+
+
 class PipelineContext:
     """Config plus live services, local to one process."""
 
@@ -91,6 +139,7 @@ class PipelineContext:
         self.tool_service = ToolService(config.execution.tools)
         self.change_tracker = ChangeTracker(self.gateway)
         self.logger = logging.getLogger("codeintel.pipeline")
+        self.work_ahead = FileWorkAhead()
         self._executor = executor
 
     @property

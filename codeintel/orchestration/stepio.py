@@ -1,8 +1,9 @@
 """What steps share for reading their inputs and writing their outputs.
 
-- `collect_file_delta`: map a per-file batch function over the step's stale files (through the
-  context's executor) and gather the rows; `FileDelta.apply` then replaces those files' rows and
-  records the step's file state inside the step's one write transaction.
+- `collect_file_delta`: extract rows from the step's stale files (through the context's executor,
+  parsing each file once for every per-file step of the run that needs it: `FileWorkAhead`) and
+  gather them; `FileDelta.apply` then replaces those files' rows and records the step's file
+  state inside the step's one write transaction.
 - `step_writer`: the step's write transaction, which also bumps the step's output version in
   `meta.step_state`, so that whole-graph steps downstream know their inputs changed.
 - `inputs_unchanged`: whether a whole-graph step's inputs are the same as when it last succeeded.
@@ -12,16 +13,16 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
 
-from codeintel.ingestion.change_tracker import StaleFiles
-from codeintel.ingestion.filework import FileBatch, FileOutput
-from codeintel.orchestration.context import PipelineContext
+from codeintel.ingestion.change_tracker import FileRef, StaleFiles
+from codeintel.ingestion.filework import FileBatch, FileOutput, extract_batch
+from codeintel.orchestration.context import FileWork, PipelineContext
 from codeintel.orchestration.executors import SerialExecutor, make_batches, should_parallelise
 from codeintel.storage.catalog import Table, spec_of
 from codeintel.storage.gateway import Writer
@@ -74,31 +75,37 @@ class FileDelta:
         return written
 
 
-def collect_file_delta(
-    ctx: PipelineContext,
-    step: str,
-    tables: Sequence[str],
-    work: Callable[[FileBatch], list[FileOutput]],
-    source_step: str | None = None,
-    *,
-    priority: int = 0,
-) -> FileDelta:
-    """Run `work` over the files `step` has to (re)process; nothing is written yet.
+def collect_file_delta(ctx: PipelineContext, work: FileWork, *, priority: int = 0) -> FileDelta:
+    """Extract rows from the files `work.step` has to (re)process; nothing is written yet.
 
     `priority`: where steps overlap on a cluster, batches of higher priority run first.
     """
-    stale = ctx.change_tracker.stale_files(step, source_step)
-    delta = FileDelta(step, tuple(tables), stale)
-    files = stale.to_process
+    stale = ctx.change_tracker.stale_files(work.step)
+    delta = FileDelta(work.step, work.tables, stale)
+    ahead = ctx.work_ahead
+    ready, files = ahead.take(work.step, stale.to_process)
+    delta.outputs.extend(ready)
     if not files:
         return delta
+    later = [(w, {(f.path, f.hash) for f in ctx.change_tracker.stale_files(w.step).to_process}) for w in ahead.later(work.step)]
+    groups: dict[tuple[str, ...], list[FileRef]] = {}
+    for f in files:
+        names = (work.extractor, *(w.extractor for w, needed in later if (f.path, f.hash) in needed))
+        groups.setdefault(names, []).append(f)
     snap, ex = ctx.config.snapshot, ctx.config.execution
     parallel = should_parallelise(len(files), sum(f.size for f in files))
     executor = ctx.executor if parallel else SerialExecutor()
-    batches = make_batches(list(files), [f.size for f in files], executor.workers)
-    jobs = [FileBatch(str(snap.repo_root), snap.repo_name, ex.scan.max_file_size, tuple(b)) for b in batches]
-    for outputs in executor.map(work, jobs, priority):
-        delta.outputs.extend(outputs)
+    jobs = [
+        FileBatch(str(snap.repo_root), snap.repo_name, ex.scan.max_file_size, tuple(batch), names)
+        for names, group in groups.items()
+        for batch in make_batches(group, [f.size for f in group], executor.workers)
+    ]
+    for job, results in zip(jobs, executor.map(extract_batch, jobs, priority), strict=True):
+        for ref, found in zip(job.files, results, strict=True):
+            delta.outputs.append(found[work.extractor])
+            for w, _ in later:
+                if w.extractor in found:
+                    ahead.keep(w.step, ref, found[w.extractor])
     return delta
 
 

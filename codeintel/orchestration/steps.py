@@ -27,10 +27,9 @@ from codeintel.analysis.imports import ImportSite, import_cycles_and_layers, res
 from codeintel.analysis.subsystems import detect_subsystems
 from codeintel.errors import PipelineCycleError, StepFailedError, UnknownStepError, did_you_mean
 from codeintel.ingestion.change_tracker import ChangeTracker
-from codeintel.ingestion.filework import ast_ingest_batch, call_facts_batch, function_metrics_batch, import_sites_batch
 from codeintel.ingestion.scan import PreviousState, diff_states, scan_repository
 from codeintel.orchestration import ledger
-from codeintel.orchestration.context import PipelineContext
+from codeintel.orchestration.context import FileWork, PipelineContext
 from codeintel.orchestration.ledger import RunStatus
 from codeintel.orchestration.stepio import (
     FileDelta,
@@ -104,9 +103,10 @@ class AstIngestStep:
 
     name: ClassVar[str] = "ast_ingest"
     deps: ClassVar[tuple[str, ...]] = ("repo_scan",)
+    file_work: ClassVar[FileWork] = FileWork(name, "definitions", (Table.AST_NODES, Table.PARSE_ERRORS))
 
     def run(self, ctx: PipelineContext) -> StepResult:
-        delta = collect_file_delta(ctx, self.name, (Table.AST_NODES, Table.PARSE_ERRORS), ast_ingest_batch)
+        delta = collect_file_delta(ctx, self.file_work)
         return write_file_delta(ctx, self.deps, delta)
 
 
@@ -140,9 +140,10 @@ class FunctionMetricsStep:
 
     name: ClassVar[str] = "function_metrics"
     deps: ClassVar[tuple[str, ...]] = ("goids",)
+    file_work: ClassVar[FileWork] = FileWork(name, "metrics", (Table.FUNCTION_METRICS,))
 
     def run(self, ctx: PipelineContext) -> StepResult:
-        delta = collect_file_delta(ctx, self.name, (Table.FUNCTION_METRICS,), function_metrics_batch)
+        delta = collect_file_delta(ctx, self.file_work)
         return write_file_delta(ctx, self.deps, delta)
 
 
@@ -152,9 +153,10 @@ class ImportGraphStep:
 
     name: ClassVar[str] = "import_graph"
     deps: ClassVar[tuple[str, ...]] = ("goids",)
+    file_work: ClassVar[FileWork] = FileWork(name, "imports", (Table.IMPORT_SITES, Table.MODULE_EXPORTS))
 
     def run(self, ctx: PipelineContext) -> StepResult:
-        delta = collect_file_delta(ctx, self.name, (Table.IMPORT_SITES, Table.MODULE_EXPORTS), import_sites_batch)
+        delta = collect_file_delta(ctx, self.file_work)
         if not delta.stale and inputs_unchanged(ctx, self.name, self.deps):
             return StepResult.noop("up to date")
         stored = current_rows(ctx, Table.IMPORT_SITES, delta).sort_by(
@@ -188,12 +190,13 @@ class CallGraphStep:
     # and Dask the call graph (the longest step) starts as soon as the GOIDs exist
     deps: ClassVar[tuple[str, ...]] = ("goids",)
     code_version: ClassVar[str] = f"facts-{FACTS_VERSION}"
+    file_work: ClassVar[FileWork] = FileWork(name, "call_facts", (Table.CALL_FACTS,))
 
     def run(self, ctx: PipelineContext) -> StepResult:
         started = time.perf_counter()
         # its solve is the longest serial stretch of the pipeline: where steps overlap (Prefect
         # on Dask), its facts go first so that the solve starts as early as it can
-        delta = collect_file_delta(ctx, self.name, (Table.CALL_FACTS,), call_facts_batch, priority=1)
+        delta = collect_file_delta(ctx, self.file_work, priority=1)
         ctx.release_workers()  # the solve below is one process: it needs the memory and the core
         if not delta.stale and inputs_unchanged(ctx, self.name, self.deps):
             return StepResult.noop("up to date")
@@ -555,6 +558,8 @@ def run_pipeline(
 
     ctx.gateway.ensure_schema()
     names = plan_steps(ctx, selected_steps, exclude)
+    # the per-file steps to come share their parses: the first to parse a file extracts for all
+    ctx.work_ahead.plan([w for n in names if (w := getattr(PIPELINE_STEPS_BY_NAME[n], "file_work", None))])
     begin_pipeline(ctx, names)
     run = PipelineRun(ctx.run_id, names)
     for name in names:

@@ -122,7 +122,7 @@ def test_every_runner_topology_stores_the_same_tables_as_a_local_run(
     assert state.is_completed(), state.message
     assert table_digests(db) == table_digests(local_db)
     keys = [str(t["key"]) for t in stream.data]
-    assert any("ast_ingest_batch" in k for k in keys) == batches_on_cluster
+    assert any("extract_batch" in k for k in keys) == batches_on_cluster
     pids = {r["pid"] for r in work_rows(db, "SELECT pid FROM meta.step_runs")}
     assert (pids == {os.getpid()}) == steps_here
     if params.get("granularity") == "pipeline":

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from codeintel.errors import StepFailedError
+from codeintel.ingestion import filework
 from codeintel.ingestion.change_tracker import ChangeTracker
-from codeintel.orchestration import steps as steps_module
 from codeintel.orchestration.context import PipelineContext
 from codeintel.orchestration.executors import ProcessExecutor
 from codeintel.orchestration.selection import descendants
@@ -195,6 +195,43 @@ def _has_added_later(shop: Any, table: str) -> bool:
     return _count(shop, table, "qualname = 'added_later'") == 1
 
 
+def _count_parses(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Count, per path, the files the per-file work reads and parses (in this process: the test
+    repos are below the size worth a process pool)."""
+    parsed: Counter[str] = Counter()
+    read_and_parse = filework.read_and_parse
+
+    def counting(root: Path, path: str, max_size: int) -> Any:
+        parsed[path] += 1
+        return read_and_parse(root, path, max_size)
+
+    monkeypatch.setattr(filework, "read_and_parse", counting)
+    return parsed
+
+
+def test_a_cold_run_parses_each_file_once_for_all_per_file_steps(
+    tmp_path: Path, make_repo: Any, make_indexer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsed = _count_parses(monkeypatch)
+    indexer = make_indexer(make_repo(tmp_path, SHOP))
+    run = indexer.run()
+    assert set(parsed.values()) == {1} and len(parsed) == len(SHOP)
+    assert _files_processed(indexer, run.run_id) == dict.fromkeys(PER_FILE_STEPS, len(SHOP))
+
+
+def test_an_edit_is_parsed_once_and_a_step_run_alone_parses_for_itself(
+    shop: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsed = _count_parses(monkeypatch)
+    _edit_util(shop)
+    first = shop.run(["ast_ingest", "function_metrics"])
+    assert parsed == {"src/shop/util.py": 1}  # ast_ingest extracted the metrics too
+    assert _files_processed(shop, first.run_id) == {"ast_ingest": 1, "goids": 1, "function_metrics": 1}
+    assert _has_added_later(shop, Table.FUNCTION_METRICS)
+    shop.run(["call_graph"])  # its facts were not extracted ahead (not planned): it parses the file
+    assert parsed == {"src/shop/util.py": 2}
+
+
 def test_an_excluded_step_catches_up_on_the_next_run(shop: Any) -> None:
     _edit_util(shop)
     second = shop.run(exclude=["function_metrics"])
@@ -234,11 +271,11 @@ def test_a_step_that_failed_on_a_busy_lock_catches_up_on_the_next_run(shop: Any)
 def test_a_step_that_raised_is_recorded_failed_and_catches_up(shop: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Injected failure inside the step's per-file work."""
 
-    def boom(batch: Any) -> Any:
+    def boom(*args: Any) -> None:
         raise RuntimeError("injected metrics failure")
 
     _edit_util(shop)
-    monkeypatch.setattr(steps_module, "function_metrics_batch", boom)
+    monkeypatch.setitem(filework.EXTRACTORS, "metrics", boom)
     with pytest.raises(StepFailedError) as failure:
         shop.run(["function_metrics"])
     monkeypatch.undo()
