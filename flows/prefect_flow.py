@@ -42,7 +42,7 @@ from codeintel.config import load_config
 from codeintel.errors import ConfigError, StepFailedError, StorageLockTimeout
 from codeintel.ingestion.tools import ToolService
 from codeintel.orchestration import ledger
-from codeintel.orchestration.context import PipelineContext, PipelineContextConfig, build_executor
+from codeintel.orchestration.context import FileWorkAhead, PipelineContext, PipelineContextConfig, build_executor
 from codeintel.orchestration.executors import DaskExecutor, ProcessExecutor, StepExecutor
 from codeintel.orchestration.selection import plan_steps
 from codeintel.orchestration.steps import (
@@ -50,6 +50,7 @@ from codeintel.orchestration.steps import (
     begin_pipeline,
     end_pipeline,
     failure_message,
+    file_work_ahead,
     run_pipeline,
     run_step,
     step_retries,
@@ -130,21 +131,25 @@ class _BorrowedExecutor:
         return None
 
 
-# run id -> the per-file executor of that run, shared by its steps running in this process
-# (threads runner): one process pool a run, as in a local run, instead of one a step.
-_RUN_EXECUTORS: dict[str, StepExecutor] = {}
+# run id -> the per-file executor of that run, and its per-file work done ahead, shared by its
+# steps running in this process (threads runner): one process pool a run and one parse a file,
+# as in a local run, instead of one a step.
+_RUN_EXECUTORS: dict[str, tuple[StepExecutor, FileWorkAhead]] = {}
 
 
 @contextmanager
-def shared_executor(cfg: PipelineContextConfig, *, warm: bool) -> Iterator[None]:
-    """Give the run's step tasks in this process one executor, closed when the run ends.
+def shared_executor(cfg: PipelineContextConfig, names: Sequence[str], *, warm: bool) -> Iterator[None]:
+    """Give the run's step tasks in this process one executor, and one `FileWorkAhead` planned
+    for `names`, until the run ends (the executor is closed then).
 
     With `warm`, a process pool starts its workers at once, while the first steps wait on the
     API and scan: each worker imports the main module (with Prefect: seconds).  Only worth it
     when per-file work is likely (a first run, or `full`); otherwise the pool starts on demand.
     """
     executor = build_executor(cfg.execution)
-    _RUN_EXECUTORS[cfg.run_id] = executor
+    ahead = FileWorkAhead()
+    ahead.plan(file_work_ahead(names))
+    _RUN_EXECUTORS[cfg.run_id] = (executor, ahead)
     warm_up = None
     if warm and isinstance(executor, ProcessExecutor):
         warm_up = threading.Thread(target=executor.map, args=(_ready, list(range(executor.workers))), daemon=True)
@@ -173,8 +178,8 @@ def step_context(cfg: PipelineContextConfig) -> Iterator[PipelineContext]:
     the slot, instead of sharing its process, and the GIL, with batches of other steps.
     """
     if not _on_dask_worker():
-        shared = _RUN_EXECUTORS.get(cfg.run_id)
-        with PipelineContext(cfg, executor=_BorrowedExecutor(shared) if shared else None) as ctx:
+        executor, ahead = _RUN_EXECUTORS.get(cfg.run_id, (None, None))
+        with PipelineContext(cfg, _BorrowedExecutor(executor) if executor else None, ahead) as ctx:
             yield ctx
         return
     from distributed import get_client, rejoin, secede
@@ -419,7 +424,7 @@ def export_flow(
         try:
             # Dask tasks run on the workers, which use the cluster for per-file work instead.
             first_run = cfg.full or not ledger.last_step_status(ctx.gateway)
-            executor_scope = shared_executor(cfg, warm=first_run) if runner == "threads" else nullcontext()
+            executor_scope = shared_executor(cfg, names, warm=first_run) if runner == "threads" else nullcontext()
             with executor_scope, make_task_runner(runner, dask_address, dask_workers) as task_runner:
                 freeze_dask_workers(task_runner)
                 failed, not_run = outcome(submit_steps(task_runner, names, cfg))

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,50 +97,56 @@ class FileWork:
 
 
 class FileWorkAhead:
-    """Per-file work done ahead for the per-file steps still to come in this run.
+    """Per-file work done ahead for per-file steps still to come in this run.
 
-    When a per-file step parses its stale files, the extractors of the steps planned after it
-    run on the same trees for the files those steps will find stale (same path and hash), so a
-    cold run parses each file once instead of once a step.  The outputs wait here until their
-    step runs; a step that finds none (another process, a file that changed, an extractor that
-    failed) extracts its files itself.  Only `run_pipeline` plans: under Prefect or Dask, where
-    steps run as separate tasks, every step extracts its own files.
+    When a per-file step parses its stale files, the extractors of the per-file steps that
+    depend on it run on the same trees for the files those steps will find stale (same path
+    and hash), so a cold run parses each file once instead of once a step.  Only dependants:
+    they cannot have started yet, whatever runs steps side by side.  The outputs wait here until
+    their step takes them; a step that finds none (a file that changed, an extractor that
+    failed, a step run elsewhere) extracts its files itself.  Planned by `run_pipeline`, and by
+    the Prefect flow for steps in its own process; steps on Dask workers extract their own.
     """
 
     def __init__(self) -> None:
-        self._planned: list[FileWork] = []
+        self._ahead: dict[str, list[FileWork]] = {}
         self._outputs: dict[str, dict[tuple[str, str | None], FileOutput]] = {}
+        self._lock = threading.Lock()
 
-    def plan(self, work: Sequence[FileWork]) -> None:
-        """The per-file steps this run will run, in order."""
-        self._planned = list(work)
-        self._outputs = {}
+    def plan(self, ahead: Mapping[str, Sequence[FileWork]]) -> None:
+        """Per step: the per-file steps of this run to extract for while it parses."""
+        with self._lock:
+            self._ahead = {step: list(work) for step, work in ahead.items()}
+            self._outputs = {}
+
+    def later(self, step: str) -> list[FileWork]:
+        """The per-file steps `step` extracts for (planned, depending on it)."""
+        return list(self._ahead.get(step, ()))
+
+    def keep(self, step: str, ref: FileRef, output: FileOutput) -> None:
+        with self._lock:
+            self._outputs.setdefault(step, {})[(ref.path, ref.hash)] = output
 
     def take(self, step: str, files: Sequence[FileRef]) -> tuple[list[FileOutput], list[FileRef]]:
         """The outputs done ahead for `step` among `files`, and the files still to extract."""
-        ready = self._outputs.pop(step, {})
+        with self._lock:
+            ready = self._outputs.pop(step, {})
         found = [ready[(f.path, f.hash)] for f in files if (f.path, f.hash) in ready]
         return found, [f for f in files if (f.path, f.hash) not in ready]
-
-    def later(self, step: str) -> list[FileWork]:
-        """The planned per-file steps after `step`."""
-        names = [w.step for w in self._planned]
-        return self._planned[names.index(step) + 1 :] if step in names else []
-
-    def keep(self, step: str, ref: FileRef, output: FileOutput) -> None:
-        self._outputs.setdefault(step, {})[(ref.path, ref.hash)] = output
 
 
 class PipelineContext:
     """Config plus live services, local to one process."""
 
-    def __init__(self, config: PipelineContextConfig, executor: StepExecutor | None = None) -> None:
+    def __init__(
+        self, config: PipelineContextConfig, executor: StepExecutor | None = None, work_ahead: FileWorkAhead | None = None
+    ) -> None:
         self.config = config
         self.gateway = StorageGateway(config.storage)
         self.tool_service = ToolService(config.execution.tools)
         self.change_tracker = ChangeTracker(self.gateway)
         self.logger = logging.getLogger("codeintel.pipeline")
-        self.work_ahead = FileWorkAhead()
+        self.work_ahead = work_ahead or FileWorkAhead()
         self._executor = executor
 
     @property

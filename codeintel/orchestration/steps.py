@@ -31,6 +31,7 @@ from codeintel.ingestion.scan import PreviousState, diff_states, scan_repository
 from codeintel.orchestration import ledger
 from codeintel.orchestration.context import FileWork, PipelineContext
 from codeintel.orchestration.ledger import RunStatus
+from codeintel.orchestration.selection import ancestors, plan_steps
 from codeintel.orchestration.stepio import (
     FileDelta,
     StepResult,
@@ -475,6 +476,13 @@ def topological_order(names: Iterable[str], deps: Mapping[str, tuple[str, ...]] 
     return order
 
 
+def file_work_ahead(names: Sequence[str]) -> dict[str, list[FileWork]]:
+    """Per planned per-file step, the planned per-file steps that depend on it: while it parses a
+    file, it extracts for them too (`FileWorkAhead`), so a run parses each file once."""
+    work = {n: w for n in names if (w := getattr(PIPELINE_STEPS_BY_NAME[n], "file_work", None))}
+    return {n: [w for other, w in work.items() if n in ancestors(other, PIPELINE_DEPS)] for n in work}
+
+
 def step_retries(name: str) -> tuple[int, float]:
     """(retries, retry delay in seconds) the step's class declares, or the project defaults."""
     step = PIPELINE_STEPS_BY_NAME[name]
@@ -554,12 +562,9 @@ def run_pipeline(
     Raises:
         StepFailedError: naming the failed steps, the steps that never ran, and the resume command.
     """
-    from codeintel.orchestration.selection import plan_steps
-
     ctx.gateway.ensure_schema()
     names = plan_steps(ctx, selected_steps, exclude)
-    # the per-file steps to come share their parses: the first to parse a file extracts for all
-    ctx.work_ahead.plan([w for n in names if (w := getattr(PIPELINE_STEPS_BY_NAME[n], "file_work", None))])
+    ctx.work_ahead.plan(file_work_ahead(names))
     begin_pipeline(ctx, names)
     run = PipelineRun(ctx.run_id, names)
     for name in names:

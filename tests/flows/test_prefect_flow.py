@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from prefect.states import State
 
 from codeintel.config import StorageConfig, load_config
 from codeintel.errors import StepFailedError
+from codeintel.ingestion import filework
 from codeintel.orchestration.context import PipelineContext, PipelineContextConfig
 from codeintel.orchestration.selection import descendants
 from codeintel.orchestration.steps import PIPELINE_DEPS, run_pipeline
@@ -90,6 +92,22 @@ def test_a_threads_run_stores_the_same_tables_as_a_local_run(
     expected = table_digests(local_db)
     assert expected["core.goids"].split(":")[0] != "0"
     assert table_digests(threads_run[1]) == expected
+
+
+def test_a_threads_run_parses_each_file_once_for_all_per_file_steps(
+    prefect_api: str, sample_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsed: Counter[str] = Counter()
+    read_and_parse = filework.read_and_parse
+
+    def counting(root: Path, path: str, max_size: int) -> Any:
+        parsed[path] += 1
+        return read_and_parse(root, path, max_size)
+
+    monkeypatch.setattr(filework, "read_and_parse", counting)
+    state = run_flow(sample_repo, tmp_path / "ci.duckdb", workers=1)  # per-file work in this process
+    assert state.is_completed(), state.message
+    assert len(parsed) == len(list(sample_repo.rglob("*.py"))) and set(parsed.values()) == {1}
 
 
 CLUSTER_CASES = [
