@@ -42,7 +42,13 @@ from codeintel.config import load_config
 from codeintel.errors import ConfigError, StepFailedError, StorageLockTimeout
 from codeintel.ingestion.tools import ToolService
 from codeintel.orchestration import ledger
-from codeintel.orchestration.context import FileWorkAhead, PipelineContext, PipelineContextConfig, build_executor
+from codeintel.orchestration.context import (
+    Ahead,
+    FileWorkAhead,
+    PipelineContext,
+    PipelineContextConfig,
+    build_executor,
+)
 from codeintel.orchestration.executors import DaskExecutor, ProcessExecutor, StepExecutor
 from codeintel.orchestration.selection import plan_steps
 from codeintel.orchestration.steps import (
@@ -168,14 +174,16 @@ def _ready(_: int) -> None:
 
 
 @contextmanager
-def step_context(cfg: PipelineContextConfig) -> Iterator[PipelineContext]:
+def step_context(cfg: PipelineContextConfig, *, one_step: bool = True) -> Iterator[PipelineContext]:
     """A live context for `cfg`; on a Dask worker its per-file work uses the whole cluster.
 
-    In the flow's process the steps share the run's executor (`shared_executor`).  On a Dask
-    worker the step secedes from the worker's thread pool while its batches run, so that this
-    worker's slot runs batches too (no deadlock with one thread a worker), and rejoins once its
-    per-file work is done (`PipelineContext.release_workers`): a whole-program phase then holds
-    the slot, instead of sharing its process, and the GIL, with batches of other steps.
+    In the flow's process the steps share the run's executor and work done ahead
+    (`shared_executor`).  On a Dask worker the step secedes from the worker's thread pool while
+    its batches run, so that this worker's slot runs batches too (no deadlock with one thread a
+    worker), and rejoins once its per-file work is done (`PipelineContext.release_workers`): a
+    whole-program phase then holds the slot, instead of sharing its process, and the GIL, with
+    batches of other steps.  A `one_step` task there hands its work done ahead to the steps
+    after it through the cluster (`DaskAheadStore`).
     """
     if not _on_dask_worker():
         executor, ahead = _RUN_EXECUTORS.get(cfg.run_id, (None, None))
@@ -187,11 +195,54 @@ def step_context(cfg: PipelineContextConfig) -> Iterator[PipelineContext]:
     client = get_client()
     secede()
     executor = DaskExecutor(client, on_release=rejoin)
+    ahead = FileWorkAhead(DaskAheadStore(client, cfg.run_id)) if one_step else None
     try:
-        with PipelineContext(cfg, executor=executor) as ctx:
+        with PipelineContext(cfg, executor, ahead) as ctx:
+            if ahead is not None:
+                ahead.plan(file_work_ahead(ledger.planned_steps(ctx.gateway, cfg.run_id)))
             yield ctx
     finally:
         executor.release()  # rejoin, if the step did not already
+
+
+class DaskAheadStore:
+    """Work done ahead, kept on the cluster (a published dataset a step) until its step takes it.
+
+    The step that extracted it scatters it to its own worker; the taker fetches it from there.
+    What a failed run leaves is dropped when the flow ends (`drop_ahead`).
+    """
+
+    def __init__(self, client: Any, run_id: str) -> None:
+        self.client = client
+        self.run_id = run_id
+
+    def put(self, step: str, outputs: Ahead) -> None:
+        [future] = self.client.scatter([outputs], hash=False)
+        self.client.publish_dataset(future, name=_ahead_name(self.run_id, step), override=True)
+
+    def take(self, step: str) -> Ahead | None:
+        name = _ahead_name(self.run_id, step)
+        future = self.client.get_dataset(name, default=None)
+        if future is None:
+            return None
+        outputs: Ahead = future.result()
+        self.client.unpublish_dataset(name)
+        return outputs
+
+
+def _ahead_name(run_id: str, step: str) -> str:
+    return f"codeintel-ahead-{run_id}-{step}"
+
+
+def drop_ahead(task_runner: TaskRunner[Any], run_id: str) -> None:
+    """Unpublish the run's work done ahead that no step took (its step failed or never ran)."""
+    client = getattr(task_runner, "client", None)
+    if client is None:
+        return
+    prefix = _ahead_name(run_id, "")
+    for name in client.list_datasets():
+        if str(name).startswith(prefix):
+            client.unpublish_dataset(name)
 
 
 def _on_dask_worker() -> bool:
@@ -225,7 +276,7 @@ def run_pipeline_step_task(step_name: str, ctx_cfg: PipelineContextConfig) -> di
 def run_whole_pipeline_task(ctx_cfg: PipelineContextConfig, select: list[str] | None, exclude: list[str]) -> list[str]:
     """`granularity="pipeline"`: the whole selection, in order, inside one task."""
     send_codeintel_logs_to_prefect()
-    with step_context(ctx_cfg) as ctx:
+    with step_context(ctx_cfg, one_step=False) as ctx:  # run_pipeline keeps work ahead in this process
         return run_pipeline(ctx, select, exclude).steps
 
 
@@ -428,6 +479,7 @@ def export_flow(
             with executor_scope, make_task_runner(runner, dask_address, dask_workers) as task_runner:
                 freeze_dask_workers(task_runner)
                 failed, not_run = outcome(submit_steps(task_runner, names, cfg))
+                drop_ahead(task_runner, cfg.run_id)
         except BaseException as exc:
             end_pipeline(ctx, {"flow": f"{type(exc).__name__}: {exc}"}, [])
             raise

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from codeintel.config import (
     ExecutionConfig,
@@ -96,22 +96,33 @@ class FileWork:
     tables: tuple[str, ...]
 
 
+Ahead = dict[tuple[str, str | None], FileOutput]  # (path, hash) -> output
+
+
+class AheadStore(Protocol):
+    """Where work done ahead waits when its step may run in another process (a Dask task)."""
+
+    def put(self, step: str, outputs: Ahead) -> None: ...
+
+    def take(self, step: str) -> Ahead | None: ...
+
+
 class FileWorkAhead:
     """Per-file work done ahead for per-file steps still to come in this run.
 
     When a per-file step parses its stale files, the extractors of the per-file steps that
     depend on it run on the same trees for the files those steps will find stale (same path
     and hash), so a cold run parses each file once instead of once a step.  Only dependants:
-    they cannot have started yet, whatever runs steps side by side.  The outputs wait here until
-    their step takes them; a step that finds none (a file that changed, an extractor that
-    failed, a step run elsewhere) extracts its files itself.  Planned by `run_pipeline`, and by
-    the Prefect flow for steps in its own process; steps on Dask workers extract their own.
+    they cannot have started yet, whatever runs steps side by side.  The outputs wait here (or,
+    with a `store`, in the store: steps as Dask tasks) until their step takes them; a step that
+    finds none (a file that changed, an extractor that failed) extracts its files itself.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, store: AheadStore | None = None) -> None:
         self._ahead: dict[str, list[FileWork]] = {}
-        self._outputs: dict[str, dict[tuple[str, str | None], FileOutput]] = {}
+        self._outputs: dict[str, Ahead] = {}
         self._lock = threading.Lock()
+        self._store = store
 
     def plan(self, ahead: Mapping[str, Sequence[FileWork]]) -> None:
         """Per step: the per-file steps of this run to extract for while it parses."""
@@ -127,10 +138,22 @@ class FileWorkAhead:
         with self._lock:
             self._outputs.setdefault(step, {})[(ref.path, ref.hash)] = output
 
+    def share(self) -> None:
+        """Hand what was kept to the store, if any, for steps that run in other processes."""
+        if self._store is None:
+            return
+        with self._lock:
+            kept, self._outputs = self._outputs, {}
+        for step, outputs in kept.items():
+            self._store.put(step, outputs)
+
     def take(self, step: str, files: Sequence[FileRef]) -> tuple[list[FileOutput], list[FileRef]]:
         """The outputs done ahead for `step` among `files`, and the files still to extract."""
         with self._lock:
-            ready = self._outputs.pop(step, {})
+            ready = self._outputs.pop(step, None)
+        if ready is None and self._store is not None:
+            ready = self._store.take(step)
+        ready = ready or {}
         found = [ready[(f.path, f.hash)] for f in files if (f.path, f.hash) in ready]
         return found, [f for f in files if (f.path, f.hash) not in ready]
 

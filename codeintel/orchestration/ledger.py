@@ -26,6 +26,12 @@ class RunStatus(StrEnum):
     ABANDONED = "abandoned"  # its process died
 
 
+def planned_steps(gateway: StorageGateway, run_id: str) -> list[str]:
+    """The steps run `run_id` planned to run, in order (none for an unknown run)."""
+    found = gateway.query(f"SELECT selected FROM {Table.PIPELINE_RUNS} WHERE run_id = ?", [run_id])
+    return list(found.column(0)[0].as_py() or ()) if found.num_rows else []
+
+
 def begin_run(
     gateway: StorageGateway,
     run_id: str,

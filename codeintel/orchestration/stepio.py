@@ -106,6 +106,7 @@ def collect_file_delta(ctx: PipelineContext, work: FileWork, *, priority: int = 
             for w, _ in later:
                 if w.extractor in found:
                     ahead.keep(w.step, ref, found[w.extractor])
+    ahead.share()
     return delta
 
 

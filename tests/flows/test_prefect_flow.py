@@ -137,10 +137,16 @@ def test_every_runner_topology_stores_the_same_tables_as_a_local_run(
     db = tmp_path / "ci.duckdb"
     with Client(dask_cluster) as client, get_task_stream(client) as stream:
         state = run_flow(sample_repo, db, **params)
+        leftover = [n for n in client.list_datasets() if str(n).startswith("codeintel-ahead-")]
+        threads = sum(client.nthreads().values())
     assert state.is_completed(), state.message
     assert table_digests(db) == table_digests(local_db)
     keys = [str(t["key"]) for t in stream.data]
     assert any("extract_batch" in k for k in keys) == batches_on_cluster
+    # each file is parsed once: only the first per-file step (ast_ingest) sends batches (at
+    # most 4 a worker thread), extracting for all four; no work done ahead is left behind
+    assert len({k for k in keys if "extract_batch" in k}) <= 4 * threads
+    assert leftover == []
     pids = {r["pid"] for r in work_rows(db, "SELECT pid FROM meta.step_runs")}
     assert (pids == {os.getpid()}) == steps_here
     if params.get("granularity") == "pipeline":
