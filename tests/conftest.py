@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import textwrap
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ import duckdb
 import pytest
 
 from codeintel.config import load_config
+from codeintel.ingestion import filework
 from codeintel.ingestion.tools import ToolService
 from codeintel.orchestration.context import PipelineContext, PipelineContextConfig
 from codeintel.orchestration.steps import PipelineRun, StepEvent, run_pipeline
@@ -212,6 +214,21 @@ def indexed_copy(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Ca
         return Indexer(copy / "repo", copy / "db" / "codeintel.duckdb", GitRepo(copy / "repo", commits=1))
 
     return _get
+
+
+@pytest.fixture
+def parse_counts(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Per path, how often the per-file work of this process reads and parses it (batches run in
+    the test's process when the work is small or there is one worker)."""
+    parsed: Counter[str] = Counter()
+    read_and_parse = filework.read_and_parse
+
+    def counting(root: Path, path: str, max_size: int) -> Any:
+        parsed[path] += 1
+        return read_and_parse(root, path, max_size)
+
+    monkeypatch.setattr(filework, "read_and_parse", counting)
+    return parsed
 
 
 @pytest.fixture(autouse=True)

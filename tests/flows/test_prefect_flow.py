@@ -32,7 +32,6 @@ from prefect.states import State
 
 from codeintel.config import StorageConfig, load_config
 from codeintel.errors import StepFailedError
-from codeintel.ingestion import filework
 from codeintel.orchestration.context import PipelineContext, PipelineContextConfig
 from codeintel.orchestration.selection import descendants
 from codeintel.orchestration.steps import PIPELINE_DEPS, run_pipeline
@@ -95,19 +94,11 @@ def test_a_threads_run_stores_the_same_tables_as_a_local_run(
 
 
 def test_a_threads_run_parses_each_file_once_for_all_per_file_steps(
-    prefect_api: str, sample_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    prefect_api: str, sample_repo: Path, tmp_path: Path, parse_counts: Counter[str]
 ) -> None:
-    parsed: Counter[str] = Counter()
-    read_and_parse = filework.read_and_parse
-
-    def counting(root: Path, path: str, max_size: int) -> Any:
-        parsed[path] += 1
-        return read_and_parse(root, path, max_size)
-
-    monkeypatch.setattr(filework, "read_and_parse", counting)
     state = run_flow(sample_repo, tmp_path / "ci.duckdb", workers=1)  # per-file work in this process
     assert state.is_completed(), state.message
-    assert len(parsed) == len(list(sample_repo.rglob("*.py"))) and set(parsed.values()) == {1}
+    assert len(parse_counts) == len(list(sample_repo.rglob("*.py"))) and set(parse_counts.values()) == {1}
 
 
 CLUSTER_CASES = [

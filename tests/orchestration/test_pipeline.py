@@ -195,34 +195,18 @@ def _has_added_later(shop: Any, table: str) -> bool:
     return _count(shop, table, "qualname = 'added_later'") == 1
 
 
-def _count_parses(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
-    """Count, per path, the files the per-file work reads and parses (in this process: the test
-    repos are below the size worth a process pool)."""
-    parsed: Counter[str] = Counter()
-    read_and_parse = filework.read_and_parse
-
-    def counting(root: Path, path: str, max_size: int) -> Any:
-        parsed[path] += 1
-        return read_and_parse(root, path, max_size)
-
-    monkeypatch.setattr(filework, "read_and_parse", counting)
-    return parsed
-
-
 def test_a_cold_run_parses_each_file_once_for_all_per_file_steps(
-    tmp_path: Path, make_repo: Any, make_indexer: Any, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, make_repo: Any, make_indexer: Any, parse_counts: Counter[str]
 ) -> None:
-    parsed = _count_parses(monkeypatch)
+    parsed = parse_counts
     indexer = make_indexer(make_repo(tmp_path, SHOP))
     run = indexer.run()
     assert set(parsed.values()) == {1} and len(parsed) == len(SHOP)
     assert _files_processed(indexer, run.run_id) == dict.fromkeys(PER_FILE_STEPS, len(SHOP))
 
 
-def test_an_edit_is_parsed_once_and_a_step_run_alone_parses_for_itself(
-    shop: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    parsed = _count_parses(monkeypatch)
+def test_an_edit_is_parsed_once_and_a_step_run_alone_parses_for_itself(shop: Any, parse_counts: Counter[str]) -> None:
+    parsed = parse_counts
     _edit_util(shop)
     first = shop.run(["ast_ingest", "function_metrics"])
     assert parsed == {"src/shop/util.py": 1}  # ast_ingest extracted the metrics too
