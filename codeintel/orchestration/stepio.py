@@ -87,7 +87,11 @@ def collect_file_delta(ctx: PipelineContext, work: FileWork, *, priority: int = 
     delta.outputs.extend(ready)
     if not files:
         return delta
-    later = [(w, {(f.path, f.hash) for f in ctx.change_tracker.stale_files(w.step).to_process}) for w in ahead.later(work.step)]
+    # the steps after this one that will need some of these files: extract for them on the way
+    later = [
+        (w, {(f.path, f.hash) for f in ctx.change_tracker.stale_files(w.step).to_process})
+        for w in ahead.later(work.step)
+    ]
     groups: dict[tuple[str, ...], list[FileRef]] = {}
     for f in files:
         names = (work.extractor, *(w.extractor for w, needed in later if (f.path, f.hash) in needed))
