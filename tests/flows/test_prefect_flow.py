@@ -32,12 +32,13 @@ from prefect.states import State
 
 from codeintel.config import StorageConfig, load_config
 from codeintel.errors import StepFailedError
+from codeintel.ingestion.filework import FileOutput
 from codeintel.orchestration.context import PipelineContext, PipelineContextConfig
 from codeintel.orchestration.selection import descendants
 from codeintel.orchestration.steps import PIPELINE_DEPS, run_pipeline
 from codeintel.storage.gateway import StorageGateway
 from codeintel.storage.lock import file_lock
-from flows.prefect_flow import export_flow
+from flows.prefect_flow import DaskAheadStore, drop_ahead, export_flow
 
 Digests = Callable[[Path], dict[str, str]]
 
@@ -99,6 +100,24 @@ def test_a_threads_run_parses_each_file_once_for_all_per_file_steps(
     state = run_flow(sample_repo, tmp_path / "ci.duckdb", workers=1)  # per-file work in this process
     assert state.is_completed(), state.message
     assert len(parse_counts) == len(list(sample_repo.rglob("*.py"))) and set(parse_counts.values()) == {1}
+
+
+def test_work_done_ahead_goes_through_the_cluster_once_and_a_run_drops_what_is_left(dask_cluster: Any) -> None:
+    from types import SimpleNamespace
+
+    from distributed import Client
+
+    output = FileOutput("pkg/a.py", "h1", {"graph.call_facts": [("pkg/a.py", "pkg.a", "{}")]})
+    with Client(dask_cluster) as client:
+        store = DaskAheadStore(client, "run1")
+        store.put("call_graph", {("pkg/a.py", "h1"): output})
+        store.put("import_graph", {("pkg/a.py", "h1"): output})  # its step never runs
+        DaskAheadStore(client, "run2").put("call_graph", {})  # another run's
+        assert store.take("call_graph") == {("pkg/a.py", "h1"): output}
+        assert store.take("call_graph") is None  # taken once
+        drop_ahead(SimpleNamespace(client=client), "run1")
+        assert sorted(client.list_datasets()) == ["codeintel-ahead-run2-call_graph"]
+        drop_ahead(SimpleNamespace(client=client), "run2")
 
 
 CLUSTER_CASES = [
