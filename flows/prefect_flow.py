@@ -140,7 +140,7 @@ class _BorrowedExecutor:
 # run id -> the per-file executor of that run, and its per-file work done ahead, shared by its
 # steps running in this process (threads runner): one process pool a run and one parse a file,
 # as in a local run, instead of one a step.
-_RUN_EXECUTORS: dict[str, tuple[StepExecutor, FileWorkAhead]] = {}
+_RUN_SHARED: dict[str, tuple[StepExecutor, FileWorkAhead]] = {}
 
 
 @contextmanager
@@ -155,7 +155,7 @@ def shared_executor(cfg: PipelineContextConfig, names: Sequence[str], *, warm: b
     executor = build_executor(cfg.execution)
     ahead = FileWorkAhead()
     ahead.plan(file_work_ahead(names))
-    _RUN_EXECUTORS[cfg.run_id] = (executor, ahead)
+    _RUN_SHARED[cfg.run_id] = (executor, ahead)
     warm_up = None
     if warm and isinstance(executor, ProcessExecutor):
         warm_up = threading.Thread(target=executor.map, args=(_ready, list(range(executor.workers))), daemon=True)
@@ -163,7 +163,7 @@ def shared_executor(cfg: PipelineContextConfig, names: Sequence[str], *, warm: b
     try:
         yield
     finally:
-        _RUN_EXECUTORS.pop(cfg.run_id, None)
+        _RUN_SHARED.pop(cfg.run_id, None)
         if warm_up is not None:
             warm_up.join()
         executor.close()
@@ -186,7 +186,7 @@ def step_context(cfg: PipelineContextConfig, *, one_step: bool = True) -> Iterat
     after it through the cluster (`DaskAheadStore`).
     """
     if not _on_dask_worker():
-        executor, ahead = _RUN_EXECUTORS.get(cfg.run_id, (None, None))
+        executor, ahead = _RUN_SHARED.get(cfg.run_id, (None, None))
         with PipelineContext(cfg, _BorrowedExecutor(executor) if executor else None, ahead) as ctx:
             yield ctx
         return
