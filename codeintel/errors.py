@@ -37,10 +37,11 @@ class PipelineCycleError(CodeIntelError):
 class StepFailedError(CodeIntelError):
     """One or more pipeline steps failed; carries which failed and which never ran."""
 
-    def __init__(self, message: str, failed: Iterable[str], not_run: Iterable[str]) -> None:
+    def __init__(self, message: str, failed: Iterable[str], not_run: Iterable[str], *, published: bool = False) -> None:
         super().__init__(message)
         self.failed = tuple(failed)
         self.not_run = tuple(not_run)
+        self.published = published  # whether the run published what it had nevertheless
 
 
 class ToolNotFoundError(CodeIntelError):

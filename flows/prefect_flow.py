@@ -51,6 +51,7 @@ from codeintel.orchestration.context import (
 )
 from codeintel.orchestration.executors import DaskExecutor, ProcessExecutor, StepExecutor
 from codeintel.orchestration.selection import plan_steps
+from codeintel.orchestration.status import read_step_status
 from codeintel.orchestration.steps import (
     PIPELINE_DEPS,
     begin_pipeline,
@@ -400,8 +401,9 @@ def _exception_of(state: State[Any]) -> BaseException | None:
     return found if isinstance(found, BaseException) else None
 
 
-def summary_markdown(run_id: str, rows: Sequence[Mapping[str, Any]]) -> str:
-    """A table of the run's step attempts (from `meta.step_runs`)."""
+def summary_markdown(run_id: str, rows: Sequence[Mapping[str, Any]], status: Sequence[Mapping[str, Any]] = ()) -> str:
+    """A table of the run's step attempts (from `meta.step_runs`) and of each step's freshness
+    (`meta.step_status`)."""
     lines = [
         f"# CodeIntel export `{run_id}`",
         "",
@@ -414,13 +416,23 @@ def summary_markdown(run_id: str, rows: Sequence[Mapping[str, Any]]) -> str:
         lines.append(
             f"| {r['step']} | {r['status']} | {r['attempt']} | {r['rows_written']} | {r['files_processed']} | {seconds} |"
         )
+    if status:
+        lines += ["", "## Published data", "", "| step | stale | last good run | commit | why stale |", "|---|---|---|---|---|"]
+        for s in status:
+            commit = (s["last_success_commit"] or "")[:10]
+            why = (s["stale_reason"] or "").replace("|", "/")
+            lines.append(
+                f"| {s['step']} | {'yes' if s['stale'] else 'no'} | {s['last_success_run_id'] or ''} | {commit} | {why} |"
+            )
     return "\n".join(lines)
 
 
 def publish_summary(ctx: PipelineContext) -> None:
     rows = ledger.step_runs(ctx.gateway, ctx.run_id)
+    with ctx.gateway.reader() as con:
+        status = read_step_status(con)
     create_markdown_artifact(
-        summary_markdown(ctx.run_id, rows), key="codeintel-export", description=f"CodeIntel run {ctx.run_id}"
+        summary_markdown(ctx.run_id, rows, status), key="codeintel-export", description=f"CodeIntel run {ctx.run_id}"
     )
 
 
@@ -485,11 +497,11 @@ def export_flow(
             raise
         ledger.record_not_run(ctx.gateway, ctx.run_id, not_run, "an upstream step failed")
         end_pipeline(ctx, failed, not_run)
+        ctx.gateway.publish()  # every run publishes what it has; meta.step_status says what is stale
         publish_summary(ctx)
         if failed:
-            raise StepFailedError(failure_message(ctx, failed, not_run), failed, not_run)
-        ctx.gateway.publish()
-        return {"succeeded": [n for n in names if n not in not_run]}
+            raise StepFailedError(failure_message(ctx, failed, not_run, published=True), failed, not_run, published=True)
+        return {"succeeded": [n for n in names if n not in not_run and n not in failed]}
 
 
 def _run_in_one_task(

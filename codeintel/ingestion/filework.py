@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,14 @@ from codeintel.analysis.imports import extract_all_names, extract_import_sites
 from codeintel.analysis.metrics import compute_function_metrics
 from codeintel.gcpause import gc_paused
 from codeintel.ingestion.change_tracker import FileRef
-from codeintel.ingestion.parsing import ParsedFile, ParseProblem, ProblemKind, read_and_parse
+from codeintel.ingestion.parsing import (
+    PARSE_STEP,
+    ParsedFile,
+    ParseProblem,
+    ProblemKind,
+    extractor_problem,
+    read_and_parse,
+)
 from codeintel.storage.catalog import Table, spec_of
 
 logger = logging.getLogger(__name__)
@@ -33,7 +40,8 @@ class FileBatch:
     """Files for one worker call, with what the work needs to know.
 
     `extractors` name what to extract from every file (keys of `EXTRACTORS`): first for the step
-    that asked, then for steps later in the same run that need the same files.
+    that asked, then for steps later in the same run that need the same files; `steps` name the
+    step each extractor works for (what a core.parse_errors row of a failure names).
     """
 
     root: str
@@ -41,6 +49,7 @@ class FileBatch:
     max_file_size: int
     files: tuple[FileRef, ...]
     extractors: tuple[str, ...]
+    steps: tuple[str, ...]
 
 
 @dataclass(slots=True)
@@ -61,18 +70,18 @@ def _each_parsed(batch: FileBatch) -> Iterator[tuple[FileRef, str | None, Parsed
     for ref in batch.files:
         try:
             digest, parsed = read_and_parse(root, ref.path, batch.max_file_size)
-        except RecursionError as exc:  # pragma: no cover - parse_bytes catches the parser's own
-            digest, parsed = ref.hash, ParseProblem(ref.path, ProblemKind.RECURSION, None, None, str(exc))
+        except Exception as exc:  # a bug of ours on this file: every extractor records it
+            digest, parsed = ref.hash, extractor_problem(ref.path, PARSE_STEP, exc)
         yield ref, digest, parsed
 
 
 def extract_batch(batch: FileBatch) -> list[dict[str, FileOutput]]:
     """Read and parse each file of `batch` once and run each of its extractors on the tree.
 
-    Only the extractor that owns core.parse_errors (`PROBLEM_OWNER`) records files that cannot
-    be parsed, or whose analysis exhausts the stack; the others just produce no rows for them.
-    An error in the first extractor (the asking step's) propagates; an error in another leaves
-    that extractor's output out, so its own step extracts the file again and fails on its own.
+    One bad file costs rows, never the batch: a file that cannot be parsed gets one
+    core.parse_errors row from the parsing step's extractor (`PROBLEM_OWNER`) and nothing from
+    the others; an extractor that raises on a file gives, for that file and its step, no rows
+    but one `extractor_error` (or `recursion`) row, and the file counts as processed.
 
     Returns:
         Per file of the batch, in order: extractor name -> its output.
@@ -85,25 +94,18 @@ def _extract(
     batch: FileBatch, ref: FileRef, digest: str | None, parsed: ParsedFile | ParseProblem
 ) -> dict[str, FileOutput]:
     found: dict[str, FileOutput] = {}
-    for position, name in enumerate(batch.extractors):
+    for name, step in zip(batch.extractors, batch.steps, strict=True):
         out = found[name] = FileOutput(ref.path, digest)
-        owner = name == PROBLEM_OWNER
         if isinstance(parsed, ParseProblem):
-            if owner:
-                out.add(Table.PARSE_ERRORS, parsed)
+            if name == PROBLEM_OWNER or parsed.kind == ProblemKind.EXTRACTOR_ERROR:
+                out.add(Table.PARSE_ERRORS, replace(parsed, step=step))
             continue
         try:
             EXTRACTORS[name](batch, ref, parsed, out)
-        except RecursionError:
+        except Exception as exc:
             out.rows.clear()
-            if owner:
-                problem = ParseProblem(ref.path, ProblemKind.RECURSION, None, None, "nesting too deep to analyse")
-                out.add(Table.PARSE_ERRORS, problem)
-        except Exception:
-            if position == 0:
-                raise
-            logger.debug("extractor %s failed on %s; its step will redo the file", name, ref.path, exc_info=True)
-            del found[name]
+            out.add(Table.PARSE_ERRORS, extractor_problem(ref.path, step, exc))
+            logger.debug("extractor %s failed on %s", name, ref.path, exc_info=True)
     return found
 
 

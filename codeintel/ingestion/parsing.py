@@ -1,19 +1,26 @@
 """Reading and parsing one source file safely.
 
-Every way a file can be unusable (binary, too large, undecodable, a syntax error, nesting deep
-enough to exhaust the parser's recursion limit) becomes a `ParseProblem` record, never an
-exception: a bad source file is data.  The analysed code is parsed, never imported or run.
+Every way a file can be unusable (binary, too large, undecodable, a syntax error, syntax newer
+than the running Python, nesting deep enough to exhaust the parser's recursion limit) becomes a
+`ParseProblem` record, never an exception: a bad source file is data.  So does an extractor that
+fails on one file (`extractor_problem`).  The analysed code is parsed, never imported or run.
 """
 
 from __future__ import annotations
 
 import ast
+import sys
+import traceback
 import warnings
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from codeintel.ingestion.newer_syntax import needed_python
 from codeintel.ingestion.scan import hash_bytes
+from codeintel.storage.text import fs_path
+
+RUNNING_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
 class ProblemKind(StrEnum):
@@ -22,18 +29,31 @@ class ProblemKind(StrEnum):
     TOO_LARGE = "too_large"
     ENCODING = "encoding"
     SYNTAX = "syntax"
+    UNSUPPORTED_SYNTAX = "unsupported_syntax"  # valid for a newer Python than the running one
     RECURSION = "recursion"
+    EXTRACTOR_ERROR = "extractor_error"  # an extractor raised on this file
+
+
+PARSE_STEP = "ast_ingest"  # the step whose rows say a file could not be parsed
 
 
 @dataclass(frozen=True, slots=True)
 class ParseProblem:
-    """Why a file could not be parsed (a row of core.parse_errors)."""
+    """Why a file could not be parsed, or one step could not use it (a row of core.parse_errors).
+
+    `step` is the step that could not use the file: `ast_ingest` for files that do not parse,
+    the step whose extractor failed for `extractor_error`.  `needs_python` names the version an
+    `unsupported_syntax` file needs; `error_type` the exception an extractor raised.
+    """
 
     path: str
     kind: str
     line: int | None
     col: int | None
     message: str
+    step: str = PARSE_STEP
+    error_type: str | None = None
+    needs_python: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +69,7 @@ class ParsedFile:
 def read_and_parse(root: Path, path: str, max_size: int) -> tuple[str | None, ParsedFile | ParseProblem]:
     """Read `root/path` and parse it; returns (hash of the bytes read, parsed file or problem)."""
     try:
-        data = (root / path).read_bytes()
+        data = (root / fs_path(path)).read_bytes()
     except OSError as exc:
         return None, ParseProblem(path, ProblemKind.MISSING, None, None, f"cannot read: {exc.strerror or exc}")
     digest = hash_bytes(data)
@@ -73,8 +93,9 @@ def parse_bytes(path: str, data: bytes, max_size: int, digest: str | None = None
             warnings.simplefilter("ignore")  # SyntaxWarning for invalid escapes in analysed code
             tree = ast.parse(data, filename=path)
     except SyntaxError as exc:
-        kind = ProblemKind.ENCODING if _is_decode_error(exc) else ProblemKind.SYNTAX
-        return ParseProblem(path, kind, exc.lineno, exc.offset, exc.msg or str(exc))
+        if _is_decode_error(exc):
+            return ParseProblem(path, ProblemKind.ENCODING, exc.lineno, exc.offset, exc.msg or str(exc))
+        return _syntax_problem(path, data, exc)
     except (UnicodeDecodeError, LookupError) as exc:
         return ParseProblem(path, ProblemKind.ENCODING, None, None, f"not decodable: {exc}")
     except (RecursionError, MemoryError) as exc:
@@ -83,6 +104,36 @@ def parse_bytes(path: str, data: bytes, max_size: int, digest: str | None = None
         return ParseProblem(path, ProblemKind.BINARY, None, None, str(exc))
     text = _decode(data)
     return ParsedFile(path, digest or hash_bytes(data), tree, text.splitlines())
+
+
+def _syntax_problem(path: str, data: bytes, exc: SyntaxError) -> ParseProblem:
+    """A real syntax error, or (`unsupported_syntax`) syntax of a newer Python than this one."""
+    needs = needed_python(_decode(data), exc)
+    if needs is None:
+        return ParseProblem(path, ProblemKind.SYNTAX, exc.lineno, exc.offset, exc.msg or str(exc))
+    message = (
+        f"uses Python {needs} syntax ({exc.msg} under Python {RUNNING_PYTHON}): "
+        f"run CodeIntel with Python {needs} or newer to index it"
+    )
+    return ParseProblem(path, ProblemKind.UNSUPPORTED_SYNTAX, exc.lineno, exc.offset, message, needs_python=needs)
+
+
+def extractor_problem(path: str, step: str, exc: BaseException) -> ParseProblem:
+    """The row for an extractor that raised `exc` on `path`: the step keeps going without it.
+
+    The line is the one of the innermost syntax node the failing code was looking at, where a
+    frame of the traceback holds one.
+    """
+    if isinstance(exc, RecursionError):
+        return ParseProblem(path, ProblemKind.RECURSION, None, None, "nesting too deep to analyse", step, "RecursionError")
+    line = col = None
+    for frame, _ in reversed(list(traceback.walk_tb(exc.__traceback__))):
+        node = next((v for v in frame.f_locals.values() if isinstance(v, ast.stmt | ast.expr)), None)
+        if node is not None:
+            line, col = node.lineno, node.col_offset + 1
+            break
+    message = str(exc)[:2000] or type(exc).__name__
+    return ParseProblem(path, ProblemKind.EXTRACTOR_ERROR, line, col, message, step, type(exc).__name__)
 
 
 def _is_decode_error(exc: SyntaxError) -> bool:

@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from codeintel.config import ScanProfile
 from codeintel.errors import CodeIntelError
 from codeintel.ingestion.tools import ToolService
+from codeintel.storage.text import safe_text
 
 logger = logging.getLogger(__name__)
 
@@ -149,18 +150,19 @@ def scan_repository(
 ) -> list[ScannedFile]:
     """Scan `root` and hash every candidate whose size or mtime differs from `previous`."""
     candidates = list_candidates(root, profile, tools)
-    package_dirs = {str(PurePosixPath(p).parent) for p in candidates if p.endswith("/__init__.py")}
+    package_dirs = {safe_text(str(PurePosixPath(p).parent)) for p in candidates if p.endswith("/__init__.py")}
     files = []
-    for path in sorted(candidates):
+    for name in sorted(candidates):
+        path = safe_text(name)  # a name that is not UTF-8 is stored escaped (codeintel.storage.text)
         module, is_package, source_root = module_name(path, package_dirs)
-        files.append(_scan_one(root, path, module, is_package, source_root, candidates[path], previous.get(path)))
+        files.append(_scan_one(root, name, module, is_package, source_root, candidates[name], previous.get(path)))
     return [f for f in files if f is not None]
 
 
 def _scan_one(
-    root: Path, path: str, module: str, is_package: bool, source_root: str, tracked: bool, prev: PreviousState | None
+    root: Path, name: str, module: str, is_package: bool, source_root: str, tracked: bool, prev: PreviousState | None
 ) -> ScannedFile | None:
-    full = root / path
+    full, path = root / name, safe_text(name)
     try:
         st = os.lstat(full)
     except FileNotFoundError:

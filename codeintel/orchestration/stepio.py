@@ -26,6 +26,7 @@ from codeintel.orchestration.context import FileWork, PipelineContext
 from codeintel.orchestration.executors import SerialExecutor, make_batches, should_parallelise
 from codeintel.storage.catalog import Table, spec_of
 from codeintel.storage.gateway import Writer
+from codeintel.storage.text import arrow_array
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +59,7 @@ class FileDelta:
         columns = list(zip(*rows, strict=True)) if rows else [() for _ in spec.columns]
         schema = spec.arrow_schema
         return pa.Table.from_arrays(
-            [pa.array(list(col), type=schema.field(i).type) for i, col in enumerate(columns)], schema=schema
+            [arrow_array(list(col), schema.field(i).type) for i, col in enumerate(columns)], schema=schema
         )
 
     def apply(self, writer: Writer, run_id: str) -> int:
@@ -70,6 +71,9 @@ class FileDelta:
         for table in self.tables:
             writer.delete_paths(table, clear)
             written += writer.insert(table, self.arrow(table))
+        # every per-file step records the files it could not use (core.parse_errors, its rows only)
+        writer.delete_paths(Table.PARSE_ERRORS, clear, f" AND step = '{self.step}'")
+        written += writer.insert(Table.PARSE_ERRORS, self.arrow(Table.PARSE_ERRORS))
         processed = [(o.path, o.hash) for o in self.outputs if o.hash is not None]
         ChangeTracker.record(writer, self.step, run_id, processed, self.stale.gone)
         return written
@@ -92,16 +96,23 @@ def collect_file_delta(ctx: PipelineContext, work: FileWork, *, priority: int = 
         (w, {(f.path, f.hash) for f in ctx.change_tracker.stale_files(w.step).to_process})
         for w in ahead.later(work.step)
     ]
-    groups: dict[tuple[str, ...], list[FileRef]] = {}
+    groups: dict[tuple[FileWork, ...], list[FileRef]] = {}
     for f in files:
-        names = (work.extractor, *(w.extractor for w, needed in later if (f.path, f.hash) in needed))
-        groups.setdefault(names, []).append(f)
+        works = (work, *(w for w, needed in later if (f.path, f.hash) in needed))
+        groups.setdefault(works, []).append(f)
     snap, ex = ctx.config.snapshot, ctx.config.execution
     parallel = should_parallelise(len(files), sum(f.size for f in files))
     executor = ctx.executor if parallel else SerialExecutor()
     jobs = [
-        FileBatch(str(snap.repo_root), snap.repo_name, ex.scan.max_file_size, tuple(batch), names)
-        for names, group in groups.items()
+        FileBatch(
+            str(snap.repo_root),
+            snap.repo_name,
+            ex.scan.max_file_size,
+            tuple(batch),
+            tuple(w.extractor for w in works),
+            tuple(w.step for w in works),
+        )
+        for works, group in groups.items()
         for batch in make_batches(group, [f.size for f in group], executor.workers)
     ]
     for job, results in zip(jobs, executor.map(extract_batch, jobs, priority), strict=True):

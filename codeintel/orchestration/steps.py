@@ -32,6 +32,7 @@ from codeintel.orchestration import ledger
 from codeintel.orchestration.context import FileWork, PipelineContext
 from codeintel.orchestration.ledger import RunStatus
 from codeintel.orchestration.selection import ancestors, plan_steps
+from codeintel.orchestration.status import write_step_status
 from codeintel.orchestration.stepio import (
     FileDelta,
     StepResult,
@@ -44,7 +45,7 @@ from codeintel.orchestration.stepio import (
     write_file_delta,
 )
 from codeintel.storage.catalog import Table, spec_of
-from codeintel.storage.gateway import to_arrow
+from codeintel.storage.gateway import columns_to_arrow, to_arrow
 from codeintel.storage.views import view_statements
 
 logger = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ class AstIngestStep:
 
     name: ClassVar[str] = "ast_ingest"
     deps: ClassVar[tuple[str, ...]] = ("repo_scan",)
-    file_work: ClassVar[FileWork] = FileWork(name, "definitions", (Table.AST_NODES, Table.PARSE_ERRORS))
+    file_work: ClassVar[FileWork] = FileWork(name, "definitions", (Table.AST_NODES,))
 
     def run(self, ctx: PipelineContext) -> StepResult:
         delta = collect_file_delta(ctx, self.file_work)
@@ -211,7 +212,7 @@ class CallGraphStep:
         del stored
         solved = solve_call_edges(texts, keys)
         del texts
-        edges = pa.table(solved.columns, schema=spec_of(Table.CALL_EDGES).arrow_schema)
+        edges = columns_to_arrow(Table.CALL_EDGES, solved.columns)
         edges = edges.sort_by([(name, "ascending", "at_start") for name in CALL_EDGE_ORDER])  # unresolved first
         logger.info(
             "call_graph: facts of %d files in %.2fs, solve in %.2fs, %d edges linked in %.2fs (%.2fs in all)",
@@ -557,10 +558,12 @@ def run_pipeline(
     """Run the selected steps (and their dependencies) in this process.
 
     Independent steps still run after a failure; dependants of a failed step are recorded as
-    not run.  On success the work DB is published for readers.
+    not run.  Every run then publishes what it has for readers: the steps that succeeded with
+    this run's output, the others with their last good output, `meta.step_status` saying which.
 
     Raises:
-        StepFailedError: naming the failed steps, the steps that never ran, and the resume command.
+        StepFailedError: naming the failed steps, the steps that never ran, and the resume command
+            (after publishing; `published` says whether it did).
     """
     ctx.gateway.ensure_schema()
     names = plan_steps(ctx, selected_steps, exclude)
@@ -585,11 +588,12 @@ def run_pipeline(
             on_event(name, "done", run.results[name])
     ledger.record_not_run(ctx.gateway, ctx.run_id, run.not_run, "an upstream step failed")
     end_pipeline(ctx, run.failed, run.not_run)
-    if run.ok and publish:
+    if publish:
         ctx.gateway.publish()
         run.published = True
     if not run.ok:
-        raise StepFailedError(failure_message(ctx, run.failed, run.not_run), run.failed, run.not_run)
+        message = failure_message(ctx, run.failed, run.not_run, published=run.published)
+        raise StepFailedError(message, run.failed, run.not_run, published=run.published)
     return run
 
 
@@ -605,17 +609,24 @@ def begin_pipeline(ctx: PipelineContext, names: Sequence[str]) -> None:
 
 
 def end_pipeline(ctx: PipelineContext, failed: Mapping[str, str], not_run: Sequence[str]) -> None:
+    """Record the run's end, and each step's freshness in `meta.step_status`."""
     status = RunStatus.FAILED if failed else RunStatus.SUCCEEDED
     error = "; ".join(f"{k}: {v}" for k, v in failed.items())[:4000] or None
     ledger.finish_run(ctx.gateway, ctx.run_id, status, error)
+    with ctx.gateway.writer(f"run {ctx.run_id} step status") as w:
+        write_step_status(w, PIPELINE_STEPS, PIPELINE_DEPS)
 
 
-def failure_message(ctx: PipelineContext, failed: Mapping[str, str], not_run: Sequence[str]) -> str:
-    """Which steps failed, which never ran, and the command that resumes."""
+def failure_message(
+    ctx: PipelineContext, failed: Mapping[str, str], not_run: Sequence[str], *, published: bool = False
+) -> str:
+    """Which steps failed, which never ran, what was published, and the command that resumes."""
     lines = ["pipeline run " + ctx.run_id + " failed:"]
     lines += [f"  failed: {name}: {error}" for name, error in failed.items()]
     if not_run:
         lines.append("  not run (upstream failed): " + ", ".join(not_run))
     repo, db = ctx.config.snapshot.repo_root, ctx.config.storage.db_path
+    if published:
+        lines.append(f"  published {db} anyway: the steps above keep their last good output (meta.step_status)")
     lines.append(f"  resume with: codeintel export {repo} --db {db} --select state:modified")
     return "\n".join(lines)

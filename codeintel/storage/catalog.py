@@ -13,7 +13,7 @@ from enum import StrEnum
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMAS = ("core", "graph", "analytics", "docs", "meta")
 
 _ARROW_TYPES: dict[str, pa.DataType] = {
@@ -75,6 +75,7 @@ class Table(StrEnum):
     STEP_RUNS = "meta.step_runs"
     STEP_FILE_STATE = "meta.step_file_state"
     STEP_STATE = "meta.step_state"
+    STEP_STATUS = "meta.step_status"
     FILES = "core.files"
     MODULES = "core.modules"
     FILE_STATE = "core.file_state"
@@ -130,6 +131,16 @@ _SPECS = (
         "pipeline",
     ),
     TableSpec(
+        Table.STEP_STATUS,
+        _cols(
+            "position INTEGER, step VARCHAR, last_status VARCHAR, last_run_id VARCHAR, last_success_run_id VARCHAR, "
+            "last_success_commit VARCHAR, last_success_at TIMESTAMPTZ, stale BOOLEAN, stale_reason VARCHAR, "
+            "last_error VARCHAR"
+        ),
+        ("step",),
+        "pipeline",
+    ),
+    TableSpec(
         Table.FILES,
         _cols(
             "path VARCHAR, module VARCHAR, is_package BOOLEAN, language VARCHAR, size BIGINT, "
@@ -170,8 +181,11 @@ _SPECS = (
     ),
     TableSpec(
         Table.PARSE_ERRORS,
-        _cols("path VARCHAR, kind VARCHAR, line INTEGER, col INTEGER, message VARCHAR"),
-        ("path",),
+        _cols(
+            "path VARCHAR, step VARCHAR, kind VARCHAR, line INTEGER, col INTEGER, message VARCHAR, "
+            "error_type VARCHAR, needs_python VARCHAR"
+        ),
+        ("path", "step"),
         "ast_ingest",
         per_file=True,
     ),

@@ -25,6 +25,7 @@ from codeintel.config import StorageConfig
 from codeintel.errors import StorageError
 from codeintel.storage.catalog import CATALOG, SCHEMA_VERSION, SCHEMAS, spec_of
 from codeintel.storage.lock import file_lock
+from codeintel.storage.text import arrow_array
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +46,14 @@ def to_arrow(table: str, rows: Iterable[Any]) -> pa.Table:
             tuples.append(getter(row))
     schema = spec.arrow_schema
     columns = list(zip(*tuples, strict=True)) if tuples else [() for _ in names]
-    arrays = [pa.array(col, type=schema.field(i).type) for i, col in enumerate(columns)]
+    arrays = [arrow_array(col, schema.field(i).type) for i, col in enumerate(columns)]
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def columns_to_arrow(table: str, columns: Mapping[str, Sequence[Any]]) -> pa.Table:
+    """Columns by name (every column of `table`) to `table`'s Arrow schema."""
+    schema = spec_of(table).arrow_schema
+    return pa.Table.from_arrays([arrow_array(columns[f.name], f.type) for f in schema], schema=schema)
 
 
 class Writer:
@@ -163,21 +170,31 @@ class StorageGateway:
         return self.query(f"SELECT * FROM {spec.name} {('WHERE ' + where) if where else ''}", params)
 
     def ensure_schema(self) -> None:
-        """Create schemas and missing tables; never drop anything; check the schema version."""
+        """Create schemas and missing tables; never drop anything; check the schema version.
+
+        Refuses, before writing anything, when the work DB or the published DB is a file that is
+        not a CodeIntel database.  A work DB of an older schema version is rebuilt (everything in
+        it derives from the repository; the next run is a cold one); one of a newer version is
+        refused.
+        """
+        with file_lock(self.config.lock_path, exclusive=True, timeout_s=self.config.lock_timeout_s, holder="schema"):
+            refuse_foreign(self.config.db_path)
+            version = refuse_foreign(self.path)
+            if version is not None and version > SCHEMA_VERSION:
+                raise StorageError(
+                    f"{self.path} has schema version {version}, made by a newer CodeIntel than this one "
+                    f"(schema {SCHEMA_VERSION}); upgrade CodeIntel, or pass --db elsewhere"
+                )
+            if version is not None and version < SCHEMA_VERSION:
+                logger.warning("%s has schema version %s (now %s): rebuilding it", self.path, version, SCHEMA_VERSION)
+                self.path.unlink()
         with self.writer("create schema") as w:
             for schema in SCHEMAS:
                 w.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-            w.execute(spec_of("meta.schema_version").ddl())
-            found = w.con.execute("SELECT max(version) FROM meta.schema_version").fetchone()
-            version = found[0] if found else None
-            if version is not None and version != SCHEMA_VERSION:
-                raise StorageError(
-                    f"{self.path} has schema version {version}, this CodeIntel needs "
-                    f"{SCHEMA_VERSION}; delete the file (or pass --db elsewhere) and export again"
-                )
             for spec in CATALOG.values():
                 w.execute(spec.ddl())
-            if version is None:
+            found = w.con.execute("SELECT max(version) FROM meta.schema_version").fetchone()
+            if found is None or found[0] is None:
                 w.execute("INSERT INTO meta.schema_version VALUES (?, now())", [SCHEMA_VERSION])
 
     def publish(self) -> Path:
@@ -206,6 +223,37 @@ class StorageGateway:
             return duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.Error as exc:
             raise StorageError(f"cannot open {self.path}: {exc}") from exc
+
+
+def refuse_foreign(path: Path) -> int | None:
+    """The schema version of the CodeIntel database at `path` (None when there is no file).
+
+    Raises:
+        StorageError: `path` exists but is not a CodeIntel database (not DuckDB, or DuckDB
+            without `meta.schema_version`): nothing may replace or write into it.
+    """
+    if not path.exists():
+        return None
+    fix = "pass --db a path of its own (or move that file away) and export again"
+    if not path.is_file():
+        raise StorageError(f"{path} exists and is not a file; CodeIntel will not replace it: {fix}")
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as exc:
+        raise StorageError(f"{path} exists and is not a CodeIntel database ({exc}); CodeIntel will not replace it: {fix}") from exc
+    try:
+        found = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'meta' AND table_name = 'schema_version'"
+        ).fetchone()
+        if not found or not found[0]:
+            raise StorageError(
+                f"{path} is a DuckDB database but not a CodeIntel one (no meta.schema_version); "
+                f"CodeIntel will not replace it or write into it: {fix}"
+            )
+        version = con.execute("SELECT max(version) FROM meta.schema_version").fetchone()
+    finally:
+        con.close()
+    return int(version[0]) if version and version[0] is not None else SCHEMA_VERSION
 
 
 def open_published(db_path: Path) -> duckdb.DuckDBPyConnection:

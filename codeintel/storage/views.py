@@ -53,7 +53,7 @@ VIEWS: dict[str, str] = {
         LEFT JOIN core.goids g ON g.path = mo.path AND g.kind = 'module'
         LEFT JOIN defs d ON d.path = mo.path
         LEFT JOIN fm ON fm.path = mo.path
-        LEFT JOIN core.parse_errors pe ON pe.path = mo.path
+        LEFT JOIN core.parse_errors pe ON pe.path = mo.path AND pe.step = 'ast_ingest'
         LEFT JOIN analytics.graph_metrics_modules gm ON gm.module = mo.module
         LEFT JOIN analytics.subsystem_modules sm ON sm.module = mo.module
         LEFT JOIN analytics.subsystems ss ON ss.subsystem_id = sm.subsystem_id

@@ -246,31 +246,39 @@ def test_a_step_that_failed_on_a_busy_lock_catches_up_on_the_next_run(shop: Any)
     assert failure.value.failed == ("function_metrics",)
     assert set(failure.value.not_run) == descendants("function_metrics", PIPELINE_DEPS)
     assert "test blocker" in str(failure.value) and "state:modified" in str(failure.value)
-    assert Path(shop.db).read_bytes() == published_before, "a failed run must not publish"
+    assert failure.value.published and Path(shop.db).read_bytes() != published_before
+    # published anyway: this run's data where steps succeeded, the last good output elsewhere
+    assert _has_added_later(shop, Table.GOIDS) and not _has_added_later(shop, Table.FUNCTION_METRICS)
+    stale = dict(shop.query("SELECT step, stale FROM meta.step_status"))
+    assert {s for s, flag in stale.items() if flag} == {"function_metrics", *descendants("function_metrics", PIPELINE_DEPS)}
     third = shop.run()
     assert _files_processed(shop, third.run_id) == {**dict.fromkeys(PER_FILE_STEPS, 0), "function_metrics": 1}
     assert _has_added_later(shop, Table.FUNCTION_METRICS)
+    assert not any(flag for _, flag in shop.query("SELECT step, stale FROM meta.step_status"))
 
 
-def test_a_step_that_raised_is_recorded_failed_and_catches_up(shop: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Injected failure inside the step's per-file work."""
+def test_an_extractor_that_raised_on_a_file_costs_that_file_one_row(shop: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Injected failure in the per-file work: the step succeeds, the file is a row and counts as done."""
 
     def boom(*args: Any) -> None:
         raise RuntimeError("injected metrics failure")
 
     _edit_util(shop)
     monkeypatch.setitem(filework.EXTRACTORS, "metrics", boom)
-    with pytest.raises(StepFailedError) as failure:
-        shop.run(["function_metrics"])
+    second = shop.run(["function_metrics"])
     monkeypatch.undo()
-    assert failure.value.failed == ("function_metrics",)
-    ledger = shop.work_query(
-        "SELECT status, error FROM meta.step_runs WHERE step = 'function_metrics' ORDER BY started_at DESC LIMIT 1"
-    )
-    assert ledger[0]["status"] == "failed" and "injected metrics failure" in ledger[0]["error"]
-    third = shop.run(["function_metrics"])
-    assert _files_processed(shop, third.run_id) == {"ast_ingest": 0, "goids": 0, "function_metrics": 1}
+    assert second.ok and shop.step_runs(second.run_id)["function_metrics"]["status"] == "succeeded"
+    rows = shop.query("SELECT path, step, kind, error_type, message FROM core.parse_errors WHERE step <> 'ast_ingest'")
+    assert rows == [("src/shop/util.py", "function_metrics", "extractor_error", "RuntimeError", "injected metrics failure")]
+    assert _count(shop, Table.FUNCTION_METRICS, "path = 'src/shop/util.py'") == 0
+    assert _count(shop, Table.FUNCTION_METRICS, "path = 'src/shop/cart.py'") > 0  # the other files keep theirs
+    third = shop.run(["function_metrics"])  # not retried until the file (or the step's code) changes
+    assert _files_processed(shop, third.run_id) == {"ast_ingest": 0, "goids": 0, "function_metrics": 0}
+    shop.git.apply({"src/shop/util.py": "def helper(a):\n    return a\n\n\ndef added_later(x):\n    return x + 1\n"})
+    fourth = shop.run(["function_metrics"])
+    assert _files_processed(shop, fourth.run_id)["function_metrics"] == 1
     assert _has_added_later(shop, Table.FUNCTION_METRICS)
+    assert shop.query("SELECT count(*) FROM core.parse_errors WHERE step <> 'ast_ingest'") == [(0,)]
 
 
 def test_a_step_failing_inside_its_transaction_keeps_its_previous_rows(

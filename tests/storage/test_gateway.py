@@ -104,20 +104,33 @@ def test_reopening_recreates_a_missing_table_and_drops_nothing(tmp_path: Path) -
     assert gateway.query("SELECT count(*) AS n FROM meta.schema_version")["n"].to_pylist() == [1]
 
 
-def test_a_database_of_another_schema_version_is_a_clear_storage_error(tmp_path: Path) -> None:
+def test_a_database_of_a_newer_schema_version_is_refused_and_kept(tmp_path: Path) -> None:
     gateway = make_gateway(tmp_path)
     with gateway.writer("test") as w:
         w.execute("UPDATE meta.schema_version SET version = 999")
-    with pytest.raises(StorageError, match=rf"schema version 999.*needs {SCHEMA_VERSION}.*delete the file") as error:
+    before = gateway.path.read_bytes()
+    with pytest.raises(StorageError, match=rf"schema version 999.*newer CodeIntel.*schema {SCHEMA_VERSION}") as error:
         gateway.ensure_schema()
     assert str(gateway.path) in str(error.value)
+    assert gateway.path.read_bytes() == before
 
 
-def test_a_file_that_is_not_a_database_is_a_storage_error_naming_it(tmp_path: Path) -> None:
+def test_a_work_database_of_an_older_schema_version_is_rebuilt(tmp_path: Path) -> None:
+    gateway = make_gateway(tmp_path)
+    with gateway.writer("test") as w:
+        w.execute("UPDATE meta.schema_version SET version = 1")
+        w.execute("INSERT INTO core.files (path) VALUES ('old.py')")
+    gateway.ensure_schema()
+    assert files_paths(gateway) == []
+    assert gateway.query("SELECT version FROM meta.schema_version")["version"].to_pylist() == [SCHEMA_VERSION]
+
+
+def test_a_file_that_is_not_a_database_is_refused_naming_it_and_kept(tmp_path: Path) -> None:
     config = StorageConfig(db_path=tmp_path / "c.duckdb", lock_timeout_s=1)
     config.work_db_path.write_bytes(b"this is not a duckdb file" * 100)
-    with pytest.raises(StorageError, match=r"cannot open .*c\.work\.duckdb"):
+    with pytest.raises(StorageError, match=r"c\.work\.duckdb exists and is not a CodeIntel database.*--db"):
         StorageGateway(config).ensure_schema()
+    assert config.work_db_path.read_bytes() == b"this is not a duckdb file" * 100
 
 
 def test_reading_before_any_export_says_to_run_export(tmp_path: Path) -> None:
