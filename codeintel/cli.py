@@ -80,23 +80,25 @@ def export_local(args: argparse.Namespace, mode: str = "local") -> int:
     cfg = build_config(args, mode)
     started = time.perf_counter()
     progress = _Progress(enabled=not args.quiet and sys.stderr.isatty())
-    failed = False
+    failed, published = False, False
     with PipelineContext(cfg) as ctx, progress:
         try:
-            run_pipeline(ctx, args.select, args.exclude, on_event=progress.event)
+            published = run_pipeline(ctx, args.select, args.exclude, on_event=progress.event).published
         except StepFailedError as exc:
             print(str(exc), file=sys.stderr)
-            failed = True
-    print_summary(cfg, time.perf_counter() - started, quiet=args.quiet)
+            failed, published = True, exc.published
+    print_summary(cfg, time.perf_counter() - started, quiet=args.quiet, published=published)
     return 1 if failed else 0
 
 
-def print_summary(cfg: Any, seconds: float, *, quiet: bool = False) -> None:
-    """One screen: each step of the run, and the size of the main tables."""
+def print_summary(cfg: Any, seconds: float, *, quiet: bool = False, published: bool = False) -> None:
+    """One screen: each step of the run, the size of the main tables, the files that could not
+    be used, the steps whose published output is stale, and whether the run published."""
     from rich.console import Console
     from rich.table import Table as RichTable
 
     from codeintel.orchestration.ledger import step_runs
+    from codeintel.orchestration.status import read_step_status
     from codeintel.storage.gateway import StorageGateway
 
     gateway = StorageGateway(cfg.storage)
@@ -116,14 +118,52 @@ def print_summary(cfg: Any, seconds: float, *, quiet: bool = False) -> None:
             (r["error"] or r["note"] or "")[:80],
         )
     counts = gateway.query(" UNION ALL ".join(f"SELECT '{t}' AS t, count(*) AS n FROM {t}" for t in SUMMARY_TABLES))
-    if not quiet:
-        console.print(table)
+    problems = gateway.query(
+        "SELECT kind, step, count(*) AS n, max(needs_python) AS needs FROM core.parse_errors GROUP BY ALL ORDER BY ALL"
+    ).to_pylist()
+    with gateway.reader() as con:
+        stale = [s for s in read_step_status(con) if s["stale"]]
+    if quiet:
+        return
+    console.print(table)
+    console.print("  ".join(f"{t}: {n}" for t, n in zip(counts["t"].to_pylist(), counts["n"].to_pylist(), strict=True)))
+    for line in problem_lines(problems):
+        console.print(line, markup=False)
+    for s in stale:
         console.print(
-            "  ".join(f"{t}: {n}" for t, n in zip(counts["t"].to_pylist(), counts["n"].to_pylist(), strict=True))
+            f"stale: {s['step']} ({s['stale_reason']}); it keeps the output of run {s['last_success_run_id']}"
         )
+    if published:
         console.print(
             f'published: {cfg.storage.db_path}   query it: codeintel query --db {cfg.storage.db_path} "SELECT ..."'
         )
+    else:
+        console.print(f"not published: {cfg.storage.db_path} is as before")
+
+
+def problem_lines(problems: Sequence[dict[str, Any]]) -> list[str]:
+    """What the export summary says of core.parse_errors: counts by kind, and how to fix the
+    files that only need a newer Python."""
+    if not problems:
+        return []
+    by_kind: dict[str, int] = {}
+    for p in problems:
+        by_kind[p["kind"]] = by_kind.get(p["kind"], 0) + p["n"]
+    lines = ["files not (fully) indexed: " + ", ".join(f"{kind} {n}" for kind, n in sorted(by_kind.items()))]
+    newer = [p for p in problems if p["kind"] == "unsupported_syntax"]
+    if newer:
+        needs = max(p["needs"] for p in newer)
+        lines.append(
+            f"  {sum(p['n'] for p in newer)} files use syntax of a newer Python (up to {needs}) than this one "
+            f"({sys.version_info.major}.{sys.version_info.minor}): export with Python {needs} or newer to index them"
+        )
+    failing = sorted({p["step"] for p in problems if p["kind"] == "extractor_error"})
+    if failing:
+        lines.append(
+            f"  {by_kind['extractor_error']} extractor errors ({', '.join(failing)}): a bug of ours, please report; "
+            "SELECT * FROM core.parse_errors WHERE kind = 'extractor_error'"
+        )
+    return lines
 
 
 class _Progress:
@@ -197,6 +237,7 @@ def cmd_steps(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from codeintel.config import StorageConfig
+    from codeintel.orchestration.status import read_step_status
     from codeintel.storage.gateway import StorageGateway
 
     gateway = StorageGateway(StorageConfig(db_path=args.db or DEFAULT_DB, lock_timeout_s=10))
@@ -214,6 +255,19 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"{'' if took is None else f'{took:.1f}s':>7}  {r['repo']}"
         )
         print("    " + "  ".join(s for s in r["steps"] if s))
+    with gateway.reader() as con:
+        status = read_step_status(con)
+    if status:
+        print("\nsteps (what the published database holds):")
+        columns = ["step", "last attempt", "stale", "last good run", "commit", "why stale / last error"]
+        rows = [
+            [
+                s["step"], s["last_status"], "yes" if s["stale"] else "no", s["last_success_run_id"],
+                (s["last_success_commit"] or "")[:10], s["stale_reason"] or (s["last_error"] if s["stale"] else ""),
+            ]
+            for s in status
+        ]  # fmt: skip
+        print(format_rows(columns, rows, "table"))
     return 0
 
 
@@ -239,8 +293,16 @@ def cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
+TABLE_CELL_WIDTH = 60  # longer values wrap onto more lines of their row, never cut
+
+
 def format_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> str:
-    """Render query results as an aligned table, CSV or JSON lines."""
+    """Render query results as an aligned table, CSV or JSON lines.
+
+    The table shows every value whole: one longer than `TABLE_CELL_WIDTH` (or holding line
+    breaks) wraps onto further lines of its row, rows are then separated by blank lines, and a
+    last line says so (`--format csv|json` gives one line per row).
+    """
     if fmt == "json":
         return "\n".join(json.dumps(dict(zip(columns, row, strict=True)), default=str) for row in rows)
     if fmt == "csv":
@@ -250,10 +312,39 @@ def format_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str)
         writer.writerows(rows)
         return out.getvalue().rstrip("\n")
     cells = [[str(c) for c in columns]] + [["NULL" if v is None else str(v) for v in row] for row in rows]
-    widths = [min(60, max(len(r[i]) for r in cells)) for i in range(len(columns))]
-    lines = ["  ".join(v[:60].ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    widths = [
+        min(TABLE_CELL_WIDTH, max(len(part) for r in cells for part in r[i].split("\n"))) for i in range(len(columns))
+    ]
+    rendered = [_wrapped_row(r, widths) for r in cells]
+    wrapped = any(len(lines) > 1 for lines in rendered)
+    out_lines = list(rendered[0])
+    out_lines.append("  ".join("-" * w for w in widths))
+    for lines in rendered[1:]:
+        out_lines.extend(lines)
+        if wrapped:
+            out_lines.append("")
+    if wrapped:
+        out_lines.append(
+            f"(values longer than {TABLE_CELL_WIDTH} characters are wrapped; --format csv or json: one line a row)"
+        )
+    return "\n".join(out_lines)
+
+
+def _wrapped_row(row: Sequence[str], widths: Sequence[int]) -> list[str]:
+    """The lines of one table row: each value cut into pieces of its column's width."""
+    pieces = [_pieces(value, width) for value, width in zip(row, widths, strict=True)]
+    height = max(len(p) for p in pieces)
+    return [
+        "  ".join((p[k] if k < len(p) else "").ljust(w) for p, w in zip(pieces, widths, strict=True)).rstrip()
+        for k in range(height)
+    ]
+
+
+def _pieces(value: str, width: int) -> list[str]:
+    out: list[str] = []
+    for line in value.split("\n"):
+        out.extend(line[i : i + width] for i in range(0, max(len(line), 1), width))
+    return out
 
 
 def cmd_callgraph(args: argparse.Namespace) -> int:

@@ -43,6 +43,7 @@ def test_export_publishes_the_database_and_prints_a_summary(
     assert db.is_file()
     assert all(step in out for step in PIPELINE_DEPS)
     assert "analytics.function_metrics: 2" in out
+    assert f"published: {db}" in " ".join(out.split())
     assert (
         main(["query", "--db", str(db), "--format", "csv", "SELECT full_name FROM docs.v_function_summary ORDER BY 1"])
         == 0
@@ -96,6 +97,28 @@ def test_status_shows_the_last_run_and_its_steps(exported: Any, capsys: pytest.C
     out = capsys.readouterr().out
     assert run_id in out and "succeeded" in out
     assert all(f"{step}=succeeded" in out for step in PIPELINE_DEPS)
+    steps = out.split("steps (what the published database holds):")[1].splitlines()
+    by_step = {line.split()[0]: line.split() for line in steps[3:] if line.strip()}
+    assert set(by_step) == set(PIPELINE_DEPS)
+    assert all(cells[1:4] == ["succeeded", "no", run_id] for cells in by_step.values())
+
+
+def test_export_summary_says_not_published_when_the_publish_failed(
+    tmp_path: Path, make_repo: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from codeintel.errors import StorageError
+    from codeintel.storage.gateway import StorageGateway
+
+    def no_room(self: Any) -> Path:
+        raise StorageError("no space left on device (injected)")
+
+    monkeypatch.setattr(StorageGateway, "publish", no_room)
+    repo = make_repo(tmp_path, FILES)
+    db = tmp_path / "out" / "ci.duckdb"
+    assert main(["export", str(repo.root), "--db", str(db), "--executor", "serial"]) == 2
+    captured = capsys.readouterr()
+    assert "published" not in captured.out and "no space left" in captured.err
+    assert not db.exists()
 
 
 SQL = "SELECT name, kind, start_line, NULL AS nothing FROM core.goids WHERE kind <> 'module' ORDER BY start_line"
@@ -111,6 +134,18 @@ def test_query_table_format_aligns_columns_under_a_rule(exported: Any, capsys: p
         ["Calc", "class", "6", "NULL"],
         ["mul", "method", "7", "NULL"],
     ]
+
+
+def test_query_table_format_wraps_long_values_and_never_cuts_them(
+    exported: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    long = "x" * 70 + "-tail"
+    assert main(["query", "--db", str(exported.db), f"SELECT 'a' AS short, '{long}' AS long_value, 'line1\nline2' AS nl"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[2].split() == ["a", "x" * 60, "line1"]
+    assert lines[3].split() == ["x" * 10 + "-tail", "line2"]
+    assert "wrapped" in lines[-1] and "--format csv or json" in lines[-1]
 
 
 def test_query_csv_format(exported: Any, capsys: pytest.CaptureFixture[str]) -> None:

@@ -125,7 +125,9 @@ def extractor_problem(path: str, step: str, exc: BaseException) -> ParseProblem:
     frame of the traceback holds one.
     """
     if isinstance(exc, RecursionError):
-        return ParseProblem(path, ProblemKind.RECURSION, None, None, "nesting too deep to analyse", step, "RecursionError")
+        return ParseProblem(
+            path, ProblemKind.RECURSION, None, None, "nesting too deep to analyse", step, "RecursionError"
+        )
     line = col = None
     for frame, _ in reversed(list(traceback.walk_tb(exc.__traceback__))):
         node = next((v for v in frame.f_locals.values() if isinstance(v, ast.stmt | ast.expr)), None)

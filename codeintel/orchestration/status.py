@@ -40,9 +40,7 @@ class StepStatus:
     last_error: str | None
 
 
-def write_step_status(
-    w: Writer, steps: Sequence[Any], deps: Mapping[str, tuple[str, ...]]
-) -> list[StepStatus]:
+def write_step_status(w: Writer, steps: Sequence[Any], deps: Mapping[str, tuple[str, ...]]) -> list[StepStatus]:
     """Recompute meta.step_status for `steps` (in dependency order) inside transaction `w`."""
     con = w.con
     last = {
@@ -70,7 +68,9 @@ def write_step_status(
         reason = _stale_reason(con, step, deps, status, ok_run, stored_fp, stale_steps)
         if reason:
             stale_steps.add(step.name)
-        rows.append(StepStatus(position, step.name, status, run_id, ok_run, ok_commit, ok_at, bool(reason), reason, error))
+        rows.append(
+            StepStatus(position, step.name, status, run_id, ok_run, ok_commit, ok_at, bool(reason), reason, error)
+        )
     w.execute(f"DELETE FROM {Table.STEP_STATUS}")
     w.insert(Table.STEP_STATUS, rows)
     return rows
