@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import duckdb
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
@@ -64,6 +65,16 @@ def task_runs(flow_state: State[Any]) -> dict[str, Any]:
 
 def work_rows(db: Path, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
     return StorageGateway(StorageConfig(db_path=db)).query(sql, params).to_pylist()
+
+
+def published_rows(db: Path, sql: str) -> list[dict[str, Any]]:
+    """Rows of `sql` on the published copy (what readers see)."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        rel = con.sql(sql)
+        return [dict(zip(rel.columns, row, strict=True)) for row in rel.fetchall()]
+    finally:
+        con.close()
 
 
 @pytest.fixture(scope="module")
@@ -198,6 +209,7 @@ def test_codeintel_logs_and_a_step_summary_artifact_reach_the_prefect_api(thread
     assert len(artifacts) == 1
     for step in PIPELINE_DEPS:
         assert f"| {step} | succeeded | 1 |" in str(artifacts[0].data)
+        assert f"| {step} | no |" in str(artifacts[0].data)  # the published data: not stale
 
 
 class _HoldLockOnFirstSubmit(logging.Handler):
@@ -273,7 +285,11 @@ def test_a_failing_step_fails_the_flow_its_descendants_do_not_run_and_the_next_r
     assert "not run (upstream failed): " + ", ".join(failure.value.not_run) in message
     assert "--select state:modified" in message
     assert failure.value.failed == ("function_metrics",) and set(failure.value.not_run) == downstream
-    assert not db.exists(), "a failed first run must not publish"
+    # a failed run publishes what it has: the steps that succeeded, and which steps are stale
+    stale = {r["step"]: r["stale"] for r in published_rows(db, "SELECT step, stale FROM meta.step_status")}
+    assert {step for step, flag in stale.items() if flag} == {"function_metrics", *downstream}
+    assert published_rows(db, "SELECT count(*) AS n FROM core.goids")[0]["n"] > 0
+    assert published_rows(db, "SELECT count(*) AS n FROM analytics.function_metrics")[0]["n"] == 0
     statuses = {r["step"]: r["status"] for r in work_rows(db, "SELECT step, status FROM meta.step_runs")}
     expected_status = {step: "not_run" if step in downstream else "succeeded" for step in PIPELINE_DEPS}
     assert statuses == {**expected_status, "function_metrics": "failed"}
@@ -290,6 +306,7 @@ def test_a_failing_step_fails_the_flow_its_descendants_do_not_run_and_the_next_r
     assert done["function_metrics"] == ("succeeded", 21)
     assert all(done[step][0] == "succeeded" for step in downstream)
     assert all(done[step][1] == 0 for step in ("ast_ingest", "goids") if step in done)
+    assert not any(r["stale"] for r in published_rows(db, "SELECT stale FROM meta.step_status"))
     caught_up, expected = table_digests(db), table_digests(local_db)
     del caught_up["core.change_state"], expected["core.change_state"]  # this run saw no change
     assert caught_up == expected
