@@ -25,7 +25,7 @@ from codeintel.config import StorageConfig
 from codeintel.errors import StorageError
 from codeintel.storage.catalog import CATALOG, SCHEMA_VERSION, SCHEMAS, spec_of
 from codeintel.storage.lock import file_lock
-from codeintel.storage.text import arrow_array
+from codeintel.storage.text import arrow_array, safe_value
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class Writer:
         return count
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
-        self.con.execute(sql, params or [])
+        self.con.execute(sql, [safe_value(p) for p in params or ()])
 
 
 @dataclass
@@ -161,7 +161,7 @@ class StorageGateway:
     def query(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
         """Run one read query and return its result as Arrow."""
         with self.reader() as con:
-            rel = con.sql(sql, params=list(params) if params else None)
+            rel = con.sql(sql, params=[safe_value(p) for p in params] if params else None)
             return rel.to_arrow_table() if rel is not None else pa.table({})
 
     def read(self, table: str, where: str = "", params: Sequence[Any] | None = None) -> pa.Table:

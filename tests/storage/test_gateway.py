@@ -340,3 +340,16 @@ def test_readers_during_repeated_publishes_always_see_a_whole_published_version(
         thread.join(timeout=30)
     assert errors == []
     assert seen and set(seen) <= set(range(9))
+
+
+def test_text_utf8_cannot_hold_is_stored_escaped_through_rows_and_parameters(tmp_path: Path) -> None:
+    gateway = make_gateway(tmp_path)
+    with gateway.writer("test") as w:
+        w.insert(Table.FILES, [{"path": "caf\udce9.py", "module": "caf\udce9", "skip_reason": "ok é"}])
+        w.execute("INSERT INTO meta.step_runs (run_id, step, error) VALUES (?, ?, ?)", ["r", "s", "bad \udce2 text"])
+    assert gateway.query("SELECT path, module, skip_reason FROM core.files").to_pylist() == [
+        {"path": "caf\\udce9.py", "module": "caf\\udce9", "skip_reason": "ok é"}
+    ]
+    assert gateway.query("SELECT error FROM meta.step_runs WHERE error = ?", ["bad \udce2 text"])["error"].to_pylist() == [
+        "bad \\udce2 text"
+    ]
