@@ -9,6 +9,8 @@ touches the database.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -165,6 +167,17 @@ class _CallFacts:
 def _call_facts(batch: FileBatch, ref: FileRef, parsed: ParsedFile, out: FileOutput) -> None:
     facts = extract_call_facts(parsed.tree, ref.module, ref.path, ref.is_package)
     out.add(Table.CALL_FACTS, _CallFacts(ref.path, ref.module, facts_to_json(facts)))
+
+
+@functools.cache
+def extractor_code_digest() -> str:
+    """A digest of the code that reads, parses and extracts files (codeintel/analysis and
+    codeintel/ingestion): when it changes, files an extractor failed on are tried again."""
+    package = Path(__file__).resolve().parent.parent
+    digest = hashlib.blake2b(digest_size=12)
+    for source in sorted([*(package / "analysis").rglob("*.py"), *(package / "ingestion").rglob("*.py")]):
+        digest.update(source.relative_to(package).as_posix().encode() + b"\0" + source.read_bytes())
+    return digest.hexdigest()
 
 
 # one extractor per per-file step (names are what `FileBatch.extractors` carries)

@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 
 from codeintel.ingestion.change_tracker import FileRef, StaleFiles
-from codeintel.ingestion.filework import FileBatch, FileOutput, extract_batch
+from codeintel.ingestion.filework import FileBatch, FileOutput, extract_batch, extractor_code_digest
 from codeintel.orchestration.context import FileWork, PipelineContext
 from codeintel.orchestration.executors import SerialExecutor, make_batches, should_parallelise
 from codeintel.storage.catalog import Table, spec_of
@@ -212,13 +212,13 @@ def step_writer(
 def record_step_state(writer: Writer, step: str, output_version: str | None, input_fp: str, run_id: str) -> None:
     """Upsert `meta.step_state` for `step` (a None output version keeps the old one)."""
     old = writer.con.execute(
-        f"SELECT output_version, code_version FROM {Table.STEP_STATE} WHERE step = ?", [step]
+        f"SELECT output_version, code_version, code_digest FROM {Table.STEP_STATE} WHERE step = ?", [step]
     ).fetchone()
     version = output_version or (old[0] if old else run_id)
     writer.execute(f"DELETE FROM {Table.STEP_STATE} WHERE step = ?", [step])
     writer.execute(
-        f"INSERT INTO {Table.STEP_STATE} VALUES (?, ?, ?, ?, ?)",
-        [step, version, input_fp, run_id, old[1] if old else None],
+        f"INSERT INTO {Table.STEP_STATE} VALUES (?, ?, ?, ?, ?, ?)",
+        [step, version, input_fp, run_id, *(old[1:] if old else (None, None))],
     )
 
 
@@ -238,6 +238,27 @@ def align_code_version(ctx: PipelineContext, step: str, code_version: str) -> bo
             w.execute(f"DELETE FROM {Table.STEP_FILE_STATE} WHERE step = ?", [step])
         w.execute(f"DELETE FROM {Table.STEP_STATE} WHERE step = ?", [step])
         w.execute(
-            f"INSERT INTO {Table.STEP_STATE} VALUES (?, ?, '', ?, ?)", [step, ctx.run_id, ctx.run_id, code_version]
+            f"INSERT INTO {Table.STEP_STATE} VALUES (?, ?, '', ?, ?, NULL)", [step, ctx.run_id, ctx.run_id, code_version]
         )
     return found is not None
+
+
+def retry_files_our_code_failed(ctx: PipelineContext, step: str) -> int:
+    """Make a per-file step redo the files its extractor failed on (`extractor_error`, or a
+    `recursion` while analysing), once CodeIntel's extraction code has changed since: a fixed
+    bug then indexes them.  Otherwise such a file counts as done until it changes.  Returns
+    how many files are made stale again.
+    """
+    digest = extractor_code_digest()
+    with ctx.gateway.reader() as con:
+        found = con.execute(f"SELECT code_digest FROM {Table.STEP_STATE} WHERE step = ?", [step]).fetchone()
+    if found is None or found[0] == digest:
+        return 0
+    count = None
+    with ctx.gateway.writer(f"run {ctx.run_id} step {step} code digest") as w:
+        if found[0] is not None:  # None: the step's files are all to be (re)done anyway
+            failed = f"SELECT path FROM {Table.PARSE_ERRORS} WHERE step = ? AND error_type IS NOT NULL"
+            count = w.con.execute(f"SELECT count(*) FROM ({failed})", [step]).fetchone()
+            w.execute(f"DELETE FROM {Table.STEP_FILE_STATE} WHERE step = ? AND path IN ({failed})", [step, step])
+        w.execute(f"UPDATE {Table.STEP_STATE} SET code_digest = ? WHERE step = ?", [digest, step])
+    return int(count[0]) if count else 0

@@ -40,6 +40,7 @@ from codeintel.orchestration.stepio import (
     collect_file_delta,
     current_rows,
     inputs_unchanged,
+    retry_files_our_code_failed,
     same_rows,
     step_writer,
     write_file_delta,
@@ -503,6 +504,8 @@ def run_step(ctx: PipelineContext, name: str, attempt: int | None = None) -> Ste
     attempt = ledger.begin_step(ctx.gateway, ctx.run_id, name, attempt)
     if align_code_version(ctx, name, str(getattr(step, "code_version", "1"))):
         logger.info("step %s: analysis code changed since its last run; reprocessing everything", name)
+    elif getattr(step, "file_work", None) is not None and (retried := retry_files_our_code_failed(ctx, name)):
+        logger.info("step %s: extraction code changed; retrying %d files it failed on", name, retried)
     started = time.perf_counter()
     try:
         result = step.run(ctx)

@@ -126,7 +126,10 @@ _SPECS = (
     ),
     TableSpec(
         Table.STEP_STATE,
-        _cols("step VARCHAR, output_version VARCHAR, input_fingerprint VARCHAR, run_id VARCHAR, code_version VARCHAR"),
+        _cols(
+            "step VARCHAR, output_version VARCHAR, input_fingerprint VARCHAR, run_id VARCHAR, code_version VARCHAR, "
+            "code_digest VARCHAR"
+        ),
         ("step",),
         "pipeline",
     ),

@@ -21,6 +21,7 @@ from codeintel.errors import StepFailedError
 from codeintel.ingestion import filework
 from codeintel.ingestion.change_tracker import ChangeTracker
 from codeintel.orchestration.context import PipelineContext
+from codeintel.orchestration import stepio
 from codeintel.orchestration.executors import ProcessExecutor
 from codeintel.orchestration.selection import descendants
 from codeintel.orchestration.steps import PIPELINE_DEPS, run_pipeline
@@ -274,6 +275,12 @@ def test_an_extractor_that_raised_on_a_file_costs_that_file_one_row(shop: Any, m
     assert _count(shop, Table.FUNCTION_METRICS, "path = 'src/shop/cart.py'") > 0  # the other files keep theirs
     third = shop.run(["function_metrics"])  # not retried until the file (or the step's code) changes
     assert _files_processed(shop, third.run_id) == {"ast_ingest": 0, "goids": 0, "function_metrics": 0}
+    monkeypatch.setattr(stepio, "extractor_code_digest", lambda: "a fixed extractor")
+    fixed = shop.run(["function_metrics"])  # new extraction code: the file it failed on is tried again
+    assert _files_processed(shop, fixed.run_id) == {"ast_ingest": 0, "goids": 0, "function_metrics": 1}
+    assert _has_added_later(shop, Table.FUNCTION_METRICS)
+    assert shop.query("SELECT count(*) FROM core.parse_errors WHERE step <> 'ast_ingest'") == [(0,)]
+    monkeypatch.undo()
     shop.git.apply({"src/shop/util.py": "def helper(a):\n    return a\n\n\ndef added_later(x):\n    return x + 1\n"})
     fourth = shop.run(["function_metrics"])
     assert _files_processed(shop, fourth.run_id)["function_metrics"] == 1
