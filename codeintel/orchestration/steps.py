@@ -20,11 +20,12 @@ from typing import ClassVar, Protocol
 import pyarrow as pa
 
 from codeintel.analysis.call_edges import CALL_EDGE_ORDER, GoidIndex, GoidKey, solve_call_edges
-from codeintel.analysis.callgraph.model import FACTS_VERSION, facts_without_positions
+from codeintel.analysis.callgraph.model import FACTS_VERSION, CallKind, facts_without_positions
 from codeintel.analysis.goids import DefinitionRef, build_goids
 from codeintel.analysis.graph_metrics import NodeGraphMetrics, compute_graph_metrics
 from codeintel.analysis.imports import ImportSite, import_cycles_and_layers, resolve_imports
 from codeintel.analysis.subsystems import detect_subsystems
+from codeintel.analysis.symbol_index import build_symbol_index
 from codeintel.errors import PipelineCycleError, StepFailedError, UnknownStepError, did_you_mean
 from codeintel.ingestion.change_tracker import ChangeTracker
 from codeintel.ingestion.scan import PreviousState, diff_states, scan_repository
@@ -396,9 +397,24 @@ def _tuple(values: list[str] | None) -> tuple[str, ...] | None:
     return None if values is None else tuple(values)
 
 
+# what the symbol index is built from: every GOID with its call counts and metrics
+SYMBOL_INDEX_SQL = f"""
+    SELECT g.goid, g.urn, g.kind, g.module, g.qualname, g.name, g.path, g.start_line, g.end_line, g.parent_goid,
+           i.callers, o.callees, u.unresolved_calls, m.cyclomatic, m.loc
+    FROM {Table.GOIDS} g
+    LEFT JOIN (SELECT callee_goid AS goid, count(DISTINCT caller_goid) AS callers FROM {Table.CALL_EDGES}
+               WHERE callee_goid IS NOT NULL GROUP BY 1) i USING (goid)
+    LEFT JOIN (SELECT caller_goid AS goid, count(DISTINCT callee_goid) AS callees FROM {Table.CALL_EDGES}
+               WHERE callee_goid IS NOT NULL GROUP BY 1) o USING (goid)
+    LEFT JOIN (SELECT caller_goid AS goid, count(*) AS unresolved_calls FROM {Table.CALL_EDGES}
+               WHERE kind = '{CallKind.UNRESOLVED}' GROUP BY 1) u USING (goid)
+    LEFT JOIN {Table.FUNCTION_METRICS} m USING (goid)
+"""
+
+
 @dataclass(frozen=True)
 class DocsViewsStep:
-    """(Re)create the docs.* summary views."""
+    """(Re)create the docs.* summary views, and the symbol index (docs.symbols) readers look names up in."""
 
     name: ClassVar[str] = "docs_views"
     deps: ClassVar[tuple[str, ...]] = (
@@ -412,13 +428,18 @@ class DocsViewsStep:
 
     def run(self, ctx: PipelineContext) -> StepResult:
         statements = view_statements()
-        views_exist = f"SELECT count(*) >= {len(statements)} FROM duckdb_views() WHERE schema_name = 'docs'"
+        views_exist = (
+            f"SELECT count(*) >= {len(statements)} AND (SELECT count(*) FROM {Table.SYMBOLS}) = "
+            f"(SELECT count(*) FROM {Table.GOIDS}) FROM duckdb_views() WHERE schema_name = 'docs'"
+        )
         if inputs_unchanged(ctx, self.name, self.deps, check=views_exist):
             return StepResult.noop("up to date")
+        symbols = build_symbol_index(ctx.gateway.query(SYMBOL_INDEX_SQL).to_pylist())
         with step_writer(ctx, self.name, self.deps) as w:
+            w.replace_all(Table.SYMBOLS, symbols)
             for sql in statements:
                 w.execute(sql)
-        return StepResult(note=f"{len(statements)} views")
+        return StepResult(w.rows_written, note=f"{len(statements)} views, {len(symbols)} symbols indexed")
 
 
 PIPELINE_STEPS: tuple[PipelineStep, ...] = (

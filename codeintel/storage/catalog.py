@@ -94,6 +94,7 @@ class Table(StrEnum):
     GRAPH_METRICS_MODULES = "analytics.graph_metrics_modules"
     SUBSYSTEMS = "analytics.subsystems"
     SUBSYSTEM_MODULES = "analytics.subsystem_modules"
+    SYMBOLS = "docs.symbols"
 
 
 _SPECS = (
@@ -300,6 +301,17 @@ _SPECS = (
         _cols("subsystem_id VARCHAR, module VARCHAR, is_isolated BOOLEAN"),
         ("module",),
         "subsystems",
+    ),
+    TableSpec(  # the symbol index the MCP server looks names up in (codeintel/analysis/symbol_index.py)
+        Table.SYMBOLS,
+        _cols(
+            "goid VARCHAR, urn VARCHAR, kind VARCHAR, module VARCHAR, qualname VARCHAR, name VARCHAR, "
+            "full_name VARCHAR, path VARCHAR, start_line INTEGER, end_line INTEGER, parent_goid VARCHAR, "
+            "is_test BOOLEAN, callers INTEGER, callees INTEGER, unresolved_calls INTEGER, cyclomatic INTEGER, "
+            "loc INTEGER, name_lower VARCHAR, qualname_lower VARCHAR, full_name_lower VARCHAR"
+        ),
+        ("goid",),
+        "docs_views",
     ),
 )
 

@@ -90,6 +90,14 @@ VIEWS: dict[str, str] = {
         LEFT JOIN members mb USING (subsystem_id)
         LEFT JOIN funcs f USING (subsystem_id)
     """,
+    # Call sites the call graph could not resolve, with the name they call (`a.b(...).c` calls
+    # `c`): a caller list that ignores them is a lower bound when a name matches.
+    "docs.v_unresolved_calls": r"""
+        SELECT e.caller_goid, e.caller, e.caller_module, e.path, e.line, e.col, e.callee_text,
+               nullif(regexp_extract(e.callee_text, '([A-Za-z_][A-Za-z0-9_]*)\s*$', 1), '') AS called_name
+        FROM graph.call_edges e
+        WHERE e.kind = 'unresolved'
+    """,
 }
 
 

@@ -1,0 +1,82 @@
+"""The symbol index: every module, class, function and method as readers look it up.
+
+One row per GOID with its dotted name (`pkg.mod.Class.method`; a module's is its own name), the
+lower-case names that prefix and fuzzy search compare against, whether it is a test function,
+and the call-graph counts a lookup ranks by.  Built once per run (by the docs_views step) so that
+the MCP server answers lookups from an index instead of computing it per call.
+
+A test function is a function or method whose name starts with `test`, in a test file: one
+named `test_*.py` or `*_test.py`, or anywhere under a `tests/`, `test/` or `testing/` directory
+(pytest's defaults, plus the directory layouts of the usual projects).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+_TEST_FILE = re.compile(r"(^|/)((tests?|testing)/|test_[^/]*\.py$|[^/]*_test\.py$)")
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolIndexRow:
+    """One row of docs.symbols."""
+
+    goid: str
+    urn: str
+    kind: str
+    module: str
+    qualname: str
+    name: str
+    full_name: str
+    path: str
+    start_line: int
+    end_line: int
+    parent_goid: str | None
+    is_test: bool
+    callers: int
+    callees: int
+    unresolved_calls: int
+    cyclomatic: int | None
+    loc: int | None
+    name_lower: str
+    qualname_lower: str
+    full_name_lower: str
+
+
+def full_name(kind: str, module: str, qualname: str) -> str:
+    """The dotted name readers use: `module.qualname`, or the module's own name."""
+    return module if kind == "module" else f"{module}.{qualname}"
+
+
+def is_test_function(kind: str, name: str, path: str) -> bool:
+    """Whether a definition is a test function (see the module docstring)."""
+    return kind in ("function", "method") and name.startswith("test") and _TEST_FILE.search(path) is not None
+
+
+def build_symbol_index(rows: Iterable[Mapping[str, Any]]) -> list[SymbolIndexRow]:
+    """Index rows from GOID rows joined with their counts and metrics.
+
+    Args:
+        rows: Mappings with the GOID columns (goid, urn, kind, module, qualname, name, path,
+            start_line, end_line, parent_goid), `callers`, `callees`, `unresolved_calls`,
+            `cyclomatic` and `loc` (None for what has no metrics).
+    """
+    out = []
+    for r in rows:
+        dotted = full_name(r["kind"], r["module"], r["qualname"])
+        out.append(
+            SymbolIndexRow(
+                goid=r["goid"], urn=r["urn"], kind=r["kind"], module=r["module"], qualname=r["qualname"],
+                name=r["name"], full_name=dotted, path=r["path"], start_line=r["start_line"],
+                end_line=r["end_line"], parent_goid=r["parent_goid"],
+                is_test=is_test_function(r["kind"], r["name"], r["path"]),
+                callers=int(r["callers"] or 0), callees=int(r["callees"] or 0),
+                unresolved_calls=int(r["unresolved_calls"] or 0), cyclomatic=r["cyclomatic"], loc=r["loc"],
+                name_lower=r["name"].lower(), qualname_lower=r["qualname"].lower(), full_name_lower=dotted.lower(),
+            )
+        )
+    out.sort(key=lambda s: s.goid)
+    return out
