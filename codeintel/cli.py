@@ -1,4 +1,4 @@
-"""The `codeintel` command: export, steps, status, query, callgraph.
+"""The `codeintel` command: export, steps, status, query, callgraph, mcp, dump.
 
 This is the one module of `codeintel/` that may import `flows/` (lazily, for `--runner
 prefect|dask`).  Everything else it does goes through the pipeline engine and the gateway.
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from codeintel.config import DEFAULT_DB, LoadedConfig, load_config
-from codeintel.errors import CodeIntelError, StepFailedError
+from codeintel.errors import CodeIntelError, ConfigError, StepFailedError
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,9 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--lock-timeout", type=float, default=None, help="seconds to wait for the database lock")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
+    parser.add_argument(
+        "--out-dir", type=Path, default=None, help="after publishing, also dump every table and docs view here (Parquet, JSONL)"
+    )
 
 
 def build_config(args: argparse.Namespace, mode: str) -> Any:
@@ -60,7 +63,10 @@ def build_config(args: argparse.Namespace, mode: str) -> Any:
     from codeintel.orchestration.context import PipelineContextConfig
 
     repo = Path(args.repo)
-    cli = {"db": args.db, "workers": args.workers, "executor": args.executor, "lock_timeout": args.lock_timeout}
+    cli = {
+        "db": args.db, "workers": args.workers, "executor": args.executor, "lock_timeout": args.lock_timeout,
+        "out_dir": getattr(args, "out_dir", None),
+    }  # fmt: skip
     loaded: LoadedConfig = load_config(repo, cli=cli)
     commit = ToolService(loaded.execution.tools).git_head(loaded.snapshot.repo_root)
     loaded = LoadedConfig(
@@ -88,7 +94,22 @@ def export_local(args: argparse.Namespace, mode: str = "local") -> int:
             print(str(exc), file=sys.stderr)
             failed, published = True, exc.published
     print_summary(cfg, time.perf_counter() - started, quiet=args.quiet, published=published)
+    if published and cfg.storage.out_dir is not None and not dump_after_publish(cfg.storage.db_path, cfg.storage.out_dir):
+        return 1
     return 1 if failed else 0
+
+
+def dump_after_publish(db: Path, out_dir: Path) -> bool:
+    """Dump the database just published to `out_dir`; False (and a message) when that failed."""
+    from codeintel.serving.dump import dump_published
+
+    try:
+        done = dump_published(db, out_dir)
+    except CodeIntelError as exc:
+        print(f"error: published {db}, but the dump to {out_dir} failed: {exc}", file=sys.stderr)
+        return False
+    print(f"dumped: {done.files} files ({done.rows} rows) to {out_dir}" + ("" if done.changed else " (unchanged)"))
+    return True
 
 
 def print_summary(cfg: Any, seconds: float, *, quiet: bool = False, published: bool = False) -> None:
@@ -214,6 +235,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             granularity=args.granularity,
             workers=args.workers or 0,
             lock_timeout=args.lock_timeout,
+            out_dir=str(args.out_dir) if args.out_dir else None,
         )
     except StepFailedError as exc:
         print(str(exc), file=sys.stderr)
@@ -355,6 +377,29 @@ def cmd_callgraph(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from codeintel.serving.server import serve
+
+    token = None
+    if args.token_file is not None:
+        try:
+            token = args.token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"--token-file {args.token_file}: cannot read it ({exc.strerror})") from exc
+        if not token:
+            raise ConfigError(f"--token-file {args.token_file} is empty")
+    serve(args.db or DEFAULT_DB, args.repo, args.http, token)
+    return 0
+
+
+def cmd_dump(args: argparse.Namespace) -> int:
+    from codeintel.serving.dump import FORMATS, dump_published
+
+    done = dump_published(args.db or DEFAULT_DB, args.dir, args.format or FORMATS)
+    print(f"dumped: {done.files} files ({done.rows} rows) to {args.dir}" + ("" if done.changed else " (unchanged)"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="codeintel", description="Index a Python repository into DuckDB.")
     parser.add_argument("-v", "--verbose", action="count", default=0)
@@ -381,6 +426,19 @@ def build_parser() -> argparse.ArgumentParser:
     cg.add_argument("dir")
     cg.add_argument("--format", choices=("pycg", "json", "dot"), default="json")
     cg.set_defaults(func=cmd_callgraph)
+    mcp = sub.add_parser("mcp", help="serve the published database to AI agents (MCP: stdio, or HTTP)")
+    mcp.add_argument("--db", type=Path, default=None, help=f"published database (default: {DEFAULT_DB})")
+    mcp.add_argument("--repo", type=Path, default=None, help="the repository's checkout, if not where it was indexed")
+    mcp.add_argument("--http", metavar="HOST:PORT", default=None, help="streamable HTTP instead of stdio (loopback by default)")
+    mcp.add_argument("--token-file", type=Path, default=None, help="bearer token clients must send (required off loopback)")
+    mcp.set_defaults(func=cmd_mcp)
+    dump = sub.add_parser("dump", help="write every table and docs view as Parquet and JSONL, with a manifest")
+    dump.add_argument("dir", type=Path, help="output directory (a link swapped atomically to each new set)")
+    dump.add_argument("--db", type=Path, default=None, help=f"published database (default: {DEFAULT_DB})")
+    dump.add_argument(
+        "--format", action="append", choices=("parquet", "jsonl"), default=None, help="one format (default: both)"
+    )
+    dump.set_defaults(func=cmd_dump)
     return parser
 
 

@@ -89,6 +89,7 @@ class StorageConfig:
 
     db_path: Path = DEFAULT_DB
     lock_timeout_s: float = 300.0
+    out_dir: Path | None = None  # where each publish is also dumped as Parquet/JSONL (codeintel/serving/dump.py)
 
     @property
     def work_db_path(self) -> Path:
@@ -110,6 +111,7 @@ class PathsConfig:
 _SETTINGS: dict[str, tuple[str, str, Any]] = {
     "db": ("storage", "db_path", Path),
     "lock_timeout": ("storage", "lock_timeout_s", float),
+    "out_dir": ("storage", "out_dir", Path),
     "executor": ("execution", "executor", str),
     "workers": ("execution", "workers", int),
     "dask_address": ("execution", "dask_address", str),

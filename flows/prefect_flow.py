@@ -39,7 +39,7 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect.tasks import Task
 
 from codeintel.config import load_config
-from codeintel.errors import ConfigError, StepFailedError, StorageLockTimeout
+from codeintel.errors import CodeIntelError, ConfigError, StepFailedError, StorageLockTimeout
 from codeintel.ingestion.tools import ToolService
 from codeintel.orchestration import ledger
 from codeintel.orchestration.context import (
@@ -351,11 +351,14 @@ def build_context_config(
     dask_address: str | None,
     workers: int,
     lock_timeout: float | None = None,
+    out_dir: str | None = None,
 ) -> PipelineContextConfig:
     """The one config every task rebuilds its context from."""
     if runner not in RUNNERS:
         raise ConfigError(f"runner {runner!r} is not one of {', '.join(RUNNERS)}")
-    cli: dict[str, Any] = {"db": db, "workers": workers if workers > 0 else None, "lock_timeout": lock_timeout}
+    cli: dict[str, Any] = {
+        "db": db, "workers": workers if workers > 0 else None, "lock_timeout": lock_timeout, "out_dir": out_dir
+    }  # fmt: skip
     if runner == "threads" and dask_address:
         cli.update(executor="dask", dask_address=dask_address)
     mode = "prefect-dask" if runner == "dask" or dask_address else "prefect"
@@ -427,6 +430,21 @@ def summary_markdown(run_id: str, rows: Sequence[Mapping[str, Any]], status: Seq
     return "\n".join(lines)
 
 
+def dump_published_db(cfg: PipelineContextConfig) -> str | None:
+    """Dump what was just published to the configured out dir (if any); the error, if it failed."""
+    if cfg.storage.out_dir is None:
+        return None
+    from codeintel.serving.dump import dump_published
+
+    try:
+        done = dump_published(cfg.storage.db_path, cfg.storage.out_dir)
+    except CodeIntelError as exc:
+        get_run_logger().error("published %s, but the dump to %s failed: %s", cfg.storage.db_path, cfg.storage.out_dir, exc)
+        return f"published {cfg.storage.db_path}, but the dump to {cfg.storage.out_dir} failed: {exc}"
+    get_run_logger().info("dumped %d files (%d rows) to %s", done.files, done.rows, cfg.storage.out_dir)
+    return None
+
+
 def publish_summary(ctx: PipelineContext) -> None:
     rows = ledger.step_runs(ctx.gateway, ctx.run_id)
     with ctx.gateway.reader() as con:
@@ -449,6 +467,7 @@ def export_flow(
     granularity: str = "step",
     workers: int = 0,
     lock_timeout: float | None = None,
+    out_dir: str | None = None,
 ) -> dict[str, list[str]]:
     """Export `repo` into the CodeIntel database, one Prefect task per pipeline step.
 
@@ -464,6 +483,8 @@ def export_flow(
         granularity: "step" (a task per step) or "pipeline" (the whole run in one task).
         workers: Per-file worker processes of each step (0: one per core).
         lock_timeout: Seconds to wait for the database lock (default from config).
+        out_dir: After publishing, dump every table and docs view there as Parquet and JSONL
+            (default from config: CODEINTEL_OUT_DIR, `[tool.codeintel] out_dir`; none).
 
     Returns:
         {"succeeded": [...]} step names.
@@ -474,7 +495,7 @@ def export_flow(
     if granularity not in GRANULARITIES:
         raise ConfigError(f"granularity {granularity!r} is not one of {', '.join(GRANULARITIES)}")
     send_codeintel_logs_to_prefect()
-    cfg = build_context_config(repo, db, full, runner, dask_address, workers, lock_timeout)
+    cfg = build_context_config(repo, db, full, runner, dask_address, workers, lock_timeout, out_dir)
     get_run_logger().info(
         "codeintel run %s (%s, %s granularity) of %s", cfg.run_id, cfg.mode, granularity, cfg.snapshot.repo_root
     )
@@ -499,8 +520,11 @@ def export_flow(
         end_pipeline(ctx, failed, not_run)
         ctx.gateway.publish()  # every run publishes what it has; meta.step_status says what is stale
         publish_summary(ctx)
+        dump_error = dump_published_db(cfg)
         if failed:
             raise StepFailedError(failure_message(ctx, failed, not_run, published=True), failed, not_run, published=True)
+        if dump_error:
+            raise CodeIntelError(dump_error)
         return {"succeeded": [n for n in names if n not in not_run and n not in failed]}
 
 
@@ -511,7 +535,11 @@ def _run_in_one_task(
         future = runner.submit(run_whole_pipeline_task, {"ctx_cfg": ctx.config, "select": select, "exclude": exclude})
         future.wait()
     publish_summary(ctx)
-    return {"succeeded": list(future.result())}  # raises the task's StepFailedError
+    dump_error = dump_published_db(ctx.config)  # the task published, failed steps or not
+    succeeded = list(future.result())  # raises the task's StepFailedError
+    if dump_error:
+        raise CodeIntelError(dump_error)
+    return {"succeeded": succeeded}
 
 
 # ---------------------------------------------------------------------------------------- CLI
@@ -530,6 +558,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dask-workers", type=int, default=2)
     parser.add_argument("--granularity", choices=GRANULARITIES, default="step")
     parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--out-dir", default=None)
     args = parser.parse_args(argv)
     try:
         export_flow(**vars(args))

@@ -1,0 +1,225 @@
+"""Walking the stored call graph: callers or callees hop by hop, from one symbol or several.
+
+Each hop is one query on `graph.call_edges` for the whole frontier (resolved edges at or above
+a minimum confidence, one row per caller/callee pair), so a depth-3 walk is three queries; the
+walk keeps, per origin, how every symbol was first reached (hop, the symbol it was reached from,
+the edge's confidence and call line), which gives one witness path per reached symbol.  Ties
+are broken by confidence, then GOID: the same walk on the same snapshot gives the same paths.
+
+A walk is a lower bound when call sites it could not resolve may lead further: calls in the
+expanded symbols that the call graph left unresolved (callees), or unresolved call sites that
+call one of the expanded symbols' names (callers).  `unresolved_by_hop` counts them.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from codeintel.serving.snapshot import DeadlineExceeded, Query
+from codeintel.serving.symbols import SYMBOL_COLUMNS, Symbol
+
+DIRECTIONS = ("callers", "callees")
+MAX_DEPTH = 5
+
+_HOP_SQL = {
+    "callers": """SELECT callee_goid, caller_goid, max(confidence) AS conf, min(line) AS line
+                  FROM graph.call_edges
+                  WHERE callee_goid IN (SELECT unnest($nodes::VARCHAR[])) AND confidence >= $min
+                        AND caller_goid IS NOT NULL AND caller_goid <> callee_goid
+                  GROUP BY ALL ORDER BY caller_goid, conf DESC, callee_goid""",
+    "callees": """SELECT caller_goid, callee_goid, max(confidence) AS conf, min(line) AS line
+                  FROM graph.call_edges
+                  WHERE caller_goid IN (SELECT unnest($nodes::VARCHAR[])) AND confidence >= $min
+                        AND callee_goid IS NOT NULL AND caller_goid <> callee_goid
+                  GROUP BY ALL ORDER BY callee_goid, conf DESC, caller_goid""",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Reached:
+    """How a symbol was first reached from one origin."""
+
+    hop: int
+    parent: str | None  # the symbol it was reached from (None: the origin itself)
+    confidence: float | None
+    line: int | None  # the call's line, in the caller's file
+
+
+@dataclass
+class Walk:
+    """The result of `walk`: per origin, every symbol reached and how."""
+
+    direction: str
+    depth: int
+    min_confidence: float
+    origins: tuple[str, ...]
+    reached: dict[str, dict[str, Reached]] = field(default_factory=dict)  # origin -> symbol -> how
+    preds: dict[str, list[str]] = field(default_factory=dict)  # symbol -> every symbol it was reached from at its hop
+    expanded: list[list[str]] = field(default_factory=list)  # per hop (0-based), the symbols whose edges were read
+    complete: bool = True  # False: the deadline stopped the walk early
+
+    def hops(self) -> dict[str, int]:
+        """Every reached symbol (origins excluded) and the first hop any origin reached it at."""
+        best: dict[str, int] = {}
+        for seen in self.reached.values():
+            for goid, how in seen.items():
+                if goid in self.origins and how.hop == 0:
+                    continue
+                if goid not in best or how.hop < best[goid]:
+                    best[goid] = how.hop
+        for origin in self.origins:  # an origin reached from another origin still counts only as an origin
+            best.pop(origin, None)
+        return best
+
+    def per_hop(self) -> list[int]:
+        """New symbols per hop walked (the walk stops early when nothing is left to expand)."""
+        counts = [0] * len(self.expanded)
+        for hop in self.hops().values():
+            counts[hop - 1] += 1
+        return counts
+
+    def path(self, origin: str, goid: str) -> list[str]:
+        """The witness path from `origin` to `goid` (both included), in walk order."""
+        seen = self.reached[origin]
+        out = [goid]
+        while (parent := seen[out[-1]].parent) is not None:
+            out.append(parent)
+        out.reverse()
+        return out
+
+    def origin_of(self, goid: str) -> str:
+        """The origin that reached `goid` first (lowest hop, then first in `origins`)."""
+        return min(
+            (o for o in self.origins if goid in self.reached.get(o, {})),
+            key=lambda o: (self.reached[o][goid].hop, self.origins.index(o)),
+        )
+
+
+def walk(
+    q: Query,
+    origins: Sequence[str],
+    direction: str,
+    depth: int,
+    min_confidence: float = 0.0,
+    *,
+    as_one: bool = False,
+    keep_preds: bool = False,
+    stop_at: Iterable[str] = (),
+) -> Walk:
+    """Walk callers or callees of `origins` up to `depth` hops.
+
+    `as_one` walks the origins as one symbol (the definitions of one name: overloads), under the
+    first origin's key.  `keep_preds` records every predecessor at a symbol's first hop (for
+    counting and listing all shortest paths; one origin or `as_one`); `stop_at` ends the walk
+    after the hop that reaches one of them.  The deadline ends it early (`complete` False)
+    instead of failing the call.
+    """
+    result = Walk(direction, depth, min_confidence, tuple(dict.fromkeys(origins)))
+    if as_one and result.origins:
+        key = result.origins[0]
+        result.reached[key] = {o: Reached(0, None, None, None) for o in result.origins}
+        frontier: dict[str, set[str]] = {o: {key} for o in result.origins}
+    else:
+        for o in result.origins:
+            result.reached[o] = {o: Reached(0, None, None, None)}
+        frontier = {o: {o} for o in result.origins}
+    targets = set(stop_at)
+    for hop in range(1, depth + 1):
+        if not frontier:
+            break
+        nodes = sorted(frontier)
+        try:
+            rows = q.rows(_HOP_SQL[direction], {"nodes": nodes, "min": float(min_confidence)})
+        except DeadlineExceeded:
+            result.complete = False
+            break
+        result.expanded.append(nodes)
+        nxt: dict[str, set[str]] = defaultdict(set)
+        for near, far, conf, line in rows:
+            for origin in frontier[near]:
+                seen = result.reached[origin]
+                how = seen.get(far)
+                if how is None:
+                    seen[far] = Reached(hop, near, conf, line)
+                    nxt[far].add(origin)
+                    if keep_preds:
+                        result.preds[far] = [near]
+                elif keep_preds and how.hop == hop and near not in result.preds[far]:
+                    result.preds[far].append(near)
+        frontier = dict(nxt)
+        if targets & frontier.keys():
+            break
+    return result
+
+
+def symbols_of(q: Query, goids: Iterable[str]) -> dict[str, Symbol]:
+    """The index rows of `goids`."""
+    wanted = sorted(set(goids))
+    if not wanted:
+        return {}
+    rows = q.rows(f"SELECT {SYMBOL_COLUMNS} FROM docs.symbols s WHERE s.goid IN (SELECT unnest(?::VARCHAR[]))", [wanted])
+    return {r[0]: Symbol(*r) for r in rows}
+
+
+def unresolved_by_hop(q: Query, w: Walk, symbols: dict[str, Symbol]) -> tuple[list[int], list[tuple[str, int]]]:
+    """Per hop, the unresolved call sites that may lead further than the walk went, and the
+    names (callers) or symbols (callees) with the most of them."""
+    expanded = sorted({g for hop in w.expanded for g in hop})
+    if not expanded:
+        return [], []
+    if w.direction == "callees":
+        counts = dict(q.rows("SELECT goid, unresolved_calls FROM docs.symbols WHERE goid IN (SELECT unnest(?::VARCHAR[]))", [expanded]))
+        per_hop = [sum(int(counts.get(g, 0)) for g in hop) for hop in w.expanded]
+        named = {g: int(counts.get(g, 0)) for g in expanded}
+        top = sorted(((symbols[g].full_name if g in symbols else g, n) for g, n in named.items() if n), key=lambda t: (-t[1], t[0]))
+        return per_hop, top[:3]
+    names_of = {g: _called_name(symbols[g]) for g in expanded if g in symbols}
+    names = sorted({n for n in names_of.values() if n})
+    counts = dict(q.rows(
+        "SELECT called_name, count(*) FROM docs.v_unresolved_calls WHERE called_name IN (SELECT unnest(?::VARCHAR[])) GROUP BY 1",
+        [names],
+    )) if names else {}  # fmt: skip
+    per_hop = [sum(int(counts.get(n, 0)) for n in {names_of.get(g) for g in hop} if n) for hop in w.expanded]
+    top = sorted(((n, int(c)) for n, c in counts.items()), key=lambda t: (-t[1], t[0]))
+    return per_hop, top[:3]
+
+
+def _called_name(symbol: Symbol) -> str | None:
+    """The name an unresolved call site would use to call `symbol` (a module is not called)."""
+    if symbol.kind == "module":
+        return None
+    return symbol.name
+
+
+def count_shortest_paths(w: Walk, target: str) -> int:
+    """How many shortest paths lead from the walk's origin(s) to `target` (needs `keep_preds`)."""
+    memo: dict[str, int] = dict.fromkeys(w.origins, 1)
+
+    def count(goid: str) -> int:  # recursion depth is at most the walk's depth
+        if goid not in memo:
+            memo[goid] = sum(count(p) for p in w.preds.get(goid, []))
+        return memo[goid]
+
+    return count(target)
+
+
+def shortest_paths(w: Walk, target: str, limit: int, order: dict[str, str]) -> list[list[str]]:
+    """Up to `limit` shortest paths from the origin to `target`, in the order of `order`'s keys
+    (a sort key per symbol) along the path."""
+    origins = set(w.origins)
+    out: list[list[str]] = []
+
+    def extend(suffix: list[str]) -> None:
+        if len(out) >= limit:
+            return
+        head = suffix[0]
+        if head in origins:
+            out.append(suffix)
+            return
+        for p in sorted(w.preds.get(head, []), key=lambda g: (order.get(g, g), g)):
+            extend([p, *suffix])
+
+    extend([target])
+    return out

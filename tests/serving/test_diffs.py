@@ -1,0 +1,109 @@
+"""Unified diffs to changed lines on either side."""
+
+from __future__ import annotations
+
+import textwrap
+
+from codeintel.serving.diffs import parse_unified_diff
+from codeintel.serving.impact import innermost
+
+GIT_DIFF = textwrap.dedent(
+    """\
+    diff --git a/pkg/a.py b/pkg/a.py
+    index 1111111..2222222 100644
+    --- a/pkg/a.py
+    +++ b/pkg/a.py
+    @@ -3,6 +3,7 @@ def f():
+         x = 1
+    -    y = 2
+    +    y = 3
+         return x
+    +
+     def g():
+         pass
+    -- a removed line that looks like a header
+    \\ No newline at end of file
+    diff --git a/pkg/new.py b/pkg/new.py
+    new file mode 100644
+    index 0000000..3333333
+    --- /dev/null
+    +++ b/pkg/new.py
+    @@ -0,0 +1,2 @@
+    +def h():
+    +    pass
+    diff --git a/pkg/gone.py b/pkg/gone.py
+    deleted file mode 100644
+    index 4444444..0000000
+    --- a/pkg/gone.py
+    +++ /dev/null
+    @@ -1,2 +0,0 @@
+    -def k():
+    -    pass
+    diff --git a/pkg/old_name.py b/pkg/new_name.py
+    similarity index 90%
+    rename from pkg/old_name.py
+    rename to pkg/new_name.py
+    index 5555555..6666666 100644
+    --- a/pkg/old_name.py
+    +++ b/pkg/new_name.py
+    @@ -10,2 +10,2 @@
+    -a = 1
+    +a = 2
+     b = 3
+    diff --git a/img.png b/img.png
+    index 7777777..8888888 100644
+    Binary files a/img.png and b/img.png differ
+    """
+)
+
+
+def test_a_git_diff_gives_removed_and_added_lines_insertions_and_deletions() -> None:
+    files = {f.path: f for f in parse_unified_diff(GIT_DIFF)}
+    a = files["pkg/a.py"]
+    assert (a.old_path, a.new_path, a.old_blob, a.new_blob) == ("pkg/a.py", "pkg/a.py", "1111111", "2222222")
+    assert a.removed == [4, 8] and a.added == [4, 6]
+    assert a.inserted_at == [(5, 6)]  # the blank line added after `return x` (old line 5)
+    assert a.deleted_at == [(8, 9)]
+    assert a.changed_lines("old") == ([4, 8], [(5, 6)])
+    new = files["pkg/new.py"]
+    assert new.old_path is None and new.added == [1, 2]
+    gone = files["pkg/gone.py"]
+    assert gone.new_path is None and gone.removed == [1, 2]
+    renamed = files["pkg/new_name.py"]
+    assert (renamed.old_path, renamed.removed, renamed.added) == ("pkg/old_name.py", [10], [10])
+    assert files["img.png"].binary
+
+
+def test_a_plain_diff_u_of_two_files() -> None:
+    text = textwrap.dedent(
+        """\
+        --- a.py\t2024-01-01 00:00:00
+        +++ a.py\t2024-01-02 00:00:00
+        @@ -1,2 +1,2 @@
+         def f():
+        -    return 1
+        +    return 2
+        --- b.py
+        +++ b.py
+        @@ -5 +5,2 @@
+         x = 1
+        +y = 2
+        """
+    )
+    files = parse_unified_diff(text)
+    assert [(f.old_path, f.new_path, f.removed, f.added) for f in files] == [("a.py", "a.py", [2], [2]), ("b.py", "b.py", [], [6])]
+    assert files[1].inserted_at == [(5, 6)]
+
+
+def test_a_quoted_path_is_unquoted() -> None:
+    text = 'diff --git "a/caf\\303\\251.py" "b/caf\\303\\251.py"\n--- "a/caf\\303\\251.py"\n+++ "b/caf\\303\\251.py"\n@@ -1 +1 @@\n-a\n+b\n'
+    (f,) = parse_unified_diff(text)
+    assert f.old_path == f.new_path == "café.py"
+
+
+def test_a_change_belongs_to_the_innermost_definition_around_it() -> None:
+    defs = [("cls", 1, 20), ("m1", 2, 8), ("m2", 10, 20), ("inner", 12, 14)]
+    assert innermost(defs, 13, 13) == "inner"
+    assert innermost(defs, 8, 10) == "cls"  # between two methods: the class
+    assert innermost(defs, 5, 6) == "m1"
+    assert innermost(defs, 30, 30) is None  # module level
