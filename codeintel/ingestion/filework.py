@@ -74,7 +74,12 @@ def _each_parsed(batch: FileBatch) -> Iterator[tuple[FileRef, str | None, Parsed
             digest, parsed = read_and_parse(root, ref.path, batch.max_file_size)
         except Exception as exc:  # a bug of ours on this file: every extractor records it
             digest, parsed = ref.hash, extractor_problem(ref.path, PARSE_STEP, exc)
-        yield ref, digest, parsed
+        yield ref, digest or UNREAD, parsed
+
+
+# the hash recorded as processed for a file that could not be read (gone since the scan): no file
+# has it, so the file is redone when it is back, and its row is cleared when it stays gone
+UNREAD = "unread"
 
 
 def extract_batch(batch: FileBatch) -> list[dict[str, FileOutput]]:
@@ -166,6 +171,8 @@ class _CallFacts:
 
 def _call_facts(batch: FileBatch, ref: FileRef, parsed: ParsedFile, out: FileOutput) -> None:
     facts = extract_call_facts(parsed.tree, ref.module, ref.path, ref.is_package)
+    if facts.errors:  # the tree nests too deeply to walk: a `recursion` row, as for every extractor
+        raise RecursionError(facts.errors[0])
     out.add(Table.CALL_FACTS, _CallFacts(ref.path, ref.module, facts_to_json(facts)))
 
 

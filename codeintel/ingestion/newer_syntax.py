@@ -67,9 +67,13 @@ def _dotted(version: Version) -> str:
 
 
 def _blank_newer_constructs(text: str) -> tuple[str, Version | None]:
-    """`text` with newer constructs blanked (same lines), and the newest version they need."""
-    lines = text.splitlines(keepends=True)
-    tokens = [t for t in tokenize.generate_tokens(io.StringIO(text).readline) if t.type != tokenize.COMMENT]
+    """`text` with newer constructs blanked, and the newest version they need (lines stay where
+    they were, but for type parameters over several lines: they end up on the line they start)."""
+    # lines as the tokenizer counts them (\n, \r\n, \r): str.splitlines would also split at
+    # \x0c, \u2028, ... inside strings and comments, and the tokens' rows would not match
+    lines = io.StringIO(text, newline=None).readlines()
+    readline = io.StringIO("".join(lines)).readline
+    tokens = [t for t in tokenize.generate_tokens(readline) if t.type != tokenize.COMMENT]
     newest: Version | None = None
 
     def need(version: Version) -> None:
@@ -113,17 +117,20 @@ def _blank_brackets(lines: list[str], tokens: list[tokenize.TokenInfo], open_at:
             depth -= 1
         elif tok.string == "=" and depth == 1:
             has_default = True
-        _blank(lines, tok.start, tok.end)
         if depth == 0:
+            # all of it, comments and line breaks too: parameters over several lines join the
+            # line they start on (without the brackets a line break there would end the line)
+            _blank(lines, tokens[open_at].start, tok.end)
             return has_default
     raise ValueError("unclosed type parameters")
 
 
 def _blank(lines: list[str], start: tuple[int, int], end: tuple[int, int]) -> None:
+    """Spaces for everything from `start` to `end`, line breaks included."""
     for row in range(start[0], end[0] + 1):
         line = lines[row - 1]
         a = start[1] if row == start[0] else 0
-        b = end[1] if row == end[0] else len(line.rstrip("\r\n"))
+        b = end[1] if row == end[0] else len(line)
         lines[row - 1] = line[:a] + " " * (b - a) + line[b:]
 
 

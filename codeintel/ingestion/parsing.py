@@ -9,6 +9,9 @@ fails on one file (`extractor_problem`).  The analysed code is parsed, never imp
 from __future__ import annotations
 
 import ast
+import errno
+import os
+import stat
 import sys
 import traceback
 import warnings
@@ -69,11 +72,21 @@ class ParsedFile:
 def read_and_parse(root: Path, path: str, max_size: int) -> tuple[str | None, ParsedFile | ParseProblem]:
     """Read `root/path` and parse it; returns (hash of the bytes read, parsed file or problem)."""
     try:
-        data = (root / fs_path(path)).read_bytes()
+        data = _read_regular_file(root / fs_path(path))
     except OSError as exc:
         return None, ParseProblem(path, ProblemKind.MISSING, None, None, f"cannot read: {exc.strerror or exc}")
     digest = hash_bytes(data)
     return digest, parse_bytes(path, data, max_size, digest)
+
+
+def _read_regular_file(path: Path) -> bytes:
+    """The bytes of `path` if it is still a regular file: the scan saw one, but it may have been
+    replaced since (by a FIFO, whose reading would block forever, or a symlink: never followed)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0))
+    with open(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        return handle.read()
 
 
 def parse_bytes(path: str, data: bytes, max_size: int, digest: str | None = None) -> ParsedFile | ParseProblem:
@@ -93,8 +106,9 @@ def parse_bytes(path: str, data: bytes, max_size: int, digest: str | None = None
             warnings.simplefilter("ignore")  # SyntaxWarning for invalid escapes in analysed code
             tree = ast.parse(data, filename=path)
     except SyntaxError as exc:
-        if _is_decode_error(exc):
-            return ParseProblem(path, ProblemKind.ENCODING, exc.lineno, exc.offset, exc.msg or str(exc))
+        if _is_decode_error(exc):  # (a cookie's problem comes at line 0, column -1: no position)
+            line, col = (exc.lineno, exc.offset) if exc.lineno else (None, None)
+            return ParseProblem(path, ProblemKind.ENCODING, line, col, exc.msg or str(exc))
         return _syntax_problem(path, data, exc)
     except (UnicodeDecodeError, LookupError) as exc:
         return ParseProblem(path, ProblemKind.ENCODING, None, None, f"not decodable: {exc}")
@@ -102,8 +116,23 @@ def parse_bytes(path: str, data: bytes, max_size: int, digest: str | None = None
         return ParseProblem(path, ProblemKind.RECURSION, None, None, f"nesting too deep to parse: {exc}")
     except ValueError as exc:  # e.g. source with NUL past the sniffed prefix
         return ParseProblem(path, ProblemKind.BINARY, None, None, str(exc))
-    text = _decode(data)
-    return ParsedFile(path, digest or hash_bytes(data), tree, text.splitlines())
+    try:
+        text = _decode(data, strict=True)
+    except UnicodeDecodeError as exc:  # in a comment: ast.parse lets it pass, Python refuses the file
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - data.rfind(b"\n", 0, exc.start)
+        return ParseProblem(path, ProblemKind.ENCODING, line, col, f"not decodable: {exc}")
+    return ParsedFile(path, digest or hash_bytes(data), tree, _source_lines(text))
+
+
+def _source_lines(text: str) -> list[str]:
+    """`text` split where Python splits lines (`\\n`, `\\r\\n`, `\\r`), so that line N is the
+    tree's line N.  Not `str.splitlines`: it also splits at `\\x0c`, `\\x85`, `\\u2028` and
+    others, which string literals and comments may hold, shifting every line after them."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return lines
 
 
 def _syntax_problem(path: str, data: bytes, exc: SyntaxError) -> ParseProblem:
@@ -143,12 +172,19 @@ def _is_decode_error(exc: SyntaxError) -> bool:
     return "decode" in msg or "codec" in msg or "encoding" in msg or "utf-8" in msg
 
 
-def _decode(data: bytes) -> str:
+def _decode(data: bytes, *, strict: bool = False) -> str:
+    """The source text of `data` (by its coding cookie or BOM); undecodable bytes are replaced
+    unless `strict`, which raises UnicodeDecodeError for them."""
     import io
     import tokenize
 
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except (SyntaxError, LookupError):  # a line it reads for a cookie is not UTF-8, or no such codec
+        encoding = "utf-8"
+    try:
         return data.decode(encoding)
-    except (SyntaxError, LookupError, UnicodeDecodeError):
-        return data.decode("utf-8", "replace")
+    except UnicodeDecodeError:
+        if strict:
+            raise
+        return data.decode(encoding, "replace")

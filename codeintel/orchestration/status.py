@@ -43,12 +43,14 @@ class StepStatus:
 def write_step_status(w: Writer, steps: Sequence[Any], deps: Mapping[str, tuple[str, ...]]) -> list[StepStatus]:
     """Recompute meta.step_status for `steps` (in dependency order) inside transaction `w`."""
     con = w.con
+    # a not-run record has no times of its own: it counts from its run's start
+    at = "coalesce(s.started_at, s.finished_at, r.started_at)"
     last = {
         r[0]: r[1:]
         for r in con.execute(
-            f"""SELECT step, arg_max(status, coalesce(started_at, finished_at)), arg_max(run_id, coalesce(started_at, finished_at)),
-                       arg_max(error, coalesce(started_at, finished_at))
-                FROM {Table.STEP_RUNS} WHERE status <> '{RunStatus.RUNNING}' GROUP BY step""",
+            f"""SELECT s.step, arg_max_null(s.status, {at}), arg_max_null(s.run_id, {at}), arg_max_null(s.error, {at})
+                FROM {Table.STEP_RUNS} s JOIN {Table.PIPELINE_RUNS} r USING (run_id)
+                WHERE s.status <> '{RunStatus.RUNNING}' GROUP BY s.step""",
         ).fetchall()
     }
     success = {

@@ -20,8 +20,8 @@ import pytest
 from codeintel.errors import StepFailedError
 from codeintel.ingestion import filework
 from codeintel.ingestion.change_tracker import ChangeTracker
-from codeintel.orchestration.context import PipelineContext
 from codeintel.orchestration import stepio
+from codeintel.orchestration.context import PipelineContext
 from codeintel.orchestration.executors import ProcessExecutor
 from codeintel.orchestration.selection import descendants
 from codeintel.orchestration.steps import PIPELINE_DEPS, run_pipeline
