@@ -2,8 +2,9 @@
 
 One row per GOID with its dotted name (`pkg.mod.Class.method`; a module's is its own name), the
 lower-case names that prefix and fuzzy search compare against, whether it is a test function,
-and the call-graph counts a lookup ranks by.  Built once per run (by the docs_views step) so that
-the MCP server answers lookups from an index instead of computing it per call.
+and the call-graph counts a lookup ranks by; and, per name, how many call sites the call graph
+could not resolve call that name.  Built once per run (by the docs_views step) so that the MCP
+server answers lookups from an index instead of computing it per call.
 
 A test function is a function or method whose name starts with `test`, in a test file: one
 named `test_*.py` or `*_test.py`, or anywhere under a `tests/`, `test/` or `testing/` directory
@@ -18,6 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 _TEST_FILE = re.compile(r"(^|/)((tests?|testing)/|test_[^/]*\.py$|[^/]*_test\.py$)")
+# the name an unresolved call site calls: the last identifier of its text (`a.b(...).c` calls `c`);
+# docs.v_unresolved_calls extracts it with the same pattern
+CALLED_NAME = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +58,36 @@ def full_name(kind: str, module: str, qualname: str) -> str:
 def is_test_function(kind: str, name: str, path: str) -> bool:
     """Whether a definition is a test function (see the module docstring)."""
     return kind in ("function", "method") and name.startswith("test") and _TEST_FILE.search(path) is not None
+
+
+def called_name(callee_text: str | None) -> str | None:
+    """The name an unresolved call site calls (None when its text ends in a call or subscript)."""
+    found = CALLED_NAME.search(callee_text or "")
+    return found[1] if found else None
+
+
+@dataclass(frozen=True, slots=True)
+class UnresolvedName:
+    """One row of docs.unresolved_names: how many unresolved call sites call a name, from how
+    many callers (a caller list of a symbol with that name is a lower bound by that much)."""
+
+    called_name: str
+    sites: int
+    callers: int
+
+
+def build_unresolved_names(sites: Iterable[tuple[str | None, str | None]]) -> list[UnresolvedName]:
+    """Per called name, the unresolved sites and their distinct callers, from (callee text,
+    caller GOID) pairs; sorted by name."""
+    counts: dict[str, int] = {}
+    callers: dict[str, set[str]] = {}
+    for text, caller in sites:
+        name = called_name(text)
+        if name is None:
+            continue
+        counts[name] = counts.get(name, 0) + 1
+        callers.setdefault(name, set()).add(caller or "")
+    return [UnresolvedName(n, counts[n], len(callers[n])) for n in sorted(counts)]
 
 
 def build_symbol_index(rows: Iterable[Mapping[str, Any]]) -> list[SymbolIndexRow]:

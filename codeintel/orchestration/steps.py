@@ -25,7 +25,7 @@ from codeintel.analysis.goids import DefinitionRef, build_goids
 from codeintel.analysis.graph_metrics import NodeGraphMetrics, compute_graph_metrics
 from codeintel.analysis.imports import ImportSite, import_cycles_and_layers, resolve_imports
 from codeintel.analysis.subsystems import detect_subsystems
-from codeintel.analysis.symbol_index import build_symbol_index
+from codeintel.analysis.symbol_index import build_symbol_index, build_unresolved_names
 from codeintel.errors import PipelineCycleError, StepFailedError, UnknownStepError, did_you_mean
 from codeintel.ingestion.change_tracker import ChangeTracker
 from codeintel.ingestion.scan import PreviousState, diff_states, scan_repository
@@ -410,11 +410,13 @@ SYMBOL_INDEX_SQL = f"""
                WHERE kind = '{CallKind.UNRESOLVED}' GROUP BY 1) u USING (goid)
     LEFT JOIN {Table.FUNCTION_METRICS} m USING (goid)
 """
+UNRESOLVED_SITES_SQL = f"SELECT callee_text, caller_goid FROM {Table.CALL_EDGES} WHERE kind = '{CallKind.UNRESOLVED}'"
 
 
 @dataclass(frozen=True)
 class DocsViewsStep:
-    """(Re)create the docs.* summary views, and the symbol index (docs.symbols) readers look names up in."""
+    """(Re)create the docs.* summary views, the symbol index readers look names up in (docs.symbols), and
+    the count of unresolved call sites per called name (docs.unresolved_names)."""
 
     name: ClassVar[str] = "docs_views"
     deps: ClassVar[tuple[str, ...]] = (
@@ -430,13 +432,17 @@ class DocsViewsStep:
         statements = view_statements()
         views_exist = (
             f"SELECT count(*) >= {len(statements)} AND (SELECT count(*) FROM {Table.SYMBOLS}) = "
-            f"(SELECT count(*) FROM {Table.GOIDS}) FROM duckdb_views() WHERE schema_name = 'docs'"
+            f"(SELECT count(*) FROM {Table.GOIDS}) AND ((SELECT count(*) FROM {Table.UNRESOLVED_NAMES}) > 0 OR NOT EXISTS "
+            f"(SELECT 1 FROM {Table.CALL_EDGES} WHERE kind = '{CallKind.UNRESOLVED}')) FROM duckdb_views() WHERE schema_name = 'docs'"
         )
         if inputs_unchanged(ctx, self.name, self.deps, check=views_exist):
             return StepResult.noop("up to date")
         symbols = build_symbol_index(ctx.gateway.query(SYMBOL_INDEX_SQL).to_pylist())
+        unresolved = ctx.gateway.query(UNRESOLVED_SITES_SQL)
+        names = build_unresolved_names(zip(unresolved["callee_text"].to_pylist(), unresolved["caller_goid"].to_pylist(), strict=True))
         with step_writer(ctx, self.name, self.deps) as w:
             w.replace_all(Table.SYMBOLS, symbols)
+            w.replace_all(Table.UNRESOLVED_NAMES, names)
             for sql in statements:
                 w.execute(sql)
         return StepResult(w.rows_written, note=f"{len(statements)} views, {len(symbols)} symbols indexed")

@@ -178,8 +178,7 @@ def unresolved_by_hop(q: Query, w: Walk, symbols: dict[str, Symbol]) -> tuple[li
     names_of = {g: _called_name(symbols[g]) for g in expanded if g in symbols}
     names = sorted({n for n in names_of.values() if n})
     counts = dict(q.rows(
-        "SELECT called_name, count(*) FROM docs.v_unresolved_calls WHERE called_name IN (SELECT unnest(?::VARCHAR[])) GROUP BY 1",
-        [names],
+        "SELECT called_name, sites FROM docs.unresolved_names WHERE called_name IN (SELECT unnest(?::VARCHAR[]))", [names]
     )) if names else {}  # fmt: skip
     per_hop = [sum(int(counts.get(n, 0)) for n in {names_of.get(g) for g in hop} if n) for hop in w.expanded]
     top = sorted(((n, int(c)) for n, c in counts.items()), key=lambda t: (-t[1], t[0]))

@@ -128,10 +128,10 @@ def _symbol_card(c: Call, found: Lookup, max_lines: int) -> Answer:
     assert s is not None
     q = c.q
     facts: list[tuple[str, Any]] = [("kind", s.kind), ("goid", s.goid), ("at", f"{s.at} ({s.end_line - s.start_line + 1} lines)")]
-    node = q.first(
-        "SELECT a.def_line, a.decorators, a.docstring, a.is_async, a.parent_qualname FROM core.ast_nodes a "
-        "JOIN core.goids g ON a.path = g.path AND a.qualname = g.qualname AND a.ordinal = g.ordinal WHERE g.goid = ?",
-        [s.goid],
+    node = q.first(  # (path, qualname, start line) is the definition's: no join with core.goids needed
+        "SELECT def_line, decorators, docstring FROM core.ast_nodes WHERE path = ? AND qualname = ? AND start_line = ? "
+        "ORDER BY ordinal LIMIT 1",
+        [s.path, s.qualname, s.start_line],
     )
     source = _read_source(c, s)
     if node and node[1]:
@@ -143,6 +143,8 @@ def _symbol_card(c: Call, found: Lookup, max_lines: int) -> Answer:
         facts.append(("docstring", doc if len(doc) <= DOC_CHARS else f"{doc[:DOC_CHARS]}… (+{len(doc) - DOC_CHARS} chars)"))
     # calls may have been resolved to any definition of the name (overloads): count over all
     calls = q.first(
+        "SELECT callers, callees, unresolved_calls, parent_goid FROM docs.symbols WHERE goid = ?", [s.goid]
+    ) if not found.others else q.first(
         """SELECT (SELECT count(DISTINCT caller_goid) FROM graph.call_edges WHERE callee_goid IN (SELECT unnest($g::VARCHAR[]))),
                   (SELECT count(DISTINCT callee_goid) FROM graph.call_edges WHERE caller_goid IN (SELECT unnest($g::VARCHAR[]))),
                   (SELECT sum(unresolved_calls) FROM docs.symbols WHERE goid IN (SELECT unnest($g::VARCHAR[]))),

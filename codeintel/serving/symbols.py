@@ -106,19 +106,15 @@ def resolve(q: Query, text: str) -> Lookup:
         if found:
             lookup.symbol = found[0]
             return lookup
-    rows = q.rows(
-        f"""SELECT {SYMBOL_COLUMNS},
-                   CASE WHEN s.full_name = $t THEN 0 WHEN s.qualname = $t THEN 1
-                        WHEN ends_with(s.full_name, '.' || $t) THEN 2 ELSE 3 END AS how
-            FROM docs.symbols s
-            WHERE s.full_name = $t OR s.qualname = $t OR ends_with(s.full_name, '.' || $t) OR s.name = $t""",
-        {"t": text},
-    )
-    if rows:
-        best = min(r[11] for r in rows)
-        return _pick(q, lookup, _symbols([r for r in rows if r[11] == best]))
+    for condition in _RESOLVE_ORDER:  # most references are full names: usually one query
+        rows = q.rows(f"SELECT {SYMBOL_COLUMNS} FROM docs.symbols s WHERE {condition}", {"t": text})
+        if rows:
+            return _pick(q, lookup, _symbols(rows))
     lookup.suggestions = nearest_names(q, text)
     return lookup
+
+
+_RESOLVE_ORDER = ("s.full_name = $t", "s.qualname = $t", "ends_with(s.full_name, '.' || $t)", "s.name = $t")
 
 
 def _pick(q: Query, lookup: Lookup, found: list[Symbol]) -> Lookup:
@@ -130,6 +126,9 @@ def _pick(q: Query, lookup: Lookup, found: list[Symbol]) -> Lookup:
     resolved to any of them, so walks start from all (`Lookup.goids`).
     """
     ranked = rank(found)
+    if len(ranked) == 1:
+        lookup.symbol = ranked[0]
+        return lookup
     if len({s.full_name for s in ranked}) > 1:
         lookup.candidates = ranked
         return lookup

@@ -95,6 +95,7 @@ class Table(StrEnum):
     SUBSYSTEMS = "analytics.subsystems"
     SUBSYSTEM_MODULES = "analytics.subsystem_modules"
     SYMBOLS = "docs.symbols"
+    UNRESOLVED_NAMES = "docs.unresolved_names"
 
 
 _SPECS = (
@@ -311,6 +312,12 @@ _SPECS = (
             "loc INTEGER, name_lower VARCHAR, qualname_lower VARCHAR, full_name_lower VARCHAR"
         ),
         ("goid",),
+        "docs_views",
+    ),
+    TableSpec(  # per name, the call sites the call graph could not resolve that call it
+        Table.UNRESOLVED_NAMES,
+        _cols("called_name VARCHAR, sites INTEGER, callers INTEGER"),
+        ("called_name",),
         "docs_views",
     ),
 )

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from codeintel.analysis.symbol_index import build_symbol_index, full_name, is_test_function
+from codeintel.analysis.symbol_index import (
+    UnresolvedName,
+    build_symbol_index,
+    build_unresolved_names,
+    called_name,
+    full_name,
+    is_test_function,
+)
 
 
 @pytest.mark.parametrize(
@@ -38,3 +45,17 @@ def test_index_rows_have_dotted_and_lower_case_names_sorted_by_goid() -> None:
     assert (rows[0].full_name, rows[0].full_name_lower, rows[0].name_lower) == ("pkg.Mod.Cls.Run", "pkg.mod.cls.run", "run")
     assert rows[1].full_name == "pkg.Mod" == full_name("module", "pkg.Mod", "pkg.Mod")
     assert rows[0].callers == 0 and rows[0].callees == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [("c.dump", "dump"), ("session.scalars(...).one", "one"), ("obj.run ", "run"), ("f", "f"), ("make()(...)", None), ("x[0]", None), (None, None)],
+    ids=lambda v: repr(v),
+)
+def test_an_unresolved_site_calls_the_last_name_of_its_text(text: str | None, name: str | None) -> None:
+    assert called_name(text) == name
+
+
+def test_unresolved_names_count_sites_and_distinct_callers() -> None:
+    rows = build_unresolved_names([("a.run", "g1"), ("b.run", "g1"), ("c.run", "g2"), ("f(...)", "g3"), ("x.stop", "g3")])
+    assert rows == [UnresolvedName("run", 3, 2), UnresolvedName("stop", 1, 1)]

@@ -137,6 +137,8 @@ def test_call_graph_walks_callers_and_callees_hop_by_hop_as_the_edges_say(served
     callees = served.mcp.json("call_graph", symbol="pkg.api.handle", direction="callees", depth=3)
     expected_down = callers_bfs(served, goids_of(served, "pkg.api.handle"), 3, "callees")
     assert {r[2] for r in callees["sections"][0]["rows"]} == set(names(served, expected_down).values())
+    by_view = served.query("SELECT called_name, count(*), count(DISTINCT caller_goid) FROM docs.v_unresolved_calls WHERE called_name IS NOT NULL GROUP BY 1 ORDER BY 1")
+    assert served.query("SELECT * FROM docs.unresolved_names ORDER BY 1") == by_view == [("run", 1, 1)]
     dynamic = served.mcp.json("call_graph", symbol="pkg.api.dynamic", direction="callees")
     assert dynamic["sections"][0]["total"] == 0 and dynamic["facts"]["lower bound"].startswith("yes")
     confident = served.mcp.json("call_graph", symbol="pkg.helpers.normalize", depth=5, min_confidence=1.0)
