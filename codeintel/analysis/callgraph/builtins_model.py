@@ -1,18 +1,24 @@
 """Models of builtin functions and of methods of builtin types for the points-to solver.
 
-Calls to builtins are edges to `<builtin>.name`; methods of literal-typed values are edges to
-PyCG's names (`<**PyStr**>.join`, `<**PyDict**>.items`). Where a builtin moves values the
-model says how (`map` calls its function on the elements, `list(x)` copies elements, `dict.get`
-reads a slot, `list.append` writes one), so calls through containers and higher-order builtins
-still resolve. Only real methods of the builtin type (checked against the running interpreter's
-type objects, never the analysed code) become edges.
+Calls to builtins are edges to `<builtin>.name`; methods of builtin types are edges to
+`<builtin>.type.method` (`<builtin>.str.join`, `<builtin>.dict.items`, `<builtin>.int.bit_length`)
+whether reached through a value (`" ".join(x)`) or through the type (`str.join(" ", x)`); the
+PyCG format renames them to PyCG's vocabulary (`pycg.pycg_name`). Where a builtin moves values
+the model says how (`map` calls its function on the elements, `list(x)` copies elements,
+`dict.get` reads a slot, `list.append` writes one), so calls through containers and higher-order
+builtins still resolve. Only real attributes of the builtin type (checked against the running
+interpreter's type objects, never the analysed code) become edges.
 """
 
 from __future__ import annotations
 
+import builtins
+
 from codeintel.analysis.callgraph.handlers import Args, Handlers
 from codeintel.analysis.callgraph.model import Alloc
 from codeintel.analysis.callgraph.state import (
+    BMETHOD,
+    BUILTIN,
     CONST,
     E_PLAIN,
     H_CALL,
@@ -24,25 +30,19 @@ from codeintel.analysis.callgraph.state import (
     TYPEINST,
 )
 
-TYPE_PREFIX = {
-    "str": "<**PyStr**>",
-    "list": "<**PyList**>",
-    "dict": "<**PyDict**>",
-    "set": "<**PySet**>",
-    "tuple": "<**PyTuple**>",
-    "num": "<**PyNum**>",
-}
-_TYPE_OBJECTS: dict[str, tuple[type, ...]] = {
-    "str": (str,),
-    "list": (list,),
-    "dict": (dict,),
-    "set": (set,),
-    "tuple": (tuple,),
-    "num": (int, float),
+# builtin types by name (`object`, `str`, `ValueError`, ...): their attributes are what
+# `<builtin>.type.attr` names
+BUILTIN_TYPES: dict[str, type] = {
+    name: value for name, value in vars(builtins).items() if isinstance(value, type) and not name.startswith("_")
 }
 _HEAP_TYPE: dict[int, str] = {Alloc.LIST: "list", Alloc.TUPLE: "tuple", Alloc.DICT: "dict", Alloc.SET: "set"}
 _STR_RESULTS = frozenset({"str", "repr", "format", "chr", "ascii", "hex", "oct", "bin", "input"})
-_COPIES = frozenset({"list", "tuple", "set", "frozenset", "sorted", "reversed"})
+_SCALARS = frozenset({"int", "float", "complex", "bytes"})  # calling the type gives an instance of it
+# calling the type (or sorted, reversed) copies the elements into a new container of this kind
+_COPIES = {
+    "list": Alloc.LIST, "sorted": Alloc.LIST, "reversed": Alloc.LIST, "tuple": Alloc.TUPLE, "set": Alloc.SET,
+    "frozenset": Alloc.SET,
+}  # fmt: skip
 _IDENTITY = frozenset({"staticmethod", "classmethod", "property", "iter"})
 _STR_NOT_STR = frozenset({"split", "rsplit", "splitlines", "partition", "rpartition", "encode"})
 
@@ -51,23 +51,35 @@ class BuiltinsMixin(Handlers):
     """Builtin functions and builtin-type methods."""
 
     def type_of(self, value: int) -> str | None:
+        """The builtin type of a value (of the type itself for a builtin type), else None."""
         key = self.values[value]
-        if key[0] == CONST:
-            return "str" if self.strings[key[1]].startswith("s:") else "num"
-        if key[0] == TYPEINST:
-            return self.strings[key[1]]
-        if key[0] == HEAP:
+        kind = key[0]
+        if kind == CONST:
+            return "str" if self.strings[key[1]].startswith("s:") else "int"
+        if kind in (TYPEINST, BUILTIN):
+            name = self.strings[key[1]]
+            return name if name in BUILTIN_TYPES else None
+        if kind == HEAP:
             return _HEAP_TYPE.get(key[1])
         return None
 
     def builtin_method_name(self, attr: int, receiver: int) -> str | None:
-        """PyCG's name of method `attr` of builtin-typed `receiver`, None if it has none."""
+        """`<builtin>.type.attr` for attribute `attr` of builtin-typed `receiver`, None if it has none."""
         type_name = self.type_of(receiver)
         method = self.strings[attr]
-        objects = _TYPE_OBJECTS.get(type_name or "")
-        if objects is None or not any(hasattr(t, method) for t in objects):
+        if type_name is None or not hasattr(BUILTIN_TYPES[type_name], method):
             return None
-        return f"{TYPE_PREFIX[type_name or '']}.{method}"
+        return f"<builtin>.{type_name}.{method}"
+
+    def builtin_attr(self, value: int, attr: int, dst: int) -> None:
+        """Attribute `attr` of a builtin-typed value or of a builtin type: its class, or a method."""
+        type_name = self.type_of(value)
+        if type_name is None:
+            return
+        if self.strings[attr] == "__class__" and self.values[value][0] != BUILTIN:
+            self.add1(dst, self.value(BUILTIN, self.sid(type_name)))
+        else:
+            self.add1(dst, self.value(BMETHOD, attr, value))
 
     def site_heap(self, site: int, kind: int, tag: int = -3) -> int:
         return self.value(HEAP, kind, tag, site)
@@ -92,11 +104,14 @@ class BuiltinsMixin(Handlers):
         key_func = keyword.get("key", -1)
         if key_func >= 0 and first >= 0:
             self.hook(key_func, (H_CALL, site, self.junk(site), E_PLAIN, (self.elements(first),), (), ()))
-        if name in _COPIES and first >= 0:
-            heap = self.site_heap(site, Alloc.LIST)
+        if name in _COPIES:
+            heap = self.site_heap(site, _COPIES[name])
             self.add1(result, heap)
-            self.copy(self.elements(first), self.field(heap, SLOT_ALL))
-            self.copy(self.elements(first), self.field(heap, SLOT_STAR))
+            if first >= 0:
+                self.copy(self.elements(first), self.field(heap, SLOT_ALL))
+                self.copy(self.elements(first), self.field(heap, SLOT_STAR))
+        elif name in _SCALARS:
+            self.add1(result, self.value(TYPEINST, self.sid(name)))
         elif name in ("min", "max") and first >= 0:
             self.copy(self.elements(first) if len(args) == 1 else first, result)
         elif name in _IDENTITY and first >= 0:
@@ -151,7 +166,7 @@ class BuiltinsMixin(Handlers):
             if method not in _STR_NOT_STR:
                 self.add1(result, self.str_value())
             return
-        if self.values[receiver][0] == HEAP:
+        if self.values[receiver][0] == HEAP:  # a method called on a container (not through its type)
             self.container_method(site, method, receiver, result, args)
 
     def container_method(self, site: int, method: str, heap: int, result: int, args: list[int]) -> None:

@@ -1,10 +1,11 @@
 """Per-file phase of the call graph: turn one module's syntax tree into `ModuleFacts`.
 
-The extractor walks the tree once and writes a flow-insensitive constraint program (copies,
-allocations, attribute and subscript loads/stores, calls, imports) over module-local variable
-numbers. Names are resolved lexically here; everything that needs other files (imports, base
-classes, builtins shadowed by star imports) is left to the solver. A file whose tree is too
-deep to walk yields facts with an error and no constraints instead of an exception.
+The extractor walks the tree once and writes a constraint program (copies, allocations,
+attribute and subscript loads/stores, calls, imports) over module-local variable numbers. Names
+are resolved lexically here, and flow-sensitively within a scope (`flow`: a use sees only the
+definitions that reach it); everything that needs other files (imports, base classes, builtins
+shadowed by star imports) is left to the solver. A file whose tree is too deep to walk yields
+facts with an error and no constraints instead of an exception.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import builtins
 import logging
 from collections.abc import Callable
 
+from codeintel.analysis.callgraph.flow import Bindings, assigned_names
 from codeintel.analysis.callgraph.model import (
     NO_BOUND,
     Alloc,
@@ -25,7 +27,7 @@ from codeintel.analysis.callgraph.model import (
     SiteFacts,
     SiteShape,
 )
-from codeintel.analysis.callgraph.scopes import Scope, resolve_scope, scan_body
+from codeintel.analysis.callgraph.scopes import Loop, Scope, resolve_scope, scan_body
 
 logger = logging.getLogger(__name__)
 
@@ -94,16 +96,14 @@ def _constant_key(node: ast.expr) -> str | None:
     return None
 
 
-class _Extractor:
+class _Extractor(Bindings):
     """Walks one module and accumulates its constraint program."""
 
     def __init__(self, module: str, path: str, is_package: bool) -> None:
+        super().__init__()
         self.module = module
         self.path = path
         self.is_package = is_package
-        self.n_vars = 0
-        self.ops: list[tuple[int, ...]] = []
-        self.strings: dict[str, int] = {}
         self.scopes: list[str] = [""]
         self.functions: list[FunctionFacts | None] = []
         self.classes: list[ClassFacts | None] = []
@@ -121,16 +121,6 @@ class _Extractor:
         self.fixture_params: list[tuple[int, str, int]] = []
 
     # ----------------------------------------------------------------- plumbing
-    def var(self) -> int:
-        self.n_vars += 1
-        return self.n_vars - 1
-
-    def sid(self, text: str) -> int:
-        found = self.strings.get(text)
-        if found is None:
-            found = self.strings[text] = len(self.strings)
-        return found
-
     def const(self, kind: Alloc, text: str) -> int:
         key = (int(kind), self.sid(text))
         found = self.consts.get(key)
@@ -180,23 +170,6 @@ class _Extractor:
         )
 
     # ----------------------------------------------------------------- names
-    def load_name(self, name: str) -> int:
-        scope = resolve_scope(self.scope, name)
-        found = scope.vars.get(name)
-        if found is None:
-            found = scope.vars[name] = self.var()
-        return found
-
-    def store_name(self, name: str, src: int) -> None:
-        scope = self.scope
-        if name in scope.global_decl:
-            self.module_scope.bound.add(name)
-        dst = self.load_name(name)
-        if src >= 0:
-            self.ops.append((Op.COPY, dst, src))
-            if scope.kind == "class" and name not in scope.global_decl:
-                self.ops.append((Op.STORE_ATTR, scope.class_var, self.sid(name), src))
-
     def is_builtin(self, name: str) -> bool:
         scope = resolve_scope(self.scope, name)
         return scope.kind == "module" and name not in scope.bound and name in BUILTIN_NAMES
@@ -225,17 +198,61 @@ class _Extractor:
             else:
                 self.generic(child)
 
-    def s_If(self, node: ast.If | ast.While) -> None:
+    def s_If(self, node: ast.If) -> None:
         self.expr(node.test)
+        start = self.state()
+        self.enter(start)
         self.stmts(node.body)
+        body = self.state()
+        self.enter(start, fresh=False)
         self.stmts(node.orelse)
+        self.join([body, self.state()])
 
-    s_While = s_If
+    def s_While(self, node: ast.While) -> None:
+        heads = self.loop_head(assigned_names([node.test, *node.body]))
+        self.expr(node.test)
+        forever = isinstance(node.test, ast.Constant) and bool(node.test.value)
+        done = (dict(self.scope.env), self.scope.live and not forever)
+        loop = self.loop_body(node.body, heads)
+        self.loop_exit(node.orelse, done, loop)
+
+    def loop_body(self, body: list[ast.stmt], heads: dict[str, int]) -> Loop:
+        loop = Loop()
+        self.scope.loops.append(loop)
+        self.stmts(body)
+        self.scope.loops.pop()
+        self.loop_back(heads, loop)
+        return loop
+
+    def loop_exit(self, orelse: list[ast.stmt], done: tuple[dict[str, int], bool], loop: Loop) -> None:
+        """After the body: `else` runs when the loop ends at its head, `break` skips it."""
+        self.enter(done, fresh=False)
+        self.stmts(orelse)
+        self.join([self.state(), *((env, True) for env in loop.breaks)])
+
+    def s_Break(self, node: ast.Break | ast.Continue) -> None:
+        loops = self.scope.loops
+        if loops:
+            jumps = loops[-1].breaks if isinstance(node, ast.Break) else loops[-1].continues
+            if self.scope.live:
+                jumps.append(dict(self.scope.env))
+        self.jump()
+
+    s_Continue = s_Break
 
     def s_Pass(self, node: ast.stmt) -> None:
         return
 
-    s_Break = s_Continue = s_Global = s_Nonlocal = s_Pass
+    s_Global = s_Nonlocal = s_Pass
+
+    def s_Delete(self, node: ast.Delete) -> None:
+        for target in node.targets:
+            if isinstance(target, ast.Name):
+                self.kill_name(target.id)
+            elif isinstance(target, (ast.Tuple, ast.List)):
+                self.s_Delete(ast.Delete(targets=target.elts))
+            else:
+                self.expr(target)
 
     def s_Assert(self, node: ast.Assert) -> None:
         self.expr(node.test)
@@ -279,9 +296,14 @@ class _Extractor:
 
     def s_AugAssign(self, node: ast.AugAssign) -> None:
         src = self.expr(node.value)
-        if isinstance(node.target, ast.Name) and not isinstance(node.value, (ast.List, ast.Tuple)):
+        target = node.target
+        if isinstance(target, ast.Name):
+            if isinstance(node.value, (ast.List, ast.Tuple)):  # `x += [f]`: x keeps what it had, and more
+                self.weak += 1
+                self.store_name(target.id, src)
+                self.weak -= 1
             return
-        self.store(node.target, src)
+        self.store(target, src)
 
     def s_AnnAssign(self, node: ast.AnnAssign) -> None:
         if node.value is not None:
@@ -289,10 +311,12 @@ class _Extractor:
 
     def s_Return(self, node: ast.Return) -> None:
         if node.value is None:
+            self.jump()
             return
         src = self.expr(node.value)
         if src >= 0:
             self.scope.real.returns.append(src)
+        self.jump()
 
     def s_For(self, node: ast.For | ast.AsyncFor) -> None:
         src = self.expr(node.iter)
@@ -300,9 +324,11 @@ class _Extractor:
         if src >= 0:
             site = self.site(node.iter, expr_text(node.iter), SiteShape.PROTOCOL)
             self.ops.append((Op.ITER, tmp, src, site))
+        heads = self.loop_head(assigned_names([node.target, *node.body]))
+        done = (dict(self.scope.env), self.scope.live)
         self.store(node.target, tmp)
-        self.stmts(node.body)
-        self.stmts(node.orelse)
+        loop = self.loop_body(node.body, heads)
+        self.loop_exit(node.orelse, done, loop)
 
     s_AsyncFor = s_For
 
@@ -315,26 +341,66 @@ class _Extractor:
                 self.ops.append((Op.WITH, tmp, src, site))
             if item.optional_vars is not None:
                 self.store(item.optional_vars, tmp)
+        # __exit__ may swallow an exception raised anywhere in the body
+        live = self.scope.live
+        record = self.open_record()
         self.stmts(node.body)
+        self.close_record(record)
+        if record:
+            end = self.state()
+            self.join([end, (self.widened(end[0], record), live)])
 
     s_AsyncWith = s_With
 
     def s_Try(self, node: ast.Try) -> None:
+        live = self.scope.live
+        final = self.open_record() if node.finalbody else None  # what `finally` may see
+        caught = self.open_record()  # what a handler may see
         self.stmts(node.body)
-        for handler in node.handlers:
-            classes = []
-            if handler.type is not None:
-                types = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
-                classes = [self.expr(t) for t in types]
-            if handler.name:
-                tmp = self.var()
-                for cls in classes:
-                    if cls >= 0:
-                        self.ops.append((Op.INSTANCE_OF, tmp, cls))
-                self.store_name(handler.name, tmp)
-            self.stmts(handler.body)
+        self.close_record(caught)
+        body = self.state()
+        entry = self.widened(body[0], caught) if node.handlers else body[0]
+        self.enter(body, fresh=False)
         self.stmts(node.orelse)
-        self.stmts(node.finalbody)
+        ends = [self.state()]
+        for handler in node.handlers:
+            self.enter((entry, live))
+            self.handler(handler)
+            ends.append(self.state())
+        self.join(ends)
+        if final is not None:
+            self.close_record(final)
+            self.finally_body(node.finalbody, final, live)
+
+    def handler(self, handler: ast.ExceptHandler) -> None:
+        classes = []
+        if handler.type is not None:
+            types = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+            classes = [self.expr(t) for t in types]
+        if handler.name:
+            tmp = self.var()
+            for cls in classes:
+                if cls >= 0:
+                    self.ops.append((Op.INSTANCE_OF, tmp, cls))
+            self.store_name(handler.name, tmp)
+        self.stmts(handler.body)
+        if handler.name:
+            self.kill_name(handler.name)  # Python deletes the name when the handler ends
+
+    def finally_body(self, body: list[ast.stmt], record: dict[str, list[int]], live: bool) -> None:
+        """`finally` runs after the try statement completes or leaves: its code sees every version
+        the try statement's names took; the code after it sees what normal completion left,
+        except for the names `finally` itself rebinds."""
+        normal, completes = self.state()
+        wide = self.widened(normal, record)
+        self.enter((wide, live))
+        self.stmts(body)
+        end, finishes = self.state()
+        after = dict(normal)
+        for name, value in end.items():
+            if wide.get(name) != value:
+                after[name] = value
+        self.enter((after, completes and finishes), fresh=False)
 
     s_TryStar = s_Try
 
@@ -346,6 +412,76 @@ class _Extractor:
                 self.ops.append((Op.RAISE, site, src))
         if node.cause is not None:
             self.expr(node.cause)
+        self.jump()
+
+    def s_Match(self, node: ast.Match) -> None:
+        subject = self.expr(node.subject)
+        start = self.state()
+        ends = []
+        exhaustive = False
+        for case in node.cases:
+            self.enter(start)
+            self.bind_pattern(case.pattern, subject)
+            if case.guard is not None:
+                self.expr(case.guard)
+            self.stmts(case.body)
+            ends.append(self.state())
+            exhaustive = exhaustive or (case.guard is None and _irrefutable(case.pattern))
+        if not exhaustive:
+            ends.append(start)
+        self.join(ends)
+
+    def bind_pattern(self, pattern: ast.pattern, subject: int) -> None:
+        """Bind the capture names of a match pattern to the parts of the subject they capture."""
+        if isinstance(pattern, ast.MatchAs):
+            if pattern.pattern is not None:
+                self.bind_pattern(pattern.pattern, subject)
+            if pattern.name is not None:
+                self.store_name(pattern.name, subject)
+        elif isinstance(pattern, ast.MatchValue):
+            self.expr(pattern.value)
+        elif isinstance(pattern, ast.MatchSequence):
+            self.bind_sequence(pattern.patterns, subject)
+        elif isinstance(pattern, ast.MatchMapping):
+            for key, sub in zip(pattern.keys, pattern.patterns, strict=True):
+                self.bind_pattern(sub, self.part(Op.LOAD_SUB, subject, self.key_var(key)))
+            if pattern.rest is not None:
+                self.store_name(pattern.rest, subject)
+        elif isinstance(pattern, ast.MatchClass):
+            self.expr(pattern.cls)
+            for sub in pattern.patterns:  # by position: which attribute depends on __match_args__
+                self.bind_pattern(sub, -1)
+            for attr, sub in zip(pattern.kwd_attrs, pattern.kwd_patterns, strict=True):
+                self.bind_pattern(sub, self.part(Op.LOAD_ATTR, subject, self.sid(attr)))
+        elif isinstance(pattern, ast.MatchOr):
+            self.weak += 1  # one alternative matches
+            for sub in pattern.patterns:
+                self.bind_pattern(sub, subject)
+            self.weak -= 1
+
+    def bind_sequence(self, patterns: list[ast.pattern], subject: int) -> None:
+        star = next((i for i, p in enumerate(patterns) if isinstance(p, ast.MatchStar)), -1)
+        for index, sub in enumerate(patterns):
+            if isinstance(sub, ast.MatchStar):
+                if sub.name is not None:
+                    tmp = -1
+                    if subject >= 0:
+                        tmp = self.var()
+                        upper = NO_BOUND if index == len(patterns) - 1 else index - len(patterns) + 1
+                        self.heaps += 1
+                        self.ops.append((Op.SLICE, tmp, subject, index, upper, self.heaps))
+                    self.store_name(sub.name, tmp)
+                continue
+            key = index if star < 0 or index < star else index - len(patterns)
+            self.bind_pattern(sub, self.part(Op.LOAD_SUB, subject, self.const(Alloc.CONST, f"i:{key}")))
+
+    def part(self, op: Op, subject: int, key: int) -> int:
+        """A variable holding attribute or item `key` of `subject` (-1 when the subject has no value)."""
+        if subject < 0:
+            return -1
+        dst = self.var()
+        self.ops.append((op, dst, subject, key))
+        return dst
 
     def s_Import(self, node: ast.Import) -> None:
         for alias in node.names:
@@ -520,6 +656,7 @@ class _Extractor:
         self.functions.append(None)
         scope.function_index = index
         self.scope = scope
+        weak, self.weak = self.weak, 0  # the body runs when called, unconditionally
         try:
             if isinstance(node, ast.Lambda):
                 result = self.expr(node.body)
@@ -529,6 +666,7 @@ class _Extractor:
                 self.stmts(body)
         finally:
             self.scope = outer
+            self.weak = weak
         if scope.generator:
             self.heaps += 1
             self.ops.append((Op.ALLOC, scope.ret, Alloc.GENERATOR, self.heaps))
@@ -539,7 +677,7 @@ class _Extractor:
         line = node.lineno
         self.functions[index] = FunctionFacts(
             scope.index, line, params, names, vararg, kwonly, kw_names, kwarg, scope.ret,
-            flavor, owner, scope.generator,
+            flavor, owner, scope.generator, bool(scope.returns),
         )  # fmt: skip
         value = self.var()
         self.ops.append((Op.ALLOC, value, Alloc.FUNCTION, index))
@@ -547,9 +685,11 @@ class _Extractor:
         return value
 
     def param_var(self, scope: Scope, name: str) -> int:
-        found = scope.vars.get(name)
+        """The variable of a parameter: the first version of its name in the function."""
+        found = scope.env.get(name)
         if found is None:
-            found = scope.vars[name] = self.var()
+            found = scope.env[name] = self.var()
+            scope.versions[name] = [found]
         return found
 
     def flavor(self, node: ast.AST, outer: Scope) -> tuple[int, int]:
@@ -694,8 +834,8 @@ class _Extractor:
             return -1
         if isinstance(value, int):
             return self.const(Alloc.CONST, f"i:{value}")
-        if isinstance(value, float | complex):
-            return self.const(Alloc.TYPE_INSTANCE, "num")
+        if isinstance(value, float | complex | bytes):
+            return self.const(Alloc.TYPE_INSTANCE, type(value).__name__)
         return -1
 
     def e_JoinedStr(self, node: ast.JoinedStr) -> int:
@@ -755,6 +895,7 @@ class _Extractor:
                 kws.extend((self.sid(keyword.arg), value))
         result = self.var()
         site = self.site(node, expr_text(func), shape)
+        self.call_results[result] = site
         self.ops.append((Op.CALL, site, fvar, result, len(pos), *pos, len(kws) // 2, *kws, len(dstar), *dstar))
         if isinstance(func, ast.Name) and self.is_builtin(func.id):
             return self.builtin_call(func.id, node, pos, result)
@@ -833,11 +974,13 @@ class _Extractor:
     def e_comprehension(self, node: ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp) -> int:
         outer = self.scope
         scope = Scope("comp", outer.qual, outer.index, outer)
+        scope.lazy = isinstance(node, ast.GeneratorExp)
         first = True
         for generator in node.generators:
             src = self.expr(generator.iter)
-            if first:
+            if first:  # the first iterable is evaluated where the comprehension stands
                 self.scope = scope
+                self.weak += 1  # a := in the comprehension runs any number of times, maybe none
                 first = False
             for name in ast.walk(generator.target):
                 if isinstance(name, ast.Name):
@@ -853,6 +996,7 @@ class _Extractor:
             return self.comprehension_result(node)
         finally:
             self.scope = outer
+            self.weak -= 1
 
     def comprehension_result(self, node: ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp) -> int:
         if isinstance(node, ast.DictComp):
@@ -871,15 +1015,13 @@ class _Extractor:
     def e_union(self, node: ast.BoolOp | ast.IfExp) -> int:
         if isinstance(node, ast.IfExp):
             self.expr(node.test)
-            parts = [node.body, node.orelse]
+            values, parts = [], [node.body, node.orelse]
         else:
-            parts = node.values
-        dst = self.var()
-        for part in parts:
-            value = self.expr(part)
-            if value >= 0:
-                self.ops.append((Op.COPY, dst, value))
-        return dst
+            values, parts = [self.expr(node.values[0])], node.values[1:]
+        self.weak += 1  # a := in a part that may not run keeps the previous value too
+        values.extend(self.expr(part) for part in parts)
+        self.weak -= 1
+        return self.merge(values)
 
     def e_NamedExpr(self, node: ast.NamedExpr) -> int:
         value = self.expr(node.value)
@@ -933,6 +1075,13 @@ class _Extractor:
     def e_UnaryOp(self, node: ast.UnaryOp) -> int:
         self.expr(node.operand)
         return -1
+
+
+def _irrefutable(pattern: ast.pattern) -> bool:
+    """Whether a case pattern matches every subject (a capture or `_`, maybe among alternatives)."""
+    if isinstance(pattern, ast.MatchOr):
+        return any(_irrefutable(p) for p in pattern.patterns)
+    return isinstance(pattern, ast.MatchAs) and (pattern.pattern is None or _irrefutable(pattern.pattern))
 
 
 def _is_str(node: ast.expr) -> bool:

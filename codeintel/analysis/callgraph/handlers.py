@@ -38,6 +38,7 @@ from codeintel.analysis.callgraph.state import (
 
 Args = tuple[int, ...]
 MAX_EXTERNAL_DEPTH = 5
+MAX_REBIND_ROUNDS = 4
 # Third element of an external value key: absent for an external name (`(EXT, name)`: an
 # import, or an attribute of one); EXT_RESULT for the object a call of that name returns;
 # EXT_MEMBER for an attribute of such an object (or one an instance inherits from an external
@@ -56,6 +57,14 @@ class Handlers(SolverState):
     def run(self) -> None:
         """Link all facts and propagate to the fixpoint (bounded by the set-size cap)."""
         self.link()
+        self.settle()
+        for _ in range(MAX_REBIND_ROUNDS):
+            if not self.keep_earlier_values():
+                break
+            self.settle()
+
+    def settle(self) -> None:
+        """Propagate; subscripts whose key never got a value then read every slot."""
         for _ in range(8):
             self.propagate()
             pending, self.pending_keys = self.pending_keys, []
@@ -65,6 +74,38 @@ class Handlers(SolverState):
             for var, hook in waiting:
                 self.hook(var, (hook[0], hook[1], -1))
         self.propagate()
+
+    def keep_earlier_values(self) -> bool:
+        """Give each rebinding that found no value the name's previous values (`Op.REBIND`),
+        unless it is the result of a call known to return nothing; True if any did."""
+        pts = self.pts
+        waiting: list[tuple[int, int, int]] = []
+        fired = False
+        for rebound, previous, site in self.rebinds:
+            if pts[rebound]:
+                continue
+            if not pts[previous]:
+                waiting.append((rebound, previous, site))  # an earlier rebinding may fill it
+            elif site < 0 or not self.returns_nothing(site):
+                self.copy(previous, rebound)
+                fired = True
+        self.rebinds = waiting
+        return fired
+
+    def returns_nothing(self, site: int) -> bool:
+        """Whether every target of call site `site` is known to return no value we track."""
+        edges = self.edges.get(site)
+        if not edges:
+            return False
+        for value in edges:
+            key = self.values[value]
+            if key[0] in (FUNC, BOUND):
+                facts, _ = self.function(key[1])
+                if facts.returns_value or facts.generator:
+                    return False
+            elif key[0] not in (BUILTIN, TYPEINST):
+                return False
+        return True
 
     def function(self, gfid: int) -> tuple[FunctionFacts, int]:
         index = self.func_module[gfid]
@@ -85,8 +126,8 @@ class Handlers(SolverState):
                 self.module_attr(key[1], attr, dst)
             elif kind == EXT:
                 self.external_attr(key, attr, dst)
-            elif kind in (CONST, TYPEINST, HEAP):
-                self.add1(dst, self.value(BMETHOD, attr, value))
+            elif kind in (CONST, TYPEINST, HEAP, BUILTIN):
+                self.builtin_attr(value, attr, dst)
             elif kind == SUPER:
                 receiver = self.values[key[2]]
                 self.class_attr(receiver[1], attr, dst, key[2], (H_LOAD_ATTR, dst, attr), key[1], value)
@@ -366,6 +407,9 @@ class Handlers(SolverState):
             self.call_method_of_builtin(site, key[1], key[2], result, pos, kws)
 
     def call_builtin(self, site: int, name: str, result: int, pos: Args, kws: Args) -> None:
+        raise NotImplementedError
+
+    def builtin_attr(self, value: int, attr: int, dst: int) -> None:
         raise NotImplementedError
 
     def call_method_of_builtin(self, site: int, attr: int, receiver: int, result: int, pos: Args, kws: Args) -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Any
 
-FACTS_VERSION = 3
+FACTS_VERSION = 4
 
 
 class CallKind(StrEnum):
@@ -66,6 +66,10 @@ class Op(IntEnum):
     RAISE = 13  # site, src
     INSTANCE_OF = 14  # dst, class var (exception handlers)
     WITH = 15  # dst, src, site
+    # dst, src, previous, site (-1: src is no call's result): dst gets src; if dst is still empty
+    # once solved and the call at site (if any) is not known to return nothing, dst gets previous
+    # (a rebinding to a value the analysis cannot determine keeps the name's earlier values)
+    REBIND = 16
 
 
 class Alloc(IntEnum):
@@ -124,6 +128,7 @@ class FunctionFacts:
     flavor: int
     owner: int
     generator: bool
+    returns_value: bool  # some `return` gives a value the analysis tracks (False: None, numbers, ...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +266,7 @@ def _function_row(f: FunctionFacts) -> list[object]:
         f.flavor,
         f.owner,
         f.generator,
+        f.returns_value,
     ]
 
 
@@ -293,6 +299,7 @@ def facts_from_json(text: str) -> ModuleFacts:
             r[9],
             r[10],
             r[11],
+            r[12],
         )
         for r in doc[10]
     )

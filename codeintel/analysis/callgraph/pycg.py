@@ -2,8 +2,8 @@
 
 `solve_call_graph` turns the solver's per-site edges into `CallSite` rows (one per site and
 target, or one unresolved row), with kind, resolution and confidence. `to_pycg` renders rows
-as PyCG's `{caller: [callee, ...]}` object; `build_call_graph` parses, extracts and solves a
-list of in-memory files.
+as PyCG's `{caller: [callee, ...]}` object, in PyCG's names for methods of builtin types;
+`build_call_graph` parses, extracts and solves a list of in-memory files.
 """
 
 from __future__ import annotations
@@ -46,6 +46,12 @@ _SHAPE_RESOLUTION: dict[int, Resolution] = {
 }
 _FLAG_RESOLUTION = {E_PROTOCOL: Resolution.PROTOCOL, E_DECORATOR: Resolution.DECORATOR}
 _EVAL_NAMES = frozenset({"<builtin>.eval", "<builtin>.exec", "<builtin>.compile"})
+# How the PyCG format (PyCG's ground truth, and JARVIS's for the types PyCG leaves out) names the
+# methods of builtin types that rows name `<builtin>.type.method`
+PYCG_TYPE_NAMES = {
+    "str": "<**PyStr**>", "list": "<**PyList**>", "dict": "<**PyDict**>", "set": "<**PySet**>",
+    "tuple": "<**PyTuple**>", "int": "<**PyNum**>", "float": "<**PyNum**>",
+}  # fmt: skip
 
 
 def solve_call_graph(facts: Iterable[ModuleFacts]) -> list[CallSite]:
@@ -209,9 +215,19 @@ def to_pycg(sites: Sequence[CallSite], facts: Sequence[ModuleFacts]) -> dict[str
         callee = row.callee
         if callee is None or (row.kind == CallKind.CONSTRUCTOR and callee in classes):
             continue
+        if row.kind == CallKind.BUILTIN:
+            callee = pycg_name(callee)
         graph.setdefault(row.caller, set()).add(callee)
         graph.setdefault(callee, set())
     return {key: sorted(graph[key]) for key in sorted(graph)}
+
+
+def pycg_name(callee: str) -> str:
+    """PyCG's name of a builtin callee: `<builtin>.str.join` is `<**PyStr**>.join`; others unchanged."""
+    parts = callee.split(".")
+    if len(parts) == 3 and parts[0] == "<builtin>" and parts[1] in PYCG_TYPE_NAMES:
+        return f"{PYCG_TYPE_NAMES[parts[1]]}.{parts[2]}"
+    return callee
 
 
 def build_call_graph(files: Sequence[tuple[str, str, bool, str]]) -> tuple[list[ModuleFacts], list[CallSite]]:

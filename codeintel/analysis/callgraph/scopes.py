@@ -3,7 +3,9 @@
 A pre-scan of each function, class or module body (not descending into nested scopes) collects
 the names it binds, its `global` / `nonlocal` declarations and whether it yields. The extractor
 then resolves every name reference statically with Python's LEGB rules (class bodies are not
-visible from nested functions), without looking at any other file.
+visible from nested functions), without looking at any other file. A module, class or function
+scope also carries the state of its flow-sensitive bindings (see `flow`): which variable each
+name denotes at the point being extracted, and the loops and `try` bodies around that point.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ class Scope:
         "bound",
         "class_index",
         "class_var",
+        "env",
         "first_param",
         "function_index",
         "generator",
@@ -25,12 +28,18 @@ class Scope:
         "index",
         "kind",
         "lambdas",
+        "lazy",
+        "live",
+        "loops",
         "nonlocal_decl",
         "parent",
+        "pinned",
         "qual",
+        "recorders",
         "ret",
         "returns",
         "vars",
+        "versions",
     )
 
     def __init__(self, kind: str, qual: str, index: int, parent: Scope | None) -> None:
@@ -41,7 +50,19 @@ class Scope:
         self.bound: set[str] = set()
         self.global_decl: set[str] = set()
         self.nonlocal_decl: set[str] = set()
+        # comprehension variables; of the other scopes, the summary variable of a name (every
+        # value it is ever given: what nested scopes, other modules and pinned names read)
         self.vars: dict[str, int] = {}
+        # flow-sensitive state (module, class and function scopes): name -> the variable of the
+        # definitions reaching the current point (-1: bound to no value we track); live is False
+        # in code no path reaches (after return, raise, break, continue)
+        self.env: dict[str, int] = {}
+        self.live = True
+        self.loops: list[Loop] = []
+        self.recorders: list[dict[str, list[int]]] = []  # open `try`/`with` bodies: name -> versions
+        self.versions: dict[str, list[int]] = {}  # function and class scopes: every version of a name
+        self.pinned: set[str] = set()  # names a nested scope rebinds: read through the summary
+        self.lazy = False  # a generator expression: its body runs when iterated, not where it stands
         self.lambdas = 0
         self.class_index = -1
         self.class_var = -1
@@ -58,6 +79,16 @@ class Scope:
         while scope.kind == "comp" and scope.parent is not None:
             scope = scope.parent
         return scope
+
+
+class Loop:
+    """A loop being extracted: the states its `break` and `continue` statements leave with."""
+
+    __slots__ = ("breaks", "continues")
+
+    def __init__(self) -> None:
+        self.breaks: list[dict[str, int]] = []
+        self.continues: list[dict[str, int]] = []
 
 
 def scan_body(scope: Scope, body: list[ast.stmt]) -> None:

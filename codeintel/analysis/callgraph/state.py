@@ -39,7 +39,7 @@ _HEAP_TYPES = {
     Alloc.GENERATOR: "generator",
 }  # fmt: skip
 _BUILTIN_NAMES = frozenset(dir(builtins))
-_FLOW_OPS = frozenset({Op.COPY, Op.ALLOC, Op.IMPORT, Op.IMPORT_FROM})
+_FLOW_OPS = frozenset({Op.COPY, Op.ALLOC, Op.IMPORT, Op.IMPORT_FROM, Op.REBIND})
 
 
 class SolverState:
@@ -64,6 +64,7 @@ class SolverState:
         self.edges: dict[int, dict[int, int]] = {}
         self.done: set[tuple[int, ...]] = set()
         self.pending_keys: list[tuple[int, Hook]] = []
+        self.rebinds: list[tuple[int, int, int]] = []  # (version, previous version, call site or -1)
         self._init_tables()
 
     # ------------------------------------------------------------------ tables
@@ -436,6 +437,10 @@ class SolverState:
         code = op[0]
         if code == Op.COPY:
             self.copy(base + op[2], base + op[1])
+        elif code == Op.REBIND:
+            self.copy(base + op[2], base + op[1])
+            site = op[4] if op[4] < 0 else self.site_base[index] + op[4]
+            self.rebinds.append((base + op[1], base + op[3], site))
         elif code == Op.ALLOC:
             self.add1(base + op[1], self.alloc_value(index, strings, op[2], op[3]))
         elif code == Op.LOAD_ATTR:
