@@ -415,8 +415,9 @@ UNRESOLVED_SITES_SQL = f"SELECT callee_text, caller_goid FROM {Table.CALL_EDGES}
 
 @dataclass(frozen=True)
 class DocsViewsStep:
-    """(Re)create the docs.* summary views, the symbol index readers look names up in (docs.symbols), and
-    the count of unresolved call sites per called name (docs.unresolved_names)."""
+    """(Re)create the docs.* summary views, and the tables readers look things up in: the symbol index
+    (docs.symbols), unresolved call sites per called name (docs.unresolved_names), module-to-module
+    imports and calls (docs.module_edges)."""
 
     name: ClassVar[str] = "docs_views"
     deps: ClassVar[tuple[str, ...]] = (
@@ -433,16 +434,20 @@ class DocsViewsStep:
         views_exist = (
             f"SELECT count(*) >= {len(statements)} AND (SELECT count(*) FROM {Table.SYMBOLS}) = "
             f"(SELECT count(*) FROM {Table.GOIDS}) AND ((SELECT count(*) FROM {Table.UNRESOLVED_NAMES}) > 0 OR NOT EXISTS "
-            f"(SELECT 1 FROM {Table.CALL_EDGES} WHERE kind = '{CallKind.UNRESOLVED}')) FROM duckdb_views() WHERE schema_name = 'docs'"
+            f"(SELECT 1 FROM {Table.CALL_EDGES} WHERE kind = '{CallKind.UNRESOLVED}')) AND ((SELECT count(*) FROM {Table.MODULE_EDGES}) > 0 "
+            f"OR NOT EXISTS (SELECT 1 FROM {Table.IMPORT_EDGES} WHERE target_kind = 'internal')) FROM duckdb_views() WHERE schema_name = 'docs'"
         )
         if inputs_unchanged(ctx, self.name, self.deps, check=views_exist):
             return StepResult.noop("up to date")
         symbols = build_symbol_index(ctx.gateway.query(SYMBOL_INDEX_SQL).to_pylist())
         unresolved = ctx.gateway.query(UNRESOLVED_SITES_SQL)
         names = build_unresolved_names(zip(unresolved["callee_text"].to_pylist(), unresolved["caller_goid"].to_pylist(), strict=True))
+        module_edges = [(kind, src, dst, int(n)) for kind, sql in (("import", IMPORT_PAIRS_SQL), ("call", MODULE_CALL_PAIRS_SQL))
+                        for src, dst, n in _weighted_edges(ctx, sql)]  # fmt: skip
         with step_writer(ctx, self.name, self.deps) as w:
             w.replace_all(Table.SYMBOLS, symbols)
             w.replace_all(Table.UNRESOLVED_NAMES, names)
+            w.replace_all(Table.MODULE_EDGES, module_edges)
             for sql in statements:
                 w.execute(sql)
         return StepResult(w.rows_written, note=f"{len(statements)} views, {len(symbols)} symbols indexed")

@@ -458,19 +458,12 @@ def subsystems(c: Call, name: str | None, limit: int | None) -> Answer:
         [sid, n, c.offset],
     )
     boundary = q.rows(
-        """WITH inside AS (SELECT module FROM analytics.subsystem_modules WHERE subsystem_id = $sid),
-           imports AS (
-               SELECT 'import' AS kind, src_module AS src, dst_module AS dst FROM graph.import_edges
-               WHERE target_kind = 'internal' AND src_module <> dst_module
-           ), calls AS (
-               SELECT 'call' AS kind, e.caller_module AS src, g.module AS dst FROM graph.call_edges e
-               JOIN core.goids g ON g.goid = e.callee_goid WHERE e.caller_module <> g.module
-           ), crossing AS (
-               SELECT kind, src, dst, CASE WHEN src IN (SELECT module FROM inside) THEN 'out' ELSE 'in' END AS way
-               FROM (SELECT * FROM imports UNION ALL SELECT * FROM calls)
-               WHERE (src IN (SELECT module FROM inside)) <> (dst IN (SELECT module FROM inside))
-           )
-           SELECT way, kind, src, dst, count(*) AS n FROM crossing GROUP BY ALL ORDER BY n DESC, way, kind, src, dst""",
+        """WITH inside AS (SELECT module FROM analytics.subsystem_modules WHERE subsystem_id = $sid)
+           SELECT CASE WHEN src_module IN (SELECT module FROM inside) THEN 'out' ELSE 'in' END AS way, kind,
+                  src_module, dst_module, edges
+           FROM docs.module_edges
+           WHERE (src_module IN (SELECT module FROM inside)) <> (dst_module IN (SELECT module FROM inside))
+           ORDER BY edges DESC, way, kind, src_module, dst_module""",
         {"sid": sid},
     )
     total = int(members[0][-1]) if members else 0
@@ -491,6 +484,8 @@ DESCRIPTIONS = {
     "docs.v_call_graph_enriched": "one row per call edge: caller and callee names, kinds and paths, call site, resolution, confidence, callee metrics",
     "docs.v_subsystem_summary": "one row per subsystem: name, modules, edges in/out, functions and their complexity",
     "docs.v_unresolved_calls": "one row per call site the call graph could not resolve, with the name it calls",
+    "docs.unresolved_names": "per called name: unresolved call sites calling it, and their distinct callers",
+    "docs.module_edges": "module to module: internal imports (outside TYPE_CHECKING) and resolved calls, with counts",
     "docs.symbols": "one row per module, class, function and method: full_name, path, lines, is_test, callers, callees, cyclomatic, loc",
     "core.goids": "one row per entity: GOID (stable id), URN, path, module, kind, qualname, lines",
     "core.files": "one row per .py file: size, hash, tracked, skip reason",

@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 CATALOG = "codeintel"  # the name the snapshot is attached under
 # What the server reads that the docs_views step makes; a snapshot made by an older CodeIntel lacks it.
-REQUIRED = ("docs.symbols", "docs.unresolved_names", "docs.v_function_summary", "docs.v_module_summary")
+REQUIRED = ("docs.symbols", "docs.unresolved_names", "docs.module_edges", "docs.v_function_summary", "docs.v_module_summary")
 _SETTINGS: dict[str, Any] = {
     "autoinstall_known_extensions": False,
     "autoload_known_extensions": False,

@@ -96,6 +96,7 @@ class Table(StrEnum):
     SUBSYSTEM_MODULES = "analytics.subsystem_modules"
     SYMBOLS = "docs.symbols"
     UNRESOLVED_NAMES = "docs.unresolved_names"
+    MODULE_EDGES = "docs.module_edges"
 
 
 _SPECS = (
@@ -318,6 +319,12 @@ _SPECS = (
         Table.UNRESOLVED_NAMES,
         _cols("called_name VARCHAR, sites INTEGER, callers INTEGER"),
         ("called_name",),
+        "docs_views",
+    ),
+    TableSpec(  # module to module: internal imports (outside TYPE_CHECKING) and resolved calls, counted
+        Table.MODULE_EDGES,
+        _cols("kind VARCHAR, src_module VARCHAR, dst_module VARCHAR, edges INTEGER"),
+        ("kind", "src_module", "dst_module"),
         "docs_views",
     ),
 )

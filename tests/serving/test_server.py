@@ -237,6 +237,11 @@ def test_subsystems_map_and_one_subsystem_with_its_boundary(served: Served) -> N
         "SELECT module FROM analytics.subsystem_modules JOIN analytics.subsystems USING (subsystem_id) WHERE name = ? ORDER BY module", [name]
     )
     assert [r[0] for r in one["sections"][0]["rows"]] == [m for (m,) in members]
+    imports = served.query(
+        "SELECT 'import', src_module, dst_module, count(*) FROM graph.import_edges WHERE target_kind = 'internal' "
+        "AND NOT is_type_checking AND src_module <> dst_module GROUP BY ALL ORDER BY ALL"
+    )
+    assert served.query("SELECT * FROM docs.module_edges WHERE kind = 'import' ORDER BY ALL") == imports
     inside = {m for (m,) in members}
     for way, _kind, src, dst, count in one["sections"][1]["rows"]:
         assert (src in inside) != (dst in inside) and count > 0
