@@ -73,10 +73,10 @@ def others_note(found: Lookup) -> list[str]:
     return [f"{len(found.others)} more definitions share this name (overloads or redefinitions), walked too: {where}"]
 
 
-def bound_facts(q: Query, w: graph.Walk, syms: dict[str, Symbol]) -> list[tuple[str, Any]]:
+def bound_facts(q: Query, w: graph.Walk) -> list[tuple[str, Any]]:
     """Whether a walk's answer is a lower bound, and whether the deadline cut it short."""
     facts: list[tuple[str, Any]] = []
-    per_hop, top = graph.unresolved_by_hop(q, w, syms)
+    per_hop, top = graph.unresolved_by_hop(q, w)
     if any(per_hop):
         if w.direction == "callers":
             detail = ", ".join(f"{n!r}: {k}" for n, k in top)

@@ -163,33 +163,41 @@ def symbols_of(q: Query, goids: Iterable[str]) -> dict[str, Symbol]:
     return {r[0]: Symbol(*r) for r in rows}
 
 
-def unresolved_by_hop(q: Query, w: Walk, symbols: dict[str, Symbol]) -> tuple[list[int], list[tuple[str, int]]]:
+def tests_among(q: Query, goids: Iterable[str]) -> dict[str, Symbol]:
+    """The index rows of the test functions among `goids`."""
+    wanted = sorted(set(goids))
+    if not wanted:
+        return {}
+    rows = q.rows(
+        f"SELECT {SYMBOL_COLUMNS} FROM docs.symbols s WHERE s.is_test AND s.goid IN (SELECT unnest(?::VARCHAR[]))", [wanted]
+    )
+    return {r[0]: Symbol(*r) for r in rows}
+
+
+def unresolved_by_hop(q: Query, w: Walk) -> tuple[list[int], list[tuple[str, int]]]:
     """Per hop, the unresolved call sites that may lead further than the walk went, and the
     names (callers) or symbols (callees) with the most of them."""
     expanded = sorted({g for hop in w.expanded for g in hop})
     if not expanded:
         return [], []
     if w.direction == "callees":
-        counts = dict(q.rows("SELECT goid, unresolved_calls FROM docs.symbols WHERE goid IN (SELECT unnest(?::VARCHAR[]))", [expanded]))
-        per_hop = [sum(int(counts.get(g, 0)) for g in hop) for hop in w.expanded]
-        named = {g: int(counts.get(g, 0)) for g in expanded}
-        top = sorted(((symbols[g].full_name if g in symbols else g, n) for g, n in named.items() if n), key=lambda t: (-t[1], t[0]))
-        return per_hop, top[:3]
-    names_of = {g: _called_name(symbols[g]) for g in expanded if g in symbols}
-    names = sorted({n for n in names_of.values() if n})
-    counts = dict(q.rows(
-        "SELECT called_name, sites FROM docs.unresolved_names WHERE called_name IN (SELECT unnest(?::VARCHAR[]))", [names]
-    )) if names else {}  # fmt: skip
-    per_hop = [sum(int(counts.get(n, 0)) for n in {names_of.get(g) for g in hop} if n) for hop in w.expanded]
-    top = sorted(((n, int(c)) for n, c in counts.items()), key=lambda t: (-t[1], t[0]))
-    return per_hop, top[:3]
-
-
-def _called_name(symbol: Symbol) -> str | None:
-    """The name an unresolved call site would use to call `symbol` (a module is not called)."""
-    if symbol.kind == "module":
-        return None
-    return symbol.name
+        rows = q.rows(
+            "SELECT goid, full_name, unresolved_calls FROM docs.symbols WHERE goid IN (SELECT unnest(?::VARCHAR[])) AND unresolved_calls > 0",
+            [expanded],
+        )
+        counts = {g: int(n) for g, _, n in rows}
+        per_hop = [sum(counts.get(g, 0) for g in hop) for hop in w.expanded]
+        return per_hop, sorted(((name, int(n)) for _, name, n in rows), key=lambda t: (-t[1], t[0]))[:3]
+    # callers: unresolved sites calling the name of an expanded symbol (a module is not called)
+    rows = q.rows(
+        """SELECT s.goid, s.name, u.sites FROM docs.symbols s JOIN docs.unresolved_names u ON u.called_name = s.name
+           WHERE s.goid IN (SELECT unnest(?::VARCHAR[])) AND s.kind <> 'module'""",
+        [expanded],
+    )
+    name_of = {g: name for g, name, _ in rows}
+    sites = {name: int(n) for _, name, n in rows}
+    per_hop = [sum(sites[n] for n in {name_of[g] for g in hop if g in name_of}) for hop in w.expanded]
+    return per_hop, sorted(sites.items(), key=lambda t: (-t[1], t[0]))[:3]
 
 
 def count_shortest_paths(w: Walk, target: str) -> int:

@@ -67,7 +67,8 @@ def impact(
     w = graph.walk(c.q, list(owner), "callers", max(d, TEST_DEPTH), conf)
     all_hops = w.hops()
     hops = {g: h for g, h in all_hops.items() if h <= d}
-    syms = graph.symbols_of(c.q, [*all_hops, *owner])
+    syms = graph.symbols_of(c.q, [*hops, *owner])  # beyond `depth` only tests matter: named below
+    tests = graph.tests_among(c.q, [g for g, h in all_hops.items() if h > d]) | {g: s for g, s in syms.items() if s.is_test}
     reaches = {g: owner[w.origin_of(g)] for g in hops}
 
     caller_order = sorted(hops, key=lambda g: (hops[g], syms[g].full_name if g in syms else g, g))
@@ -81,14 +82,14 @@ def impact(
             direct[reaches[g].symbol.goid] += 1
     changed_rows = [(ch.symbol.kind, ch.symbol.full_name, ch.symbol.at, ch.lines or None, direct.get(ch.symbol.goid, 0)) for ch in order]
     module_rows, subsystem_rows = _touched(c, order, [syms[g] for g in hops if g in syms])
-    test_rows, pairs, distinct = _tests(w, walked, syms)
+    test_rows, pairs, distinct = _tests(c, w, walked, tests, syms)
     facts += [
         ("changed", f"{len(order)} symbols ({len(walked)} with callers walked)"),
         ("callers per hop", per_hop_text(w.per_hop()[:d])),
         ("touched", f"{len(module_rows)} modules in {len(subsystem_rows)} subsystems"),
         ("tests", f"{distinct} test functions reach the change within {max(d, TEST_DEPTH)} hops ({pairs} test/changed pairs)"),
         ("walk", f"callers, depth {d} (tests: {max(d, TEST_DEPTH)}), min confidence {conf:g}"),
-        *bound_facts(c.q, _first_hops(w, d), syms),
+        *bound_facts(c.q, _first_hops(w, d)),
     ]
     sections = [
         Section("changed", ("kind", "name", "at", "lines", "direct callers"), changed_rows[:SECTION_ROWS], total=len(changed_rows),
@@ -132,27 +133,30 @@ def _touched(c: Call, order: Sequence[Changed], callers: Sequence[Symbol]) -> tu
     return modules, subsystems
 
 
-def _tests(w: graph.Walk, walked: Sequence[Changed], syms: Mapping[str, Symbol]) -> tuple[list[tuple[Any, ...]], int, int]:
+def _tests(
+    c: Call, w: graph.Walk, walked: Sequence[Changed], tests: Mapping[str, Symbol], syms: Mapping[str, Symbol]
+) -> tuple[list[tuple[Any, ...]], int, int]:
     """Per changed symbol, the tests that reach it (nearest first) with a witness path; rows
     interleaved over the changed symbols so that each gets its nearest tests first."""
-    per_changed: list[list[tuple[Any, ...]]] = []
+    per_changed: list[list[tuple[Changed, str, int, str]]] = []
     distinct: set[str] = set()
     for ch in walked:
         best: dict[str, tuple[int, str]] = {}  # test -> (hop, origin), over every GOID of the name
         for origin in ch.goids:
             for g, how in w.reached.get(origin, {}).items():
-                if how.hop > 0 and g in syms and syms[g].is_test and (g not in best or how.hop < best[g][0]):
+                if how.hop > 0 and g in tests and (g not in best or how.hop < best[g][0]):
                     best[g] = (how.hop, origin)
-        tests = sorted(best, key=lambda g: (best[g][0], syms[g].full_name, g))
-        distinct.update(tests)
-        per_changed.append([
-            (ch.symbol.qualname, syms[g].full_name, best[g][0], path_text(w.path(best[g][1], g)[::-1], syms)) for g in tests
-        ])  # fmt: skip
-    rows: list[tuple[Any, ...]] = []
+        ordered = sorted(best, key=lambda g: (best[g][0], tests[g].full_name, g))
+        distinct.update(ordered)
+        per_changed.append([(ch, g, *best[g]) for g in ordered])
+    chosen: list[tuple[Changed, str, int, str]] = []
     for rank in range(max((len(t) for t in per_changed), default=0)):
-        rows.extend(t[rank] for t in per_changed if rank < len(t))
-        if len(rows) >= SECTION_ROWS:
+        chosen.extend(t[rank] for t in per_changed if rank < len(t))
+        if len(chosen) >= SECTION_ROWS:
             break
+    paths = {(ch.symbol.goid, g): w.path(origin, g)[::-1] for ch, g, _, origin in chosen}
+    names = {**syms, **graph.symbols_of(c.q, {n for p in paths.values() for n in p if n not in syms})}
+    rows = [(ch.symbol.qualname, tests[g].full_name, hop, path_text(paths[ch.symbol.goid, g], names)) for ch, g, hop, _ in chosen]
     return rows, sum(len(t) for t in per_changed), len(distinct)
 
 

@@ -49,7 +49,7 @@ def call_graph(c: Call, symbol: str, direction: str, depth: int, min_confidence:
         ("symbol", target.describe()),
         ("walk", f"{direction}, depth {d}, min confidence {conf:g}"),
         ("per hop", per_hop_text(w.per_hop())),
-        *bound_facts(c.q, w, syms),
+        *bound_facts(c.q, w),
     ]
     line = "line of the call in the caller" if direction == "callers" else "line of the call in `via` (or the symbol)"
     section = Section(
@@ -69,13 +69,13 @@ def tests_for(c: Call, symbol: str, depth: int, min_confidence: float, limit: in
     target = found.symbol
     w = graph.walk(c.q, found.goids, "callers", d, conf, as_one=True)
     hops = w.hops()
-    syms = graph.symbols_of(c.q, [*hops, *found.goids])
-    tests = sorted((g for g in hops if g in syms and syms[g].is_test), key=lambda g: (hops[g], syms[g].full_name, g))
+    found_tests = graph.tests_among(c.q, hops)
+    tests = sorted(found_tests, key=lambda g: (hops[g], found_tests[g].full_name, g))
     n = clamp_limit(limit)
-    rows = [
-        (hops[g], syms[g].full_name, syms[g].at, path_text(w.path(w.origin_of(g), g)[::-1], syms))
-        for g in tests[c.offset : c.offset + n]
-    ]
+    page = tests[c.offset : c.offset + n]
+    paths = {g: w.path(w.origin_of(g), g)[::-1] for g in page}
+    syms = graph.symbols_of(c.q, {n for p in paths.values() for n in p} | set(found.goids))
+    rows = [(hops[g], syms[g].full_name, syms[g].at, path_text(paths[g], syms)) for g in page]
     per_hop = [0] * len(w.expanded)
     for g in tests:
         per_hop[hops[g] - 1] += 1
@@ -84,7 +84,7 @@ def tests_for(c: Call, symbol: str, depth: int, min_confidence: float, limit: in
         ("walk", f"callers, depth {d}, min confidence {conf:g}"),
         ("tests per hop", per_hop_text(per_hop)),
         ("callers walked", f"{len(hops)} symbols"),
-        *bound_facts(c.q, w, syms),
+        *bound_facts(c.q, w),
     ]
     section = Section(
         "tests", ("hop", "test", "at", "witness path (test → ... → symbol)"), rows, total=len(tests),
@@ -180,7 +180,7 @@ def _reach(c: Call, source: Lookup, direction: str, depth: int, conf: float) -> 
         ("from", src.describe()),
         ("walk", f"{direction}, up to {depth} hops, min confidence {conf:g}"),
         ("reaches", f"{len(hops)} symbols in {len(modules)} modules within {len(w.expanded)} hops"),
-        *bound_facts(c.q, w, syms),
+        *bound_facts(c.q, w),
     ]
     section = Section(
         "by hop", ("hop", "new symbols", "modules", "tests", "most called"), rows, brief=("hop", "new symbols")
