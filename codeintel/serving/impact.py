@@ -60,6 +60,7 @@ def impact(
         return Answer("impact: the change touches no definition of the snapshot", facts, [], notes)
     order = sorted(changed, key=lambda ch: (ch.symbol.path, ch.symbol.start_line, ch.symbol.goid))
     walked = [ch for ch in order if ch.symbol.kind != "module"]
+    changed_tests = {ch.symbol.goid: ch.symbol for ch in walked if ch.symbol.is_test}
     modules_only = [ch.symbol.full_name for ch in order if ch.symbol.kind == "module"]
     if modules_only:
         notes.append(f"module-level code changed in {', '.join(modules_only[:5])}: it runs on import (module_info lists importers)")
@@ -69,6 +70,7 @@ def impact(
     hops = {g: h for g, h in all_hops.items() if h <= d}
     syms = graph.symbols_of(c.q, [*hops, *owner])  # beyond `depth` only tests matter: named below
     tests = graph.tests_among(c.q, [g for g, h in all_hops.items() if h > d]) | {g: s for g, s in syms.items() if s.is_test}
+    tests.update(changed_tests)
     reaches = {g: owner[w.origin_of(g)] for g in hops}
 
     caller_order = sorted(hops, key=lambda g: (hops[g], syms[g].full_name if g in syms else g, g))
@@ -87,7 +89,8 @@ def impact(
         ("changed", f"{len(order)} symbols ({len(walked)} with callers walked)"),
         ("callers per hop", per_hop_text(w.per_hop()[:d])),
         ("touched", f"{len(module_rows)} modules in {len(subsystem_rows)} subsystems"),
-        ("tests", f"{distinct} test functions reach the change within {max(d, TEST_DEPTH)} hops ({pairs} test/changed pairs)"),
+        ("tests", f"{distinct} test functions reach the change within {max(d, TEST_DEPTH)} hops or are changed by it "
+                  f"({pairs} test/changed pairs)"),
         ("walk", f"callers, depth {d} (tests: {max(d, TEST_DEPTH)}), min confidence {conf:g}"),
         *bound_facts(c.q, _first_hops(w, d)),
     ]
@@ -99,7 +102,8 @@ def impact(
         Section("modules", ("module", "changed", "callers", "subsystem"), module_rows[:SECTION_ROWS], total=len(module_rows),
                 brief=("module", "changed", "callers"), more="module_info MODULE for one of them"),
         Section("subsystems", ("subsystem", "modules", "changed", "callers"), subsystem_rows[:SECTION_ROWS], total=len(subsystem_rows)),
-        Section("tests", ("changed", "test", "hops", "witness path (test → ... → changed)"), test_rows[:SECTION_ROWS], total=pairs,
+        Section("tests", ("changed", "test", "hops", "witness path (test → ... → changed; 0 hops: the test changed)"),
+                test_rows[:SECTION_ROWS], total=pairs,
                 brief=("changed", "test", "hops"), more="tests_for CHANGED lists every test of one changed symbol"),
     ]  # fmt: skip
     title = f"impact: {len(order)} changed symbols, {len(hops)} callers within {d} hops, {distinct} tests"
@@ -142,6 +146,8 @@ def _tests(
     distinct: set[str] = set()
     for ch in walked:
         best: dict[str, tuple[int, str]] = {}  # test -> (hop, origin), over every GOID of the name
+        if ch.symbol.is_test:  # a changed test is a test of the change
+            best[ch.symbol.goid] = (0, ch.symbol.goid)
         for origin in ch.goids:
             for g, how in w.reached.get(origin, {}).items():
                 if how.hop > 0 and g in tests and (g not in best or how.hop < best[g][0]):

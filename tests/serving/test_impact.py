@@ -97,3 +97,11 @@ def test_impact_of_symbols_and_of_nothing_useful(served: Served) -> None:
     assert "touches no definition" in docs_only["title"]
     bad_ref = served.mcp.result("impact", ref="--output=/tmp/x")
     assert bad_ref.is_error and "not a git revision" in bad_ref.content[0].text
+
+
+def test_a_changed_test_is_a_test_of_the_change(served: Served) -> None:
+    path = served.repo / "tests" / "test_core.py"
+    path.write_text(path.read_text(encoding="utf-8").replace('execute(" X ")', 'execute("  X  ")'), encoding="utf-8")
+    answer = served.mcp.json("impact", diff=git_diff(served.repo))
+    tests = _sections(answer)["tests"]["rows"]
+    assert ["test_execute", "tests.test_core.test_execute", 0, "test_execute"] in tests
