@@ -119,7 +119,8 @@ async def session(params: StdioServerParameters, calls: list[tuple[str, str, dic
             text = result.content[0].text  # type: ignore[union-attr]
             sizes[label].append(-(-len(text) // 4))
             if result.is_error:
-                errors.append(f"{tool} {json.dumps(args)[:120]}: {text.splitlines()[1][:160] if len(text.splitlines()) > 1 else text[:160]}")
+                why = next((line for line in text.splitlines() if line.startswith("error:")), text)
+                errors.append(f"{tool} {json.dumps(args)[:120]}: {why[:160]}")
     return {"latencies": latencies, "tokens": sizes, "errors": errors}
 
 

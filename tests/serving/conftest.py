@@ -10,22 +10,30 @@ from typing import Any
 import pytest
 from anyio.from_thread import start_blocking_portal
 from mcp import Client
-from serving_support import PROJECT, PROJECT_KEY, Mcp, Served, ServedFactory
+from serving_support import PROJECT, Mcp, Project, Served, ServedFactory
 
 from codeintel.serving.server import build_server
 from codeintel.serving.service import Service
 from codeintel.serving.snapshot import SnapshotStore
 
 
+@pytest.fixture(scope="session")
+def indexed_project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """The project, committed and exported once per session (tests work on copies)."""
+    project = Project.create(tmp_path_factory.mktemp("serving-template"), PROJECT)
+    project.run()
+    return project
+
+
 @pytest.fixture
-def make_served(indexed_copy: Any) -> Iterator[ServedFactory]:
+def make_served(indexed_project: Project, tmp_path: Path) -> Iterator[ServedFactory]:
     """`make_served(deadline_s=...)` -> a Served on a private copy of the indexed project."""
     with start_blocking_portal() as portal:
-        opened: list[tuple[Any, SnapshotStore]] = []
+        opened: list[tuple[Project, SnapshotStore]] = []
 
         def make(**service: Any) -> Served:
-            idx = indexed_copy(PROJECT_KEY, PROJECT) if not opened else opened[0][0]
-            store = SnapshotStore(Path(idx.db), Path(idx.repo))
+            idx = indexed_project.copy(tmp_path / "served") if not opened else opened[0][0]
+            store = SnapshotStore(idx.db, idx.repo)
             cm = portal.wrap_async_context_manager(Client(build_server(Service(store, **service))))
             client = cm.__enter__()
             exits.append(cm)

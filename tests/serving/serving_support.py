@@ -1,8 +1,12 @@
 """The project the serving tests index, and the synchronous MCP client they call it through.
 
 `PROJECT` is a small package with classes, overloads, an import cycle, a dynamic call, and tests
-that reach the code through several hops.  `Mcp` calls the SDK's own `Client` from the test's
-thread through an anyio blocking portal, so a test reads like a series of calls.
+that reach the code through several hops.  `Project` is a real git repository of it (commits with
+a fixed identity and dates, no user or system git config) and its database, exported by the real
+pipeline: the steps the server reads (`docs_views` and the steps before it), so that other steps
+of the pipeline never decide whether the server's tests can run.  `Mcp` calls the SDK's own
+`Client` from the test's thread through an anyio blocking portal, so a test reads like a series of
+calls.
 """
 
 from __future__ import annotations
@@ -11,8 +15,9 @@ import json
 import os
 import shutil
 import subprocess
+import textwrap
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +26,79 @@ import duckdb
 from anyio.from_thread import BlockingPortal
 from mcp import Client
 
+from codeintel.config import load_config
+from codeintel.ingestion.tools import ToolService
+from codeintel.orchestration.context import PipelineContext, PipelineContextConfig
+from codeintel.orchestration.steps import PipelineRun, run_pipeline
 from codeintel.serving.snapshot import SnapshotStore
+
+SERVED_STEPS = ["docs_views"]  # and its ancestors: everything the server reads
+_GIT_IDENTITY = (
+    "-c", "user.name=CodeIntel Tests", "-c", "user.email=tests@codeintel.invalid",
+    "-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main",
+)  # fmt: skip
+
+
+def git(repo: Path, *args: str, date_index: int = 0) -> str:
+    """Run git in `repo` with a fixed identity and date, no user or system config; stdout."""
+    date = f"2024-02-{1 + date_index % 28:02d}T12:00:00+00:00"
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1", "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
+    return subprocess.run(["git", *_GIT_IDENTITY, *args], cwd=repo, env=env, capture_output=True, text=True, check=True).stdout
+
+
+@dataclass
+class Project:
+    """A git repository and the database the pipeline exports it to."""
+
+    repo: Path
+    db: Path
+    commits: int = 0
+
+    @classmethod
+    def create(cls, base: Path, files: Mapping[str, str | bytes | None]) -> Project:
+        project = cls(base / "repo", base / "db" / "codeintel.duckdb")
+        project.repo.mkdir(parents=True)
+        git(project.repo, "init", "-q")
+        project.apply(files, "initial")
+        return project
+
+    def write(self, files: Mapping[str, str | bytes | None]) -> None:
+        for rel, content in files.items():
+            path = self.repo / rel
+            if content is None:
+                path.unlink()
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                path.write_bytes(content)
+            else:
+                path.write_text(textwrap.dedent(content), encoding="utf-8")
+
+    def commit(self, message: str = "change") -> str:
+        git(self.repo, "add", "-A")
+        git(self.repo, "commit", "-q", "--allow-empty", "-m", message, date_index=self.commits)
+        self.commits += 1
+        return git(self.repo, "rev-parse", "HEAD").strip()
+
+    def apply(self, files: Mapping[str, str | bytes | None], message: str = "change") -> str:
+        self.write(files)
+        return self.commit(message)
+
+    def config(self) -> PipelineContextConfig:
+        loaded = load_config(self.repo, cli={"db": self.db, "executor": "serial", "workers": 1}, env={})
+        commit = ToolService(loaded.execution.tools).git_head(loaded.snapshot.repo_root)
+        snapshot = type(loaded.snapshot)(loaded.snapshot.repo_root, loaded.snapshot.repo_name, commit)
+        return PipelineContextConfig.from_loaded(type(loaded)(snapshot, loaded.execution, loaded.storage, loaded.paths))
+
+    def run(self) -> PipelineRun:
+        """Export (the served steps) and publish, as `codeintel export --select docs_views` does."""
+        with PipelineContext(self.config()) as ctx:
+            return run_pipeline(ctx, SERVED_STEPS)
+
+    def copy(self, base: Path) -> Project:
+        """A private copy (mtimes kept: the copy is unchanged for the pipeline)."""
+        shutil.copytree(self.repo.parent, base, symlinks=True)
+        return Project(base / "repo", base / "db" / "codeintel.duckdb", self.commits)
 
 PROJECT: dict[str, str | bytes | None] = {
     "pkg/__init__.py": '''
@@ -166,7 +243,6 @@ PROJECT: dict[str, str | bytes | None] = {
     ''',
 }
 
-PROJECT_KEY = "serving-project"
 
 
 @dataclass
@@ -197,17 +273,17 @@ class Mcp:
 class Served:
     """An indexed copy of the project, its published database and an MCP client on it."""
 
-    indexer: Any
+    project: Project
     store: SnapshotStore
     mcp: Mcp
 
     @property
     def db(self) -> Path:
-        return Path(self.indexer.db)
+        return self.project.db
 
     @property
     def repo(self) -> Path:
-        return Path(self.indexer.repo)
+        return self.project.repo
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         con = duckdb.connect(":memory:")

@@ -16,7 +16,7 @@ from typing import Any
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-from serving_support import Served, republish
+from serving_support import SERVED_STEPS, Project, Served, republish
 
 from codeintel.cli import main as cli
 from codeintel.config import load_config
@@ -83,7 +83,7 @@ def test_the_same_commit_dumps_to_the_same_bytes(served: Served, tmp_path: Path)
     again = dump_published(served.db, tmp_path / "a")
     assert not again.changed and again.version_dir == first.version_dir
     # a second, separate pipeline run of the same commit into another database
-    other = type(served.indexer)(served.repo, tmp_path / "other" / "codeintel.duckdb")
+    other = Project(served.repo, tmp_path / "other" / "codeintel.duckdb")
     other.run()
     third = dump_published(other.db, tmp_path / "c")
     _, manifest = read_manifest(tmp_path / "c")
@@ -162,8 +162,11 @@ def test_codeintel_dump_writes_the_formats_asked_for(served: Served, tmp_path: P
 
 def test_export_dumps_after_publishing_when_an_out_dir_is_configured(served: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "exported"
-    served.indexer.git.apply({"pkg/later.py": "def later():\n    return 2\n"})
-    code = cli(["export", str(served.repo), "--db", str(served.db), "--executor", "serial", "--quiet", "--out-dir", str(out)])
+    served.project.apply({"pkg/later.py": "def later():\n    return 2\n"})
+    code = cli([
+        "export", str(served.repo), "--db", str(served.db), "--executor", "serial", "--quiet", "--out-dir", str(out),
+        "--select", *SERVED_STEPS,
+    ])  # fmt: skip
     assert code == 0, capsys.readouterr()
     _, manifest = read_manifest(out)
     (run_id,) = served.query("SELECT run_id FROM meta.pipeline_runs ORDER BY started_at DESC LIMIT 1")[0]
@@ -187,7 +190,8 @@ def test_the_prefect_flow_dumps_after_publishing(served: Served, tmp_path: Path)
     out = tmp_path / "flow-out"
     env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_HOME": str(tmp_path / "prefect")}
     done = subprocess.run(
-        [sys.executable, "-m", "flows.prefect_flow", str(served.repo), "--db", str(served.db), "--out-dir", str(out), "--workers", "1"],
+        [sys.executable, "-m", "flows.prefect_flow", str(served.repo), "--db", str(served.db), "--out-dir", str(out), "--workers", "1",
+         "--select", *SERVED_STEPS],
         capture_output=True, text=True, env=env, timeout=240, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]

@@ -30,7 +30,7 @@ def _edit_normalize(served: Served) -> None:
 
 def test_impact_of_a_commit_lists_changed_functions_callers_by_hop_modules_and_tests(served: Served) -> None:
     _edit_normalize(served)
-    served.indexer.git.commit("normalize collapses spaces")
+    served.project.commit("normalize collapses spaces")
     answer = served.mcp.json("impact", ref="HEAD", limit=200)
     sections = _sections(answer)
     assert "matched 1 files on the old side (blob ids)" in answer["facts"]["input"]
@@ -55,8 +55,8 @@ def test_impact_of_a_commit_lists_changed_functions_callers_by_hop_modules_and_t
 
 def test_impact_matches_the_new_side_once_the_snapshot_contains_the_commit(served: Served) -> None:
     _edit_normalize(served)
-    served.indexer.git.commit("normalize collapses spaces")
-    served.indexer.run()
+    served.project.commit("normalize collapses spaces")
+    served.project.run()
     answer = served.mcp.json("impact", ref="HEAD")
     assert "on the new side (blob ids)" in answer["facts"]["input"]
     changed = {r[1] for r in _sections(answer)["changed"]["rows"]}

@@ -52,7 +52,7 @@ def test_status_names_the_snapshot_its_rows_and_each_steps_freshness(served: Ser
 
 
 def test_status_says_how_far_the_working_tree_is_ahead_of_the_snapshot(served: Served) -> None:
-    served.indexer.git.apply({"pkg/helpers.py": "def normalize(text):\n    return text\n"}, "change helpers")
+    served.project.apply({"pkg/helpers.py": "def normalize(text):\n    return text\n"}, "change helpers")
     (served.repo / "pkg" / "new_module.py").write_text("X = 1\n", encoding="utf-8")
     answer = served.mcp.json("status")
     assert "1 commits ahead of the snapshot" in answer["facts"]["working tree"]
@@ -343,10 +343,10 @@ def test_a_publish_during_a_series_of_calls_is_picked_up_without_failing_a_call(
     def slow_call() -> None:
         in_flight["result"] = served.mcp.result("sql", query=slow_query, timeout_s=10)
 
-    served.indexer.git.apply({"pkg/helpers.py": (served.repo / "pkg/helpers.py").read_text() + "\n\ndef added():\n    return 1\n"})
+    served.project.apply({"pkg/helpers.py": (served.repo / "pkg/helpers.py").read_text() + "\n\ndef added():\n    return 1\n"})
     caller = threading.Thread(target=slow_call)
     caller.start()
-    publisher = threading.Thread(target=served.indexer.run)
+    publisher = threading.Thread(target=served.project.run)
     publisher.start()
     seen = []
     while publisher.is_alive():
