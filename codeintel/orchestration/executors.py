@@ -15,7 +15,8 @@ import multiprocessing
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
@@ -69,66 +70,165 @@ class ProcessExecutor:
     objects it starts with (`gc.freeze`): under a heavy main module (Prefect) the cyclic GC
     would otherwise traverse them over and over while parsing, which was measured to make
     ast_ingest on sqlalchemy nearly twice as slow.
+
+    The threads calling `map` feed the pool; the pool's done-callbacks only record a result and
+    wake them.  Those callbacks run in the pool's manager thread, and when a worker dies
+    (Python 3.12+) while it holds the pool's own lock: a callback that submitted the next job
+    would wait for that lock forever, leaving every map hanging.  So nothing here calls the pool
+    while holding `_lock`, and the callbacks take nothing but `_lock`.  A worker that dies breaks
+    the pool: every job in it or waiting for it fails (`BrokenProcessPool`), its maps raise at
+    once, and the next `map` starts a new pool.  A map raises as soon as one of its jobs fails;
+    its jobs still waiting are dropped.
     """
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
-        self._pool: Executor | None = None
-        self._lock = threading.RLock()  # re-entered when a finished job dispatches the next
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()  # guards what follows; never held while calling the pool
+        self._changed = threading.Condition(self._lock)  # a job finished or failed, or the pool went
+        self._submitting = threading.Lock()  # jobs enter the pool one at a time, by priority
         self._waiting: list[tuple[int, int, Callable[[Any], Any], Any, Future[Any]]] = []
         self._arrivals = itertools.count()
-        self._in_pool = 0
+        self._in_pool = 0  # jobs of the current pool not finished yet
+        self._retired: list[ProcessPoolExecutor] = []  # broken pools still to shut down
 
     def map(self, fn: Callable[[T], R], items: Sequence[T], priority: int = 0) -> list[R]:
-        results: list[Future[R]] = []
+        if not items:
+            return []
+        results: list[Future[R]] = [Future() for _ in items]
         with self._lock:
             if self._pool is None:
                 ctx = multiprocessing.get_context("forkserver")
                 ctx.set_forkserver_preload(_forkserver_preload())
                 self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=gc.freeze)
-            for item in items:
-                result: Future[R] = Future()
+            for item, result in zip(items, results, strict=True):
                 heapq.heappush(self._waiting, (-priority, next(self._arrivals), fn, item, result))
-                results.append(result)
-            self._dispatch()
-        return [r.result() for r in results]
+        try:
+            while True:
+                self._dispatch()
+                with self._changed:
+                    if _settled(results):
+                        break
+                    if not self._can_dispatch():
+                        self._changed.wait()
+        finally:
+            self._withdraw(results)
+            self._shut_retired()
+        for result in results:
+            error = None if result.cancelled() else result.exception()
+            if error is not None:
+                raise error
+        return [result.result() for result in results]
+
+    def _can_dispatch(self) -> bool:
+        return bool(self._waiting) and self._pool is not None and self._in_pool < 2 * self.workers
 
     def _dispatch(self) -> None:
-        with self._lock:
-            while self._waiting and self._in_pool < 2 * self.workers and self._pool is not None:
-                _, _, fn, item, result = heapq.heappop(self._waiting)
+        """Move the waiting jobs of highest priority into the pool, while it has room."""
+        with self._submitting:
+            while True:
+                with self._lock:
+                    if not self._can_dispatch():
+                        return
+                    pool = self._pool
+                    assert pool is not None
+                    _, _, fn, item, result = heapq.heappop(self._waiting)
+                    self._in_pool += 1
                 try:
-                    job = self._pool.submit(fn, item)
-                except Exception as exc:  # a broken pool (a worker died): every job left fails
-                    result.set_exception(exc)
+                    job = pool.submit(fn, item)
+                except Exception as exc:  # a broken pool (a worker died), or one shut down
+                    self._discard(pool, exc, result)
                     continue
-                self._in_pool += 1
-                job.add_done_callback(partial(self._finished, result))
+                job.add_done_callback(partial(self._finished, pool, result))
 
-    def _finished(self, result: Future[Any], job: Future[Any]) -> None:
-        with self._lock:
-            self._in_pool -= 1
-        error = None if job.cancelled() else job.exception()
+    def _finished(self, pool: ProcessPoolExecutor, result: Future[Any], job: Future[Any]) -> None:
+        """A job left `pool` (the pool's manager thread): record it and wake the maps.  Calls
+        nothing of the pool: this thread may hold its lock (see the class)."""
         if job.cancelled():
-            result.set_exception(RuntimeError("the process pool was shut down"))
-        elif error is not None:
-            result.set_exception(error)
+            error: BaseException | None = RuntimeError("the process pool was shut down before the job ran")
         else:
-            result.set_result(job.result())
-        self._dispatch()
+            error = job.exception()
+        if isinstance(error, BrokenProcessPool):
+            self._discard(pool, error, result)
+            return
+        with self._changed:
+            if self._pool is pool:
+                self._in_pool -= 1
+            if error is not None:
+                _fail(result, error)
+            elif not result.done():
+                result.set_result(job.result())
+            self._changed.notify_all()
+
+    def _discard(self, pool: ProcessPoolExecutor, cause: BaseException, result: Future[Any]) -> None:
+        """`pool` is broken: fail `result`, and, the first time, every job still waiting for
+        `pool`; the next `map` starts a new pool."""
+        with self._changed:
+            stranded: list[Future[Any]] = []
+            if self._pool is pool:
+                self._pool, self._in_pool = None, 0
+                stranded = [entry[-1] for entry in self._waiting]
+                self._waiting = []
+                self._retired.append(pool)
+            _fail(result, cause)
+            for waiting in stranded:
+                error = BrokenProcessPool(
+                    f"the process pool broke before this job started ({cause}): every job in or waiting "
+                    "for it failed; the next map starts a new pool"
+                )
+                error.__cause__ = cause
+                _fail(waiting, error)
+            self._changed.notify_all()
+
+    def _withdraw(self, results: list[Future[Any]]) -> None:
+        """Drop the jobs of a map that ended early (one failed) which are still waiting."""
+        if all(result.done() for result in results):
+            return
+        mine = set(results)
+        with self._lock:  # results are settled under it only, so a job finishing now cannot race this
+            kept = [entry for entry in self._waiting if entry[-1] not in mine]
+            if len(kept) != len(self._waiting):
+                self._waiting = kept
+                heapq.heapify(self._waiting)
+            for result in results:
+                result.cancel()  # the map no longer waits for them
+
+    def _shut_retired(self) -> None:
+        with self._lock:
+            retired, self._retired = self._retired, []
+        for pool in retired:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def release(self) -> None:
         """Stop the idle workers (they would only add to the peak memory); `map` restarts them."""
         self.close()
 
     def close(self) -> None:
-        with self._lock:
-            pool, self._pool = self._pool, None
+        with self._changed:
+            pool, self._pool, self._in_pool = self._pool, None, 0
             waiting, self._waiting = self._waiting, []
-        for *_, result in waiting:
-            result.set_exception(RuntimeError("the process pool was shut down"))
+            for *_, result in waiting:
+                _fail(result, RuntimeError("the process pool was shut down"))
+            self._changed.notify_all()
+        self._shut_retired()
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _settled(results: list[Future[Any]]) -> bool:
+    """Every job is done, or one failed (the map raises then, without waiting for the rest)."""
+    done = True
+    for result in results:
+        if not result.done():
+            done = False
+        elif not result.cancelled() and result.exception() is not None:
+            return True
+    return done
+
+
+def _fail(result: Future[Any], error: BaseException) -> None:
+    if not result.done():
+        result.set_exception(error)
 
 
 def _forkserver_preload() -> list[str]:

@@ -1,5 +1,9 @@
 """Executors: a process pool gives its workers back on `release`, Dask runs higher priority first.
 
+A process pool's worker that dies fails every map in or waiting for the pool, at once (each
+map runs in a thread of its own here, so that one that hangs fails the test), and the next map
+starts a new pool.
+
 The Dask tests use a real in-process `LocalCluster` (one worker, one thread), so that the order
 in which queued work runs is the scheduler's and nothing else's.
 """
@@ -7,9 +11,10 @@ in which queued work runs is the scheduler's and nothing else's.
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
@@ -37,8 +42,21 @@ def _stamp(label: str) -> tuple[str, float]:
 
 def _die(code: int) -> None:
     if code:
-        os._exit(code)  # the worker process dies, as under the OOM killer
+        os._exit(code)  # the worker process dies
     time.sleep(0.2)
+
+
+def _killed(code: int) -> None:
+    if code:
+        os.kill(os.getpid(), signal.SIGKILL)  # as by the OOM killer
+    time.sleep(0.2)
+
+
+def _nap(label: str) -> str:
+    if label == "boom":
+        raise ValueError(label)
+    time.sleep(0.3)
+    return label
 
 
 @pytest.fixture
@@ -83,30 +101,114 @@ def test_the_pool_runs_waiting_jobs_of_higher_priority_first() -> None:
     assert all(high_done < t for t in later_low), found
 
 
-def test_a_dead_worker_fails_every_waiting_map_instead_of_hanging() -> None:
-    executor = ProcessExecutor(1)
-    errors: list[BaseException] = []
-
-    def others() -> None:
-        try:
-            executor.map(_die, [0] * 6)
-        except BaseException as exc:
-            errors.append(exc)
-
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("death", [_die, _killed], ids=["os._exit", "SIGKILL"])
+def test_a_dead_worker_fails_every_waiting_map_instead_of_hanging(death: Callable[[int], None]) -> None:
+    executor = ProcessExecutor(2)
     try:
-        other = threading.Thread(target=others)
-        other.start()
-        deadline = time.monotonic() + 60
-        while len(executor._waiting) < 4:
-            assert time.monotonic() < deadline
-            time.sleep(0.005)
-        with pytest.raises(BrokenProcessPool):
-            executor.map(_die, [1], priority=1)  # overtakes the waiting jobs, kills the worker
-        other.join(timeout=30)
-        assert not other.is_alive(), "a map waiting behind the dead worker hangs"
-        assert errors and isinstance(errors[0], BrokenProcessPool)
+        # two jobs a worker in the pool, the rest waiting, from three threads
+        maps = []
+        for name, count, priority in [("a", 6, 0), ("b", 6, 0), ("c", 3, 2)]:
+            before = len(executor._waiting)
+            maps.append(_MapIn(executor, _nap, [f"{name}-{i}" for i in range(count)], priority))
+            _wait_until(lambda before=before: len(executor._waiting) > before, "the map to queue its jobs")
+        broken = executor._pool
+        killer = _MapIn(executor, death, [1], priority=5)  # overtakes the waiting jobs, kills its worker
+        for m in [killer, *maps]:
+            m.finish()
+        for m in [killer, *maps]:
+            assert isinstance(m.error, BrokenProcessPool), (m.items, m.error)
+        assert "terminated abruptly" in str(maps[-1].error)  # in the pool, or waiting for it
+        assert executor._waiting == [] and executor._pool is None
+        # the executor is usable again: a new pool starts
+        assert _MapIn(executor, abs, [-1, -2]).finish().result == [1, 2]
+        assert executor._pool is not None and executor._pool is not broken
     finally:
-        executor.close()
+        _close(executor)
+
+
+@pytest.mark.timeout(120)
+def test_a_map_whose_own_worker_dies_raises_and_the_next_map_starts_a_new_pool() -> None:
+    executor = ProcessExecutor(1)
+    try:
+        assert _MapIn(executor, abs, [-1]).finish().result == [1]
+        first = executor._pool
+        dead = _MapIn(executor, _die, [0, 0, 1, 0, 0, 0]).finish()
+        assert isinstance(dead.error, BrokenProcessPool), dead.error
+        assert _MapIn(executor, abs, [-2, -3]).finish().result == [2, 3]
+        assert executor._pool is not first
+        dead = _MapIn(executor, _killed, [1]).finish()  # and again, on the new pool
+        assert isinstance(dead.error, BrokenProcessPool), dead.error
+        assert _MapIn(executor, abs, [-4]).finish().result == [4]
+        assert executor._retired == []  # the broken pools were shut down
+    finally:
+        _close(executor)
+
+
+@pytest.mark.timeout(120)
+def test_a_failing_job_fails_its_map_at_once_and_leaves_the_pool_to_the_others() -> None:
+    executor = ProcessExecutor(1)
+    try:
+        failing = _MapIn(executor, _nap, ["a-0", "boom", *(f"a-{i}" for i in range(2, 8))])
+        _wait_until(lambda: len(executor._waiting) >= 6, "the failing map to queue its jobs")
+        pool = executor._pool
+        others = _MapIn(executor, _nap, ["b-0", "b-1", "b-2"])
+        failing.finish()
+        assert isinstance(failing.error, ValueError), failing.error
+        assert not any(str(entry[3]).startswith("a-") for entry in executor._waiting)  # dropped, not run
+        assert others.finish().result == ["b-0", "b-1", "b-2"]
+        assert executor._pool is pool
+    finally:
+        _close(executor)
+
+
+@pytest.mark.timeout(120)
+def test_close_fails_the_waiting_maps_and_the_next_map_starts_a_new_pool() -> None:
+    executor = ProcessExecutor(1)
+    try:
+        waiting = _MapIn(executor, _nap, [f"a-{i}" for i in range(6)])
+        _wait_until(lambda: len(executor._waiting) >= 4, "the map to queue its jobs")
+        _close(executor)
+        assert isinstance(waiting.finish().error, RuntimeError)
+        assert _MapIn(executor, abs, [-5]).finish().result == [5]
+    finally:
+        _close(executor)
+
+
+class _MapIn(threading.Thread):
+    """`executor.map` in a thread of its own, so that a map that hangs fails the test instead."""
+
+    def __init__(self, executor: ProcessExecutor, fn: Callable[[Any], Any], items: list[Any], priority: int = 0):
+        super().__init__(daemon=True)
+        self.executor, self.fn, self.items, self.priority = executor, fn, items, priority
+        self.result: list[Any] | None = None
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.result = self.executor.map(self.fn, self.items, self.priority)
+        except BaseException as exc:
+            self.error = exc
+
+    def finish(self, timeout: float = 30) -> _MapIn:
+        self.join(timeout)
+        assert not self.is_alive(), f"a map of {self.items} hangs"
+        return self
+
+
+def _close(executor: ProcessExecutor, timeout: float = 30) -> None:
+    closing = threading.Thread(target=executor.close, daemon=True)
+    closing.start()
+    closing.join(timeout)
+    assert not closing.is_alive(), "closing the executor hangs"
+
+
+def _wait_until(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.005)
 
 
 def test_serial_map_ignores_priority() -> None:
