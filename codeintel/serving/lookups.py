@@ -365,16 +365,34 @@ def module_info(c: Call, module: str, limit: int | None) -> Answer:
         return Answer(f"module_info: {text!r} {what}: {', '.join(others) or 'none'}", [])
     module = resolved
     q = c.q
+    # the module's own rows, filtered first (docs.v_module_summary would aggregate every module)
     m = q.first(
-        """SELECT path, is_package, package, size_bytes, classes, functions, methods, function_loc, avg_cyclomatic,
-                  max_cyclomatic, typedness_score, docstring_share, parse_error_kind, import_fan_in, import_fan_out,
-                  import_pagerank, in_import_cycle, import_cycle_id, import_layer, subsystem
-           FROM docs.v_module_summary WHERE module = ? ORDER BY path LIMIT 1""",
+        """SELECT mo.path, mo.is_package, f.size,
+                  (SELECT kind FROM core.parse_errors WHERE path = mo.path AND step = 'ast_ingest' LIMIT 1),
+                  gm.fan_in, gm.fan_out, gm.pagerank, il.in_cycle, il.cycle_id, il.layer,
+                  (SELECT ss.name FROM analytics.subsystem_modules sm JOIN analytics.subsystems ss USING (subsystem_id)
+                   WHERE sm.module = mo.module)
+           FROM core.modules mo LEFT JOIN core.files f ON f.path = mo.path
+           LEFT JOIN analytics.graph_metrics_modules gm ON gm.module = mo.module
+           LEFT JOIN graph.import_layers il ON il.module = mo.module
+           WHERE mo.module = ? ORDER BY mo.path LIMIT 1""",
         [module],
     )
     assert m is not None
-    (path, is_pkg, _package, size, classes, functions, methods, floc, avg_cc, max_cc, typed, docs, perr,
-     fan_in, fan_out, pr, in_cycle, cycle_id, layer, subsystem) = m  # fmt: skip
+    path, is_pkg, size, perr, fan_in, fan_out, pr, in_cycle, cycle_id, layer, subsystem = m
+    counts = q.first(
+        """SELECT count(*) FILTER (WHERE kind = 'class'), count(*) FILTER (WHERE kind = 'function'),
+                  count(*) FILTER (WHERE kind = 'method') FROM docs.symbols WHERE path = ?""",
+        [path],
+    ) or (0, 0, 0)
+    classes, functions, methods = counts
+    floc, avg_cc, max_cc, typed, docs = q.first(
+        """SELECT sum(loc), avg(cyclomatic), max(cyclomatic),
+                  avg(CASE typedness WHEN 'full' THEN 1.0 WHEN 'partial' THEN 0.5 ELSE 0.0 END),
+                  avg(CASE WHEN has_docstring THEN 1.0 ELSE 0.0 END)
+           FROM analytics.function_metrics WHERE path = ?""",
+        [path],
+    ) or (None, None, None, None, None)
     facts: list[tuple[str, Any]] = [
         ("path", f"{path}{' (package)' if is_pkg else ''}, {size} bytes" + (f", parse error: {perr}" if perr else "")),
         ("defines", f"{classes} classes, {functions} functions, {methods} methods; {floc or 0} lines in functions"),
@@ -410,11 +428,14 @@ def module_info(c: Call, module: str, limit: int | None) -> Answer:
         sections.append(Section("import cycle", ("module",), members[:n], total=len(members),
                                 more=f"sql: SELECT module FROM graph.import_layers WHERE cycle_id = '{cycle_id}'"))
     main = q.rows(
-        """SELECT full_name, kind, start_line, cyclomatic, call_fan_in, pagerank FROM docs.v_function_summary
-           WHERE module = ? ORDER BY pagerank DESC NULLS LAST, call_fan_in DESC NULLS LAST, full_name, goid LIMIT ?""",
+        """SELECT s.full_name, s.kind, s.start_line, s.cyclomatic, gm.fan_in, gm.pagerank, count(*) OVER ()
+           FROM docs.symbols s LEFT JOIN analytics.graph_metrics_functions gm USING (goid)
+           WHERE s.module = ? AND s.kind IN ('function', 'method')
+           ORDER BY gm.pagerank DESC NULLS LAST, gm.fan_in DESC NULLS LAST, s.full_name, s.goid LIMIT ?""",
         [module, n],
     )
-    total_funcs = q.scalar("SELECT count(*) FROM docs.v_function_summary WHERE module = ?", [module])
+    total_funcs = int(main[0][-1]) if main else 0
+    main = [r[:-1] for r in main]
     sections.append(Section("main functions (by pagerank)", ("name", "kind", "line", "cc", "fan-in", "pagerank"), main, total=total_funcs,
                             brief=("name", "fan-in"), more=f"hotspots scope={module}"))  # fmt: skip
     return Answer(f"module {module}", facts, sections)
@@ -428,8 +449,14 @@ def subsystems(c: Call, name: str | None, limit: int | None) -> Answer:
     q, n = c.q, clamp_limit(limit)
     if not name:
         rows = q.rows(
-            """SELECT name, subsystem_id, module_count, functions, edges_in, edges_out, dominant_package, count(*) OVER ()
-               FROM docs.v_subsystem_summary ORDER BY module_count DESC, name, subsystem_id LIMIT ? OFFSET ?""",
+            """WITH funcs AS (
+                   SELECT sm.subsystem_id, count(*) AS functions FROM analytics.subsystem_modules sm
+                   JOIN docs.symbols s ON s.module = sm.module AND s.kind IN ('function', 'method') GROUP BY 1
+               )
+               SELECT ss.name, ss.subsystem_id, ss.module_count, coalesce(f.functions, 0), ss.edges_in, ss.edges_out,
+                      ss.dominant_package, count(*) OVER ()
+               FROM analytics.subsystems ss LEFT JOIN funcs f USING (subsystem_id)
+               ORDER BY ss.module_count DESC, ss.name, ss.subsystem_id LIMIT ? OFFSET ?""",
             [n, c.offset],
         )
         total = int(rows[0][-1]) if rows else 0
@@ -439,8 +466,13 @@ def subsystems(c: Call, name: str | None, limit: int | None) -> Answer:
         )  # fmt: skip
         return Answer(f"subsystems: {total}", [], [section], ["subsystems NAME: one subsystem's modules and boundary edges"])
     s = q.first(
-        """SELECT subsystem_id, name, dominant_package, module_count, internal_edge_count, edges_in, edges_out, functions,
-                  avg_cyclomatic FROM docs.v_subsystem_summary WHERE name = ? OR subsystem_id = ?""",
+        """SELECT ss.subsystem_id, ss.name, ss.dominant_package, ss.module_count, ss.internal_edge_count, ss.edges_in,
+                  ss.edges_out,
+                  (SELECT count(*) FROM analytics.subsystem_modules sm JOIN docs.symbols y ON y.module = sm.module
+                   WHERE sm.subsystem_id = ss.subsystem_id AND y.kind IN ('function', 'method')),
+                  (SELECT avg(y.cyclomatic) FROM analytics.subsystem_modules sm JOIN docs.symbols y ON y.module = sm.module
+                   WHERE sm.subsystem_id = ss.subsystem_id AND y.kind IN ('function', 'method'))
+           FROM analytics.subsystems ss WHERE ss.name = ? OR ss.subsystem_id = ? ORDER BY ss.subsystem_id LIMIT 1""",
         [name, name],
     )
     if s is None:
@@ -452,10 +484,13 @@ def subsystems(c: Call, name: str | None, limit: int | None) -> Answer:
         ("edges", f"{internal} inside, {e_in} in, {e_out} out"),
     ]  # fmt: skip
     members = q.rows(
-        """SELECT sm.module, ms.functions + ms.methods, ms.import_layer, sm.is_isolated, count(*) OVER ()
-           FROM analytics.subsystem_modules sm LEFT JOIN docs.v_module_summary ms USING (module)
-           WHERE sm.subsystem_id = ? ORDER BY sm.module LIMIT ? OFFSET ?""",
-        [sid, n, c.offset],
+        """WITH inside AS (SELECT module, is_isolated FROM analytics.subsystem_modules WHERE subsystem_id = $sid),
+           funcs AS (SELECT s.module, count(*) AS n FROM docs.symbols s JOIN inside USING (module)
+                     WHERE s.kind IN ('function', 'method') GROUP BY 1)
+           SELECT i.module, coalesce(f.n, 0), il.layer, i.is_isolated, count(*) OVER ()
+           FROM inside i LEFT JOIN funcs f USING (module) LEFT JOIN graph.import_layers il USING (module)
+           ORDER BY i.module LIMIT $n OFFSET $off""",
+        {"sid": sid, "n": n, "off": c.offset},
     )
     boundary = q.rows(
         """WITH inside AS (SELECT module FROM analytics.subsystem_modules WHERE subsystem_id = $sid)
