@@ -23,13 +23,16 @@ from codeintel.serving.symbols import SYMBOL_COLUMNS, Symbol
 DIRECTIONS = ("callers", "callees")
 MAX_DEPTH = 5
 
-_HOP_SQL = {
-    "callers": """SELECT callee_goid, caller_goid, max(confidence) AS conf, min(line) AS line
-                  FROM graph.call_edges
-                  WHERE callee_goid IN (SELECT unnest($nodes::VARCHAR[])) AND confidence >= $min
-                        AND caller_goid IS NOT NULL AND caller_goid <> callee_goid
-                  GROUP BY ALL ORDER BY caller_goid, conf DESC, callee_goid""",
-    "callees": """SELECT caller_goid, callee_goid, max(confidence) AS conf, min(line) AS line
+_HOP_SQL = {  # one row per (frontier symbol, neighbour); callers also say whether the caller is a test
+    "callers": """SELECT e.*, coalesce(s.is_test, false) FROM (
+                      SELECT callee_goid, caller_goid, max(confidence) AS conf, min(line) AS line
+                      FROM graph.call_edges
+                      WHERE callee_goid IN (SELECT unnest($nodes::VARCHAR[])) AND confidence >= $min
+                            AND caller_goid IS NOT NULL AND caller_goid <> callee_goid
+                      GROUP BY ALL) e
+                  LEFT JOIN docs.symbols s ON s.goid = e.caller_goid
+                  ORDER BY e.caller_goid, e.conf DESC, e.callee_goid""",
+    "callees": """SELECT caller_goid, callee_goid, max(confidence) AS conf, min(line) AS line, false
                   FROM graph.call_edges
                   WHERE caller_goid IN (SELECT unnest($nodes::VARCHAR[])) AND confidence >= $min
                         AND callee_goid IS NOT NULL AND caller_goid <> callee_goid
@@ -58,6 +61,7 @@ class Walk:
     reached: dict[str, dict[str, Reached]] = field(default_factory=dict)  # origin -> symbol -> how
     preds: dict[str, list[str]] = field(default_factory=dict)  # symbol -> every symbol it was reached from at its hop
     expanded: list[list[str]] = field(default_factory=list)  # per hop (0-based), the symbols whose edges were read
+    tests: set[str] = field(default_factory=set)  # the reached symbols that are test functions (callers walks)
     complete: bool = True  # False: the deadline stopped the walk early
 
     def hops(self) -> dict[str, int]:
@@ -107,14 +111,16 @@ def walk(
     as_one: bool = False,
     keep_preds: bool = False,
     stop_at: Iterable[str] = (),
+    tests_are_leaves: bool = False,
 ) -> Walk:
     """Walk callers or callees of `origins` up to `depth` hops.
 
     `as_one` walks the origins as one symbol (the definitions of one name: overloads), under the
     first origin's key.  `keep_preds` records every predecessor at a symbol's first hop (for
     counting and listing all shortest paths; one origin or `as_one`); `stop_at` ends the walk
-    after the hop that reaches one of them.  The deadline ends it early (`complete` False)
-    instead of failing the call.
+    after the hop that reaches one of them.  `tests_are_leaves` does not walk on from a test
+    function (only other tests call tests): walks that look for tests stay small.  The deadline
+    ends it early (`complete` False) instead of failing the call.
     """
     result = Walk(direction, depth, min_confidence, tuple(dict.fromkeys(origins)))
     if as_one and result.origins:
@@ -137,13 +143,16 @@ def walk(
             break
         result.expanded.append(nodes)
         nxt: dict[str, set[str]] = defaultdict(set)
-        for near, far, conf, line in rows:
+        for near, far, conf, line, is_test in rows:
+            if is_test:
+                result.tests.add(far)
             for origin in frontier[near]:
                 seen = result.reached[origin]
                 how = seen.get(far)
                 if how is None:
                     seen[far] = Reached(hop, near, conf, line)
-                    nxt[far].add(origin)
+                    if not (is_test and tests_are_leaves):
+                        nxt[far].add(origin)
                     if keep_preds:
                         result.preds[far] = [near]
                 elif keep_preds and how.hop == hop and near not in result.preds[far]:
@@ -160,17 +169,6 @@ def symbols_of(q: Query, goids: Iterable[str]) -> dict[str, Symbol]:
     if not wanted:
         return {}
     rows = q.rows(f"SELECT {SYMBOL_COLUMNS} FROM docs.symbols s WHERE s.goid IN (SELECT unnest(?::VARCHAR[]))", [wanted])
-    return {r[0]: Symbol(*r) for r in rows}
-
-
-def tests_among(q: Query, goids: Iterable[str]) -> dict[str, Symbol]:
-    """The index rows of the test functions among `goids`."""
-    wanted = sorted(set(goids))
-    if not wanted:
-        return {}
-    rows = q.rows(
-        f"SELECT {SYMBOL_COLUMNS} FROM docs.symbols s WHERE s.is_test AND s.goid IN (SELECT unnest(?::VARCHAR[]))", [wanted]
-    )
     return {r[0]: Symbol(*r) for r in rows}
 
 

@@ -12,6 +12,8 @@ that reach it, each with one witness path.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -65,11 +67,11 @@ def impact(
     if modules_only:
         notes.append(f"module-level code changed in {', '.join(modules_only[:5])}: it runs on import (module_info lists importers)")
     owner = {g: ch for ch in walked for g in ch.goids}  # every GOID of a changed name -> the changed symbol
-    w = graph.walk(c.q, list(owner), "callers", max(d, TEST_DEPTH), conf)
+    w = graph.walk(c.q, list(owner), "callers", max(d, TEST_DEPTH), conf, tests_are_leaves=True)
     all_hops = w.hops()
     hops = {g: h for g, h in all_hops.items() if h <= d}
     syms = graph.symbols_of(c.q, [*hops, *owner])  # beyond `depth` only tests matter: named below
-    tests = graph.tests_among(c.q, [g for g, h in all_hops.items() if h > d]) | {g: s for g, s in syms.items() if s.is_test}
+    tests = graph.symbols_of(c.q, [g for g in w.tests if all_hops.get(g, 0) > d]) | {g: s for g, s in syms.items() if s.is_test}
     tests.update(changed_tests)
     reaches = {g: owner[w.origin_of(g)] for g in hops}
 
@@ -91,7 +93,7 @@ def impact(
         ("touched", f"{len(module_rows)} modules in {len(subsystem_rows)} subsystems"),
         ("tests", f"{distinct} test functions reach the change within {max(d, TEST_DEPTH)} hops or are changed by it "
                   f"({pairs} test/changed pairs)"),
-        ("walk", f"callers, depth {d} (tests: {max(d, TEST_DEPTH)}), min confidence {conf:g}"),
+        ("walk", f"callers, depth {d} (tests: {max(d, TEST_DEPTH)}; not through test functions), min confidence {conf:g}"),
         *bound_facts(c.q, _first_hops(w, d)),
     ]
     sections = [
@@ -112,7 +114,7 @@ def impact(
 
 def _first_hops(w: graph.Walk, depth: int) -> graph.Walk:
     """The walk as far as `depth` (the lower bound of the callers listed)."""
-    return graph.Walk(w.direction, depth, w.min_confidence, w.origins, w.reached, w.preds, w.expanded[:depth], w.complete)
+    return dataclasses.replace(w, depth=depth, expanded=w.expanded[:depth])
 
 
 def _touched(c: Call, order: Sequence[Changed], callers: Sequence[Symbol]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
@@ -252,13 +254,16 @@ def _sides(c: Call, files: list[FileDiff], ref: str | None, known: set[str]) -> 
             blobs = worktree.blobs_at(root, commit, sorted(known))
         except CodeIntelError as exc:
             logger.info("no blob ids for the diff's files: %s", exc)
-    default, default_why = "old", "a diff against the snapshot"
-    if ref and root is not None and commit:
-        head = worktree.commit_of(root, ref)
-        if head and worktree.is_ancestor(root, head, commit):
-            default, default_why = "new", "the snapshot contains the ref"
-        else:
-            default_why = "the snapshot does not contain the ref"
+
+    @functools.cache
+    def fallback() -> tuple[str, str]:  # git runs only when blob ids do not decide
+        if ref and root is not None and commit:
+            head = worktree.commit_of(root, ref)
+            if head and worktree.is_ancestor(root, head, commit):
+                return "new", "the snapshot contains the ref"
+            return "old", "the snapshot does not contain the ref"
+        return "old", "a diff against the snapshot"
+
     out: dict[int, tuple[str, str]] = {}
     for f in files:
         if f.new_path is None:
@@ -270,5 +275,5 @@ def _sides(c: Call, files: list[FileDiff], ref: str | None, known: set[str]) -> 
         elif f.old_blob and blobs.get(f.old_path, "-").startswith(f.old_blob):
             out[id(f)] = ("old", "blob ids")
         else:
-            out[id(f)] = (default, default_why)
+            out[id(f)] = fallback()
     return out

@@ -67,9 +67,9 @@ def tests_for(c: Call, symbol: str, depth: int, min_confidence: float, limit: in
     if found.symbol is None:
         return miss_answer("tests_for", found)
     target = found.symbol
-    w = graph.walk(c.q, found.goids, "callers", d, conf, as_one=True)
+    w = graph.walk(c.q, found.goids, "callers", d, conf, as_one=True, tests_are_leaves=True)
     hops = w.hops()
-    found_tests = graph.tests_among(c.q, hops)
+    found_tests = graph.symbols_of(c.q, w.tests & hops.keys())
     tests = sorted(found_tests, key=lambda g: (hops[g], found_tests[g].full_name, g))
     n = clamp_limit(limit)
     page = tests[c.offset : c.offset + n]
@@ -83,7 +83,7 @@ def tests_for(c: Call, symbol: str, depth: int, min_confidence: float, limit: in
         ("symbol", target.describe() + (" (itself a test)" if target.is_test else "")),
         ("walk", f"callers, depth {d}, min confidence {conf:g}"),
         ("tests per hop", per_hop_text(per_hop)),
-        ("callers walked", f"{len(hops)} symbols"),
+        ("callers walked", f"{len(hops)} symbols (not through test functions)"),
         *bound_facts(c.q, w),
     ]
     section = Section(
