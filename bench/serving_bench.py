@@ -7,8 +7,9 @@ client: the time from spawning it to a completed handshake (the client's ``__aen
 on one warm session, every tool is called with inputs drawn from the database itself (the most
 called functions and methods, a fixed-seed sample of the others, modules, subsystems, and the
 repository's last commits that touch Python files, for ``impact``): each input once to warm up,
-then timed.  Reports, per tool and per target group, p50/p95/max latency in ms, and the tokens
-(characters / 4) of every answer at default settings: p50, p95, max.
+then timed.  Reports, per tool and per target group, p50/p95/max latency in ms, the server's mean
+CPU time per call (user + system of the server process, a figure the machine's load does not
+inflate), and the tokens (characters / 4) of every answer at default settings: p50, p95, max.
 
 Targets (issue 13, 2-core machine): lookups and depth-1 graph calls p95 <= 50 ms; depth-3
 traversals and impact p95 <= 300 ms; start <= 1.5 s; answers p95 <= 2,000 tokens, max <= 8,000.
@@ -29,6 +30,7 @@ from typing import Any
 
 import anyio
 import duckdb
+import psutil
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
@@ -105,23 +107,38 @@ async def time_start(params: StdioServerParameters) -> float:
         return time.perf_counter() - started
 
 
+def _server_cpu() -> float:
+    """CPU seconds (user + system) of the server: this process's child running `codeintel mcp`."""
+    total = 0.0
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if "mcp" in child.cmdline():
+                times = child.cpu_times()
+                total += times.user + times.system
+        except psutil.Error:
+            continue
+    return total
+
+
 async def session(params: StdioServerParameters, calls: list[tuple[str, str, dict[str, Any]]]) -> dict[str, Any]:
     latencies: dict[str, list[float]] = defaultdict(list)
+    cpu: dict[str, list[float]] = defaultdict(list)
     sizes: dict[str, list[int]] = defaultdict(list)
     errors: list[str] = []
     async with Client(params, read_timeout_seconds=60) as client:
         for _label, tool, args in calls:  # warm: every input once (the OS page cache, DuckDB's buffers)
             await client.call_tool(tool, args)
         for label, tool, args in calls:
-            started = time.perf_counter()
+            started, cpu_before = time.perf_counter(), _server_cpu()
             result = await client.call_tool(tool, args)
             latencies[label].append((time.perf_counter() - started) * 1000)
+            cpu[label].append((_server_cpu() - cpu_before) * 1000)
             text = result.content[0].text  # type: ignore[union-attr]
             sizes[label].append(-(-len(text) // 4))
             if result.is_error:
                 why = next((line for line in text.splitlines() if line.startswith("error:")), text)
                 errors.append(f"{tool} {json.dumps(args)[:120]}: {why[:160]}")
-    return {"latencies": latencies, "tokens": sizes, "errors": errors}
+    return {"latencies": latencies, "cpu": cpu, "tokens": sizes, "errors": errors}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,13 +161,15 @@ def main(argv: list[str] | None = None) -> int:
         "tools": {}, "groups": {}, "errors": found["errors"],
     }  # fmt: skip
     print(f"server start (spawn to handshake, {len(starts)} starts): median {report['start_s']['median']} s, max {report['start_s']['max']} s  [target <= 1.5 s]")
-    print(f"{'tool':<16} {'calls':>5} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'tok p50':>8} {'tok p95':>8} {'tok max':>8}")
+    print(f"{'tool':<16} {'calls':>5} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'cpu ms':>7} {'tok p50':>8} {'tok p95':>8} {'tok max':>8}")
     for label in sorted(lat):
         values, t = lat[label], tok[label]
         row = {"calls": len(values), "p50_ms": round(percentile(values, 50), 1), "p95_ms": round(percentile(values, 95), 1),
-               "max_ms": round(max(values), 1), "tokens_p50": percentile(t, 50), "tokens_p95": percentile(t, 95), "tokens_max": max(t)}  # fmt: skip
+               "max_ms": round(max(values), 1), "server_cpu_ms_mean": round(statistics.mean(found["cpu"][label]), 1),
+               "tokens_p50": percentile(t, 50), "tokens_p95": percentile(t, 95), "tokens_max": max(t)}  # fmt: skip
         report["tools"][label] = row
-        print(f"{label:<16} {row['calls']:>5} {row['p50_ms']:>8} {row['p95_ms']:>8} {row['max_ms']:>8} {row['tokens_p50']:>8} {row['tokens_p95']:>8} {row['tokens_max']:>8}")
+        print(f"{label:<16} {row['calls']:>5} {row['p50_ms']:>8} {row['p95_ms']:>8} {row['max_ms']:>8} {row['server_cpu_ms_mean']:>7} "
+              f"{row['tokens_p50']:>8} {row['tokens_p95']:>8} {row['tokens_max']:>8}")
     for group, labels in GROUPS.items():
         values = [v for label in labels for v in lat.get(label, [])]
         if values:

@@ -23,21 +23,27 @@ from codeintel.serving.symbols import SYMBOL_COLUMNS, Symbol
 DIRECTIONS = ("callers", "callees")
 MAX_DEPTH = 5
 
-_HOP_SQL = {  # one row per (frontier symbol, neighbour); callers also say whether the caller is a test
-    "callers": """SELECT e.*, coalesce(s.is_test, false) FROM (
-                      SELECT callee_goid, caller_goid, max(confidence) AS conf, min(line) AS line
-                      FROM graph.call_edges
-                      WHERE callee_goid IN (SELECT unnest($nodes::VARCHAR[])) AND confidence >= $min
-                            AND caller_goid IS NOT NULL AND caller_goid <> callee_goid
-                      GROUP BY ALL) e
-                  LEFT JOIN docs.symbols s ON s.goid = e.caller_goid
-                  ORDER BY e.caller_goid, e.conf DESC, e.callee_goid""",
+_HOP_SQL = {  # one row per (frontier symbol, neighbour, best confidence, first call line, is a test)
+    "callers": """SELECT callee_goid, caller_goid, max(confidence) AS conf, min(line) AS line, false
+                  FROM graph.call_edges
+                  WHERE callee_goid IN (SELECT unnest($nodes::VARCHAR[])) AND confidence >= $min
+                        AND caller_goid IS NOT NULL AND caller_goid <> callee_goid
+                  GROUP BY ALL ORDER BY caller_goid, conf DESC, callee_goid""",
     "callees": """SELECT caller_goid, callee_goid, max(confidence) AS conf, min(line) AS line, false
                   FROM graph.call_edges
                   WHERE caller_goid IN (SELECT unnest($nodes::VARCHAR[])) AND confidence >= $min
                         AND callee_goid IS NOT NULL AND caller_goid <> callee_goid
                   GROUP BY ALL ORDER BY callee_goid, conf DESC, caller_goid""",
 }
+# callers, with whether each caller is a test function (walks that look for tests)
+_HOP_TESTS_SQL = """SELECT e.*, coalesce(s.is_test, false) FROM (
+                        SELECT callee_goid, caller_goid, max(confidence) AS conf, min(line) AS line
+                        FROM graph.call_edges
+                        WHERE callee_goid IN (SELECT unnest($nodes::VARCHAR[])) AND confidence >= $min
+                              AND caller_goid IS NOT NULL AND caller_goid <> callee_goid
+                        GROUP BY ALL) e
+                    LEFT JOIN docs.symbols s ON s.goid = e.caller_goid
+                    ORDER BY e.caller_goid, e.conf DESC, e.callee_goid"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +67,7 @@ class Walk:
     reached: dict[str, dict[str, Reached]] = field(default_factory=dict)  # origin -> symbol -> how
     preds: dict[str, list[str]] = field(default_factory=dict)  # symbol -> every symbol it was reached from at its hop
     expanded: list[list[str]] = field(default_factory=list)  # per hop (0-based), the symbols whose edges were read
-    tests: set[str] = field(default_factory=set)  # the reached symbols that are test functions (callers walks)
+    tests: set[str] = field(default_factory=set)  # reached test functions (walks with `tests_are_leaves`)
     complete: bool = True  # False: the deadline stopped the walk early
 
     def hops(self) -> dict[str, int]:
@@ -137,7 +143,8 @@ def walk(
             break
         nodes = sorted(frontier)
         try:
-            rows = q.rows(_HOP_SQL[direction], {"nodes": nodes, "min": float(min_confidence)})
+            sql = _HOP_TESTS_SQL if tests_are_leaves and direction == "callers" else _HOP_SQL[direction]
+            rows = q.rows(sql, {"nodes": nodes, "min": float(min_confidence)})
         except DeadlineExceeded:
             result.complete = False
             break
