@@ -4,7 +4,9 @@ Usage: ``python bench/callgraph_bench.py REPO [--workers 2] [--json OUT]``; REPO
 or a git bundle, cloned into a temporary directory either way. Each run is the product command
 ``python -m codeintel export CLONE --db TMP/c.duckdb --select call_graph --quiet --workers N``.
 Reports per run: wall time, the ``call_graph`` step time from the work DB ledger
-(``meta.step_runs``), peak RSS of the whole process tree (psutil, sampled every 20 ms), the
+(``meta.step_runs``), CPU seconds of the whole process tree (user + system, of every process
+the export started; steadier than wall time on a shared machine), peak RSS of the whole process
+tree (psutil, sampled every 20 ms), the
 share of ``graph.call_edges`` rows per ``kind``, and the edges into the edited file that come
 from untouched files. The edit appends to a mid-size file a function calling one of its own
 top-level functions (new call facts: the whole program is solved again); a second edit then
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import resource
 import subprocess
 import sys
 import tempfile
@@ -35,9 +38,10 @@ def clone(repo: str, into: Path) -> Path:
 
 
 def run_export(clone_dir: Path, db: Path, workers: int) -> dict[str, float]:
-    """Run the export command; return wall seconds and peak RSS (MB) of its process tree."""
+    """Run the export command; return wall seconds, CPU seconds and peak RSS (MB) of its process tree."""
     command = [sys.executable, "-m", "codeintel", "export", str(clone_dir), "--db", str(db)]
     command += ["--select", "call_graph", "--quiet", "--workers", str(workers)]
+    cpu_before = _children_cpu()
     started = time.perf_counter()
     process = subprocess.Popen(command)
     root = psutil.Process(process.pid)
@@ -48,7 +52,13 @@ def run_export(clone_dir: Path, db: Path, workers: int) -> dict[str, float]:
     wall = time.perf_counter() - started
     if process.returncode != 0:
         raise SystemExit(f"export failed with exit code {process.returncode}: {' '.join(command)}")
-    return {"wall_s": round(wall, 2), "peak_rss_mb": round(peak / 2**20, 1)}
+    cpu = _children_cpu() - cpu_before  # the export and every process it reaped
+    return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "peak_rss_mb": round(peak / 2**20, 1)}
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _tree_rss(root: psutil.Process) -> int:

@@ -126,13 +126,13 @@ RULES = [
     ),
     (
         "calling_an_external_result_is_no_edge_to_the_external_function",
-        "from typing import cast\ndef deco(f):\n    return cast(int, f)\n@deco\ndef g():\n    pass\ndef user():\n    g()\nuser()",
+        "from ext import wrap\ndef deco(f):\n    return wrap(int, f)\n@deco\ndef g():\n    pass\ndef user():\n    g()\nuser()",
         "main.user",
         [],
     ),
     (
         "decorating_with_an_external_result_is_no_edge_to_the_external_function",
-        "import typing as t\ndef deco(f):\n    return t.cast(int, f)\nclass A:\n    @deco\n    def on(self, f):\n        return f\n"
+        "import ext\ndef deco(f):\n    return ext.wrap(int, f)\nclass A:\n    @deco\n    def on(self, f):\n        return f\n"
         "a = A()\n@a.on\ndef handler():\n    pass",
         "main",
         [],

@@ -258,6 +258,17 @@ KEEPS = [
         ["main.f"],
     ),
     (
+        "rebinding_through_a_call_with_an_opaque_target_keeps_the_earlier_value",
+        DEFS + "import ext\ndef ident(v):\n    return v\ndef k(c):\n    x = f\n    fn = ident if c else ext.make()\n"
+        "    x = fn(g)\n    x()  # <-",
+        ["main.f", "main.g"],
+    ),
+    (
+        "typing_cast_returns_its_argument",
+        DEFS + "import typing as t\ndef k(x=f):\n    x = t.cast(int, x)\n    x()  # <-",
+        ["main.f"],
+    ),
+    (
         "augmented_list_assignment_keeps_the_elements",
         DEFS + "def k():\n    x = [f]\n    x += [g]\n    x[0]()  # <-",
         ["main.f", "main.g"],
@@ -308,6 +319,9 @@ BUILTIN_NAMES = [
         ["<builtin>.object.__setattr__"],
     ),
     ("not_a_method_of_the_type", "'a'.no_such_method()  # <-", [None]),
+    ("parts_of_a_split_str_are_str", "a, b = 'x y'.split()\nb.upper()  # <-", ["<builtin>.str.upper"]),
+    ("slice_of_a_str_is_a_str", "'abc'[1:].upper()  # <-", ["<builtin>.str.upper"]),
+    ("encoded_str_is_bytes", "b = 'abc'.encode()\nb.decode()  # <-", ["<builtin>.bytes.decode"]),
 ]
 
 

@@ -44,7 +44,9 @@ _COPIES = {
     "frozenset": Alloc.SET,
 }  # fmt: skip
 _IDENTITY = frozenset({"staticmethod", "classmethod", "property", "iter"})
-_STR_NOT_STR = frozenset({"split", "rsplit", "splitlines", "partition", "rpartition", "encode"})
+# str methods that give no str: a list or tuple of str, or bytes
+_STR_PARTS = {"split": Alloc.LIST, "rsplit": Alloc.LIST, "splitlines": Alloc.LIST, "partition": Alloc.TUPLE,
+              "rpartition": Alloc.TUPLE}  # fmt: skip
 
 
 class BuiltinsMixin(Handlers):
@@ -74,9 +76,10 @@ class BuiltinsMixin(Handlers):
     def builtin_attr(self, value: int, attr: int, dst: int) -> None:
         """Attribute `attr` of a builtin-typed value or of a builtin type: its class, or a method."""
         type_name = self.type_of(value)
-        if type_name is None:
-            return
-        if self.strings[attr] == "__class__" and self.values[value][0] != BUILTIN:
+        name = self.strings[attr]
+        if type_name is None or not hasattr(BUILTIN_TYPES[type_name], name):
+            return  # no such attribute: no value (a value here would only crowd real ones out)
+        if name == "__class__" and self.values[value][0] != BUILTIN:
             self.add1(dst, self.value(BUILTIN, self.sid(type_name)))
         else:
             self.add1(dst, self.value(BMETHOD, attr, value))
@@ -163,11 +166,23 @@ class BuiltinsMixin(Handlers):
         method = self.strings[attr]
         args = [a if a >= 0 else -1 for a in pos]
         if type_name == "str":
-            if method not in _STR_NOT_STR:
-                self.add1(result, self.str_value())
+            self.str_method(site, method, result)
             return
         if self.values[receiver][0] == HEAP:  # a method called on a container (not through its type)
             self.container_method(site, method, receiver, result, args)
+
+    def str_method(self, site: int, method: str, result: int) -> None:
+        """The result of a str method: parts of the string in a list or tuple, bytes, or a str."""
+        parts = _STR_PARTS.get(method)
+        if parts is not None:
+            heap = self.site_heap(site, parts)
+            self.add1(result, heap)
+            for slot in (SLOT_ALL, SLOT_STAR):
+                self.add1(self.field(heap, slot), self.str_value())
+        elif method == "encode":
+            self.add1(result, self.value(TYPEINST, self.sid("bytes")))
+        else:
+            self.add1(result, self.str_value())
 
     def container_method(self, site: int, method: str, heap: int, result: int, args: list[int]) -> None:
         first = args[0] if args else -1

@@ -39,6 +39,10 @@ from codeintel.analysis.callgraph.state import (
 Args = tuple[int, ...]
 MAX_EXTERNAL_DEPTH = 5
 MAX_REBIND_ROUNDS = 4
+# external functions that return one of their arguments as it is: name -> its position
+_PASS_THROUGH = {
+    "typing.cast": 1, "typing_extensions.cast": 1, "typing.assert_type": 0, "typing_extensions.assert_type": 0,
+}  # fmt: skip
 # Third element of an external value key: absent for an external name (`(EXT, name)`: an
 # import, or an attribute of one); EXT_RESULT for the object a call of that name returns;
 # EXT_MEMBER for an attribute of such an object (or one an instance inherits from an external
@@ -76,21 +80,39 @@ class Handlers(SolverState):
         self.propagate()
 
     def keep_earlier_values(self) -> bool:
-        """Give each rebinding that found no value the name's previous values (`Op.REBIND`),
-        unless it is the result of a call known to return nothing; True if any did."""
+        """Give the name's previous values to each rebinding (`Op.REBIND`) whose new value the
+        analysis could not determine: it found no value and the call (if it is one) is not known
+        to return nothing, or the call has a target whose result is opaque. True if any did."""
         pts = self.pts
         waiting: list[tuple[int, int, int]] = []
         fired = False
         for rebound, previous, site in self.rebinds:
-            if pts[rebound]:
-                continue
             if not pts[previous]:
-                waiting.append((rebound, previous, site))  # an earlier rebinding may fill it
-            elif site < 0 or not self.returns_nothing(site):
+                unknown = False  # nothing to keep (yet: an earlier rebinding may fill it)
+            elif not pts[rebound]:
+                unknown = site < 0 or not self.returns_nothing(site)
+            else:
+                unknown = site >= 0 and self.opaque_result(site)
+            if unknown:
                 self.copy(previous, rebound)
                 fired = True
+            else:
+                waiting.append((rebound, previous, site))
         self.rebinds = waiting
         return fired
+
+    def opaque_result(self, site: int) -> bool:
+        """Whether some target of call site `site` gives a result the analysis cannot see: what an
+        external call returned, or a function that returns values none of which was found."""
+        if site in self.opaque_sites:
+            return True
+        for value in self.edges.get(site, ()):
+            key = self.values[value]
+            if key[0] in (FUNC, BOUND):
+                facts, base = self.function(key[1])
+                if facts.returns_value and not self.pts[base + facts.ret]:
+                    return True
+        return False
 
     def returns_nothing(self, site: int) -> bool:
         """Whether every target of call site `site` is known to return no value we track."""
@@ -259,8 +281,11 @@ class Handlers(SolverState):
 
     def h_slice(self, hook: Hook, var: int, values: list[int]) -> None:
         for value in values:
-            if self.values[value][0] == HEAP:
+            kind = self.values[value][0]
+            if kind == HEAP:
                 self.slice_heap(hook[1], value, hook[2], hook[3])
+            elif kind in (CONST, TYPEINST) and self.is_str(value):  # a slice of a str is a str
+                self.add1(hook[4], self.value(TYPEINST, self.sid("str")))
 
     # ------------------------------------------------------------------ protocols
     def h_iter(self, hook: Hook, var: int, values: list[int]) -> None:
@@ -396,10 +421,16 @@ class Handlers(SolverState):
         elif kind == EXT:
             if len(key) == 2:  # a name: its result is an object of it, whose attributes are named
                 self.edges.setdefault(site, {}).setdefault(value, flag)
-                self.add1(result, self.value(EXT, key[1], EXT_RESULT))
-            elif key[2] == EXT_MEMBER:  # a method of an external object: an edge, its result opaque
-                self.edges.setdefault(site, {}).setdefault(value, flag)
-            # calling what an external call returned targets nothing we can name: no edge, no value
+                passed = _PASS_THROUGH.get(self.strings[key[1]], -1)
+                if passed < 0:
+                    self.add1(result, self.value(EXT, key[1], EXT_RESULT))
+                elif passed < len(pos) and pos[passed] >= 0:
+                    self.copy(pos[passed], result)
+            else:  # its result is opaque
+                if key[2] == EXT_MEMBER:  # a method of an external object: an edge
+                    self.edges.setdefault(site, {}).setdefault(value, flag)
+                # calling what an external call returned targets nothing we can name: no edge
+                self.opaque_sites.add(site)
         elif kind == BUILTIN:
             self.edges.setdefault(site, {}).setdefault(value, flag)
             self.call_builtin(site, self.strings[key[1]], result, pos, kws)

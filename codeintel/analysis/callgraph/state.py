@@ -65,6 +65,7 @@ class SolverState:
         self.done: set[tuple[int, ...]] = set()
         self.pending_keys: list[tuple[int, Hook]] = []
         self.rebinds: list[tuple[int, int, int]] = []  # (version, previous version, call site or -1)
+        self.opaque_sites: set[int] = set()  # call sites that called what an external call returned
         self._init_tables()
 
     # ------------------------------------------------------------------ tables
@@ -462,7 +463,7 @@ class SolverState:
         if code == Op.SLICE:
             heap = self.value(HEAP, Alloc.LIST, index, op[5])
             self.add1(base + op[1], heap)
-            self.hook(base + op[2], (H_SLICE, heap, op[3], op[4]))
+            self.hook(base + op[2], (H_SLICE, heap, op[3], op[4], base + op[1]))
         elif code == Op.ITER:
             self.hook(base + op[2], (H_ITER, base + op[1], site_base + op[3]))
         elif code == Op.IMPORT:
