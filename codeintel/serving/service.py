@@ -82,8 +82,9 @@ class Service:
         """The snapshot line, then whatever makes the snapshot's answers less than current."""
         lines = [info.line()]
         if info.stale:
-            steps = ", ".join(f"{s} ({one_line(why)[:80]})" for s, why in info.stale)
-            lines.append(f"warning: stale in this snapshot (each keeps its last good output): {steps}")
+            named = [f"{s} ({one_line(why)[:60]})" for s, why in info.stale[:3]] + [s for s, _ in info.stale[3:6]]
+            more = f" +{len(info.stale) - 6} more" if len(info.stale) > 6 else ""
+            lines.append(f"warning: stale steps (each serves its last good output; status says why): {', '.join(named)}{more}")
         if self.store.reopen_error:
             lines.append(f"warning: {self.store.reopen_error}")
         head = worktree.head_commit(info.repo_root)

@@ -148,7 +148,10 @@ def read_info(con: duckdb.DuckDBPyConnection, path: Path, repo_root: Path | None
                     UNION ALL SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = '{CATALOG}'"""
             ).fetchall()
         }
-        if "docs.symbols" in present and not con.execute("SELECT count(*) FROM docs.symbols").fetchone()[0]:  # type: ignore[index]
+        unfilled = con.execute(
+            "SELECT (SELECT count(*) FROM docs.symbols) = 0 AND (SELECT count(*) FROM core.goids) > 0"
+        ).fetchone() if "docs.symbols" in present else None
+        if unfilled and unfilled[0]:
             present.discard("docs.symbols")  # made by a CodeIntel that did not fill it yet
     except duckdb.Error as exc:
         raise StorageError(f"{path} is not a CodeIntel database this version can read: {exc}") from exc
