@@ -55,7 +55,7 @@ def impact(
     if names:
         changed, input_fact = _changed_by_name(c, names, notes)
     else:
-        text = diff or worktree.diff_of_ref(_repo_root(c), ref or "")
+        text = diff or worktree.diff_of_ref(_repo_root(c), ref or "", timeout=_git_time(c))
         changed, input_fact = _changed_by_diff(c, parse_unified_diff(text), ref, notes)
     facts: list[tuple[str, Any]] = [("input", input_fact)]
     if not changed:
@@ -168,6 +168,11 @@ def _tests(
     return rows, sum(len(t) for t in per_changed), len(distinct)
 
 
+def _git_time(c: Call) -> float:
+    """What git may take of the call's deadline (the walk needs the rest)."""
+    return max(0.1, c.q.deadline.remaining() / 2)
+
+
 def _repo_root(c: Call) -> Any:
     root = c.info.repo_root
     if root is None or not root.is_dir():
@@ -251,15 +256,15 @@ def _sides(c: Call, files: list[FileDiff], ref: str | None, known: set[str]) -> 
     blobs: dict[str, str] = {}
     if root is not None and root.is_dir() and commit and any(f.old_blob or f.new_blob for f in files):
         try:
-            blobs = worktree.blobs_at(root, commit, sorted(known))
+            blobs = worktree.blobs_at(root, commit, sorted(known), timeout=_git_time(c))
         except CodeIntelError as exc:
             logger.info("no blob ids for the diff's files: %s", exc)
 
     @functools.cache
     def fallback() -> tuple[str, str]:  # git runs only when blob ids do not decide
         if ref and root is not None and commit:
-            head = worktree.commit_of(root, ref)
-            if head and worktree.is_ancestor(root, head, commit):
+            head = worktree.commit_of(root, ref, timeout=_git_time(c))
+            if head and worktree.is_ancestor(root, head, commit, timeout=_git_time(c)):
                 return "new", "the snapshot contains the ref"
             return "old", "the snapshot does not contain the ref"
         return "old", "a diff against the snapshot"

@@ -9,6 +9,7 @@ a snapshot holds.  Nothing here changes the repository.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,8 +67,8 @@ def head_commit(root: Path | None) -> str | None:
     return None
 
 
-def _git(root: Path, *args: str) -> str:
-    service = ToolService(ToolsConfig(git_timeout_s=GIT_TIMEOUT_S))
+def _git(root: Path, *args: str, timeout: float = GIT_TIMEOUT_S) -> str:
+    service = ToolService(ToolsConfig(git_timeout_s=max(0.1, min(GIT_TIMEOUT_S, timeout))))
     return service.git(list(args), cwd=root).decode("utf-8", "surrogateescape")
 
 
@@ -80,37 +81,37 @@ def check_ref(ref: str) -> str:
     return ref
 
 
-def diff_of_ref(root: Path, ref: str) -> str:
+def diff_of_ref(root: Path, ref: str, timeout: float = GIT_TIMEOUT_S) -> str:
     """The diff a ref names: `A..B` / `A...B` as git diffs them, a single ref against its first parent."""
     ref = check_ref(ref)
     if ".." in ref:
-        return _git(root, "diff", "--full-index", "--no-color", "--no-ext-diff", ref, "--")
-    return _git(root, "show", "--full-index", "--no-color", "--no-ext-diff", "--format=", "--first-parent", ref, "--")
+        return _git(root, "diff", "--full-index", "--no-color", "--no-ext-diff", ref, "--", timeout=timeout)
+    return _git(root, "show", "--full-index", "--no-color", "--no-ext-diff", "--format=", "--first-parent", ref, "--", timeout=timeout)
 
 
-def commit_of(root: Path, ref: str) -> str | None:
+def commit_of(root: Path, ref: str, timeout: float = GIT_TIMEOUT_S) -> str | None:
     """The commit a single ref names (the right side of a range)."""
     right = re.split(r"\.\.\.?", check_ref(ref))[-1] or "HEAD"
     try:
-        return _git(root, "rev-parse", "--verify", "-q", right + "^{commit}").strip() or None
+        return _git(root, "rev-parse", "--verify", "-q", right + "^{commit}", timeout=timeout).strip() or None
     except CodeIntelError:
         return None
 
 
-def is_ancestor(root: Path, older: str, newer: str) -> bool:
+def is_ancestor(root: Path, older: str, newer: str, timeout: float = GIT_TIMEOUT_S) -> bool:
     """Whether `older` is `newer` or one of its ancestors."""
     try:
-        _git(root, "merge-base", "--is-ancestor", older, newer)
+        _git(root, "merge-base", "--is-ancestor", older, newer, timeout=timeout)
     except CodeIntelError:
         return False
     return True
 
 
-def blobs_at(root: Path, commit: str, paths: list[str]) -> dict[str, str]:
+def blobs_at(root: Path, commit: str, paths: list[str], timeout: float = GIT_TIMEOUT_S) -> dict[str, str]:
     """The git blob id of each of `paths` at `commit` (paths absent there are left out)."""
     if not paths:
         return {}
-    out = _git(root, "ls-tree", "-r", "--full-tree", commit, "--", *paths)
+    out = _git(root, "ls-tree", "-r", "--full-tree", commit, "--", *paths, timeout=timeout)
     blobs = {}
     for line in out.splitlines():
         meta, _, path = line.partition("\t")
@@ -131,8 +132,9 @@ class WorktreeState:
     error: str | None = None
 
 
-def worktree_state(root: Path | None, commit: str | None) -> WorktreeState:
-    """HEAD, commits ahead and changed Python files of the checkout, against `commit`."""
+def worktree_state(root: Path | None, commit: str | None, budget_s: float = 2.5) -> WorktreeState:
+    """HEAD, commits ahead and changed Python files of the checkout, against `commit`; git gets
+    `budget_s` seconds in all (the state says so when it ran out)."""
     state = WorktreeState(head=head_commit(root))
     if root is None or not root.is_dir():
         state.error = f"the repository is not available here ({root}); start the server with --repo PATH"
@@ -140,14 +142,19 @@ def worktree_state(root: Path | None, commit: str | None) -> WorktreeState:
     if commit is None:
         state.error = "the snapshot was not made from a git commit"
         return state
+    end = time.monotonic() + budget_s
+
+    def left() -> float:
+        return end - time.monotonic()
+
     try:
-        state.head = _git(root, "rev-parse", "HEAD").strip()
-        if is_ancestor(root, commit, state.head):
-            state.commits_ahead = int(_git(root, "rev-list", "--count", f"{commit}..HEAD").strip() or 0)
-        state.changed = sorted(p for p in _git(root, "diff", "--name-only", "--no-renames", commit, "--", "*.py").splitlines() if p)
-        state.untracked = sorted(
-            p for p in _git(root, "ls-files", "--others", "--exclude-standard", "--", "*.py").splitlines() if p
-        )
+        state.head = _git(root, "rev-parse", "HEAD", timeout=left()).strip()
+        if is_ancestor(root, commit, state.head, timeout=left()):
+            state.commits_ahead = int(_git(root, "rev-list", "--count", f"{commit}..HEAD", timeout=left()).strip() or 0)
+        changed = _git(root, "diff", "--name-only", "--no-renames", commit, "--", "*.py", timeout=left())
+        state.changed = sorted(p for p in changed.splitlines() if p)
+        untracked = _git(root, "ls-files", "--others", "--exclude-standard", "--", "*.py", timeout=left())
+        state.untracked = sorted(p for p in untracked.splitlines() if p)
     except CodeIntelError as exc:
         state.error = str(exc)
     return state
