@@ -179,6 +179,21 @@ def symbols_of(q: Query, goids: Iterable[str]) -> dict[str, Symbol]:
     return {r[0]: Symbol(*r) for r in rows}
 
 
+def page_by_hop(q: Query, hops: dict[str, int], offset: int, limit: int) -> list[Symbol]:
+    """One page of `hops`'s symbols ordered by hop, then dotted name, then GOID; sorted and cut by
+    the database, so a walk that reached thousands of symbols names only the page it shows."""
+    if not hops:
+        return []
+    goids = sorted(hops)
+    rows = q.rows(
+        f"""SELECT {SYMBOL_COLUMNS} FROM (SELECT unnest($g::VARCHAR[]) AS goid, unnest($h::INTEGER[]) AS hop) h
+            JOIN docs.symbols s ON s.goid = h.goid
+            ORDER BY h.hop, s.full_name, s.goid LIMIT $n OFFSET $o""",
+        {"g": goids, "h": [hops[g] for g in goids], "n": limit, "o": offset},
+    )
+    return [Symbol(*r) for r in rows]
+
+
 def unresolved_by_hop(q: Query, w: Walk) -> tuple[list[int], list[tuple[str, int]]]:
     """Per hop, the unresolved call sites that may lead further than the walk went, and the
     names (callers) or symbols (callees) with the most of them."""

@@ -16,7 +16,7 @@ import dataclasses
 import functools
 import logging
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,23 +70,21 @@ def impact(
     w = graph.walk(c.q, list(owner), "callers", max(d, TEST_DEPTH), conf, tests_are_leaves=True)
     all_hops = w.hops()
     hops = {g: h for g, h in all_hops.items() if h <= d}
-    syms = graph.symbols_of(c.q, [*hops, *owner])  # beyond `depth` only tests matter: named below
-    tests = graph.symbols_of(c.q, [g for g in w.tests if all_hops.get(g, 0) > d]) | {g: s for g, s in syms.items() if s.is_test}
-    tests.update(changed_tests)
+    syms = graph.symbols_of(c.q, owner)
+    test_names = _names(c, w.tests) | {g: s.full_name for g, s in changed_tests.items()}
     reaches = {g: owner[w.origin_of(g)] for g in hops}
 
-    caller_order = sorted(hops, key=lambda g: (hops[g], syms[g].full_name if g in syms else g, g))
-    caller_rows = []
-    for g in caller_order[c.offset : c.offset + n]:
-        s = syms.get(g)
-        caller_rows.append((hops[g], s.kind if s else None, s.full_name if s else g, s.at if s else None, reaches[g].symbol.qualname))
+    caller_rows = [
+        (hops[s.goid], s.kind, s.full_name, s.at, reaches[s.goid].symbol.qualname)
+        for s in graph.page_by_hop(c.q, hops, c.offset, n)
+    ]
     direct: dict[str, int] = defaultdict(int)
     for g, h in hops.items():
         if h == 1:
             direct[reaches[g].symbol.goid] += 1
     changed_rows = [(ch.symbol.kind, ch.symbol.full_name, ch.symbol.at, ch.lines or None, direct.get(ch.symbol.goid, 0)) for ch in order]
-    module_rows, subsystem_rows = _touched(c, order, [syms[g] for g in hops if g in syms])
-    test_rows, pairs, distinct = _tests(c, w, walked, tests, syms)
+    module_rows, subsystem_rows = _touched(c, order, hops)
+    test_rows, pairs, distinct = _tests(c, w, walked, test_names, syms)
     facts += [
         ("changed", f"{len(order)} symbols ({len(walked)} with callers walked)"),
         ("callers per hop", per_hop_text(w.per_hop()[:d])),
@@ -99,7 +97,7 @@ def impact(
     sections = [
         Section("changed", ("kind", "name", "at", "lines", "direct callers"), changed_rows[:SECTION_ROWS], total=len(changed_rows),
                 brief=("kind", "name"), more="impact with symbols=[...] for a part of the change"),
-        Section("callers", ("hop", "kind", "name", "at", "reaches"), caller_rows, total=len(caller_order), offset=c.offset,
+        Section("callers", ("hop", "kind", "name", "at", "reaches"), caller_rows, total=len(hops), offset=c.offset,
                 brief=("hop", "name", "reaches"), pageable=True),
         Section("modules", ("module", "changed", "callers", "subsystem"), module_rows[:SECTION_ROWS], total=len(module_rows),
                 brief=("module", "changed", "callers"), more="module_info MODULE for one of them"),
@@ -117,13 +115,15 @@ def _first_hops(w: graph.Walk, depth: int) -> graph.Walk:
     return dataclasses.replace(w, depth=depth, expanded=w.expanded[:depth])
 
 
-def _touched(c: Call, order: Sequence[Changed], callers: Sequence[Symbol]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+def _touched(c: Call, order: Sequence[Changed], callers: Mapping[str, int]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """Modules and subsystems with changed symbols or callers in them, most touched first."""
     touched: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for ch in order:
         touched[ch.symbol.module][0] += 1
-    for s in callers:
-        touched[s.module][1] += 1
+    for module, count in c.q.rows(
+        "SELECT module, count(*) FROM docs.symbols WHERE goid IN (SELECT unnest(?::VARCHAR[])) GROUP BY 1", [sorted(callers)]
+    ):
+        touched[module][1] += int(count)
     subsystem_of = dict(c.q.rows(
         "SELECT sm.module, ss.name FROM analytics.subsystem_modules sm JOIN analytics.subsystems ss USING (subsystem_id) "
         "WHERE sm.module IN (SELECT unnest(?::VARCHAR[]))", [sorted(touched)],
@@ -139,8 +139,16 @@ def _touched(c: Call, order: Sequence[Changed], callers: Sequence[Symbol]) -> tu
     return modules, subsystems
 
 
+def _names(c: Call, goids: Iterable[str]) -> dict[str, str]:
+    """The dotted names of `goids`."""
+    wanted = sorted(set(goids))
+    if not wanted:
+        return {}
+    return dict(c.q.rows("SELECT goid, full_name FROM docs.symbols WHERE goid IN (SELECT unnest(?::VARCHAR[]))", [wanted]))
+
+
 def _tests(
-    c: Call, w: graph.Walk, walked: Sequence[Changed], tests: Mapping[str, Symbol], syms: Mapping[str, Symbol]
+    c: Call, w: graph.Walk, walked: Sequence[Changed], tests: Mapping[str, str], syms: Mapping[str, Symbol]
 ) -> tuple[list[tuple[Any, ...]], int, int]:
     """Per changed symbol, the tests that reach it (nearest first) with a witness path; rows
     interleaved over the changed symbols so that each gets its nearest tests first."""
@@ -154,7 +162,7 @@ def _tests(
             for g, how in w.reached.get(origin, {}).items():
                 if how.hop > 0 and g in tests and (g not in best or how.hop < best[g][0]):
                     best[g] = (how.hop, origin)
-        ordered = sorted(best, key=lambda g: (best[g][0], tests[g].full_name, g))
+        ordered = sorted(best, key=lambda g: (best[g][0], tests[g], g))
         distinct.update(ordered)
         per_changed.append([(ch, g, *best[g]) for g in ordered])
     chosen: list[tuple[Changed, str, int, str]] = []
@@ -164,7 +172,7 @@ def _tests(
             break
     paths = {(ch.symbol.goid, g): w.path(origin, g)[::-1] for ch, g, _, origin in chosen}
     names = {**syms, **graph.symbols_of(c.q, {n for p in paths.values() for n in p if n not in syms})}
-    rows = [(ch.symbol.qualname, tests[g].full_name, hop, path_text(paths[ch.symbol.goid, g], names)) for ch, g, hop, _ in chosen]
+    rows = [(ch.symbol.qualname, tests[g], hop, path_text(paths[ch.symbol.goid, g], names)) for ch, g, hop, _ in chosen]
     return rows, sum(len(t) for t in per_changed), len(distinct)
 
 

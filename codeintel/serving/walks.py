@@ -36,15 +36,14 @@ def call_graph(c: Call, symbol: str, direction: str, depth: int, min_confidence:
     target = found.symbol
     w = graph.walk(c.q, found.goids, direction, d, conf, as_one=True)
     hops = w.hops()
-    syms = graph.symbols_of(c.q, [*hops, *found.goids])
-    order = sorted(hops, key=lambda g: (hops[g], syms[g].full_name if g in syms else g, g))
-    n = clamp_limit(limit)
+    page = graph.page_by_hop(c.q, hops, c.offset, clamp_limit(limit))
+    seen = w.reached[found.goids[0]]
+    parents = graph.symbols_of(c.q, {p for s in page if (p := seen[s.goid].parent) is not None})
     rows = []
-    for g in order[c.offset : c.offset + n]:
-        how = w.reached[w.origin_of(g)][g]
-        s = syms.get(g)
-        via = syms[how.parent].qualname if how.hop > 1 and how.parent in syms else None
-        rows.append((how.hop, s.kind if s else None, s.full_name if s else g, s.at if s else None, how.line, how.confidence, via))
+    for s in page:
+        how = seen[s.goid]
+        via = parents[how.parent].qualname if how.hop > 1 and how.parent in parents else None
+        rows.append((how.hop, s.kind, s.full_name, s.at, how.line, how.confidence, via))
     facts: list[tuple[str, Any]] = [
         ("symbol", target.describe()),
         ("walk", f"{direction}, depth {d}, min confidence {conf:g}"),
@@ -53,11 +52,11 @@ def call_graph(c: Call, symbol: str, direction: str, depth: int, min_confidence:
     ]
     line = "line of the call in the caller" if direction == "callers" else "line of the call in `via` (or the symbol)"
     section = Section(
-        direction, ("hop", "kind", "name", "defined at", "call line", "conf", "via"), rows, total=len(order),
+        direction, ("hop", "kind", "name", "defined at", "call line", "conf", "via"), rows, total=len(hops),
         offset=c.offset, brief=("hop", "name", "conf"), pageable=True,
     )  # fmt: skip
     notes = [*others_note(found), f"call line: the {line}"]
-    return Answer(f"{direction} of {target.full_name}: {len(order)} within {d} hops", facts, [section], notes)
+    return Answer(f"{direction} of {target.full_name}: {len(hops)} within {d} hops", facts, [section], notes)
 
 
 def tests_for(c: Call, symbol: str, depth: int, min_confidence: float, limit: int | None) -> Answer:
@@ -69,13 +68,12 @@ def tests_for(c: Call, symbol: str, depth: int, min_confidence: float, limit: in
     target = found.symbol
     w = graph.walk(c.q, found.goids, "callers", d, conf, as_one=True, tests_are_leaves=True)
     hops = w.hops()
-    found_tests = graph.symbols_of(c.q, w.tests & hops.keys())
-    tests = sorted(found_tests, key=lambda g: (hops[g], found_tests[g].full_name, g))
-    n = clamp_limit(limit)
-    page = tests[c.offset : c.offset + n]
-    paths = {g: w.path(w.origin_of(g), g)[::-1] for g in page}
-    syms = graph.symbols_of(c.q, {n for p in paths.values() for n in p} | set(found.goids))
-    rows = [(hops[g], syms[g].full_name, syms[g].at, path_text(paths[g], syms)) for g in page]
+    test_hops = {g: h for g, h in hops.items() if g in w.tests}
+    page = graph.page_by_hop(c.q, test_hops, c.offset, clamp_limit(limit))
+    paths = {s.goid: w.path(found.goids[0], s.goid)[::-1] for s in page}
+    syms = graph.symbols_of(c.q, {n for p in paths.values() for n in p})
+    rows = [(hops[s.goid], s.full_name, s.at, path_text(paths[s.goid], syms)) for s in page]
+    tests = list(test_hops)
     per_hop = [0] * len(w.expanded)
     for g in tests:
         per_hop[hops[g] - 1] += 1
