@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 
 from codeintel.errors import CodeIntelError
-from codeintel.serving import impact, lookups, sqltool, walks, worktree
+from codeintel.serving import impact, lookups, sqltool, structure, walks, worktree
 from codeintel.serving.calls import Call, one_line
 from codeintel.serving.render import (
     Answer,
@@ -160,18 +160,18 @@ class Service:
     def module_info(
         self, module: str, limit: int | None = None, format: str = "text", max_tokens: int | None = None
     ) -> Result:
-        build = functools.partial(lookups.module_info, module=module, limit=limit)
+        build = functools.partial(structure.module_info, module=module, limit=limit)
         return self.call("module_info", _args(locals()), build)
 
     def subsystems(
         self, name: str | None = None, limit: int | None = None, cursor: str | None = None, format: str = "text",
         max_tokens: int | None = None,
     ) -> Result:  # fmt: skip
-        build = functools.partial(lookups.subsystems, name=name, limit=limit)
+        build = functools.partial(structure.subsystems, name=name, limit=limit)
         return self.call("subsystems", _args(locals()), build)
 
     def describe(self, name: str | None = None, format: str = "text", max_tokens: int | None = None) -> Result:
-        build = functools.partial(lookups.describe, name=name)
+        build = functools.partial(structure.describe, name=name)
         return self.call("describe", _args(locals()), build)
 
     def sql(
