@@ -56,11 +56,34 @@ class ToolsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class HistoryConfig:
+    """The git history's settings: which commits are flagged, and the analytics' windows.
+
+    A commit changing more `.py` files than `huge_commit_files` is huge; commits listed by
+    `blame.ignoreRevsFile` / `.git-blame-ignore-revs` are ignored (reformats); an author
+    matching `bot_pattern` (a regular expression; empty: the built-in list of bots) is a bot.
+    Huge and ignored commits count for identity, not for churn, ownership or coupling.
+    """
+
+    huge_commit_files: int = 30
+    bot_pattern: str = ""
+    timeout_s: float = 3600.0
+    hotspot_window_days: int = 365
+    coupling_min_revisions: int = 5
+    coupling_min_shared: int = 5
+    coupling_min_degree: float = 0.30
+    coupling_window_days: int = 0  # 0: the whole history
+    timeseries_weeks: int = 52
+    timeseries_interval_days: int = 7
+
+
+@dataclass(frozen=True, slots=True)
 class ExecutionConfig:
     """How per-file work runs: serially, in a process pool, or on a Dask cluster."""
 
     scan: ScanProfile = field(default_factory=ScanProfile)
     tools: ToolsConfig = field(default_factory=ToolsConfig)
+    history: HistoryConfig = field(default_factory=HistoryConfig)
     executor: str = "process"
     workers: int = 0  # 0 = one per core
     dask_address: str | None = None
@@ -123,6 +146,16 @@ _SETTINGS: dict[str, tuple[str, str, Any]] = {
     "git_timeout": ("tools", "git_timeout_s", float),
     "repo_name": ("snapshot", "repo_name", str),
     "build_dir": ("paths", "build_dir", Path),
+    "history_huge_commit_files": ("history", "huge_commit_files", int),
+    "history_bot_pattern": ("history", "bot_pattern", str),
+    "history_timeout": ("history", "timeout_s", float),
+    "history_hotspot_window_days": ("history", "hotspot_window_days", int),
+    "history_coupling_min_revisions": ("history", "coupling_min_revisions", int),
+    "history_coupling_min_shared": ("history", "coupling_min_shared", int),
+    "history_coupling_min_degree": ("history", "coupling_min_degree", float),
+    "history_coupling_window_days": ("history", "coupling_window_days", int),
+    "history_timeseries_weeks": ("history", "timeseries_weeks", int),
+    "history_timeseries_interval_days": ("history", "timeseries_interval_days", int),
 }
 
 
@@ -165,13 +198,16 @@ def load_config(
             values[name] = raw
     values.update({k: v for k, v in (cli or {}).items() if v is not None})
     sections: dict[str, dict[str, Any]] = {
-        s: {} for s in ("storage", "execution", "scan", "tools", "snapshot", "paths")
+        s: {} for s in ("storage", "execution", "scan", "tools", "snapshot", "paths", "history")
     }
     for name, raw in values.items():
         section, attr, parser = _SETTINGS[name]
         sections[section][attr] = _parse(name, raw, parser)
     execution = ExecutionConfig(
-        scan=ScanProfile(**sections["scan"]), tools=ToolsConfig(**sections["tools"]), **sections["execution"]
+        scan=ScanProfile(**sections["scan"]),
+        tools=ToolsConfig(**sections["tools"]),
+        history=HistoryConfig(**sections["history"]),
+        **sections["execution"],
     )
     if execution.executor not in EXECUTORS:
         raise ConfigError(f"executor {execution.executor!r} is not one of {', '.join(EXECUTORS)}")

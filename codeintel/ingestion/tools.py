@@ -5,8 +5,13 @@ from __future__ import annotations
 import logging
 import shutil
 import subprocess
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from codeintel.config import ToolsConfig
 from codeintel.errors import CodeIntelError, ToolNotFoundError
@@ -51,6 +56,73 @@ class ToolService:
 
     def git(self, args: list[str], *, cwd: Path) -> bytes:
         return self.run(self.config.git, args, cwd=cwd)
+
+    @contextmanager
+    def stream(
+        self, tool: str, args: list[str], *, cwd: Path, timeout_s: float | None = None, stdin: bytes | None = None
+    ) -> Iterator[IO[bytes]]:
+        """Run `tool args...` in `cwd` and yield its stdout to read while it runs (output too
+        large to hold, such as a whole history's patches).  `stdin` is written to it first.
+
+        Leaving the block early stops the tool.  Raises, on leaving the block:
+            ToolNotFoundError: The tool is not installed.
+            ToolFailedError: It exited non-zero, or ran past its timeout (it is then killed).
+        """
+        with self.process(tool, args, cwd=cwd, timeout_s=timeout_s) as proc:
+            assert proc.stdin is not None and proc.stdout is not None
+            if stdin:
+                proc.stdin.write(stdin)
+            proc.stdin.close()
+            yield proc.stdout
+            proc.stdout.read()  # the rest, if the reader stopped early: the tool may still fail
+
+    @contextmanager
+    def process(
+        self, tool: str, args: list[str], *, cwd: Path, timeout_s: float | None = None
+    ) -> Iterator[subprocess.Popen[bytes]]:
+        """A running `tool args...` with pipes to its stdin and stdout, for tools that answer
+        requests one by one (`git cat-file --batch`).  Killed at its timeout; on leaving the
+        block its stdin is closed and it must exit 0.
+
+        Raises:
+            ToolNotFoundError: The tool is not installed.
+            ToolFailedError: It exited non-zero or was killed at its timeout.
+        """
+        exe = shutil.which(tool)
+        if exe is None:
+            raise ToolNotFoundError(
+                f"{tool!r} is not installed or not on PATH; install it or set its path in [tool.codeintel]"
+            )
+        timeout = timeout_s if timeout_s is not None else self.config.git_timeout_s
+        with tempfile.TemporaryFile() as errors:  # a file, not a pipe: a chatty stderr cannot block the tool
+            proc = subprocess.Popen([exe, *args], cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors)
+            timed_out = threading.Event()
+
+            def kill() -> None:
+                timed_out.set()
+                proc.kill()
+
+            timer = threading.Timer(timeout, kill)
+            timer.daemon = True
+            timer.start()
+            try:
+                yield proc
+            except BaseException:
+                proc.kill()
+                raise
+            finally:
+                timer.cancel()
+                for pipe in (proc.stdin, proc.stdout):
+                    if pipe is not None and not pipe.closed:
+                        with suppress(OSError):
+                            pipe.close()
+                code = proc.wait()
+            if timed_out.is_set():
+                raise ToolFailedError(f"{tool} {' '.join(args[:3])} timed out after {timeout:g} s in {cwd}")
+            if code != 0:
+                errors.seek(0)
+                err = errors.read(2000).decode("utf-8", "replace").strip()[:500]
+                raise ToolFailedError(f"{tool} {' '.join(args[:3])} failed in {cwd} (exit {code}): {err}")
 
     def git_head(self, repo_root: Path) -> str | None:
         """The commit checked out at `repo_root`, or None outside git / before the first commit."""

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from codeintel.config import (
     ExecutionConfig,
+    HistoryConfig,
     LoadedConfig,
     PathsConfig,
     ScanProfile,
@@ -70,6 +71,7 @@ class PipelineContextConfig:
         execution = ExecutionConfig(
             scan=ScanProfile(**{k: tuple(v) if isinstance(v, list) else v for k, v in ex["scan"].items()}),  # type: ignore[arg-type]
             tools=ToolsConfig(**ex["tools"]),
+            history=HistoryConfig(**ex.get("history", {})),
             executor=ex["executor"],
             workers=ex["workers"],
             dask_address=ex["dask_address"],

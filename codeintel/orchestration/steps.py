@@ -9,6 +9,7 @@ in deterministic topological order, in this process, with no Prefect at all.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import traceback
@@ -23,11 +24,27 @@ from codeintel.analysis.call_edges import CALL_EDGE_ORDER, GoidIndex, GoidKey, s
 from codeintel.analysis.callgraph.model import FACTS_VERSION, CallKind, facts_without_positions
 from codeintel.analysis.goids import DefinitionRef, build_goids
 from codeintel.analysis.graph_metrics import NodeGraphMetrics, compute_graph_metrics
+from codeintel.analysis.history import (
+    HistoryAnalyticsSettings,
+    change_coupling_sql,
+    file_history_sql,
+    function_history_sql,
+    hotspots_sql,
+    ownership_sql,
+)
 from codeintel.analysis.imports import ImportSite, import_cycles_and_layers, resolve_imports
 from codeintel.analysis.subsystems import detect_subsystems
 from codeintel.analysis.symbol_index import build_symbol_index, build_unresolved_names
 from codeintel.errors import PipelineCycleError, StepFailedError, UnknownStepError, did_you_mean
 from codeintel.ingestion.change_tracker import ChangeTracker
+from codeintel.ingestion.history import store as history_store
+from codeintel.ingestion.history.collect import (
+    HistorySettings,
+    PlanMode,
+    collect_history,
+    plan_history,
+    read_repo_history,
+)
 from codeintel.ingestion.scan import PreviousState, diff_states, scan_repository
 from codeintel.orchestration import ledger
 from codeintel.orchestration.context import FileWork, PipelineContext
@@ -47,7 +64,7 @@ from codeintel.orchestration.stepio import (
     write_file_delta,
 )
 from codeintel.storage.catalog import Table, spec_of
-from codeintel.storage.gateway import columns_to_arrow, to_arrow
+from codeintel.storage.gateway import Writer, columns_to_arrow, to_arrow
 from codeintel.storage.views import view_statements
 
 logger = logging.getLogger(__name__)
@@ -453,8 +470,139 @@ class DocsViewsStep:
         return StepResult(w.rows_written, note=f"{len(statements)} views, {len(symbols)} symbols indexed")
 
 
+@dataclass(frozen=True)
+class GitHistoryStep:
+    """Per-commit facts from git and the lineage of every definition through them (renames and
+    moves followed), for the commits not walked yet; a rewritten history drops what is gone."""
+
+    name: ClassVar[str] = "git_history"
+    deps: ClassVar[tuple[str, ...]] = ()  # git, not the code analysis: it runs beside it
+
+    def run(self, ctx: PipelineContext) -> StepResult:
+        settings = _history_settings(ctx)
+        repo, gateway = ctx.repo_root, ctx.gateway
+        now = read_repo_history(ctx.tool_service, repo, settings)
+        stored = history_store.read_stored_history(gateway)
+        plan = plan_history(ctx.tool_service, repo, now, stored, full=ctx.config.full)
+        if plan.mode == PlanMode.NOOP:
+            return StepResult.noop(plan.reason)
+        if plan.mode == PlanMode.NONE:
+            with step_writer(ctx, self.name, self.deps, changed=stored.head is not None) as w:
+                history_store.clear_history(w)
+            return StepResult(note=plan.reason, skipped=True)
+        facts = collect_history(
+            ctx.tool_service, repo, ctx.config.snapshot.repo_name, plan, settings,
+            generations=lambda shas: history_store.read_generations(gateway, shas),
+            stored_versions=lambda keys: history_store.read_versions(gateway, keys),
+            stored_head=lambda: history_store.read_head(gateway),
+        )  # fmt: skip
+        with step_writer(ctx, self.name, self.deps) as w:
+            rows = history_store.store_history(w, plan, facts)
+        return StepResult(rows, note=f"{plan.mode}: {len(facts.walk.commits)} commits walked, {len(plan.gone)} gone")
+
+
+def _history_settings(ctx: PipelineContext) -> HistorySettings:
+    h = ctx.config.execution.history
+    return HistorySettings(h.huge_commit_files, h.bot_pattern, h.timeout_s)
+
+
+def _analytics_settings(ctx: PipelineContext) -> HistoryAnalyticsSettings:
+    h = ctx.config.execution.history
+    return HistoryAnalyticsSettings(
+        h.hotspot_window_days, h.coupling_min_revisions, h.coupling_min_shared, h.coupling_min_degree,
+        h.coupling_window_days,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FunctionHistoryStep:
+    """Per function at HEAD (GOID) and per file: commits, lines, authors, creation, last change,
+    churn over 30/90/365 days and age."""
+
+    name: ClassVar[str] = "function_history"
+    deps: ClassVar[tuple[str, ...]] = ("git_history",)
+
+    def run(self, ctx: PipelineContext) -> StepResult:
+        if inputs_unchanged(ctx, self.name, self.deps):
+            return StepResult.noop("up to date")
+        with step_writer(ctx, self.name, self.deps) as w:
+            rows = _replace_with_query(w, Table.FUNCTION_HISTORY, function_history_sql())
+            rows += _replace_with_query(w, Table.FILE_HISTORY, file_history_sql())
+        return StepResult(rows)
+
+
+@dataclass(frozen=True)
+class HotspotsStep:
+    """Functions and files that change often and are complex, over the hotspot window."""
+
+    name: ClassVar[str] = "hotspots"
+    deps: ClassVar[tuple[str, ...]] = ("git_history", "function_metrics")
+
+    def run(self, ctx: PipelineContext) -> StepResult:
+        sql = hotspots_sql(_analytics_settings(ctx))
+        note = _settings_note(sql)  # other settings: computed again
+        if inputs_unchanged(ctx, self.name, self.deps, check=_last_note_is(self.name, note)):
+            return StepResult.noop("up to date")
+        with step_writer(ctx, self.name, self.deps) as w:
+            rows = _replace_with_query(w, Table.HOTSPOTS, sql)
+        return StepResult(rows, note=note)
+
+
+@dataclass(frozen=True)
+class ChangeCouplingStep:
+    """Files and functions that change together (Code Maat's logical coupling)."""
+
+    name: ClassVar[str] = "change_coupling"
+    deps: ClassVar[tuple[str, ...]] = ("git_history",)
+
+    def run(self, ctx: PipelineContext) -> StepResult:
+        sql = change_coupling_sql(_analytics_settings(ctx))
+        note = _settings_note(sql)  # other settings: computed again
+        if inputs_unchanged(ctx, self.name, self.deps, check=_last_note_is(self.name, note)):
+            return StepResult.noop("up to date")
+        with step_writer(ctx, self.name, self.deps) as w:
+            rows = _replace_with_query(w, Table.CHANGE_COUPLING, sql)
+        return StepResult(rows, note=note)
+
+
+@dataclass(frozen=True)
+class OwnershipStep:
+    """Who wrote each function and file: authors by lines added, the main author and their share."""
+
+    name: ClassVar[str] = "ownership"
+    deps: ClassVar[tuple[str, ...]] = ("git_history",)
+
+    def run(self, ctx: PipelineContext) -> StepResult:
+        if inputs_unchanged(ctx, self.name, self.deps):
+            return StepResult.noop("up to date")
+        with step_writer(ctx, self.name, self.deps) as w:
+            rows = _replace_with_query(w, Table.OWNERSHIP, ownership_sql())
+        return StepResult(rows)
+
+
+def _replace_with_query(w: Writer, table: str, sql: str) -> int:
+    w.execute(f"DELETE FROM {table}")
+    return history_store.insert_query(w, table, sql)
+
+
+def _settings_note(sql: str) -> str:
+    return "settings " + hashlib.blake2b(sql.encode(), digest_size=6).hexdigest()
+
+
+def _last_note_is(step: str, note: str) -> str:
+    """A check that the step's last run that wrote had these settings (its note)."""
+    return (
+        f"SELECT coalesce(arg_max(note, finished_at) = '{note}', false) FROM {Table.STEP_RUNS} "
+        f"WHERE step = '{step}' AND status = 'succeeded' AND note LIKE 'settings %'"
+    )
+
+
 PIPELINE_STEPS: tuple[PipelineStep, ...] = (
     RepoScanStep(),
+    GitHistoryStep(),  # needs nothing: ready with repo_scan, it runs beside the code analysis
+    FunctionHistoryStep(),
+    ChangeCouplingStep(),
+    OwnershipStep(),
     AstIngestStep(),
     GoidsStep(),
     FunctionMetricsStep(),
@@ -462,6 +610,7 @@ PIPELINE_STEPS: tuple[PipelineStep, ...] = (
     CallGraphStep(),
     GraphMetricsStep(),
     SubsystemsStep(),
+    HotspotsStep(),
     DocsViewsStep(),
 )
 

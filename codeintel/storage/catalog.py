@@ -14,7 +14,7 @@ from enum import StrEnum
 import pyarrow as pa
 
 SCHEMA_VERSION = 3
-SCHEMAS = ("core", "graph", "analytics", "docs", "meta")
+SCHEMAS = ("core", "graph", "analytics", "docs", "meta", "history")
 
 _ARROW_TYPES: dict[str, pa.DataType] = {
     "VARCHAR": pa.string(),
@@ -24,6 +24,7 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
     "BOOLEAN": pa.bool_(),
     "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
     "VARCHAR[]": pa.list_(pa.string()),
+    "BLOB": pa.binary(),
 }
 
 
@@ -94,6 +95,19 @@ class Table(StrEnum):
     GRAPH_METRICS_MODULES = "analytics.graph_metrics_modules"
     SUBSYSTEMS = "analytics.subsystems"
     SUBSYSTEM_MODULES = "analytics.subsystem_modules"
+    HISTORY_STATE = "meta.history_state"
+    COMMITS = "history.commits"
+    FILE_CHANGES = "history.file_changes"
+    FUNCTION_CHANGES = "history.function_changes"
+    VERSIONS = "history.versions"
+    HEAD_FILES = "history.head_files"
+    HEAD_DEFS = "history.head_defs"
+    LINEAGES = "history.lineages"
+    FUNCTION_HISTORY = "analytics.function_history"
+    FILE_HISTORY = "analytics.file_history"
+    HOTSPOTS = "analytics.hotspots"
+    CHANGE_COUPLING = "analytics.change_coupling"
+    OWNERSHIP = "analytics.ownership"
     SYMBOLS = "docs.symbols"
     UNRESOLVED_NAMES = "docs.unresolved_names"
     MODULE_EDGES = "docs.module_edges"
@@ -329,7 +343,136 @@ _SPECS = (
     ),
 )
 
-CATALOG: dict[str, TableSpec] = {spec.name: spec for spec in _SPECS}
+# git history (codeintel/ingestion/history/, codeintel/analysis/history.py)
+_HISTORY_SPECS = (
+    TableSpec(  # what the last walk stood on: an incremental walk starts from it
+        Table.HISTORY_STATE,
+        _cols("head VARCHAR, shallow VARCHAR[], digest VARCHAR, mode VARCHAR, commits BIGINT, walked_at TIMESTAMPTZ"),
+        ("head",),
+        "git_history",
+    ),
+    TableSpec(
+        Table.COMMITS,
+        _cols(
+            "sha VARCHAR, parents VARCHAR[], author_name VARCHAR, author_email VARCHAR, author_time TIMESTAMPTZ, "
+            "committer_name VARCHAR, committer_email VARCHAR, committer_time TIMESTAMPTZ, subject VARCHAR, "
+            "generation INTEGER, is_merge BOOLEAN, py_files INTEGER, lines_added INTEGER, lines_deleted INTEGER, "
+            "is_huge BOOLEAN, is_ignored BOOLEAN, is_bot BOOLEAN, is_shallow_boundary BOOLEAN"
+        ),
+        ("sha",),
+        "git_history",
+    ),
+    TableSpec(
+        Table.FILE_CHANGES,
+        _cols(
+            "sha VARCHAR, path VARCHAR, old_path VARCHAR, status VARCHAR, lines_added INTEGER, lines_deleted INTEGER, "
+            "file_id VARCHAR, old_blob VARCHAR, new_blob VARCHAR"
+        ),
+        ("sha", "path"),
+        "git_history",
+        path_column="",  # facts of the past: they outlive the files
+    ),
+    TableSpec(
+        Table.FUNCTION_CHANGES,
+        _cols(
+            "sha VARCHAR, lineage_id VARCHAR, path VARCHAR, qualname VARCHAR, kind VARCHAR, ordinal INTEGER, "
+            "event VARCHAR, lines_added INTEGER, lines_deleted INTEGER, old_path VARCHAR, old_qualname VARCHAR, "
+            "file_id VARCHAR"
+        ),
+        ("sha", "lineage_id"),
+        "git_history",
+        path_column="",  # facts of the past: they outlive the files
+    ),
+    TableSpec(  # per (path, blob): the lineage of each definition, for the next incremental walk
+        Table.VERSIONS,
+        _cols(
+            "path VARCHAR, blob VARCHAR, file_id VARCHAR, n_lines INTEGER, lineages BLOB, name_keys BLOB, "
+            "created_by VARCHAR"
+        ),
+        ("path", "blob"),
+        "git_history",
+        path_column="",  # facts of the past: they outlive the files
+    ),
+    TableSpec(
+        Table.HEAD_FILES,
+        _cols("path VARCHAR, blob VARCHAR, file_id VARCHAR"),
+        ("path",),
+        "git_history",
+    ),
+    TableSpec(
+        Table.HEAD_DEFS,
+        _cols(
+            "path VARCHAR, blob VARCHAR, lineage_id VARCHAR, goid VARCHAR, qualname VARCHAR, kind VARCHAR, "
+            "ordinal INTEGER, file_id VARCHAR"
+        ),
+        ("goid",),
+        "git_history",
+    ),
+    TableSpec(
+        Table.LINEAGES,
+        _cols(
+            "lineage_id VARCHAR, goid VARCHAR, path VARCHAR, qualname VARCHAR, kind VARCHAR, created_sha VARCHAR, "
+            "created_at TIMESTAMPTZ, first_path VARCHAR, first_qualname VARCHAR, last_sha VARCHAR, "
+            "last_at TIMESTAMPTZ, deleted_sha VARCHAR, changes INTEGER, renames INTEGER, moves INTEGER, "
+            "is_truncated BOOLEAN"
+        ),
+        ("lineage_id",),
+        "git_history",
+        path_column="",  # facts of the past: they outlive the files
+    ),
+    TableSpec(
+        Table.FUNCTION_HISTORY,
+        _cols(
+            "goid VARCHAR, lineage_id VARCHAR, path VARCHAR, qualname VARCHAR, kind VARCHAR, commits INTEGER, "
+            "lines_added INTEGER, lines_deleted INTEGER, authors INTEGER, created_sha VARCHAR, "
+            "created_at TIMESTAMPTZ, last_sha VARCHAR, last_at TIMESTAMPTZ, churn_30d INTEGER, churn_90d INTEGER, "
+            "churn_365d INTEGER, commits_365d INTEGER, age_days DOUBLE, is_truncated BOOLEAN"
+        ),
+        ("goid",),
+        "function_history",
+    ),
+    TableSpec(
+        Table.FILE_HISTORY,
+        _cols(
+            "path VARCHAR, file_id VARCHAR, commits INTEGER, lines_added INTEGER, lines_deleted INTEGER, "
+            "authors INTEGER, created_sha VARCHAR, created_at TIMESTAMPTZ, last_sha VARCHAR, last_at TIMESTAMPTZ, "
+            "churn_30d INTEGER, churn_90d INTEGER, churn_365d INTEGER, commits_365d INTEGER, age_days DOUBLE, "
+            "is_truncated BOOLEAN"
+        ),
+        ("path",),
+        "function_history",
+    ),
+    TableSpec(
+        Table.HOTSPOTS,
+        _cols(
+            "scope VARCHAR, entity VARCHAR, path VARCHAR, qualname VARCHAR, revisions INTEGER, churn INTEGER, "
+            "complexity INTEGER, loc INTEGER, score DOUBLE, rank INTEGER, window_days INTEGER"
+        ),
+        ("scope", "entity"),
+        "hotspots",
+    ),
+    TableSpec(
+        Table.CHANGE_COUPLING,
+        _cols(
+            "scope VARCHAR, entity_a VARCHAR, entity_b VARCHAR, name_a VARCHAR, name_b VARCHAR, revisions_a INTEGER, "
+            "revisions_b INTEGER, shared_revisions INTEGER, degree DOUBLE"
+        ),
+        ("scope", "entity_a", "entity_b"),
+        "change_coupling",
+    ),
+    TableSpec(
+        Table.OWNERSHIP,
+        _cols(
+            "scope VARCHAR, entity VARCHAR, path VARCHAR, qualname VARCHAR, author_count INTEGER, main_author VARCHAR, "
+            "main_author_email VARCHAR, main_author_lines INTEGER, main_author_share DOUBLE, total_lines INTEGER, "
+            "authors VARCHAR[]"
+        ),
+        ("scope", "entity"),
+        "ownership",
+    ),
+)
+
+CATALOG: dict[str, TableSpec] = {spec.name: spec for spec in (*_SPECS, *_HISTORY_SPECS)}
 
 
 def spec_of(table: str) -> TableSpec:

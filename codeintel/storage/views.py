@@ -18,12 +18,17 @@ VIEWS: dict[str, str] = {
                m.await_count, m.is_async, m.is_generator,
                gm.fan_in AS call_fan_in, gm.fan_out AS call_fan_out, gm.pagerank, gm.betweenness,
                gm.closeness, gm.in_cycle AS in_call_cycle, gm.cycle_id AS call_cycle_id,
-               gm.layer AS call_layer, sm.subsystem_id, ss.name AS subsystem
+               gm.layer AS call_layer, sm.subsystem_id, ss.name AS subsystem,
+               fh.commits AS history_commits, fh.lines_added + fh.lines_deleted AS churn, fh.churn_365d,
+               fh.authors AS author_count, fh.last_at AS last_changed_at, fh.age_days,
+               ow.main_author
         FROM core.goids g
         LEFT JOIN analytics.function_metrics m ON m.goid = g.goid
         LEFT JOIN analytics.graph_metrics_functions gm ON gm.goid = g.goid
         LEFT JOIN analytics.subsystem_modules sm ON sm.module = g.module
         LEFT JOIN analytics.subsystems ss ON ss.subsystem_id = sm.subsystem_id
+        LEFT JOIN analytics.function_history fh ON fh.goid = g.goid
+        LEFT JOIN analytics.ownership ow ON ow.scope = 'function' AND ow.entity = g.goid
         WHERE g.kind IN ('function', 'method')
     """,
     "docs.v_module_summary": """
@@ -47,8 +52,13 @@ VIEWS: dict[str, str] = {
                pe.kind AS parse_error_kind, pe.message AS parse_error,
                gm.fan_in AS import_fan_in, gm.fan_out AS import_fan_out, gm.pagerank AS import_pagerank,
                gm.in_cycle AS in_import_cycle, gm.cycle_id AS import_cycle_id, gm.layer AS import_layer,
-               sm.subsystem_id, ss.name AS subsystem
+               sm.subsystem_id, ss.name AS subsystem,
+               fh.commits AS history_commits, fh.lines_added + fh.lines_deleted AS churn, fh.churn_365d,
+               fh.authors AS author_count, fh.last_at AS last_changed_at, fh.age_days,
+               ow.main_author
         FROM core.modules mo
+        LEFT JOIN analytics.file_history fh ON fh.path = mo.path
+        LEFT JOIN analytics.ownership ow ON ow.scope = 'file' AND ow.entity = mo.path
         LEFT JOIN core.files f ON f.path = mo.path
         LEFT JOIN core.goids g ON g.path = mo.path AND g.kind = 'module'
         LEFT JOIN defs d ON d.path = mo.path
@@ -97,6 +107,36 @@ VIEWS: dict[str, str] = {
                nullif(regexp_extract(e.callee_text, '([A-Za-z_][A-Za-z0-9_]*)\s*$', 1), '') AS called_name
         FROM graph.call_edges e
         WHERE e.kind = 'unresolved'
+    """,
+    # One row per function, class and method of HEAD (GOID) and commit that changed it, through
+    # renames and moves (its lineage): when, who, how many lines, and what happened to it.
+    "docs.v_function_changes": """
+        SELECT h.goid, coalesce(g.module || '.' || g.qualname, h.qualname) AS full_name, h.kind,
+               fc.sha, c.committer_time AS time, c.author_time, c.author_name AS author, c.author_email,
+               fc.lines_added, fc.lines_deleted, fc.event, fc.path AS path_then, fc.qualname AS qualname_then,
+               fc.old_path, fc.old_qualname, c.subject, c.is_merge, c.is_huge, c.is_ignored, c.is_bot
+        FROM history.function_changes fc
+        JOIN history.head_defs h USING (lineage_id)
+        JOIN history.commits c USING (sha)
+        LEFT JOIN core.goids g ON g.goid = h.goid
+    """,
+    "docs.v_hotspots": """
+        SELECT hs.scope, hs.rank, hs.entity, coalesce(g.module || '.' || g.qualname, mo.module, hs.path) AS name,
+               hs.path, hs.qualname, hs.revisions, hs.churn, hs.complexity, hs.loc, hs.score, hs.window_days,
+               ow.author_count, ow.main_author, ow.main_author_share
+        FROM analytics.hotspots hs
+        LEFT JOIN core.goids g ON hs.scope = 'function' AND g.goid = hs.entity
+        LEFT JOIN core.modules mo ON hs.scope = 'file' AND mo.path = hs.entity
+        LEFT JOIN analytics.ownership ow ON ow.scope = hs.scope AND ow.entity = hs.entity
+    """,
+    "docs.v_change_coupling": """
+        SELECT cc.scope, coalesce(ga.module || '.' || ga.qualname, cc.name_a) AS name_a,
+               coalesce(gb.module || '.' || gb.qualname, cc.name_b) AS name_b,
+               cc.degree, cc.shared_revisions, cc.revisions_a, cc.revisions_b, cc.entity_a, cc.entity_b,
+               CASE WHEN cc.scope = 'file' THEN true ELSE ga.path IS DISTINCT FROM gb.path END AS crosses_file
+        FROM analytics.change_coupling cc
+        LEFT JOIN core.goids ga ON cc.scope = 'function' AND ga.goid = cc.entity_a
+        LEFT JOIN core.goids gb ON cc.scope = 'function' AND gb.goid = cc.entity_b
     """,
 }
 

@@ -1,0 +1,299 @@
+"""Benchmark the git history steps, and measure their attribution against `git log -L`.
+
+    python bench/history_bench.py REPO_OR_BUNDLE [--agreement 120] [--seed 12] [--skip-full]
+                                  [--new-commits 10] [--json OUT]
+
+The repository (a path or a git bundle) is cloned into a temporary directory.  Measured, on
+the same machine at the same time:
+
+- F: `git log -p -U0 -M --full-index -- '*.py'` (its output thrown away), the floor.
+- cold: the whole history walked (`--select git_history` in a fresh process): wall time, the
+  step's own time, peak RSS of the largest process and of the whole tree (git included).
+- incremental: the clone reset to a commit N commits before HEAD, indexed, moved to HEAD,
+  indexed again: the step's time for the N new commits; then a run with no new commit; the
+  tables of the incremental database are compared with those of the cold one.
+- analytics: each history analytics query timed on the cold database (after the code
+  analysis the hotspots need).
+- agreement (`--agreement N`): N functions and methods of HEAD sampled (fixed seed); for each,
+  the commits `history.function_changes` attributes to it (rows with lines, and its creation)
+  against the commits `git log -L START,END:PATH` lists for its current span.  Precision and
+  recall are given over all pairs (micro) and per function (macro); the disagreements are
+  listed by kind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import psutil
+
+RUNNER = """
+import json, sys, time
+from codeintel.cli import build_config, build_parser
+from codeintel.orchestration.context import PipelineContext
+from codeintel.orchestration.steps import run_pipeline
+args = build_parser().parse_args(sys.argv[1:])
+cfg = build_config(args, "bench")
+t0 = time.perf_counter()
+with PipelineContext(cfg) as ctx:
+    run = run_pipeline(ctx, args.select, args.exclude)
+print(json.dumps({"pipeline_s": time.perf_counter() - t0}))
+"""
+
+HISTORY_TABLES = {
+    "history.commits": "sha",
+    "history.file_changes": "sha, path",
+    "history.function_changes": "sha, lineage_id",
+    "history.head_files": "path",
+    "history.head_defs": "goid",
+    "history.lineages": "lineage_id",
+    "history.versions": "path, blob",
+}
+
+
+def run_measured(argv: list[str]) -> dict[str, Any]:
+    """One export in a fresh interpreter: wall time, and peak RSS of the largest process and of
+    the whole tree, sampled every 20 ms."""
+    started = time.perf_counter()
+    proc = psutil.Popen([sys.executable, "-c", RUNNER, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak_tree = peak_one = 0
+    while proc.poll() is None:
+        try:
+            rss = [p.memory_info().rss for p in [proc, *proc.children(recursive=True)] if p.is_running()]
+            peak_tree, peak_one = max(peak_tree, sum(rss)), max(peak_one, max(rss, default=0))
+        except psutil.Error:
+            pass
+        time.sleep(0.02)
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise SystemExit(f"export failed ({proc.returncode}):\n{err[-3000:]}")
+    result = json.loads(out.strip().splitlines()[-1])
+    return {
+        "wall_s": round(time.perf_counter() - started, 3),
+        "pipeline_s": round(float(result["pipeline_s"]), 3),
+        "peak_rss_largest_mb": round(peak_one / 2**20, 1),
+        "peak_rss_tree_mb": round(peak_tree / 2**20, 1),
+    }
+
+
+def step_seconds(db: Path, step: str) -> float:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        found = con.execute(
+            "SELECT epoch(finished_at) - epoch(started_at), note FROM meta.step_runs WHERE step = ? "
+            "ORDER BY started_at DESC LIMIT 1",
+            [step],
+        ).fetchone()
+    finally:
+        con.close()
+    return round(float(found[0]), 3) if found else float("nan")
+
+
+def step_note(db: Path, step: str) -> str:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        found = con.execute("SELECT note FROM meta.step_runs WHERE step = ? ORDER BY started_at DESC LIMIT 1", [step]).fetchone()
+    finally:
+        con.close()
+    return str(found[0]) if found else ""
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout
+
+
+def floor_seconds(repo: Path) -> float:
+    started = time.perf_counter()
+    subprocess.run(
+        ["git", "log", "-p", "-U0", "-M", "--full-index", "--", "*.py"], cwd=repo, stdout=subprocess.DEVNULL, check=True
+    )
+    return round(time.perf_counter() - started, 3)
+
+
+def export_args(repo: Path, db: Path, *select: str) -> list[str]:
+    return ["export", str(repo), "--db", str(db), "--workers", "2", "--quiet", *(["--select", *select] if select else [])]
+
+
+def digests(db: Path) -> dict[str, str]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return {
+            t: hashlib.blake2b(repr(con.execute(f"SELECT * FROM {t} ORDER BY {o}").fetchall()).encode(), digest_size=12).hexdigest()
+            for t, o in HISTORY_TABLES.items()
+        }
+    finally:
+        con.close()
+
+
+def commit_before(repo: Path, n: int) -> tuple[str, int]:
+    """A first-parent ancestor of HEAD with at least `n` commits after it; that count."""
+    for sha in git(repo, "rev-list", "--first-parent", "HEAD").split()[1:]:
+        count = int(git(repo, "rev-list", "--count", f"{sha}..HEAD").strip())
+        if count >= n:
+            return sha, count
+    raise SystemExit(f"the history has fewer than {n} commits")
+
+
+def analytics_seconds(db: Path) -> dict[str, float]:
+    from codeintel.analysis.history import (
+        HistoryAnalyticsSettings,
+        change_coupling_sql,
+        file_history_sql,
+        function_history_sql,
+        hotspots_sql,
+        lineages_sql,
+        ownership_sql,
+    )
+
+    settings = HistoryAnalyticsSettings()
+    queries = {
+        "lineages": lineages_sql(only_touched=False),
+        "function_history": function_history_sql(),
+        "file_history": file_history_sql(),
+        "hotspots": hotspots_sql(settings),
+        "change_coupling": change_coupling_sql(settings),
+        "ownership": ownership_sql(),
+    }
+    con = duckdb.connect(str(db), read_only=True)
+    out = {}
+    try:
+        for name, sql in queries.items():
+            started = time.perf_counter()
+            con.execute(f"SELECT count(*) FROM ({sql})").fetchone()
+            out[name] = round(time.perf_counter() - started, 3)
+    finally:
+        con.close()
+    return out
+
+
+# ------------------------------------------------------------------------------------ agreement
+
+
+def agreement(repo: Path, db: Path, n: int, seed: int) -> dict[str, Any]:
+    """Precision and recall of the commits attributed to sampled functions vs `git log -L`."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        functions = con.execute(
+            """SELECT g.goid, g.path, g.qualname, g.start_line, g.end_line, h.lineage_id
+               FROM core.goids g JOIN history.head_defs h USING (goid)
+               WHERE g.kind IN ('function', 'method') ORDER BY g.goid"""
+        ).fetchall()
+        sample = random.Random(seed).sample(functions, min(n, len(functions)))
+        ours: dict[str, set[str]] = {}
+        moved: dict[str, bool] = {}
+        for goid, _, _, _, _, lineage in sample:
+            rows = con.execute(
+                """SELECT sha, event, lines_added + lines_deleted, old_path, path FROM history.function_changes
+                   WHERE lineage_id = ?""",
+                [lineage],
+            ).fetchall()
+            ours[goid] = {sha for sha, event, lines, _, _ in rows if lines > 0 or event == "created"}
+            moved[goid] = any(event == "moved" and lines > 0 for _, event, lines, _, _ in rows)
+    finally:
+        con.close()
+    tp = fp = fn = 0
+    precisions, recalls = [], []
+    kinds: Counter[str] = Counter()
+    worst = []
+    started = time.perf_counter()
+    for goid, path, qualname, start, end, _ in sample:
+        out = git(repo, "log", "-L", f"{start},{end}:{path}", "--format=%H", "-s")
+        theirs = {line.strip() for line in out.splitlines() if line.strip()}
+        mine = ours[goid]
+        both = mine & theirs
+        tp, fp, fn = tp + len(both), fp + len(mine - theirs), fn + len(theirs - mine)
+        precisions.append(len(both) / len(mine) if mine else 1.0)
+        recalls.append(len(both) / len(theirs) if theirs else 1.0)
+        if mine - theirs:
+            kinds["extra (moved function)" if moved[goid] else "extra"] += len(mine - theirs)
+        if theirs - mine:
+            kinds["missing"] += len(theirs - mine)
+        if mine != theirs:
+            worst.append((len(mine ^ theirs), f"{path}::{qualname}", sorted(mine - theirs)[:3], sorted(theirs - mine)[:3]))
+    worst.sort(reverse=True)
+    return {
+        "functions": len(sample),
+        "seed": seed,
+        "precision_micro": round(tp / (tp + fp), 4) if tp + fp else 1.0,
+        "recall_micro": round(tp / (tp + fn), 4) if tp + fn else 1.0,
+        "precision_macro": round(sum(precisions) / len(precisions), 4) if precisions else 1.0,
+        "recall_macro": round(sum(recalls) / len(recalls), 4) if recalls else 1.0,
+        "commits_ours": tp + fp,
+        "commits_git_log_L": tp + fn,
+        "disagreements": dict(kinds),
+        "worst": worst[:10],
+        "git_log_L_s": round(time.perf_counter() - started, 1),
+    }
+
+
+# ------------------------------------------------------------------------------------ main
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("repo")
+    parser.add_argument("--agreement", type=int, default=0, help="functions to check against git log -L")
+    parser.add_argument("--seed", type=int, default=12)
+    parser.add_argument("--new-commits", type=int, default=10)
+    parser.add_argument("--skip-full", action="store_true", help="no full pipeline (no hotspots, no agreement)")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    results: dict[str, Any] = {"repo": args.repo}
+    with tempfile.TemporaryDirectory(prefix="histbench") as tmp:
+        work = Path(tmp)
+        repo = work / "repo"
+        subprocess.run(["git", "clone", "-q", args.repo, str(repo)], check=True)
+        results["commits"] = int(git(repo, "rev-list", "--count", "HEAD").strip())
+        results["floor_F_s"] = floor_seconds(repo)
+        cold_db = work / "cold" / "c.duckdb"
+        cold = run_measured(export_args(repo, cold_db, "git_history"))
+        cold["step_s"] = step_seconds(cold_db, "git_history")
+        cold["note"] = step_note(cold_db, "git_history")
+        results["cold"] = cold
+        results["cold_over_F"] = round(cold["step_s"] / results["floor_F_s"], 2)
+        print(json.dumps({"floor_F_s": results["floor_F_s"], "cold": cold}), flush=True)
+        # incremental: N commits before HEAD, then HEAD, then nothing new
+        head = git(repo, "rev-parse", "HEAD").strip()
+        base, count = commit_before(repo, args.new_commits)
+        inc_db = work / "inc" / "c.duckdb"
+        git(repo, "checkout", "-q", "--detach", base)
+        run_measured(export_args(repo, inc_db, "git_history"))
+        git(repo, "checkout", "-q", "--detach", head)
+        run_measured(export_args(repo, inc_db, "git_history"))
+        incremental = {"new_commits": count, "step_s": step_seconds(inc_db, "git_history"), "note": step_note(inc_db, "git_history")}
+        run_measured(export_args(repo, inc_db, "git_history"))
+        incremental["no_new_commit_step_s"] = step_seconds(inc_db, "git_history")
+        incremental["tables_equal_cold"] = digests(inc_db) == digests(cold_db)
+        results["incremental"] = incremental
+        print(json.dumps({"incremental": incremental}), flush=True)
+        if not args.skip_full:
+            full = run_measured(export_args(repo, cold_db))
+            results["full_pipeline"] = full
+            results["analytics_sql_s"] = analytics_seconds(cold_db)
+            results["analytics_steps_s"] = {
+                s: step_seconds(cold_db, s) for s in ("function_history", "hotspots", "change_coupling", "ownership")
+            }
+            print(json.dumps({"analytics_sql_s": results["analytics_sql_s"]}), flush=True)
+            if args.agreement:
+                results["agreement"] = agreement(repo, cold_db, args.agreement, args.seed)
+        shutil.rmtree(work / "inc", ignore_errors=True)
+    print(json.dumps(results, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

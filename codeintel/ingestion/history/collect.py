@@ -1,0 +1,291 @@
+"""What the `git_history` step calls: what to walk (a plan), the walk, and the rows to store.
+
+A plan compares the repository with what the database holds: the same HEAD, shallow
+boundary and settings mean nothing to do; a database with no history, other settings (the
+huge-commit threshold, the bot pattern, the blame-ignore list, `.mailmap`) or another shallow
+boundary means a cold walk of every commit reachable from HEAD; otherwise only the commits
+not walked yet are, and the commits that are no longer reachable (history rewritten by a
+force-push) are listed for removal.  A shallow clone's boundary commits are starting points:
+its history is recorded as truncated there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from codeintel.analysis.goids import make_goid
+from codeintel.errors import CodeIntelError
+from codeintel.ingestion.history.blobs import open_blobs
+from codeintel.ingestion.history.gitlog import CommitRecord, log_args, parse_log
+from codeintel.ingestion.history.lineage import DEFAULT_BOTS, Columns, HistoryWalker, WalkOutput, WalkSettings
+from codeintel.ingestion.history.versions import StoredVersion, Version, VersionKey, id_text
+from codeintel.ingestion.tools import ToolFailedError, ToolService
+from codeintel.storage.catalog import Table
+
+logger = logging.getLogger(__name__)
+
+# change it when what the walk stores changes: every database then walks its history again
+HISTORY_VERSION = "1"
+
+
+class PlanMode(StrEnum):
+    NONE = "none"  # not a git repository, or no commit yet
+    NOOP = "noop"
+    COLD = "cold"
+    INCREMENTAL = "incremental"
+
+
+@dataclass(frozen=True, slots=True)
+class RepoHistory:
+    """Where the repository's history stands: HEAD, shallow boundary, what the settings and
+    the files that flag commits hash to."""
+
+    head: str | None
+    shallow: frozenset[str]
+    digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredHistory:
+    """What the database holds of the history walked last."""
+
+    head: str | None = None
+    shallow: frozenset[str] = frozenset()
+    digest: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPlan:
+    mode: PlanMode
+    repo: RepoHistory
+    new_commits: int = 0
+    boundary: tuple[str, ...] = ()  # walked commits the new ones descend from
+    gone: tuple[str, ...] = ()  # walked commits no longer reachable from HEAD
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class HistorySettings:
+    """The history's settings (from `codeintel.config.HistoryConfig`) and where ignore lists are."""
+
+    huge_commit_files: int = 30
+    bot_pattern: str = ""
+    timeout_s: float = 3600.0
+    defs_budget: int = 400_000
+    lines_budget: int = 1_000_000
+
+
+def read_repo_history(tools: ToolService, repo: Path, settings: HistorySettings) -> RepoHistory:
+    """HEAD, the shallow boundary and the settings digest of `repo` (no HEAD outside git)."""
+    if not tools.available(tools.config.git):
+        return RepoHistory(None, frozenset(), "")
+    try:
+        out = tools.git(["rev-parse", "--absolute-git-dir", "--verify", "-q", "HEAD"], cwd=repo).decode()
+    except ToolFailedError:  # no commit yet
+        return RepoHistory(None, frozenset(), "")
+    git_dir, _, head = out.strip().partition("\n")
+    shallow_file = Path(git_dir.strip()) / "shallow"
+    shallow = (
+        frozenset(_read(shallow_file).decode("ascii", "replace").split()) if shallow_file.is_file() else frozenset()
+    )
+    ignore_file = _ignore_revs_file(tools, repo)
+    parts = [
+        HISTORY_VERSION,
+        str(settings.huge_commit_files),
+        settings.bot_pattern,
+        hashlib.blake2b(_read(repo / ".mailmap")).hexdigest(),
+        hashlib.blake2b(_read(ignore_file) if ignore_file else b"").hexdigest(),
+    ]
+    return RepoHistory(head or None, shallow, hashlib.blake2b("\0".join(parts).encode(), digest_size=12).hexdigest())
+
+
+def ignore_revs(tools: ToolService, repo: Path) -> frozenset[str]:
+    """Commits blame ignores: `blame.ignoreRevsFile`, else `.git-blame-ignore-revs`."""
+    path = _ignore_revs_file(tools, repo)
+    if path is None:
+        return frozenset()
+    revs = set()
+    for line in _read(path).decode("utf-8", "replace").splitlines():
+        token = line.split("#", 1)[0].strip().lower()
+        if 7 <= len(token) <= 40 and all(c in "0123456789abcdef" for c in token):
+            revs.add(token)
+    return frozenset(revs)
+
+
+def _ignore_revs_file(tools: ToolService, repo: Path) -> Path | None:
+    try:
+        configured = tools.git(["config", "--get", "blame.ignoreRevsFile"], cwd=repo).decode().strip()
+    except ToolFailedError:  # not set
+        configured = ""
+    path = repo / (configured or ".git-blame-ignore-revs")
+    return path if path.is_file() else None
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
+
+
+def plan_history(tools: ToolService, repo: Path, now: RepoHistory, stored: StoredHistory, *, full: bool) -> HistoryPlan:
+    """What to walk: nothing, everything, or the commits not walked yet (and what is gone)."""
+    if now.head is None:
+        return HistoryPlan(PlanMode.NONE, now, reason="no commit (or not a git repository)")
+    if stored.head is None or full:
+        return HistoryPlan(PlanMode.COLD, now, reason="--full" if full else "no history stored")
+    if stored.digest != now.digest:
+        return HistoryPlan(PlanMode.COLD, now, reason="settings, .mailmap or the blame-ignore list changed")
+    if stored.shallow != now.shallow:
+        return HistoryPlan(PlanMode.COLD, now, reason="the shallow boundary moved")
+    if stored.head == now.head:
+        return HistoryPlan(PlanMode.NOOP, now, reason="no new commit")
+    try:
+        new = tools.git(["rev-list", "--parents", now.head, "--not", stored.head], cwd=repo).decode().split("\n")
+        gone = tools.git(["rev-list", stored.head, "--not", now.head], cwd=repo).decode().split()
+    except ToolFailedError:  # the old HEAD is no longer in the repository: start again
+        return HistoryPlan(PlanMode.COLD, now, reason="the last HEAD walked is gone")
+    commits: dict[str, list[str]] = {}
+    for line in new:
+        if line.strip():
+            sha, *parents = line.split()
+            commits[sha] = parents
+    boundary = sorted({p for parents in commits.values() for p in parents if p not in commits})
+    return HistoryPlan(
+        PlanMode.INCREMENTAL, now, len(commits), tuple(boundary), tuple(gone), f"{len(commits)} new commits"
+    )
+
+
+@dataclass
+class HistoryFacts:
+    """What a walk adds: rows per history table (columns), the HEAD definitions of the files
+    it changed, and figures."""
+
+    walk: WalkOutput
+    versions: Columns
+    head_files: Columns
+    head_defs: Columns
+    head_paths: list[str]  # paths at HEAD whose rows `head_defs` replaces (all, when cold)
+    cold: bool
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+HEAD_FILE_COLUMNS = ("path", "blob", "file_id")
+HEAD_DEF_COLUMNS = ("path", "blob", "lineage_id", "goid", "qualname", "kind", "ordinal", "file_id")
+
+
+def collect_history(
+    tools: ToolService,
+    repo: Path,
+    repo_name: str,
+    plan: HistoryPlan,
+    settings: HistorySettings,
+    *,
+    generations: Callable[[Iterable[str]], dict[str, int]],
+    stored_versions: Callable[[Iterable[VersionKey]], dict[VersionKey, StoredVersion]],
+    stored_head: Callable[[], dict[str, str]],
+) -> HistoryFacts:
+    """Walk the commits `plan` asks for and return the rows to store.
+
+    The callables read what an earlier run stored (used by incremental walks): generations of
+    commits, versions by (path, blob), and HEAD's (path -> blob) as walked last.
+    """
+    started = time.perf_counter()
+    head = plan.repo.head
+    assert head is not None
+    cold = plan.mode == PlanMode.COLD
+    walk_settings = WalkSettings(
+        settings.huge_commit_files, ignore_revs(tools, repo), settings.bot_pattern or DEFAULT_BOTS,
+        settings.defs_budget, settings.lines_budget,
+    )  # fmt: skip
+    revs = head + "\n" + "".join(f"^{b}\n" for b in plan.boundary)
+    git = tools.config.git
+    timings: dict[str, float] = {}
+    with open_blobs(tools, repo, timeout_s=settings.timeout_s) as blobs:
+        with tools.stream(git, log_args(), cwd=repo, timeout_s=settings.timeout_s, stdin=revs.encode()) as stream:
+            commits: Iterable[CommitRecord] = parse_log(stream)
+            if cold:
+                walker = HistoryWalker(blobs, walk_settings, shallow=plan.repo.shallow)
+                walker.walk(commits)
+            else:
+                records = list(commits)
+                timings["read"] = time.perf_counter() - started
+                walker = HistoryWalker(
+                    blobs, walk_settings, shallow=plan.repo.shallow,
+                    generations=generations(plan.boundary), stored=stored_versions(_keys_used(records)),
+                )  # fmt: skip
+                walker.walk(records)
+        timings["walk"] = time.perf_counter() - started
+        tree = head_tree(tools, repo, head)
+        before = {} if cold else stored_head()
+        changed = [(p, b) for p, b in tree.items() if before.get(p) != b]
+        head_paths = (
+            sorted(set(before) | set(tree)) if cold else sorted({p for p, _ in changed} | (set(before) - set(tree)))
+        )
+        missing = [k for k in changed if not isinstance(walker.versions.get(k), Version)]
+        if missing:
+            walker.versions.update({k: v for k, v in stored_versions(missing).items() if k not in walker.versions})
+            for key in missing:
+                walker.load(key)
+        files, rows = head_rows(repo_name, changed, walker.versions)
+    timings["head"] = time.perf_counter() - started
+    logger.info(
+        "history: %s walk of %d commits in %.2fs (%s)", plan.mode, len(walker.out.commits), timings["walk"],
+        ", ".join(f"{k} {v}" for k, v in sorted(walker.out.stats.items())),
+    )  # fmt: skip
+    return HistoryFacts(walker.out, walker.version_rows(), files, rows, head_paths, cold, timings)
+
+
+def _keys_used(records: list[CommitRecord]) -> list[VersionKey]:
+    keys: set[VersionKey] = set()
+    for commit in records:
+        for f in commit.files:
+            if f.old_path and f.old_blob:
+                keys.add((f.old_path, f.old_blob))
+            if f.new_path and f.new_blob:
+                keys.add((f.new_path, f.new_blob))
+        for mf in commit.merge_files:
+            keys.update((p, b) for p, b in mf.parents if p and b)
+            if mf.blob:
+                keys.add((mf.path, mf.blob))
+    return sorted(keys)
+
+
+def head_tree(tools: ToolService, repo: Path, head: str) -> dict[str, str]:
+    """path -> blob of the `.py` files (regular files) of commit `head`."""
+    out = tools.git(["ls-tree", "-r", "-z", "--full-tree", head], cwd=repo)
+    tree: dict[str, str] = {}
+    for entry in out.split(b"\0"):
+        if not entry:
+            continue
+        meta, _, raw_path = entry.partition(b"\t")
+        mode, kind, sha = meta.split(b" ")
+        path = os.fsdecode(raw_path)
+        if kind == b"blob" and mode.startswith(b"100") and path.endswith(".py"):
+            tree[path] = sha.decode("ascii")
+    return tree
+
+
+def head_rows(
+    repo_name: str, files: Iterable[VersionKey], versions: dict[VersionKey, Version | StoredVersion]
+) -> tuple[Columns, Columns]:
+    """HEAD's files with their file id, and their definitions with their lineage and GOID."""
+    heads = Columns(Table.HEAD_FILES, HEAD_FILE_COLUMNS)
+    rows = Columns(Table.HEAD_DEFS, HEAD_DEF_COLUMNS)
+    for path, blob in sorted(files):
+        version = versions.get((path, blob))
+        if not isinstance(version, Version):
+            raise CodeIntelError(f"history: no definitions known for {path} at HEAD (blob {blob})")
+        fid = id_text(version.file_id)
+        heads.add(path, blob, fid)
+        for qualname, kind, ordinal, lineage in version.defs():
+            goid = make_goid(repo_name, path, kind, qualname, ordinal)
+            rows.add(path, blob, id_text(lineage), goid, qualname, kind, ordinal, fid)
+    return heads, rows

@@ -1,0 +1,282 @@
+"""The history's one `git log -p` stream: its arguments, and a parser into commit records.
+
+One stream carries every commit reachable from the requested tips (parents before children,
+`--topo-order --reverse`; `--full-history --sparse` so that commits touching no `.py` file are
+listed too), each non-merge commit's `.py` changes against its parent with zero lines of
+context (`-U0`; renames detected, `-M`), full blob ids (`--raw --no-abbrev`), and for a merge the
+files whose merged version differs from every parent (`-c --combined-all-paths --raw`; their
+combined patches are skipped: the walk compares the versions itself).  Author and committer
+names go through `.mailmap` (`%aN`, `%aE`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO
+
+# a commit's header line: NUL, "C", then the fields separated by US (0x1f)
+COMMIT_MARK = b"\x00C\x1f"
+_FORMAT = "%x00C%x1f%H%x1f%P%x1f%aN%x1f%aE%x1f%at%x1f%cN%x1f%cE%x1f%ct%x1f%s"
+NULL_BLOB = "0" * 40
+PY_PATHSPEC = "*.py"
+
+
+def log_args(*, from_stdin: bool = True) -> list[str]:
+    """`git` arguments of the history stream (revisions on stdin: `HEAD` and `^boundary` lines)."""
+    return [
+        "-c", "core.quotepath=off", "-c", "log.showSignature=false", "-c", "diff.noprefix=false",
+        "-c", "diff.mnemonicPrefix=false", "-c", "diff.relative=false", "-c", "i18n.logOutputEncoding=UTF-8",
+        "log", "--topo-order", "--reverse", "--full-history", "--sparse", "--no-color", "--no-ext-diff",
+        "--no-textconv", "--no-notes", "--encoding=UTF-8", "--text", "-p", "-U0", "-M", "--diff-algorithm=myers",
+        "--full-index", "--no-abbrev", "--raw", "-c", "--combined-all-paths", f"--format={_FORMAT}",
+        *(["--stdin"] if from_stdin else ["HEAD"]), "--", PY_PATHSPEC,
+    ]  # fmt: skip
+
+
+@dataclass(slots=True)
+class Hunk:
+    """One hunk of a `-U0` diff: old lines `old_start..+old_count` became the new ones.
+
+    With no old lines, the new lines were inserted after old line `old_start`; with no new
+    lines, the old ones were deleted after new line `new_start`.
+    """
+
+    old_start: int
+    old_count: int
+    new_start: int
+    new_count: int
+    removed: list[bytes] = field(default_factory=list)
+    added: list[bytes] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class FileDiff:
+    """One `.py` file a non-merge commit added (A), modified (M), deleted (D), renamed (R) or
+    changed the type of (T); a side (path, blob) is None where the file does not exist."""
+
+    status: str
+    old_path: str | None
+    new_path: str | None
+    old_blob: str | None
+    new_blob: str | None
+    hunks: list[Hunk] = field(default_factory=list)
+
+    @property
+    def lines_added(self) -> int:
+        return sum(h.new_count for h in self.hunks)
+
+    @property
+    def lines_deleted(self) -> int:
+        return sum(h.old_count for h in self.hunks)
+
+
+@dataclass(slots=True)
+class MergeFile:
+    """A file whose merged version differs from the version of every parent: per parent its
+    (path, blob) there (None where the parent has no such file), and the merged (path, blob)."""
+
+    parents: list[tuple[str | None, str | None]]
+    path: str
+    blob: str | None
+
+
+@dataclass(slots=True)
+class CommitRecord:
+    """One commit of the stream and its `.py` changes."""
+
+    sha: str
+    parents: list[str]
+    author_name: str
+    author_email: str
+    author_time: int
+    committer_name: str
+    committer_email: str
+    committer_time: int
+    subject: str
+    files: list[FileDiff] = field(default_factory=list)
+    merge_files: list[MergeFile] = field(default_factory=list)
+
+    @property
+    def is_merge(self) -> bool:
+        return len(self.parents) > 1
+
+
+def parse_log(stream: IO[bytes], chunk_size: int = 1 << 20) -> Iterator[CommitRecord]:
+    """Commit records of the stream `log_args` asks for, one at a time, in stream order.
+
+    The stream is read in large chunks and cut at commit headers; each commit's text is cut
+    at patch and hunk headers with bytes searches (a history is millions of lines).
+    """
+    pending = b""
+    while True:
+        chunk = stream.read(chunk_size)
+        if not chunk:
+            break
+        data = pending + chunk
+        last = data.rfind(b"\n" + COMMIT_MARK)
+        if last < 0:
+            pending = data
+            continue
+        yield from _commits(data[: last + 1])
+        pending = data[last + 1 :]
+    if pending:
+        yield from _commits(pending)
+
+
+def _commits(data: bytes) -> Iterator[CommitRecord]:
+    """The commits of a stretch of the stream that holds whole commits."""
+    start = data.find(COMMIT_MARK)
+    while start >= 0:
+        end = data.find(b"\n" + COMMIT_MARK, start)
+        text = data[start : end + 1] if end >= 0 else data[start:]
+        yield _parse_commit(text)
+        start = end + 1 if end >= 0 else -1
+
+
+def _parse_commit(text: bytes) -> CommitRecord:
+    header_end = text.find(b"\n")
+    commit = _commit(text[:header_end] if header_end >= 0 else text)
+    if header_end < 0:
+        return commit
+    body = text[header_end + 1 :]
+    patches = body.split(b"\ndiff --")
+    slots: list[FileDiff] = []  # the file each patch belongs to, in order
+    for line in patches[0].split(b"\n"):
+        if line.startswith(b"::"):
+            commit.merge_files.append(_merge_raw(line))
+        elif line.startswith(b":"):
+            found, n = _raw(line)
+            if found is not None:
+                commit.files.append(found)
+            # the hunks of a patch of no usable change (or of a type change's two) go nowhere
+            slots.extend([found] if found is not None and n == 1 else [_discard() for _ in range(n)])
+    index = 0
+    for patch in patches[1:]:
+        if not patch.startswith(b"git "):  # "--cc" / "--combined": a merge's, not read
+            continue
+        if index < len(slots):
+            slots[index].hunks = _hunks(patch)
+        index += 1
+    return commit
+
+
+_HUNK_HEADER = re.compile(rb"\n@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@[^\n]*")
+
+
+def _hunks(patch: bytes) -> list[Hunk]:
+    hunks = []
+    found = list(_HUNK_HEADER.finditer(patch))
+    for k, m in enumerate(found):
+        a, b, c, d = m.groups()
+        hunk = Hunk(int(a), 1 if b is None else int(b), int(c), 1 if d is None else int(d))
+        body = patch[m.end() + 1 : found[k + 1].start() if k + 1 < len(found) else len(patch)]
+        lines = body.split(b"\n")
+        if b"\n\\" in body or body.startswith(b"\\"):  # "\ No newline at end of file" among them
+            lines = [line for line in lines if line[:1] in (b"-", b"+")]
+        # -U0: the removed lines, then the added ones
+        hunk.removed = [line[1:] for line in lines[: hunk.old_count]]
+        hunk.added = [line[1:] for line in lines[hunk.old_count : hunk.old_count + hunk.new_count]]
+        hunks.append(hunk)
+    return hunks
+
+
+def _commit(line: bytes) -> CommitRecord:
+    parts = line[len(COMMIT_MARK) :].rstrip(b"\n").split(b"\x1f", 8)
+    parts += [b""] * (9 - len(parts))
+    sha, parents, aname, aemail, atime, cname, cemail, ctime, subject = parts
+    return CommitRecord(
+        sha.decode("ascii"),
+        parents.decode("ascii").split(),
+        _text(aname),
+        _text(aemail),
+        int(atime or 0),
+        _text(cname),
+        _text(cemail),
+        int(ctime or 0),
+        _text(subject),
+    )
+
+
+def _raw(line: bytes) -> tuple[FileDiff | None, int]:
+    """The change a raw line states (None when neither side is a regular file: a symlink or
+    submodule named `*.py`), and how many patches git prints for it (two for a type change)."""
+    # ":old_mode new_mode old_sha new_sha STATUS\tpath[\tnew_path]"
+    meta, _, paths = line.rstrip(b"\n").partition(b"\t")
+    old_mode, new_mode, old_sha, new_sha, status = meta[1:].split(b" ")
+    names = [unquote_path(p) for p in paths.split(b"\t")]
+    kind = status[:1].decode("ascii")
+    old_path, new_path = (names[0], names[-1]) if kind in ("R", "C") else (names[0], names[0])
+    old = (old_path, _blob(old_sha)) if _regular(old_mode) else (None, None)
+    new = (new_path, _blob(new_sha)) if _regular(new_mode) else (None, None)
+    patches = 2 if kind == "T" else 1
+    if old[1] is None and new[1] is None:
+        return None, patches
+    if old[1] is None:
+        return FileDiff("A", None, new[0], None, new[1]), patches
+    if new[1] is None:
+        return FileDiff("D", old[0], None, old[1], None), patches
+    if kind == "T":  # both regular after all (a mode git calls a type change): no usable hunks
+        kind = "M"
+    return FileDiff(kind if kind in ("M", "R") else "M", old[0], new[0], old[1], new[1]), patches
+
+
+def _regular(mode: bytes) -> bool:
+    """A regular file's mode (not 000000: absent, 120000: symlink, 160000: submodule)."""
+    return mode.startswith(b"100")
+
+
+def _discard() -> FileDiff:
+    return FileDiff("D", None, None, None, None)
+
+
+def _merge_raw(line: bytes) -> MergeFile:
+    # "::m1 m2 mR sha1 sha2 shaR ST\tpath1\tpath2\tpathR" (--combined-all-paths)
+    meta, _, paths = line.rstrip(b"\n").partition(b"\t")
+    fields = meta.lstrip(b":").split(b" ")
+    n = len(fields[-1])  # one status letter per parent
+    shas = fields[n + 1 : 2 * n + 2]
+    names = [unquote_path(p) for p in paths.split(b"\t")]
+    if len(names) < n + 1:
+        names = [names[-1]] * n + [names[-1]]
+    status = fields[-1].decode("ascii")
+    parents: list[tuple[str | None, str | None]] = [
+        (None, None) if status[i] == "A" else (names[i], _blob(shas[i])) for i in range(n)
+    ]
+    return MergeFile(parents, names[n], _blob(shas[n]))
+
+
+def _blob(sha: bytes) -> str | None:
+    text = sha.decode("ascii")
+    return None if text == NULL_BLOB else text
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
+
+
+_ESCAPES = {ord("a"): 7, ord("b"): 8, ord("t"): 9, ord("n"): 10, ord("v"): 11, ord("f"): 12, ord("r"): 13}
+
+
+def unquote_path(raw: bytes) -> str:
+    """A path as git prints it (C-quoted when it holds control characters, quotes or
+    backslashes) as the file system names it: bytes that are not UTF-8 become surrogates."""
+    if not raw.startswith(b'"') or not raw.endswith(b'"') or len(raw) < 2:
+        return os.fsdecode(raw) if os.name != "nt" else raw.decode("utf-8", "surrogateescape")
+    body, out, i = raw[1:-1], bytearray(), 0
+    while i < len(body):
+        ch = body[i]
+        if ch != 0x5C or i + 1 >= len(body):  # not a backslash
+            out.append(ch)
+            i += 1
+            continue
+        nxt = body[i + 1]
+        if 0x30 <= nxt <= 0x37:  # \ooo
+            out.append(int(body[i + 1 : i + 4], 8) & 0xFF)
+            i += 4
+        else:
+            out.append(_ESCAPES.get(nxt, nxt))
+            i += 2
+    return bytes(out).decode("utf-8", "surrogateescape")

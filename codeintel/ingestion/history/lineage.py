@@ -1,0 +1,819 @@
+"""The walk over the history: each commit's file changes mapped definition by definition.
+
+Commits come parents first.  For a file a commit changed, the old version's outline (with the
+lineage of each definition) is updated through the diff (`outline.update_outline`); the
+definitions it kept carry their lineage on, those of the regions parsed again are matched by
+the lines they kept (`outline.match_region`).  Across the commit's files, a definition deleted
+in one place and created with the same body (or nearly) in another is a move.  What remains
+unmatched was created (a new lineage, named by commit, path and name) or deleted.
+
+A merge commit's versions that differ from every parent (`git log -c`) are diffed against the
+first parent here (`difflib`); definitions the side branches brought keep their lineage by
+name or body; lines the merge wrote itself (in no parent: a conflict resolution) are changes of
+the merge.  A commit at the boundary of a shallow clone is a starting point: its files are
+parsed, nothing is attributed to it.
+
+Each (path, blob) is processed once, by the first commit in the walk that produces it: a later
+commit producing the same version (a revert, a cherry-pick) uses its lineages.
+"""
+
+from __future__ import annotations
+
+import codecs
+import difflib
+import logging
+import re
+from bisect import bisect_left
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import pyarrow as pa
+
+from codeintel.ingestion.history.blobs import BlobReader
+from codeintel.ingestion.history.gitlog import CommitRecord, FileDiff, Hunk, MergeFile
+from codeintel.ingestion.history.outline import (
+    Def,
+    Region,
+    Shift,
+    apply_hunks,
+    count_in,
+    decode_source,
+    match_region,
+    parse_outline,
+    source_encoding,
+    source_lines,
+    update_outline,
+    walk,
+)
+from codeintel.ingestion.history.versions import (
+    OutlineCache,
+    Source,
+    StoredVersion,
+    Version,
+    VersionKey,
+    align,
+    id_text,
+    lineage_id,
+    name_key,
+)
+from codeintel.storage.catalog import Table, spec_of
+from codeintel.storage.text import arrow_array
+
+logger = logging.getLogger(__name__)
+
+
+class Event(StrEnum):
+    """What a commit did to a definition (`history.function_changes.event`)."""
+
+    CREATED = "created"
+    MODIFIED = "modified"
+    RENAMED = "renamed"  # its qualified name changed in the same file
+    MOVED = "moved"  # it now lives in another file (a file renamed, or the definition moved)
+    DELETED = "deleted"
+
+
+DEFAULT_BOTS = (
+    r"\[bot\]|^(dependabot|renovate|pre-commit-ci|github-actions|greenkeeper|pyup-bot|snyk-bot|allcontributors)\b"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class WalkSettings:
+    """What flags a commit: more `.py` files than `huge_commit_files` (huge), in the
+    blame-ignore list (ignored), an author matching `bot_pattern` (a bot)."""
+
+    huge_commit_files: int = 30
+    ignore_revs: frozenset[str] = frozenset()
+    bot_pattern: str = DEFAULT_BOTS
+    defs_budget: int = 400_000  # definitions of the outlines kept
+    lines_budget: int = 1_000_000  # lines of the versions kept
+
+
+class Columns:
+    """Rows of one stored table, gathered as columns and turned into Arrow every `chunk` rows
+    (a history is hundreds of thousands of rows: as Python objects they would not fit)."""
+
+    def __init__(self, table: str, names: tuple[str, ...], chunk: int = 50_000) -> None:
+        schema = spec_of(table).arrow_schema
+        self.table_name = table
+        self.names = names
+        self.schema = pa.schema([schema.field(name) for name in names])
+        self.chunk = chunk
+        self._pending: list[list[Any]] = [[] for _ in names]
+        self._batches: list[pa.RecordBatch] = []
+        self._rows = 0
+
+    def add(self, *values: Any) -> None:
+        for column, value in zip(self._pending, values, strict=True):
+            column.append(value)
+        self._rows += 1
+        if len(self._pending[0]) >= self.chunk:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending[0]:
+            arrays = [arrow_array(col, f.type) for col, f in zip(self._pending, self.schema, strict=True)]
+            self._batches.append(pa.RecordBatch.from_arrays(arrays, schema=self.schema))
+            self._pending = [[] for _ in self.names]
+
+    def table(self) -> pa.Table:
+        self._flush()
+        return pa.Table.from_batches(self._batches, schema=self.schema)
+
+    def values(self, name: str) -> list[Any]:
+        """Every value of one column."""
+        return self.table().column(name).to_pylist()
+
+    def __len__(self) -> int:
+        return self._rows
+
+
+COMMIT_COLUMNS = (
+    "sha", "parents", "author_name", "author_email", "author_time", "committer_name", "committer_email",
+    "committer_time", "subject", "generation", "is_merge", "py_files", "lines_added", "lines_deleted", "is_huge",
+    "is_ignored", "is_bot", "is_shallow_boundary",
+)  # fmt: skip
+FILE_CHANGE_COLUMNS = (
+    "sha", "path", "old_path", "status", "lines_added", "lines_deleted", "file_id", "old_blob", "new_blob",
+)  # fmt: skip
+FUNCTION_CHANGE_COLUMNS = (
+    "sha", "lineage_id", "path", "qualname", "kind", "ordinal", "event", "lines_added", "lines_deleted", "old_path",
+    "old_qualname", "file_id",
+)  # fmt: skip
+VERSION_COLUMNS = ("path", "blob", "file_id", "n_lines", "lineages", "name_keys", "created_by")
+
+
+@dataclass
+class WalkOutput:
+    """What a walk found, as rows of the history tables."""
+
+    commits: Columns = field(default_factory=lambda: Columns(Table.COMMITS, COMMIT_COLUMNS))
+    file_changes: Columns = field(default_factory=lambda: Columns(Table.FILE_CHANGES, FILE_CHANGE_COLUMNS))
+    function_changes: Columns = field(default_factory=lambda: Columns(Table.FUNCTION_CHANGES, FUNCTION_CHANGE_COLUMNS))
+    stats: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(slots=True)
+class _Row:
+    event: Event
+    old: Def | None
+    new: Def | None
+    added: int
+    deleted: int
+    old_path: str | None = None  # where `old` was, when in another file than the work's old one
+
+
+@dataclass(slots=True)
+class _FileWork:
+    """One file change of the commit being walked."""
+
+    path: str  # new path, or the old one when deleted
+    old_path: str | None
+    old_key: VersionKey | None = None
+    new_key: VersionKey | None = None
+    old_root: Def | None = None
+    new_root: Def | None = None
+    old_lines: list[str] | None = None
+    new_lines: list[str] | None = None
+    encoding: str = "utf-8"
+    n_new: int = 0
+    file_id: int = 0
+    deleted: list[Def] = field(default_factory=list)
+    created: list[Def] = field(default_factory=list)
+    rows: list[_Row] = field(default_factory=list)
+    removed: tuple[list[int], list[int]] | None = None  # old lines the diff removed (starts, counts)
+    added: tuple[list[int], list[int]] | None = None  # new lines it added; None: the whole file
+
+    def lines_added(self, d: Def) -> int:
+        return d.end - d.start + 1 if self.added is None else count_in(d.start, d.end, *self.added)
+
+    def lines_deleted(self, d: Def) -> int:
+        return d.end - d.start + 1 if self.removed is None else count_in(d.start, d.end, *self.removed)
+
+
+class HistoryWalker:
+    """Walks commits (parents first) and writes what it finds to a `WalkOutput`.
+
+    `stored` looks up versions an earlier run stored (incremental runs; None when cold).
+    """
+
+    def __init__(
+        self,
+        blobs: BlobReader,
+        settings: WalkSettings,
+        *,
+        shallow: frozenset[str] = frozenset(),
+        generations: dict[str, int] | None = None,
+        stored: dict[VersionKey, StoredVersion] | None = None,
+    ) -> None:
+        self.blobs = blobs
+        self.settings = settings
+        self.shallow = shallow
+        self.generations = generations if generations is not None else {}
+        self.versions: dict[VersionKey, Version | StoredVersion] = dict(stored or {})
+        self.outlines = OutlineCache(settings.defs_budget, settings.lines_budget)
+        self.out = WalkOutput()
+        self._bots = re.compile(settings.bot_pattern, re.IGNORECASE)
+        self._names: dict[str, str] = {}
+        self._name_keys: dict[str, int] = {}
+        self.new_versions: list[tuple[VersionKey, str]] = []  # versions this walk made, and by which commit
+        self._texts: dict[str, list[str]] = {}  # blob -> lines, for the commit being walked
+
+    # ------------------------------------------------------------------------ commits
+
+    def walk(self, commits: Iterable[CommitRecord]) -> WalkOutput:
+        for commit in commits:
+            self.process(commit)
+        return self.out
+
+    def process(self, commit: CommitRecord) -> None:
+        generation = 1 + max((self.generations.get(p, 0) for p in commit.parents), default=0)
+        self.generations[commit.sha] = generation
+        boundary = commit.sha in self.shallow
+        self._texts = {}
+        try:
+            if commit.is_merge:
+                works = [w for mf in commit.merge_files if (w := self._merge_file(commit.sha, mf)) is not None]
+            else:
+                works = [self._file(commit.sha, f) for f in commit.files]
+                if not boundary:
+                    self._moves(works)
+            self._finish(commit.sha, works, record=not boundary)
+            if not boundary and not commit.is_merge:
+                for f, work in zip(commit.files, works, strict=True):
+                    self.out.file_changes.add(
+                        commit.sha, work.path, f.old_path if f.status == "R" else None, f.status, f.lines_added,
+                        f.lines_deleted, id_text(work.file_id), f.old_blob, f.new_blob,
+                    )  # fmt: skip
+        finally:
+            self._texts = {}
+        self._commit_row(commit, generation, boundary)
+
+    def _commit_row(self, commit: CommitRecord, generation: int, boundary: bool) -> None:
+        s = self.settings
+        added = sum(f.lines_added for f in commit.files)
+        deleted = sum(f.lines_deleted for f in commit.files)
+        n_files = len(commit.merge_files) if commit.is_merge else len(commit.files)
+        self.out.stats["commits"] += 1
+        self.out.commits.add(
+            commit.sha, commit.parents, commit.author_name, commit.author_email, commit.author_time * 1_000_000,
+            commit.committer_name, commit.committer_email, commit.committer_time * 1_000_000, commit.subject,
+            generation, commit.is_merge, n_files, added, deleted, n_files > s.huge_commit_files,
+            _ignored(commit.sha, s.ignore_revs), bool(self._bots.search(commit.author_name))
+            or bool(self._bots.search(commit.author_email)), boundary,
+        )  # fmt: skip
+
+    # ------------------------------------------------------------------------ one file
+
+    def _file(self, sha: str, f: FileDiff) -> _FileWork:
+        path = f.new_path or f.old_path or ""
+        work = _FileWork(path, f.old_path if f.status in ("R", "D") else None)
+        n_old = 0
+        if f.old_blob is not None and f.old_path is not None:
+            work.old_key = (f.old_path, f.old_blob)
+            version, source = self._old(work.old_key)
+            work.old_root, work.old_lines, work.encoding = source.root, source.lines, source.encoding
+            work.file_id, n_old = version.file_id, version.n_lines
+            if source.lines is not None:
+                self._texts[f.old_blob] = source.lines
+        if f.new_blob is None or f.new_path is None:
+            work.deleted = walk(work.old_root) if work.old_root else []
+            return work
+        work.new_key = (f.new_path, f.new_blob)
+        if work.old_root is None:
+            self._added_lines(work, f)
+            work.new_root, parser = parse_outline(work.new_lines or [])
+            self.out.stats[f"parsed_{parser}"] += 1
+            work.created = walk(work.new_root)
+            known = self.versions.get(work.new_key)
+            work.file_id = known.file_id if known is not None else lineage_id("file", sha, f.new_path)
+            return work
+        if f.old_blob == f.new_blob:  # renamed, content as it was
+            work.new_root, work.new_lines, work.n_new = work.old_root, work.old_lines, n_old
+            return self._renamed(work)
+        if not f.hunks:  # the content changed, and git gave no hunks (a type change): pair by name
+            work.new_lines = self._lines(f.new_blob)
+            work.encoding = source_encoding([line.encode("utf-8") for line in work.new_lines[:2]])
+            work.new_root, _ = parse_outline(work.new_lines)
+            work.n_new = len(work.new_lines)
+            return self._paired_by_name(work)
+        work.n_new = n_old + sum(h.new_count - h.old_count for h in f.hunks)
+        update = update_outline(work.old_root, f.hunks, lambda: self._patched_lines(work, f), n_old, work.n_new)
+        self.out.stats["parsed_lines"] += update.parsed_lines
+        self.out.stats["widened"] += update.widened
+        if update.parser:
+            self.out.stats[f"reparsed_{update.parser}"] += 1
+        work.new_root = update.root
+        if work.new_lines is None and work.old_lines is not None:
+            self._patched_lines(work, f)  # cheap: kept for the next version
+        self._map(work, f.hunks, update.regions, update.updated, update.shift)
+        return self._renamed(work) if work.old_path else work
+
+    def _added_lines(self, work: _FileWork, f: FileDiff) -> None:
+        """A new file's lines, from its patch (all lines added)."""
+        added = [raw for h in f.hunks for raw in h.added]
+        if sum(h.new_count for h in f.hunks) != len(added):  # a patch git cut short: read the blob
+            work.new_lines = self._lines(f.new_blob or "")
+            work.encoding = source_encoding([line.encode("utf-8") for line in work.new_lines[:2]])
+        else:
+            work.encoding = source_encoding(added[:2])
+            work.new_lines = apply_hunks([], f.hunks, work.encoding)
+        work.n_new = len(work.new_lines)
+        self._texts[f.new_blob or ""] = work.new_lines
+
+    def _patched_lines(self, work: _FileWork, f: FileDiff) -> list[str]:
+        """A changed file's new lines: its old lines with the hunks applied, or (old lines not
+        kept, or the diff changed the encoding cookie) its blob."""
+        if work.new_lines is not None:
+            return work.new_lines
+        assert f.new_blob is not None
+        if work.old_lines is None:
+            work.new_lines = self._lines(f.new_blob)
+            return work.new_lines
+        work.new_lines = apply_hunks(work.old_lines, f.hunks, work.encoding)
+        if f.hunks[0].new_start <= 2 or f.hunks[0].old_start <= 2:
+            cookie = source_encoding([line.encode("utf-8", "replace") for line in work.new_lines[:2]])
+            if codecs_name(cookie) != codecs_name(work.encoding):
+                self._texts.pop(f.new_blob, None)
+                work.new_lines = self._lines(f.new_blob)
+                work.encoding = cookie
+        self._texts[f.new_blob] = work.new_lines
+        return work.new_lines
+
+    def _map(
+        self,
+        work: _FileWork,
+        hunks: Sequence[Hunk],
+        regions: Sequence[Region],
+        updated: Sequence[tuple[Def, Def]],
+        shift: Shift,
+    ) -> None:
+        """Lineages and rows of a file's definitions, from the outline update."""
+        work.removed = ([h.old_start for h in hunks], [h.old_count for h in hunks])
+        work.added = ([h.new_start for h in hunks], [h.new_count for h in hunks])
+        moved = work.old_path is not None and work.old_path != work.path
+        for new, old in updated:
+            n_add, n_del = work.lines_added(new), work.lines_deleted(old)
+            work.rows.append(_Row(Event.MOVED if moved else Event.MODIFIED, old, new, n_add, n_del))
+        for region in regions:
+            pairs = match_region(region, hunks, shift)
+            matched_old = {id(o) for o, _ in pairs}
+            matched_new = {id(n) for _, n in pairs}
+            for old, new in pairs:
+                new.lineage = old.lineage
+                n_add, n_del = work.lines_added(new), work.lines_deleted(old)
+                event = Event.MOVED if moved else Event.RENAMED if old.qualname != new.qualname else Event.MODIFIED
+                if n_add or n_del or event != Event.MODIFIED:
+                    work.rows.append(_Row(event, old, new, n_add, n_del))
+            work.deleted.extend(d for d in region.old_defs if id(d) not in matched_old)
+            work.created.extend(d for d in region.new_defs if id(d) not in matched_new)
+
+    def _renamed(self, work: _FileWork) -> _FileWork:
+        """A file renamed: every definition kept moves with it (rows for those not yet rowed)."""
+        if work.old_path is None or work.old_path == work.path or work.new_root is None:
+            return work
+        rowed = {id(r.new) for r in work.rows} | {id(d) for d in work.created}
+        for d in walk(work.new_root):
+            if id(d) not in rowed:
+                work.rows.append(_Row(Event.MOVED, d, d, 0, 0))
+        return work
+
+    def _paired_by_name(self, work: _FileWork) -> _FileWork:
+        assert work.old_root is not None and work.new_root is not None
+        olds: dict[str, list[Def]] = {}
+        for d in walk(work.old_root):
+            olds.setdefault(d.qualname, []).append(d)
+        for d in walk(work.new_root):
+            same = olds.get(d.qualname)
+            if same:
+                old = same.pop(0)
+                d.lineage = old.lineage
+                work.rows.append(_Row(Event.MODIFIED, old, d, d.end - d.start + 1, old.end - old.start + 1))
+            else:
+                work.created.append(d)
+        work.deleted = [d for ds in olds.values() for d in ds]
+        return work
+
+    # ------------------------------------------------------------------------ moves
+
+    def _moves(self, works: list[_FileWork]) -> None:
+        """Definitions deleted in one place and created with the same body in another (another
+        file, or elsewhere in the same one): moves, keeping their lineage."""
+        gone = [(w, d) for w in works for d in w.deleted]
+        born = [(w, d) for w in works for d in w.created]
+        if not gone or not born:
+            return
+        old_text = {id(d): self._body(w.old_key, d) for w, d in gone}
+        new_text = {id(d): self._body(w.new_key, d) for w, d in born}
+        pairs: list[tuple[tuple[_FileWork, Def], tuple[_FileWork, Def]]] = []
+        by_body: dict[tuple[str, ...], list[tuple[_FileWork, Def]]] = {}
+        for item in gone:
+            body = old_text[id(item[1])]
+            if len(body) >= 3 or body:
+                by_body.setdefault(body, []).append(item)
+        rest_born = []
+        for item in born:
+            body = new_text[id(item[1])]
+            candidates = by_body.get(body)
+            # a short body (`pass`, `return None`) says little: only under the same name
+            if candidates and (len(body) >= 3 or any(c[1].name == item[1].name for c in candidates)):
+                pick = next((c for c in candidates if c[1].name == item[1].name), candidates[0])
+                if len(body) < 3 and pick[1].name != item[1].name:
+                    rest_born.append(item)
+                    continue
+                candidates.remove(pick)
+                pairs.append((pick, item))
+            else:
+                rest_born.append(item)
+        taken = {id(p[0][1]) for p in pairs}
+        rest_gone = [g for g in gone if id(g[1]) not in taken]
+        pairs += _similar_pairs(rest_gone, rest_born, old_text, new_text)
+        for (gw, old), (bw, new) in pairs:
+            new.lineage = old.lineage
+            gw.deleted.remove(old)
+            bw.created.remove(new)
+            a, b = _line_changes(self._def_lines(gw.old_key, old), self._def_lines(bw.new_key, new))
+            if gw.path != bw.path:
+                event = Event.MOVED
+            elif old.qualname != new.qualname:
+                event = Event.RENAMED
+            else:
+                event = Event.MODIFIED
+            bw.rows.append(_Row(event, old, new, a, b, gw.old_key[0] if gw.old_key else None))
+            self.out.stats["moves"] += 1
+
+    def _body(self, key: VersionKey | None, d: Def) -> tuple[str, ...]:
+        """A definition's body as compared for moves: its lines after the header, stripped,
+        blank lines left out."""
+        if key is None:
+            return ()
+        lines = self._lines(key[1])
+        return tuple(s for line in lines[d.body - 1 : d.end] if (s := line.strip()))
+
+    def _def_lines(self, key: VersionKey | None, d: Def) -> list[str]:
+        if key is None:
+            return []
+        return [s for line in self._lines(key[1])[d.start - 1 : d.end] if (s := line.strip())]
+
+    # ------------------------------------------------------------------------ merges
+
+    def _merge_file(self, sha: str, mf: MergeFile) -> _FileWork | None:
+        """A version a merge made that no parent has: mapped from the first parent's version
+        (by a diff), definitions the other parents brought by name, and lines that are in no
+        parent's version of a definition changes of the merge."""
+        if mf.blob is None:
+            return None
+        key = (mf.path, mf.blob)
+        if key in self.versions:
+            return None
+        parents = [(pk, *self._old(pk)) for pk in _keys(mf.parents)]
+        for pk, _, source in parents:
+            if source.lines is not None:
+                self._texts[pk[1]] = source.lines
+        work = _FileWork(mf.path, None, new_key=key)
+        work.new_lines = self._lines(mf.blob)
+        work.encoding = source_encoding([line.encode("utf-8", "replace") for line in work.new_lines[:2]])
+        work.n_new = len(work.new_lines)
+        if not parents:
+            work.new_root, _ = parse_outline(work.new_lines)
+            work.created = list(walk(work.new_root))
+            work.file_id = lineage_id("file", sha, mf.path)
+            return work
+        (base_key, base_version, base), others = parents[0], parents[1:]
+        base_lines = self._lines(base_key[1])
+        work.old_key, work.old_root, work.old_lines, work.file_id = (
+            base_key,
+            base.root,
+            base_lines,
+            base_version.file_id,
+        )
+        hunks = line_diff(base_lines, work.new_lines)
+        new_lines = work.new_lines
+        update = update_outline(base.root, hunks, lambda: new_lines, base_version.n_lines, len(new_lines))
+        work.new_root = update.root
+        self._map(work, hunks, update.regions, update.updated, update.shift)
+        for _, _, other in others:  # what another parent brought: by name
+            names = {(d.qualname, d.kind): d for d in walk(other.root)}
+            for d in list(work.created):
+                found = names.get((d.qualname, d.kind))
+                if found is not None:
+                    d.lineage = found.lineage
+                    work.created.remove(d)
+                    work.rows.append(_Row(Event.MODIFIED, found, d, 0, 0))
+        work.deleted = []  # what the merge left out of the first parent's version, it took from another
+        self._merge_rows(work, [(k, source.root) for k, _, source in parents])
+        return work
+
+    def _merge_rows(self, work: _FileWork, parents: list[tuple[VersionKey, Def]]) -> None:
+        """Keep only the rows of definitions whose merged text is in no parent: the lines the
+        merge wrote itself are its changes."""
+        assert work.new_key is not None
+        by_lineage = [({d.lineage: d for d in walk(root)}, key) for key, root in parents]
+        rows = []
+        for row in work.rows:
+            new = row.new
+            assert new is not None
+            mine = Counter(self._def_lines(work.new_key, new))
+            texts = [Counter(self._def_lines(key, d)) for defs, key in by_lineage if (d := defs.get(new.lineage))]
+            if any(t == mine for t in texts):
+                continue
+            added = sum((mine - sum(texts, Counter())).values()) if texts else sum(mine.values())
+            deleted = sum((texts[0] - mine).values()) if texts else 0
+            if texts and len(texts) > 1:
+                deleted = sum(((texts[0] - mine) & (texts[1] - mine)).values())
+            if added or deleted:
+                rows.append(_Row(Event.MODIFIED, row.old, new, added, deleted))
+        work.rows = rows
+
+    # ------------------------------------------------------------------------ finishing
+
+    def _finish(self, sha: str, works: list[_FileWork], *, record: bool) -> None:
+        """New lineages for what was created, the new versions, and the rows."""
+        for work in works:
+            new_defs = walk(work.new_root) if work.new_root is not None else []
+            ords = _Ordinals(new_defs)
+            for d in work.created:
+                d.lineage = lineage_id(sha, work.path, d.qualname, ords.of(d))
+            remap = self._store(sha, work, new_defs)
+            if not record:
+                continue
+            old_ords = _Ordinals(walk(work.old_root) if work.old_root is not None and work.deleted else [])
+            rows = work.rows
+            rows += [_Row(Event.CREATED, None, d, work.lines_added(d), 0) for d in work.created]
+            rows += [_Row(Event.DELETED, d, None, 0, work.lines_deleted(d)) for d in work.deleted]
+            fid = id_text(work.file_id)
+            for row in rows:
+                self._function_row(sha, work, row, ords, old_ords, remap, fid)
+
+    def _function_row(
+        self,
+        sha: str,
+        work: _FileWork,
+        row: _Row,
+        ords: _Ordinals,
+        old_ords: _Ordinals,
+        remap: dict[int, int],
+        fid: str,
+    ) -> None:
+        if row.new is not None:
+            d, path, ordinal = row.new, work.path, ords.of(row.new)
+            lineage = remap.get(id(d), d.lineage)
+        else:
+            assert row.old is not None and work.old_key is not None
+            d, path, ordinal, lineage = row.old, work.old_key[0], old_ords.of(row.old), row.old.lineage
+        old = row.old
+        old_path = row.old_path or (work.old_key[0] if old is not None and work.old_key else None)
+        old_path = old_path if old_path != path else None
+        old_name = old.qualname if old is not None and old.qualname != d.qualname else None
+        self.out.function_changes.add(
+            sha, id_text(lineage), path, d.qualname, d.kind, ordinal, str(row.event), row.added, row.deleted,
+            old_path, old_name, fid,
+        )  # fmt: skip
+        self.out.stats[f"event_{row.event}"] += 1
+
+    def _store(self, sha: str, work: _FileWork, defs: list[Def]) -> dict[int, int]:
+        """Record the new version (unless another commit made it first: then its lineages
+        win, returned as id(definition) -> lineage)."""
+        if work.new_key is None or work.new_root is None:
+            return {}
+        known = self.versions.get(work.new_key)
+        if known is not None:
+            if len(defs) == len(known.lineages):
+                return {id(d): lineage for d, lineage in zip(defs, known.lineages, strict=True)}
+            return {}
+        version = Version.of(work.file_id, work.n_new, defs, self._intern)
+        self.versions[work.new_key] = version
+        self.outlines.put(work.new_key, Source(work.new_root, work.new_lines, work.encoding), len(version.names))
+        self.new_versions.append((work.new_key, sha))
+        return {}
+
+    def version_rows(self) -> Columns:
+        """The versions this walk made, as rows of `history.versions`."""
+        rows = Columns(Table.VERSIONS, VERSION_COLUMNS)
+        for (path, blob), sha in self.new_versions:
+            version = self.versions[(path, blob)]
+            assert isinstance(version, Version)
+            lineages, keys = version.packed(self._name_keys)
+            rows.add(path, blob, id_text(version.file_id), version.n_lines, lineages, keys, sha)
+        return rows
+
+    # ------------------------------------------------------------------------ versions and blobs
+
+    def load(self, key: VersionKey) -> Version:
+        """The version at `key`, with its definitions' names (parsing its blob if need be)."""
+        version, _ = self._old(key)
+        assert isinstance(version, Version)
+        return version
+
+    def _old(self, key: VersionKey) -> tuple[Version | StoredVersion, Source]:
+        """The version at `key`, its outline (lineages on its definitions) and its lines."""
+        version = self.versions.get(key)
+        source = self.outlines.get(key)
+        if version is not None and source is not None:
+            return version, source
+        data = self.blobs.read(key[1])
+        self.out.stats["blobs_read"] += 1
+        lines = source_lines(decode_source(data)) if data is not None else []
+        encoding = source_encoding(data.split(b"\n", 2)[:2]) if data is not None else "utf-8"
+        root, parser = parse_outline(lines)
+        self.out.stats[f"parsed_{parser}"] += 1
+        if version is None:  # a version no walked commit made: its history is unknown
+            self.out.stats["orphan_versions"] += 1
+            logger.debug("history: version %s of %s was made by no commit walked", key[1], key[0])
+            defs = walk(root)
+            ords = _Ordinals(defs)
+            for d in defs:
+                d.lineage = lineage_id("orphan", key[0], key[1], d.qualname, ords.of(d))
+            version = Version.of(lineage_id("orphan-file", key[0]), len(lines), defs, self._intern)
+        else:
+            align(root, version.lineages, _keys_of(version))
+            if isinstance(version, StoredVersion):
+                version = Version(version.file_id, version.n_lines, version.lineages, *_names_kinds(root, self._intern))
+        self.versions[key] = version
+        source = Source(root, lines, encoding)
+        self.outlines.put(key, source, len(version.lineages))
+        return version, source
+
+    def _lines(self, blob: str) -> list[str]:
+        """The lines of a blob of this commit (known, or read)."""
+        lines = self._texts.get(blob)
+        if lines is None:
+            data = self.blobs.read(blob)
+            self.out.stats["blobs_read"] += 1
+            lines = source_lines(decode_source(data)) if data is not None else []
+            self._texts[blob] = lines
+        return lines
+
+    def _intern(self, name: str) -> str:
+        return self._names.setdefault(name, name)
+
+
+def codecs_name(encoding: str) -> str:
+    try:
+        return codecs.lookup(encoding).name
+    except LookupError:
+        return encoding
+
+
+def _keys(parents: Sequence[tuple[str | None, str | None]]) -> list[VersionKey]:
+    return [(p, b) for p, b in parents if p is not None and b is not None]
+
+
+def _keys_of(version: Version | StoredVersion) -> Sequence[int]:
+    if isinstance(version, StoredVersion):
+        return version.keys
+    return [name_key(n) for n in version.names]
+
+
+def _names_kinds(root: Def, intern: Callable[[str], str]) -> tuple[tuple[str, ...], str]:
+    defs = list(walk(root))
+    return tuple(intern(d.qualname) for d in defs), "".join(d.kind[0] for d in defs)
+
+
+class _Ordinals:
+    """Same-name ordinals of the definitions of a version (preorder), computed only for names
+    that occur more than once (most occur once: ordinal 0)."""
+
+    def __init__(self, defs: list[Def]) -> None:
+        self._defs = defs
+        self._counts: Counter[str] | None = None
+        self._dups: dict[int, int] = {}
+
+    def of(self, d: Def) -> int:
+        if self._counts is None:
+            self._counts = Counter(x.qualname for x in self._defs)
+            seen: dict[str, int] = {}
+            for x in self._defs:
+                if self._counts[x.qualname] > 1:
+                    n = seen.get(x.qualname, 0)
+                    seen[x.qualname] = n + 1
+                    self._dups[id(x)] = n
+        return self._dups.get(id(d), 0)
+
+
+def _ignored(sha: str, ignore: frozenset[str]) -> bool:
+    if not ignore:
+        return False
+    if sha in ignore:
+        return True
+    return any(len(rev) < 40 and sha.startswith(rev) for rev in ignore)
+
+
+def _line_changes(old: list[str], new: list[str]) -> tuple[int, int]:
+    """(added, deleted) lines between two texts of a definition, as multisets of lines."""
+    a, b = Counter(new), Counter(old)
+    return sum((a - b).values()), sum((b - a).values())
+
+
+def _similar_pairs(
+    gone: list[tuple[_FileWork, Def]],
+    born: list[tuple[_FileWork, Def]],
+    old_text: dict[int, tuple[str, ...]],
+    new_text: dict[int, tuple[str, ...]],
+) -> list[tuple[tuple[_FileWork, Def], tuple[_FileWork, Def]]]:
+    """Moves whose body changed a little: the same name and at least half the lines in
+    common; another name and four fifths (between bodies of four lines or more)."""
+    if not gone or not born:
+        return []
+    scored: list[tuple[float, int, int]] = []
+    small = len(gone) * len(born) <= 2500
+    by_name: dict[str, list[int]] = {}
+    for i, (_, d) in enumerate(gone):
+        by_name.setdefault(d.name, []).append(i)
+    for j, (_, n) in enumerate(born):
+        b = Counter(new_text[id(n)])
+        candidates = range(len(gone)) if small else by_name.get(n.name, [])
+        for i in candidates:
+            o = gone[i][1]
+            a = Counter(old_text[id(o)])
+            total = sum(a.values()) + sum(b.values())
+            if not total:
+                continue
+            dice = 2 * sum((a & b).values()) / total
+            same = o.name == n.name
+            if (same and dice >= 0.5) or (not same and dice >= 0.8 and min(sum(a.values()), sum(b.values())) >= 4):
+                scored.append((dice + (1.0 if same else 0.0), i, j))
+    pairs = []
+    used_i: set[int] = set()
+    used_j: set[int] = set()
+    for _, i, j in sorted(scored, key=lambda s: (-s[0], s[1], s[2])):
+        if i not in used_i and j not in used_j:
+            used_i.add(i)
+            used_j.add(j)
+            pairs.append((gone[i], born[j]))
+    return pairs
+
+
+def line_diff(old: Sequence[str], new: Sequence[str]) -> list[Hunk]:
+    """`-U0` hunks from `old` to `new`: lines found once in each side anchor the diff
+    (patience diff), the stretches between anchors are diffed by `difflib`."""
+    ops: list[tuple[int, int, int, int]] = []  # old [i1, i2) became new [j1, j2)
+    _diff(old, new, 0, len(old), 0, len(new), ops)
+    hunks = []
+    for i1, i2, j1, j2 in ops:
+        hunk = Hunk(i1 + 1 if i2 > i1 else i1, i2 - i1, j1 + 1 if j2 > j1 else j1, j2 - j1)
+        hunk.removed = [line.encode("utf-8", "surrogatepass") for line in old[i1:i2]]
+        hunk.added = [line.encode("utf-8", "surrogatepass") for line in new[j1:j2]]
+        hunks.append(hunk)
+    return hunks
+
+
+def _diff(
+    a: Sequence[str], b: Sequence[str], i1: int, i2: int, j1: int, j2: int, ops: list[tuple[int, int, int, int]]
+) -> None:
+    while i1 < i2 and j1 < j2 and a[i1] == b[j1]:
+        i1, j1 = i1 + 1, j1 + 1
+    while i2 > i1 and j2 > j1 and a[i2 - 1] == b[j2 - 1]:
+        i2, j2 = i2 - 1, j2 - 1
+    if i1 == i2 or j1 == j2:
+        if i1 < i2 or j1 < j2:
+            ops.append((i1, i2, j1, j2))
+        return
+    anchors = _unique_anchors(a, b, i1, i2, j1, j2)
+    if not anchors:
+        if (i2 - i1) * (j2 - j1) > 4_000_000:  # too big to diff closely: one change
+            ops.append((i1, i2, j1, j2))
+            return
+        matcher = difflib.SequenceMatcher(None, a[i1:i2], b[j1:j2], autojunk=False)
+        for tag, x1, x2, y1, y2 in matcher.get_opcodes():
+            if tag != "equal":
+                ops.append((i1 + x1, i1 + x2, j1 + y1, j1 + y2))
+        return
+    for ai, bj in anchors:
+        _diff(a, b, i1, ai, j1, bj, ops)
+        i1, j1 = ai + 1, bj + 1
+    _diff(a, b, i1, i2, j1, j2, ops)
+
+
+def _unique_anchors(a: Sequence[str], b: Sequence[str], i1: int, i2: int, j1: int, j2: int) -> list[tuple[int, int]]:
+    """Lines that occur once in a[i1:i2] and once in b[j1:j2], in an order both sides agree on
+    (longest increasing subsequence)."""
+    seen_a: dict[str, int] = {}
+    for i in range(i1, i2):
+        seen_a[a[i]] = -1 if a[i] in seen_a else i
+    seen_b: dict[str, int] = {}
+    for j in range(j1, j2):
+        seen_b[b[j]] = -1 if b[j] in seen_b else j
+    pairs = sorted((i, seen_b[line]) for line, i in seen_a.items() if i >= 0 and seen_b.get(line, -1) >= 0)
+    # longest increasing subsequence of the new positions (patience sorting)
+    tails: list[int] = []
+    tail_index: list[int] = []
+    back = [-1] * len(pairs)
+    for k, (_, j) in enumerate(pairs):
+        pos = bisect_left(tails, j)
+        if pos == len(tails):
+            tails.append(j)
+            tail_index.append(k)
+        else:
+            tails[pos] = j
+            tail_index[pos] = k
+        back[k] = tail_index[pos - 1] if pos else -1
+    out = []
+    k = tail_index[-1] if tail_index else -1
+    while k >= 0:
+        out.append(pairs[k])
+        k = back[k]
+    return out[::-1]

@@ -1,0 +1,140 @@
+"""The history tables: what a walk needs to read back, and writing what it found.
+
+A cold walk replaces every history table; an incremental one removes the facts of commits no
+longer reachable (a force-push), appends those of the new commits, replaces the HEAD rows of
+the files whose blob changed, and computes again the lineages it touched.  All inside the
+step's one transaction.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterable, Sequence
+
+import pyarrow as pa
+
+from codeintel.analysis.history import lineages_sql
+from codeintel.ingestion.history.collect import HistoryFacts, HistoryPlan, StoredHistory
+from codeintel.ingestion.history.versions import StoredVersion, VersionKey, id_value
+from codeintel.storage.catalog import Table
+from codeintel.storage.gateway import StorageGateway, Writer
+
+HISTORY_TABLES = (
+    Table.COMMITS, Table.FILE_CHANGES, Table.FUNCTION_CHANGES, Table.VERSIONS, Table.HEAD_FILES, Table.HEAD_DEFS,
+    Table.LINEAGES, Table.HISTORY_STATE,
+)  # fmt: skip
+
+
+def read_stored_history(gateway: StorageGateway) -> StoredHistory:
+    found = gateway.query(f"SELECT head, shallow, digest FROM {Table.HISTORY_STATE} LIMIT 1").to_pylist()
+    if not found:
+        return StoredHistory()
+    row = found[0]
+    return StoredHistory(row["head"], frozenset(row["shallow"] or ()), row["digest"])
+
+
+def read_generations(gateway: StorageGateway, shas: Iterable[str]) -> dict[str, int]:
+    wanted = sorted(set(shas))
+    if not wanted:
+        return {}
+    rows = gateway.query(f"SELECT sha, generation FROM {Table.COMMITS} WHERE list_contains(?, sha)", [wanted])
+    return dict(zip(rows["sha"].to_pylist(), rows["generation"].to_pylist(), strict=True))
+
+
+def read_versions(gateway: StorageGateway, keys: Iterable[VersionKey]) -> dict[VersionKey, StoredVersion]:
+    wanted = set(keys)
+    if not wanted:
+        return {}
+    blobs = sorted({blob for _, blob in wanted})
+    rows = gateway.query(
+        f"SELECT path, blob, file_id, n_lines, lineages, name_keys FROM {Table.VERSIONS} WHERE list_contains(?, blob)",
+        [blobs],
+    ).to_pylist()
+    found = {}
+    for r in rows:
+        key = (r["path"], r["blob"])
+        if key in wanted:
+            lineages, keys_ = array("q"), array("I")
+            lineages.frombytes(r["lineages"])
+            keys_.frombytes(r["name_keys"])
+            found[key] = StoredVersion(id_value(r["file_id"]), r["n_lines"], lineages, keys_)
+    return found
+
+
+def read_head(gateway: StorageGateway) -> dict[str, str]:
+    rows = gateway.query(f"SELECT path, blob FROM {Table.HEAD_FILES}")
+    return dict(zip(rows["path"].to_pylist(), rows["blob"].to_pylist(), strict=True))
+
+
+def clear_history(writer: Writer) -> None:
+    for table in HISTORY_TABLES:
+        writer.execute(f"DELETE FROM {table}")
+
+
+def store_history(writer: Writer, plan: HistoryPlan, facts: HistoryFacts) -> int:
+    """Write what a walk found (see the module docstring); returns the rows written."""
+    out = facts.walk
+    touched: set[str] = set(out.function_changes.values("lineage_id"))
+    if facts.cold:
+        clear_history(writer)
+    else:
+        if plan.gone:
+            gone = _register(writer, "_ci_gone", sha=plan.gone)
+            touched.update(
+                _column(
+                    writer,
+                    f"SELECT DISTINCT lineage_id FROM {Table.FUNCTION_CHANGES} WHERE sha IN (SELECT sha FROM {gone})",
+                )
+            )
+            for table in (Table.COMMITS, Table.FILE_CHANGES, Table.FUNCTION_CHANGES):
+                writer.execute(f"DELETE FROM {table} WHERE sha IN (SELECT sha FROM {gone})")
+            writer.execute(f"DELETE FROM {Table.VERSIONS} WHERE created_by IN (SELECT sha FROM {gone})")
+        paths = _register(writer, "_ci_paths", path=facts.head_paths)
+        touched.update(
+            _column(writer, f"SELECT lineage_id FROM {Table.HEAD_DEFS} WHERE path IN (SELECT path FROM {paths})")
+        )
+        for table in (Table.HEAD_DEFS, Table.HEAD_FILES):
+            writer.execute(f"DELETE FROM {table} WHERE path IN (SELECT path FROM {paths})")
+    touched.update(facts.head_defs.values("lineage_id"))
+    written = 0
+    for columns in (
+        out.commits,
+        out.file_changes,
+        out.function_changes,
+        facts.versions,
+        facts.head_files,
+        facts.head_defs,
+    ):
+        written += writer.insert(columns.table_name, columns.table())
+    if facts.cold:
+        writer.execute(f"DELETE FROM {Table.LINEAGES}")
+        written += insert_query(writer, Table.LINEAGES, lineages_sql(only_touched=False))
+    elif touched:
+        _register(writer, "_ci_touched", lineage_id=sorted(touched))
+        writer.execute(f"DELETE FROM {Table.LINEAGES} WHERE lineage_id IN (SELECT lineage_id FROM _ci_touched)")
+        written += insert_query(writer, Table.LINEAGES, lineages_sql(only_touched=True))
+    writer.execute(f"DELETE FROM {Table.HISTORY_STATE}")
+    total = writer.con.execute(f"SELECT count(*) FROM {Table.COMMITS}").fetchone()
+    writer.execute(
+        f"INSERT INTO {Table.HISTORY_STATE} VALUES (?, ?, ?, ?, ?, now())",
+        [plan.repo.head, sorted(plan.repo.shallow), plan.repo.digest, str(plan.mode), total[0] if total else 0],
+    )
+    return written
+
+
+def insert_query(writer: Writer, table: str, sql: str) -> int:
+    """Insert the rows of a query (columns matched by name); returns how many."""
+    found = writer.con.execute(f"INSERT INTO {table} BY NAME {sql}").fetchone()
+    count = int(found[0]) if found else 0
+    writer.rows_written += count
+    return count
+
+
+def _register(writer: Writer, name: str, **column: Sequence[str]) -> str:
+    ((col, values),) = column.items()
+    writer.con.register(name, pa.table({col: pa.array(list(values), pa.string())}))
+    return name
+
+
+def _column(writer: Writer, sql: str) -> list[str]:
+    return [r[0] for r in writer.con.execute(sql).fetchall()]

@@ -1,0 +1,371 @@
+"""Git history keyed by GOID, on real repositories with scripted histories.
+
+Each test builds a history with real git in tmp_path, runs the `git_history` step (and the
+steps it feeds) in-process and checks what `history.*` holds: each function's lineage
+survives file renames, function renames, moves and class splits; reformats on the blame
+ignore list keep identity; merge resolutions are the merge's changes; a force-push drops
+what is gone and equals a cold walk; a shallow clone is a truncated history; Python 2 and
+undecodable old versions still have their definitions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+GIT = ("-c", "user.name=CodeIntel Tests", "-c", "user.email=tests@codeintel.invalid", "-c", "commit.gpgsign=false")
+
+MakeRepo = MakeIndexer = Indexer = Any
+
+
+def git(repo: Path, *args: str) -> str:
+    """git in `repo` with the test identity, no user or system config."""
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+    done = subprocess.run(["git", *GIT, *args], cwd=repo, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"git {' '.join(args)} failed in {repo}: {done.stderr}")
+    return done.stdout
+
+HISTORY_STEPS = ["git_history"]
+
+
+def run_history(indexer: Indexer, **config: Any) -> None:
+    run = indexer.run(HISTORY_STEPS, **config)
+    assert run.ok, run.failed
+
+
+def changes_of(indexer: Indexer, qualname: str, path: str | None = None) -> list[dict[str, Any]]:
+    """The history of today's function `qualname`, oldest first."""
+    where = "h.qualname = ?" + (" AND h.path = ?" if path else "")
+    return indexer.work_query(
+        f"""SELECT fc.*, c.generation, c.subject FROM history.function_changes fc
+            JOIN history.head_defs h USING (lineage_id) JOIN history.commits c USING (sha)
+            WHERE {where} ORDER BY c.generation""",
+        [qualname, path] if path else [qualname],
+    )
+
+
+def subjects(rows: list[dict[str, Any]], *, with_lines: bool = True) -> list[str]:
+    return [r["subject"] for r in rows if not with_lines or r["lines_added"] + r["lines_deleted"] > 0 or r["event"] == "created"]
+
+
+def table_digest(indexer: Indexer, table: str, order: str) -> str:
+    rows = indexer.work_query(f"SELECT * FROM {table} ORDER BY {order}")
+    return hashlib.blake2b(repr(rows).encode(), digest_size=16).hexdigest()
+
+
+USER_TABLES = {
+    "history.commits": "sha",
+    "history.file_changes": "sha, path",
+    "history.function_changes": "sha, lineage_id",
+    "history.head_files": "path",
+    "history.head_defs": "goid",
+    "history.lineages": "lineage_id",
+    "history.versions": "path, blob",
+}
+
+
+def digests(indexer: Indexer) -> dict[str, str]:
+    return {table: table_digest(indexer, table, order) for table, order in USER_TABLES.items()}
+
+
+BASE = {
+    "pkg/__init__.py": "",
+    "pkg/core.py": '''
+        import os
+
+
+        def helper(x):
+            """Help."""
+            y = x + 1
+            return y
+
+
+        class Engine:
+            def start(self):
+                return helper(1)
+
+            def stop(self):
+                return None
+    ''',
+}
+
+
+# ------------------------------------------------------------------------------------ identity
+
+
+def test_a_function_keeps_its_history_through_a_file_rename(make_repo: MakeRepo, make_indexer: MakeIndexer, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, BASE)
+    repo.apply({"pkg/core.py": BASE["pkg/core.py"].replace("y = x + 1", "y = x + 2")}, "edit helper")
+    git(repo.root, "mv", "pkg/core.py", "pkg/engine.py")
+    repo.commit("rename the file")
+    repo.apply({"pkg/engine.py": (repo.root / "pkg/engine.py").read_text().replace("return y", "return y * 2")}, "edit again")
+    indexer = make_indexer(repo)
+    run_history(indexer)
+    rows = changes_of(indexer, "helper", "pkg/engine.py")
+    assert subjects(rows) == ["initial", "edit helper", "edit again"]
+    moved = [r for r in rows if r["subject"] == "rename the file"]
+    assert [(r["event"], r["old_path"], r["path"]) for r in moved] == [("moved", "pkg/core.py", "pkg/engine.py")]
+    assert rows[0]["event"] == "created" and rows[0]["path"] == "pkg/core.py"
+
+
+def test_a_renamed_function_keeps_its_lineage(make_repo: MakeRepo, make_indexer: MakeIndexer, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, BASE)
+    repo.apply({"pkg/core.py": BASE["pkg/core.py"].replace("y = x + 1", "y = x + 3")}, "edit")
+    repo.apply({"pkg/core.py": BASE["pkg/core.py"].replace("y = x + 1", "y = x + 3").replace("def helper", "def assist").replace("return helper(1)", "return assist(1)")}, "rename it")
+    indexer = make_indexer(repo)
+    run_history(indexer)
+    rows = changes_of(indexer, "assist")
+    assert subjects(rows) == ["initial", "edit", "rename it"]
+    assert [(r["event"], r["old_qualname"]) for r in rows if r["subject"] == "rename it"] == [("renamed", "helper")]
+    lineage = indexer.work_query("SELECT * FROM history.lineages WHERE qualname = 'assist'")
+    assert lineage[0]["first_qualname"] == "helper" and lineage[0]["renames"] == 1
+    assert not indexer.work_query("SELECT * FROM history.lineages WHERE deleted_sha IS NOT NULL AND first_qualname = 'helper'")
+
+
+def test_a_function_moved_to_another_file_in_one_commit_keeps_its_lineage(
+    make_repo: MakeRepo, make_indexer: MakeIndexer, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path, BASE)
+    repo.apply({"pkg/core.py": BASE["pkg/core.py"].replace("y = x + 1", "y = x + 5")}, "edit helper")
+    moved_out = BASE["pkg/core.py"].replace("y = x + 1", "y = x + 5")
+    start, end = moved_out.index("def helper"), moved_out.index("class Engine")
+    helper_text = moved_out[start:end]
+    repo.apply(
+        {
+            "pkg/core.py": moved_out[:start].replace("import os", "import os\nfrom pkg.util import helper") + moved_out[end:],
+            "pkg/util.py": "\n\n" + helper_text,
+        },
+        "move helper to util",
+    )
+    indexer = make_indexer(repo)
+    run_history(indexer)
+    rows = changes_of(indexer, "helper", "pkg/util.py")
+    assert subjects(rows, with_lines=False) == ["initial", "edit helper", "move helper to util"]
+    move = rows[-1]
+    assert (move["event"], move["old_path"], move["lines_added"], move["lines_deleted"]) == ("moved", "pkg/core.py", 0, 0)
+
+
+def test_a_class_split_across_files_keeps_each_methods_history(make_repo: MakeRepo, make_indexer: MakeIndexer, tmp_path: Path) -> None:
+    big = '''
+        class App:
+            """The application."""
+
+            def route(self, rule):
+                """Register a rule."""
+                self.rules.append(rule)
+                return rule
+
+            def run(self, host):
+                """Serve."""
+                serve(self, host)
+                return host
+
+            def wsgi(self, environ):
+                """Answer."""
+                return self.dispatch(environ)
+    '''
+    repo = make_repo(tmp_path, {"app.py": big})
+    repo.apply({"app.py": big.replace("self.rules.append(rule)", "self.rules.insert(0, rule)")}, "edit route")
+    repo.apply(
+        {
+            "app.py": '''
+                from sansio import Scaffold
+
+
+                class App(Scaffold):
+                    """The application."""
+
+                    def wsgi(self, environ):
+                        """Answer."""
+                        return self.dispatch(environ)
+            ''',
+            "sansio.py": '''
+                class Scaffold:
+                    """What does no I/O."""
+
+                    def route(self, rule):
+                        """Register a rule."""
+                        self.rules.insert(0, rule)
+                        return rule
+
+                    def run(self, host):
+                        """Serve."""
+                        serve(self, host)
+                        return host
+            ''',
+        },
+        "split the class",
+    )
+    indexer = make_indexer(repo)
+    run_history(indexer)
+    route = changes_of(indexer, "Scaffold.route", "sansio.py")
+    assert subjects(route, with_lines=False) == ["initial", "edit route", "split the class"]
+    assert (route[-1]["event"], route[-1]["old_path"], route[-1]["old_qualname"]) == ("moved", "app.py", "App.route")
+    assert subjects(changes_of(indexer, "Scaffold.run"), with_lines=False) == ["initial", "split the class"]
+    assert subjects(changes_of(indexer, "App.wsgi"))[0] == "initial"
+
+
+# ------------------------------------------------------------------------------------ commit flags
+
+
+def test_a_reformat_on_the_ignore_list_keeps_identity_and_is_left_out_of_churn(
+    make_repo: MakeRepo, make_indexer: MakeIndexer, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path, BASE)
+    reformatted = BASE["pkg/core.py"].replace("def helper(x):", "def helper(x, ):").replace("return y", "return (y)")
+    sha = repo.apply({"pkg/core.py": reformatted}, "reformat")
+    repo.apply({".git-blame-ignore-revs": f"# formatting\n{sha}  # black\n"}, "ignore the reformat")
+    indexer = make_indexer(repo)
+    run = indexer.run(["function_history", "ownership"])
+    assert run.ok, run.failed
+    flags = indexer.work_query("SELECT subject, is_ignored FROM history.commits ORDER BY generation")
+    assert [f["is_ignored"] for f in flags] == [False, True, False]
+    rows = changes_of(indexer, "helper")
+    assert subjects(rows) == ["initial", "reformat"]  # identity kept: the reformat is a change of it
+    history = indexer.work_query("SELECT * FROM analytics.function_history WHERE qualname = 'helper'")[0]
+    assert history["commits"] == 1 and history["lines_deleted"] == 0  # but it is not churn
+
+
+def test_huge_commits_and_bots_are_flagged(make_repo: MakeRepo, make_indexer: MakeIndexer, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, {"a.py": "x = 1\n"})
+    repo.apply({f"gen/m{i}.py": f"def f{i}():\n    return {i}\n" for i in range(5)}, "many files")
+    git(repo.root, "-c", "user.name=dependabot[bot]", "commit", "-q", "--allow-empty", "-m", "bump")
+    indexer = make_indexer(repo)
+    run_history(indexer, history_huge_commit_files=3)
+    flags = indexer.work_query("SELECT subject, is_huge, is_bot, py_files FROM history.commits ORDER BY generation")
+    assert [(f["subject"], f["is_huge"], f["is_bot"]) for f in flags] == [
+        ("initial", False, False), ("many files", True, False), ("bump", False, True)
+    ]
+
+
+# ------------------------------------------------------------------------------------ merges
+
+
+def test_a_merge_with_a_conflict_resolution_is_a_change_of_the_function_it_wrote(
+    make_repo: MakeRepo, make_indexer: MakeIndexer, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path, BASE)
+    git(repo.root, "checkout", "-q", "-b", "side")
+    repo.apply({"pkg/core.py": BASE["pkg/core.py"].replace("y = x + 1", "y = x + 10")}, "side edit")
+    git(repo.root, "checkout", "-q", "main")
+    repo.apply({"pkg/core.py": BASE["pkg/core.py"].replace("y = x + 1", "y = x + 20").replace("return None", "return 0")}, "main edit")
+    merged = subprocess.run(["git", "merge", "-q", "side"], cwd=repo.root, capture_output=True, check=False)
+    assert merged.returncode != 0  # a conflict
+    repo.apply({"pkg/core.py": BASE["pkg/core.py"].replace("y = x + 1", "y = x + 30").replace("return None", "return 0")}, "merge side")
+    indexer = make_indexer(repo)
+    run_history(indexer)
+    rows = changes_of(indexer, "helper")
+    assert sorted(subjects(rows)) == sorted(["initial", "side edit", "main edit", "merge side"])
+    resolution = next(r for r in rows if r["subject"] == "merge side")
+    assert resolution["lines_added"] == 1
+    assert subjects(changes_of(indexer, "Engine.stop")) == ["initial", "main edit"]  # merged cleanly: no change of the merge
+
+
+# ------------------------------------------------------------------------------------ incremental
+
+
+def test_new_commits_are_walked_alone_and_give_the_tables_of_a_cold_walk(
+    make_repo: MakeRepo, make_indexer: MakeIndexer, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path, BASE)
+    indexer = make_indexer(repo)
+    run_history(indexer)
+    repo.apply({"pkg/core.py": BASE["pkg/core.py"].replace("y = x + 1", "y = x + 7")}, "edit")
+    repo.apply({"pkg/extra.py": "def more():\n    return 1\n"}, "add")
+    run_history(indexer)
+    runs = indexer.work_query("SELECT note FROM meta.step_runs WHERE step = 'git_history' ORDER BY started_at")
+    assert runs[-1]["note"].startswith("incremental: 2 commits")
+    run_history(indexer)
+    assert indexer.work_query("SELECT note FROM meta.step_runs WHERE step = 'git_history' ORDER BY started_at")[-1]["note"] == "no new commit"
+    cold = make_indexer(repo, tmp_path / "cold" / "c.duckdb")
+    run_history(cold)
+    assert digests(indexer) == digests(cold)
+
+
+def test_a_force_push_drops_what_is_gone_and_equals_a_cold_walk(
+    make_repo: MakeRepo, make_indexer: MakeIndexer, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path, BASE)
+    repo.apply({"pkg/core.py": BASE["pkg/core.py"].replace("y = x + 1", "y = x + 2")}, "keep")
+    repo.apply({"pkg/gone.py": "def doomed():\n    return 1\n"}, "to be rewritten")
+    repo.apply({"pkg/core.py": BASE["pkg/core.py"].replace("y = x + 1", "y = x + 3")}, "also rewritten")
+    indexer = make_indexer(repo)
+    run_history(indexer)
+    git(repo.root, "reset", "-q", "--hard", "HEAD~2")
+    repo.apply({"pkg/core.py": BASE["pkg/core.py"].replace("y = x + 1", "y = x + 4")}, "the new tip")
+    run_history(indexer)
+    kept = {r["subject"] for r in indexer.work_query("SELECT subject FROM history.commits")}
+    assert kept == {"initial", "keep", "the new tip"}
+    assert not indexer.work_query("SELECT * FROM history.lineages WHERE first_qualname = 'doomed'")
+    assert subjects(changes_of(indexer, "helper")) == ["initial", "keep", "the new tip"]
+    cold = make_indexer(repo, tmp_path / "cold" / "c.duckdb")
+    run_history(cold)
+    assert digests(indexer) == digests(cold)
+
+
+def test_a_shallow_clone_is_a_truncated_history(make_repo: MakeRepo, make_indexer: MakeIndexer, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, BASE)
+    for i in range(4):
+        repo.apply({"pkg/core.py": BASE["pkg/core.py"].replace("y = x + 1", f"y = x + {i + 10}")}, f"edit {i}")
+    clone = tmp_path / "shallow"
+    subprocess.run(["git", "clone", "-q", "--depth", "2", f"file://{repo.root}", str(clone)], check=True)
+    indexer = make_indexer(clone)
+    run_history(indexer)
+    commits = indexer.work_query("SELECT subject, is_shallow_boundary FROM history.commits ORDER BY generation")
+    assert [(c["subject"], c["is_shallow_boundary"]) for c in commits] == [("edit 2", True), ("edit 3", False)]
+    helper = indexer.work_query("SELECT * FROM history.lineages WHERE qualname = 'helper'")[0]
+    assert helper["is_truncated"] and helper["created_sha"] is None
+    assert subjects(changes_of(indexer, "helper")) == ["edit 3"]
+
+
+# ------------------------------------------------------------------------------------ old versions
+
+
+def test_python_2_code_in_the_past_keeps_its_definitions(make_repo: MakeRepo, make_indexer: MakeIndexer, tmp_path: Path) -> None:
+    py2 = '''
+        def report(items):
+            for item in items:
+                print "item", item
+            return len(items)
+
+
+        def fail():
+            try:
+                pass
+            except ValueError, e:
+                raise TypeError, "bad"
+    '''
+    repo = make_repo(tmp_path, {"legacy.py": py2})
+    repo.apply({"legacy.py": py2.replace("return len(items)", "return len(list(items))")}, "py2 edit")
+    py3 = py2.replace('print "item", item', 'print("item", item)').replace("except ValueError, e:", "except ValueError as e:")
+    repo.apply({"legacy.py": py3.replace('raise TypeError, "bad"', 'raise TypeError("bad")')}, "port to python 3")
+    indexer = make_indexer(repo)
+    run_history(indexer)
+    assert subjects(changes_of(indexer, "report")) == ["initial", "py2 edit", "port to python 3"]
+    assert subjects(changes_of(indexer, "fail")) == ["initial", "port to python 3"]
+
+
+def test_non_utf8_content_in_an_old_version_is_walked(make_repo: MakeRepo, make_indexer: MakeIndexer, tmp_path: Path) -> None:
+    latin = b"def name():\n    return '\xe9t\xe9'\n\n\ndef other():\n    return 1\n"
+    repo = make_repo(tmp_path, {"enc.py": latin})
+    repo.apply({"enc.py": latin.replace(b"return 1", b"return 2")}, "edit other")
+    repo.apply({"enc.py": latin.replace(b"'\xe9t\xe9'", "'été'".encode()).replace(b"return 1", b"return 2")}, "to utf-8")
+    indexer = make_indexer(repo)
+    run_history(indexer)
+    assert subjects(changes_of(indexer, "name")) == ["initial", "to utf-8"]
+    assert subjects(changes_of(indexer, "other")) == ["initial", "edit other"]
+
+
+def test_a_repository_without_commits_has_no_history(make_repo: MakeRepo, make_indexer: MakeIndexer, tmp_path: Path) -> None:
+    root = tmp_path / "fresh"
+    root.mkdir()
+    (root / "a.py").write_text("x = 1\n")
+    git(root, "init", "-q")
+    indexer = make_indexer(root)
+    run = indexer.run(["git_history"])
+    assert run.ok
+    assert indexer.work_query("SELECT count(*) AS n FROM history.commits")[0]["n"] == 0

@@ -1,0 +1,246 @@
+"""Outlines of file versions: parsed whole (ast, tree-sitter where ast cannot), and updated
+through a diff by parsing only what it touched, which must give the outline a whole parse
+gives; and the log stream's parser and the line diff the merges use.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from codeintel.analysis.definitions import iter_definitions
+from codeintel.ingestion.history.gitlog import log_args, parse_log, unquote_path
+from codeintel.ingestion.history.lineage import line_diff
+from codeintel.ingestion.history.outline import (
+    Def,
+    apply_hunks,
+    decode_source,
+    match_region,
+    parse_outline,
+    source_lines,
+    update_outline,
+    walk,
+)
+
+BASE = textwrap.dedent(
+    '''
+    """A module."""
+    import os
+
+    CONSTANT = 1
+
+
+    def helper(x, y=2):
+        """Help."""
+        if x:
+            return y
+        return x + y
+
+
+    @decorator(arg=1)
+    class Engine(Base):
+        """An engine."""
+
+        speed = 3
+
+        def start(self):
+            def inner():
+                return 1
+
+            return inner()
+
+        @property
+        def stop(self):
+            return None
+
+        async def wait(self):
+            await self.stop
+
+
+    if os.environ.get("X"):
+        def conditional():
+            pass
+    else:
+        def conditional():
+            return 2
+
+
+    def last(a,
+             b):
+        return (a,
+                b)
+    '''
+).lstrip("\n")
+
+
+def signature(root: Def) -> list[tuple[str, str, int, int, int, int]]:
+    return [(d.qualname, d.kind, d.start, d.line, d.body, d.end) for d in walk(root)]
+
+
+def outline_of(text: str) -> Def:
+    return parse_outline(source_lines(text))[0]
+
+
+def updated(old_text: str, new_text: str) -> Def:
+    old_lines, new_lines = source_lines(old_text), source_lines(new_text)
+    hunks = line_diff(old_lines, new_lines)
+    assert apply_hunks(old_lines, hunks, "utf-8") == new_lines
+    update = update_outline(outline_of(old_text), hunks, lambda: new_lines, len(old_lines), len(new_lines))
+    return update.root
+
+
+def test_the_outline_has_the_definitions_core_ast_nodes_has() -> None:
+    import ast
+
+    expected = [
+        (d.qualname, d.kind, d.start_line, d.end_line)
+        for d in iter_definitions(ast.parse(BASE), "m", "m.py", len(BASE.splitlines()))
+        if d.kind != "module"
+    ]
+    assert [(d.qualname, d.kind, d.start, d.end) for d in walk(outline_of(BASE))] == expected
+
+
+def test_python_2_code_gets_its_definitions_from_tree_sitter_with_the_spans_ast_gives_python_3() -> None:
+    py3 = "def f(x):\n    print(x)\n\n\nclass A(object):\n    def m(self):\n        try:\n            pass\n        except E as e:\n            raise\n"
+    py2 = py3.replace("print(x)", "print x").replace("except E as e:", "except E, e:")
+    root, parser = parse_outline(source_lines(py2))
+    assert parser == "tree-sitter"
+    assert signature(root) == signature(outline_of(py3))
+
+
+def test_undecodable_bytes_and_lone_carriage_returns_keep_git_line_numbers() -> None:
+    data = b"def f():\n    return '\xe9'\r\n\ndef g():  # \rnot a line break for git\n    pass\n"
+    lines = source_lines(decode_source(data))
+    assert len(lines) == data.count(b"\n")
+    assert [d.qualname for d in walk(parse_outline(lines)[0])] == ["f", "g"]
+    assert [d.start for d in walk(parse_outline(lines)[0])] == [1, 4]
+
+
+EDITS = {
+    "body_line": lambda s: s.replace("return x + y", "return x * y"),
+    "last_line_of_a_function": lambda s: s.replace("        return None", "        return 0"),
+    "append_a_method_after_a_blank": lambda s: s.replace(
+        "        await self.stop\n", "        await self.stop\n\n    def more(self):\n        return 4\n"
+    ),
+    "append_code_to_a_method": lambda s: s.replace("        await self.stop\n", "        await self.stop\n        x = 1\n"),
+    "add_a_decorator": lambda s: s.replace("    def start(self):", "    @cached\n    def start(self):"),
+    "edit_a_signature": lambda s: s.replace("def helper(x, y=2):", "def helper(\n    x,\n    y=3,\n):"),
+    "rename_a_function": lambda s: s.replace("def helper(", "def assist("),
+    "delete_a_method": lambda s: s.replace("    @property\n    def stop(self):\n        return None\n\n", ""),
+    "dedent_a_nested_function": lambda s: s.replace(
+        "        def inner():\n            return 1\n\n        return inner()\n", "        return 1\n\n    def inner(self):\n        return 1\n"
+    ),
+    "docstring_edit": lambda s: s.replace('    """Help."""', '    """Help.\n\n    def not_a_function():\n    """'),
+    "new_function_between_two": lambda s: s.replace("\n\n@decorator", "\n\ndef between():\n    return 0\n\n\n@decorator"),
+    "new_code_at_the_end": lambda s: s + "\n\nclass Tail:\n    pass\n",
+    "delete_the_end": lambda s: s[: s.index("def last(")],
+    "module_code_after_a_class": lambda s: s.replace("\n\nif os.environ", "\nx = [\n    1,\n]\n\nif os.environ"),
+    "continuation_line_after_a_function": lambda s: s.replace("CONSTANT = 1", "CONSTANT = (\n    1\n)"),
+    "edit_inside_a_conditional_block": lambda s: s.replace("            return 2", "            return 3"),
+    "class_header_and_body": lambda s: s.replace("class Engine(Base):", "class Motor(Base, Mixin):").replace("speed = 3", "speed = 4"),
+    "method_becomes_module_function": lambda s: s.replace(
+        "    async def wait(self):\n        await self.stop\n", "\nasync def wait(self):\n    await self.stop\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("edit", list(EDITS.values()), ids=list(EDITS))
+def test_an_updated_outline_is_the_outline_of_the_new_version(edit: object) -> None:
+    new = edit(BASE)  # type: ignore[operator]
+    assert signature(updated(BASE, new)) == signature(outline_of(new))
+
+
+def test_random_edits_give_the_outline_of_the_new_version() -> None:
+    """Edits made of lines of the file itself (moved, copied, dropped), kept when the result
+    still parses: the update must agree with a whole parse every time."""
+    import ast
+
+    rng = random.Random(7)
+    base = source_lines(BASE)
+    checked = 0
+    for _ in range(600):
+        lines = list(base)
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randrange(len(lines) + 1)
+            if rng.random() < 0.5 and lines:
+                del lines[at : at + rng.randint(1, 4)]
+            else:
+                start = rng.randrange(len(base))
+                lines[at:at] = base[start : start + rng.randint(1, 5)]
+        text = "\n".join(lines) + "\n"
+        try:
+            ast.parse(text)
+        except SyntaxError:
+            continue
+        checked += 1
+        assert signature(updated(BASE, text)) == signature(outline_of(text)), text
+    assert checked > 50
+
+
+def test_a_renamed_class_keeps_its_identity_through_the_lines_it_kept() -> None:
+    new = BASE.replace("class Engine(Base):", "class Motor(Base):")
+    old_lines, new_lines = source_lines(BASE), source_lines(new)
+    hunks = line_diff(old_lines, new_lines)
+    update = update_outline(outline_of(BASE), hunks, lambda: new_lines, len(old_lines), len(new_lines))
+    pairs = {(o.qualname, n.qualname) for region in update.regions for o, n in match_region(region, hunks, update.shift)}
+    assert ("Engine", "Motor") in pairs
+    assert ("Engine.start", "Motor.start") in pairs
+
+
+def test_line_diff_applies_back_to_the_new_lines() -> None:
+    rng = random.Random(3)
+    for _ in range(300):
+        old = [rng.choice("abcdefg") for _ in range(rng.randint(0, 30))]
+        new = list(old)
+        for _ in range(rng.randint(0, 5)):
+            if new and rng.random() < 0.5:
+                del new[rng.randrange(len(new))]
+            else:
+                new.insert(rng.randint(0, len(new)), rng.choice("abcxyz"))
+        assert apply_hunks(old, line_diff(old, new), "utf-8") == new
+
+
+# ------------------------------------------------------------------------------------ the stream
+
+
+def _git(repo: Path, *args: str) -> None:
+    env_args = ["-c", "user.name=T", "-c", "user.email=t@t.invalid", "-c", "commit.gpgsign=false"]
+    subprocess.run(["git", *env_args, *args], cwd=repo, check=True, capture_output=True)
+
+
+def test_the_log_parser_reads_renames_odd_names_deletions_and_missing_final_newlines(tmp_path: Path) -> None:
+    repo = tmp_path / "r"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    odd = 'we"ird\tname.py'
+    (repo / "a.py").write_text("def f():\n    return 1\n" + "x = 1\n" * 20)
+    (repo / odd).write_text("def g():\n    pass")  # no final newline
+    (repo / "caf\u00e9.py").write_text("y = 2\n")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "one")
+    (repo / "a.py").rename(repo / "b.py")
+    (repo / "b.py").write_text("def f():\n    return 2\n" + "x = 1\n" * 20)
+    (repo / odd).write_text("def g():\n    return 0")
+    (repo / "caf\u00e9.py").unlink()
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "two")
+    out = subprocess.run(["git", *log_args(from_stdin=False)], cwd=repo, capture_output=True, check=True).stdout
+    first, second = list(parse_log(io.BytesIO(out)))
+    assert {f.new_path for f in first.files} == {"a.py", odd, "caf\u00e9.py"}
+    changes = {(f.status, f.old_path, f.new_path) for f in second.files}
+    assert changes == {("R", "a.py", "b.py"), ("M", odd, odd), ("D", "caf\u00e9.py", None)}
+    renamed = next(f for f in second.files if f.status == "R")
+    assert [(h.old_start, h.old_count, h.removed, h.added) for h in renamed.hunks] == [(2, 1, [b"    return 1"], [b"    return 2"])]
+    weird = next(f for f in second.files if f.new_path == odd)
+    assert [(h.removed, h.added) for h in weird.hunks] == [([b"    pass"], [b"    return 0"])]
+
+
+def test_quoted_paths_are_unquoted() -> None:
+    assert unquote_path(b'"a\\tb\\"c\\\\d.py"') == 'a\tb"c\\d.py'
+    assert unquote_path(b'"caf\\303\\251.py"') == "caf\u00e9.py"
+    assert unquote_path(b"plain.py") == "plain.py"
