@@ -10,6 +10,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+import duckdb
+
 from codeintel.errors import CodeIntelError
 from codeintel.serving import graph, symbols, worktree
 from codeintel.serving.calls import Call, miss_answer, one_line, others_note
@@ -270,12 +272,26 @@ def _signature(lines: list[str], start: int, def_line: int | None) -> str:
 # ---------------------------------------------------------------------------------------- hotspots
 
 _FUNCTION_METRICS = {
-    "complexity": "cyclomatic", "size": "loc", "fan_in": "call_fan_in", "pagerank": "pagerank", "betweenness": "betweenness",
+    "complexity": "f.cyclomatic", "size": "f.loc", "fan_in": "f.call_fan_in", "pagerank": "f.pagerank",
+    "betweenness": "f.betweenness", "churn": "h.churn_365d",
 }  # fmt: skip
 _MODULE_METRICS = {
     "complexity": "ms.max_cyclomatic", "size": "ms.function_loc", "fan_in": "ms.import_fan_in",
-    "pagerank": "ms.import_pagerank", "betweenness": "gm.betweenness",
+    "pagerank": "ms.import_pagerank", "betweenness": "gm.betweenness", "churn": "h.churn_365d",
 }  # fmt: skip
+# churn: lines added and deleted in the year before the snapshot's HEAD (analytics.function_history
+# and analytics.file_history, made by the function_history step)
+_CHURN_JOIN = {
+    "function": "JOIN analytics.function_history h ON h.goid = f.goid",
+    "module": "JOIN analytics.file_history h ON h.path = ms.path",
+}
+
+
+def _has_history(c: Call) -> bool:
+    try:
+        return bool(c.q.scalar("SELECT count(*) > 0 FROM analytics.function_history"))
+    except duckdb.Error:  # a snapshot made before the history steps existed
+        return False
 
 
 def _scope(c: Call, scope: str | None) -> tuple[str, str, str]:
@@ -297,13 +313,16 @@ def _scope(c: Call, scope: str | None) -> tuple[str, str, str]:
 def hotspots(c: Call, metric: str, scope: str | None, level: str, limit: int | None) -> Answer:
     """The top functions (or modules) by a metric, in the repository, a package or a subsystem."""
     n = clamp_limit(limit)
-    if metric == "churn":
+    if metric == "churn" and not _has_history(c):
         return Answer(
             "hotspots by churn: not available",
-            [("why", "churn needs the git history steps, which this snapshot does not have")],
-            notes=[f"metric: one of {', '.join(m for m in HOTSPOT_METRICS if m != 'churn')}"],
+            [("why", "churn comes from the git history steps (function_history), which have not run for this snapshot")],
+            notes=[
+                "export without --select (or with --select function_history) to add them; "
+                f"other metrics: {', '.join(m for m in HOTSPOT_METRICS if m != 'churn')}"
+            ],
         )
-    if metric not in _FUNCTION_METRICS:
+    if metric not in HOTSPOT_METRICS:
         raise CodeIntelError(f"metric must be one of {', '.join(HOTSPOT_METRICS)}")
     if level not in ("function", "module"):
         raise CodeIntelError("level must be function or module")
@@ -314,24 +333,26 @@ def hotspots(c: Call, metric: str, scope: str | None, level: str, limit: int | N
     if level == "function":
         col = _FUNCTION_METRICS[metric]
         rows = c.q.rows(
-            f"""SELECT full_name, path || ':' || start_line, {col}, cyclomatic, loc, call_fan_in, count(*) OVER ()
-                FROM docs.v_function_summary WHERE {where} AND {col} IS NOT NULL
-                ORDER BY {col} DESC, full_name, goid LIMIT $lim OFFSET $off""",
+            f"""SELECT f.full_name, f.path || ':' || f.start_line, {col}, f.cyclomatic, f.loc, f.call_fan_in, count(*) OVER ()
+                FROM docs.v_function_summary f {_CHURN_JOIN["function"] if metric == "churn" else ""}
+                WHERE {where.replace("module", "f.module").replace("subsystem_id", "f.subsystem_id")} AND {col} IS NOT NULL
+                ORDER BY {col} DESC, f.full_name, f.goid LIMIT $lim OFFSET $off""",
             params,
         )
-        columns: tuple[str, ...] = ("#", "name", "at", metric, "cc", "loc", "fan-in")
-        brief: tuple[str, ...] = ("#", "name", metric)
+        columns: tuple[str, ...] = ("#", "name", "at", "churn 365d" if metric == "churn" else metric, "cc", "loc", "fan-in")
+        brief: tuple[str, ...] = ("#", "name", columns[3])
     else:
         col = _MODULE_METRICS[metric]
         rows = c.q.rows(
             f"""SELECT ms.module, ms.path, {col}, ms.max_cyclomatic, ms.function_loc, ms.import_fan_in, count(*) OVER ()
                 FROM docs.v_module_summary ms LEFT JOIN analytics.graph_metrics_modules gm USING (module)
+                {_CHURN_JOIN["module"] if metric == "churn" else ""}
                 WHERE {where.replace('module', 'ms.module').replace('subsystem_id', 'ms.subsystem_id')} AND {col} IS NOT NULL
                 ORDER BY {col} DESC, ms.module, ms.path LIMIT $lim OFFSET $off""",
             params,
         )
-        columns = ("#", "module", "path", metric, "max cc", "function loc", "importers")
-        brief = ("#", "module", metric)
+        columns = ("#", "module", "path", "churn 365d" if metric == "churn" else metric, "max cc", "function loc", "importers")
+        brief = ("#", "module", columns[3])
     total = int(rows[0][-1]) if rows else 0
     table = [(c.offset + i, *r[:-1]) for i, r in enumerate(rows, start=1)]
     section = Section("hotspots", columns, table, total=total, offset=c.offset, brief=brief, pageable=True)

@@ -49,7 +49,7 @@ DESCRIPTIONS = {
     "trace_path": "The shortest call paths from source to target (count and up to `limit` paths, the first call by call), or without target how far source reaches per hop (callees or callers).",
     "impact": "Impact of a change, from a unified diff, a git ref (commit, or A..B) or a list of symbols: changed functions, their transitive callers by hop, modules and subsystems touched, and the tests reaching each changed function with a witness path.",
     "tests_for": "Test functions that reach a symbol through the call graph (callers up to depth), nearest first, each with a witness path test -> ... -> symbol. Paged.",
-    "hotspots": "Top functions (or modules, level=module) by complexity, size, fan_in, pagerank or betweenness, in the repository, a module/package or a subsystem (scope). churn needs history (not yet). Paged.",
+    "hotspots": "Top functions (or modules, level=module) by complexity, size, fan_in, pagerank, betweenness or churn (lines changed in the year before HEAD; needs the git history steps), in the repository, a module/package or a subsystem (scope). Paged.",
     "module_info": "A module: its internal imports and importers, external packages, import cycle, layer, subsystem, size and quality, and its main functions by pagerank.",
     "subsystems": "The subsystem map (communities of modules), or one subsystem's modules and boundary edges (imports and calls crossing it, by module pair).",
     "describe": "The docs.* views and main tables with their columns; with name, one of them with column types and an example query. Use before writing SQL.",

@@ -90,10 +90,10 @@ class Project:
         snapshot = type(loaded.snapshot)(loaded.snapshot.repo_root, loaded.snapshot.repo_name, commit)
         return PipelineContextConfig.from_loaded(type(loaded)(snapshot, loaded.execution, loaded.storage, loaded.paths))
 
-    def run(self) -> PipelineRun:
-        """Export (the served steps) and publish, as `codeintel export --select docs_views` does."""
+    def run(self, *also: str) -> PipelineRun:
+        """Export (the served steps, and `also`) and publish, as `codeintel export --select docs_views` does."""
         with PipelineContext(self.config()) as ctx:
-            return run_pipeline(ctx, SERVED_STEPS)
+            return run_pipeline(ctx, [*SERVED_STEPS, *also])
 
     def copy(self, base: Path) -> Project:
         """A private copy (mtimes kept: the copy is unchanged for the pipeline)."""

@@ -198,7 +198,7 @@ def test_hotspots_rank_by_the_metric_within_a_scope(served: Served) -> None:
         "SELECT full_name FROM docs.v_function_summary WHERE module = 'pkg.core' AND call_fan_in IS NOT NULL ORDER BY call_fan_in DESC, full_name, goid"
     )
     assert [r[1] for r in scoped["sections"][0]["rows"]] == [n for (n,) in expected_scoped]
-    assert served.mcp.json("hotspots", metric="churn")["title"].endswith("not available")
+    assert served.mcp.json("hotspots", metric="churn")["title"].endswith("not available")  # no history steps yet
     wrong = served.mcp.json("hotspots", scope="pkg.cor")
     assert wrong["error"] and "pkg.core" in wrong["title"]
     modules_level = served.mcp.json("hotspots", metric="fan_in", level="module", limit=3)
@@ -406,3 +406,26 @@ def test_the_server_modules_never_import_prefect(tmp_path: Path) -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
     assert done.stdout.strip() == "[]"
+
+
+def test_hotspots_by_churn_once_the_history_steps_have_run(served: Served) -> None:
+    helpers = served.repo / "pkg" / "helpers.py"
+    for i in range(3):
+        served.project.apply({"pkg/helpers.py": helpers.read_text(encoding="utf-8").replace("lower()", f"lower()  # {i}")})
+    served.project.run("function_history")
+    answer = served.mcp.json("hotspots", metric="churn")
+    expected = served.query(
+        "SELECT f.full_name, h.churn_365d FROM docs.v_function_summary f JOIN analytics.function_history h ON h.goid = f.goid "
+        "WHERE h.churn_365d IS NOT NULL ORDER BY h.churn_365d DESC, f.full_name, f.goid"
+    )
+    rows = answer["sections"][0]["rows"]
+    assert [(r[1], r[3]) for r in rows] == [tuple(e) for e in expected][: len(rows)]
+    assert rows and answer["sections"][0]["columns"][3] == "churn 365d"
+    churn = {r[1]: r[3] for r in rows}
+    assert churn["pkg.helpers.normalize"] > churn["pkg.helpers.unused"]  # three edits of normalize
+    modules = served.mcp.json("hotspots", metric="churn", level="module")
+    expected_modules = served.query(
+        "SELECT ms.module FROM docs.v_module_summary ms JOIN analytics.file_history h ON h.path = ms.path "
+        "ORDER BY h.churn_365d DESC, ms.module, ms.path"
+    )
+    assert [r[1] for r in modules["sections"][0]["rows"]] == [m for (m,) in expected_modules][:20]
