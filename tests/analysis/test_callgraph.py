@@ -465,3 +465,8 @@ def test_one_row_per_site_and_target_with_the_first_kind_and_summed_shares() -> 
     (row,) = [r for r in rows if r["caller"] == "main.go"]
     assert (row["callee"], row["kind"], row["confidence"]) == ("main.C.__init__", "constructor", 1.0)
     assert (row["caller_goid"], row["callee_goid"], row["line"]) == ("g-go", "g-init", 9)
+
+
+def test_instance_whose_call_is_an_instance_terminates() -> None:
+    source = "class A:\n    pass\nclass B:\n    __call__ = A()\nA.__call__ = B()\nA()()\nB()()\n"
+    assert graph(source)["main"] == []

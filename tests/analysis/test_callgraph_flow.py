@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -379,3 +381,110 @@ def test_no_internal_name_reaches_the_callgraph_command(tmp_path: Path) -> None:
     callees = {r["callee"] for r in rows if r["callee"] is not None}
     assert "<builtin>.list.append" in callees
     assert not [c for c in callees if not _NAME.match(c)]
+
+
+_SEED_SCRIPT = """
+import json, sys
+sys.path.insert(0, {root!r})
+from codeintel.analysis.callgraph import build_call_graph
+files = json.loads(sys.stdin.read())
+facts, sites = build_call_graph([tuple(f) for f in files])
+print(json.dumps([[s.caller, s.line, s.col, s.callee, s.kind, s.confidence] for s in sites]))
+"""
+
+
+def test_flow_sensitive_solve_is_identical_under_different_hash_seeds() -> None:
+    body = "\n".join(
+        f"""
+def k{i}(items, c):
+    a{i} = f{i % 3}
+    x, y = a{i}, g
+    for item in items:
+        if c:
+            a{i} = g
+            continue
+        try:
+            y = h
+        except E as e:
+            x = e
+        finally:
+            del item
+    with c as w:
+        z = (a{i}, x, y) if w else [v := f{i % 3}]
+    match c:
+        case [p, *q]:
+            a{i} = p
+        case _:
+            pass
+    return a{i}(), x(), y(), z, v
+"""
+        for i in range(30)
+    )
+    source = "def f0(): pass\ndef f1(): pass\ndef f2(): pass\ndef g(): pass\ndef h(): pass\n" + body
+    files = json.dumps(_entries({"main.py": source}))
+    script = _SEED_SCRIPT.format(root=str(Path(__file__).resolve().parents[2]))
+    outputs = [
+        subprocess.run(
+            [sys.executable, "-c", script],
+            input=files,
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin"},
+        ).stdout
+        for seed in ("1", "4242")
+    ]
+    assert outputs[0] == outputs[1] and len(json.loads(outputs[0])) > 100
+
+
+_ODD_FLOW = """
+import sys
+def f(): pass
+def g(): pass
+exec("x = 1")
+globals()["y"] = f
+def k(items):
+    while True:
+        pass
+    after_forever()
+    for a in items:
+        try:
+            break
+        finally:
+            continue
+    try:
+        return f
+    finally:
+        return g
+async def co(items, cm):
+    async for a in items:
+        async with cm as b:
+            del a, b
+    try:
+        pass
+    except* ValueError as group:
+        group()
+class C:
+    for name in ("a", "b"):
+        locals()[name] = f
+    del name
+    z = [w := g for _ in (1,)]
+def m(v):
+    match v:
+        case {"k": [1, *rest]} | [*rest] if rest:
+            rest()
+        case C(z=q) if (r := q):
+            r()
+        case str() | bytes():
+            pass
+lambda a=(t := f): t()
+del undefined_name
+break_outside = None
+"""
+
+
+def test_odd_control_flow_extracts_and_solves() -> None:
+    facts, sites = build_call_graph(_entries({"main.py": _ODD_FLOW}))
+    assert facts[0].errors == ()
+    callees = {s.callee for s in sites}
+    assert {"<builtin>.exec", "main.f"} <= callees

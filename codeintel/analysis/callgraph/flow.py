@@ -15,6 +15,11 @@ summaries, so module-level code reads reaching versions but a function sees ever
 assigns); and a name some nested scope rebinds (`global`, `nonlocal`, `:=` in a generator
 expression), which reads its summary from that nested definition on (it is *pinned*). Comprehension
 variables keep one variable each. Attributes and containers are unaffected (they have no versions).
+
+A rebinding is an `Op.REBIND`: should the solve find no value for the new one (a call through a
+decorator or external the analysis cannot see into, `q = q.filter(...)`), or should the call have
+a target whose result is opaque, the name keeps its earlier values; a call known to return
+nothing (None, numbers) kills them.
 """
 
 from __future__ import annotations
@@ -265,6 +270,7 @@ def assigned_names(nodes: Iterable[ast.AST]) -> set[str]:
     class bodies excluded; `:=` inside comprehensions included), for loop heads."""
     out: set[str] = set()
     stack = list(nodes)
+    push = stack.append
     while stack:
         node = stack.pop()
         kind = type(node)
@@ -273,21 +279,28 @@ def assigned_names(nodes: Iterable[ast.AST]) -> set[str]:
                 out.add(node.id)  # type: ignore[attr-defined]
         elif kind in _NESTED:
             out.add(node.name)  # type: ignore[attr-defined]
-        elif kind is ast.Lambda:
-            continue
         elif kind in _COMPREHENSIONS:
             out.update(
                 sub.target.id
                 for sub in ast.walk(node)
                 if isinstance(sub, ast.NamedExpr) and isinstance(sub.target, ast.Name)
             )
-        elif kind in (ast.Import, ast.ImportFrom):
+        elif kind in _IMPORTS:
             for alias in node.names:  # type: ignore[attr-defined]
                 if alias.name != "*":
                     out.add(alias.asname or alias.name.partition(".")[0])
-        else:
-            name = getattr(node, "name", None) or getattr(node, "rest", None)  # except ... as, match captures
-            if isinstance(name, str):
-                out.add(name)
-            stack.extend(ast.iter_child_nodes(node))
+        elif kind is not ast.Lambda:
+            for field in node._fields:  # the children, as ast.iter_child_nodes gives them but faster
+                value = getattr(node, field, None)
+                if type(value) is list:
+                    stack.extend(item for item in value if isinstance(item, ast.AST))
+                elif isinstance(value, ast.AST):
+                    if field != "ctx":
+                        push(value)
+                elif field in _NAME_FIELDS and type(value) is str:  # except ... as, match captures
+                    out.add(value)
     return out
+
+
+_IMPORTS = (ast.Import, ast.ImportFrom)
+_NAME_FIELDS = ("name", "rest")

@@ -413,11 +413,18 @@ class Handlers(SolverState):
         elif kind == CLASS:
             self.construct(site, value, result, flag, pos, kws, dstar)
         elif kind == INST:
-            method = self.new_var()
+            # one variable per (site, instance, result) for the __call__ it calls: an instance whose
+            # __call__ is an instance (maybe itself) would otherwise recurse without end
+            slot = (-5, site, value, result, flag)
+            method = self.fields.get(slot)  # type: ignore[arg-type]
+            fresh = method is None
+            if method is None:
+                method = self.fields[slot] = self.new_var()  # type: ignore[index]
             self.class_attr(
                 key[1], self.sid("__call__"), method, value, (H_CALL, site, result, flag, pos, kws, dstar), -1, -2
             )
-            self.hook(method, (H_CALL, site, result, flag, pos, kws, dstar))
+            if fresh:
+                self.hook(method, (H_CALL, site, result, flag, pos, kws, dstar))
         elif kind == EXT:
             if len(key) == 2:  # a name: its result is an object of it, whose attributes are named
                 self.edges.setdefault(site, {}).setdefault(value, flag)
