@@ -802,8 +802,11 @@ def test_a_failing_call_graph_solve_still_publishes_and_the_next_run_catches_up(
             assert (row["last_status"], row["stale"], row["last_error"]) == ("succeeded", False, None), row
     assert status["call_graph"]["last_status"] == "failed"
     assert status["call_graph"]["last_error"] == "RuntimeError: the solver exploded"
-    for step in DOWNSTREAM_OF_CALL_GRAPH[1:]:  # not run: their last attempt is still the first run's
-        assert status[step]["last_run_id"] == first.run_id and "call_graph" in status[step]["stale_reason"]
+    failed_run = status["call_graph"]["last_run_id"]
+    assert failed_run != first.run_id
+    for step in DOWNSTREAM_OF_CALL_GRAPH[1:]:  # not run in the failed run: they keep the first run's output
+        assert status[step]["last_status"] == "not_run" and status[step]["last_run_id"] == failed_run
+        assert "call_graph" in status[step]["stale_reason"], status[step]
 
     export(idx)  # the solver works again
     status = _step_status(idx)

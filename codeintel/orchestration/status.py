@@ -94,9 +94,11 @@ def _stale_reason(
 ) -> str | None:
     if last_success is None:
         return "never succeeded" if status is None or status in _DONE else f"never succeeded (last attempt {status})"
+    upstream = [d for d in deps[step.name] if d in stale_steps]
+    if status == RunStatus.NOT_RUN:
+        return f"not run (upstream stale: {', '.join(upstream) or 'failed'}); output of run {last_success}"
     if status not in _DONE:
         return f"last attempt {status}; output of run {last_success}"
-    upstream = [d for d in deps[step.name] if d in stale_steps]
     if upstream:
         return "upstream stale: " + ", ".join(upstream)
     if getattr(step, "file_work", None) is not None:
