@@ -16,6 +16,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 GIT = ("-c", "user.name=CodeIntel Tests", "-c", "user.email=tests@codeintel.invalid", "-c", "commit.gpgsign=false")
 
 MakeRepo = MakeIndexer = Indexer = Any
@@ -369,3 +371,29 @@ def test_a_repository_without_commits_has_no_history(make_repo: MakeRepo, make_i
     run = indexer.run(["git_history"])
     assert run.ok
     assert indexer.work_query("SELECT count(*) AS n FROM history.commits")[0]["n"] == 0
+
+
+# ------------------------------------------------------------------------------------ on a corpus
+
+
+@pytest.mark.slow
+def test_incremental_walks_after_k_new_commits_equal_cold_walks_on_flask(
+    shared_dir: Path, make_indexer: MakeIndexer, tmp_path: Path
+) -> None:
+    """Walk flask's history at first-parent ancestors of HEAD, then each later one in turn (k
+    new commits each time, merges and their side branches included): the tables equal those
+    of a cold walk at the same commit."""
+    clone = tmp_path / "flask"
+    subprocess.run(["git", "clone", "-q", str(shared_dir / "corpora" / "flask.bundle"), str(clone)], check=True)
+    first_parent = git(clone, "rev-list", "--first-parent", "HEAD").split()
+    steps = [first_parent[40], first_parent[7], first_parent[1], first_parent[0]]
+    incremental = make_indexer(clone, tmp_path / "inc" / "c.duckdb")
+    for i, sha in enumerate(steps):
+        git(clone, "checkout", "-q", "--detach", sha)
+        run_history(incremental)
+        if i in (1, 3):
+            cold = make_indexer(clone, tmp_path / f"cold{i}" / "c.duckdb")
+            run_history(cold)
+            assert digests(incremental) == digests(cold), f"after walking up to {sha}"
+    notes = incremental.work_query("SELECT note FROM meta.step_runs WHERE step = 'git_history' ORDER BY started_at")
+    assert [n["note"].split(":")[0] for n in notes] == ["cold", "incremental", "incremental", "incremental"]

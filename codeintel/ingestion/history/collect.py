@@ -22,6 +22,7 @@ from pathlib import Path
 
 from codeintel.analysis.goids import make_goid
 from codeintel.errors import CodeIntelError
+from codeintel.gcpause import gc_paused
 from codeintel.ingestion.history.blobs import open_blobs
 from codeintel.ingestion.history.gitlog import CommitRecord, log_args, parse_log
 from codeintel.ingestion.history.lineage import DEFAULT_BOTS, Columns, HistoryWalker, WalkOutput, WalkSettings
@@ -78,8 +79,8 @@ class HistorySettings:
     huge_commit_files: int = 30
     bot_pattern: str = ""
     timeout_s: float = 3600.0
-    defs_budget: int = 400_000
-    lines_budget: int = 1_000_000
+    defs_budget: int = 300_000
+    lines_budget: int = 800_000
 
 
 def read_repo_history(tools: ToolService, repo: Path, settings: HistorySettings) -> RepoHistory:
@@ -208,7 +209,8 @@ def collect_history(
     revs = head + "\n" + "".join(f"^{b}\n" for b in plan.boundary)
     git = tools.config.git
     timings: dict[str, float] = {}
-    with open_blobs(tools, repo, timeout_s=settings.timeout_s) as blobs:
+    # the walk allocates millions of objects that live on, none in a cycle: no collection walks them
+    with gc_paused(), open_blobs(tools, repo, timeout_s=settings.timeout_s) as blobs:
         with tools.stream(git, log_args(), cwd=repo, timeout_s=settings.timeout_s, stdin=revs.encode()) as stream:
             commits: Iterable[CommitRecord] = parse_log(stream)
             if cold:

@@ -88,19 +88,26 @@ class WalkSettings:
     huge_commit_files: int = 30
     ignore_revs: frozenset[str] = frozenset()
     bot_pattern: str = DEFAULT_BOTS
-    defs_budget: int = 400_000  # definitions of the outlines kept
-    lines_budget: int = 1_000_000  # lines of the versions kept
+    defs_budget: int = 300_000  # definitions of the outlines kept
+    lines_budget: int = 800_000  # lines of the versions kept
 
 
 class Columns:
     """Rows of one stored table, gathered as columns and turned into Arrow every `chunk` rows
-    (a history is hundreds of thousands of rows: as Python objects they would not fit)."""
+    (a history is hundreds of thousands of rows: as Python objects they would not fit); text
+    columns dictionary-encoded (shas, paths, names repeat row after row)."""
 
     def __init__(self, table: str, names: tuple[str, ...], chunk: int = 50_000) -> None:
         schema = spec_of(table).arrow_schema
         self.table_name = table
         self.names = names
-        self.schema = pa.schema([schema.field(name) for name in names])
+        self._types = [schema.field(name).type for name in names]
+        self.schema = pa.schema(
+            [
+                (n, pa.dictionary(pa.int32(), t) if t == pa.string() else t)
+                for n, t in zip(names, self._types, strict=True)
+            ]
+        )
         self.chunk = chunk
         self._pending: list[list[Any]] = [[] for _ in names]
         self._batches: list[pa.RecordBatch] = []
@@ -115,7 +122,10 @@ class Columns:
 
     def _flush(self) -> None:
         if self._pending[0]:
-            arrays = [arrow_array(col, f.type) for col, f in zip(self._pending, self.schema, strict=True)]
+            arrays = []
+            for col, kind in zip(self._pending, self._types, strict=True):
+                array = arrow_array(col, kind)
+                arrays.append(array.dictionary_encode() if kind == pa.string() else array)
             self._batches.append(pa.RecordBatch.from_arrays(arrays, schema=self.schema))
             self._pending = [[] for _ in self.names]
 
@@ -125,7 +135,7 @@ class Columns:
 
     def values(self, name: str) -> list[Any]:
         """Every value of one column."""
-        return self.table().column(name).to_pylist()
+        return self.table().column(name).cast(self._types[self.names.index(name)]).to_pylist()
 
     def __len__(self) -> int:
         return self._rows
@@ -184,6 +194,7 @@ class _FileWork:
     deleted: list[Def] = field(default_factory=list)
     created: list[Def] = field(default_factory=list)
     rows: list[_Row] = field(default_factory=list)
+    old_version: Version | StoredVersion | None = None
     removed: tuple[list[int], list[int]] | None = None  # old lines the diff removed (starts, counts)
     added: tuple[list[int], list[int]] | None = None  # new lines it added; None: the whole file
 
@@ -238,7 +249,7 @@ class HistoryWalker:
             if commit.is_merge:
                 works = [w for mf in commit.merge_files if (w := self._merge_file(commit.sha, mf)) is not None]
             else:
-                works = [self._file(commit.sha, f) for f in commit.files]
+                works = [self._light(self._file(commit.sha, f)) for f in commit.files]
                 if not boundary:
                     self._moves(works)
             self._finish(commit.sha, works, record=not boundary)
@@ -276,9 +287,7 @@ class HistoryWalker:
             work.old_key = (f.old_path, f.old_blob)
             version, source = self._old(work.old_key)
             work.old_root, work.old_lines, work.encoding = source.root, source.lines, source.encoding
-            work.file_id, n_old = version.file_id, version.n_lines
-            if source.lines is not None:
-                self._texts[f.old_blob] = source.lines
+            work.file_id, n_old, work.old_version = version.file_id, version.n_lines, version
         if f.new_blob is None or f.new_path is None:
             work.deleted = walk(work.old_root) if work.old_root else []
             return work
@@ -312,6 +321,18 @@ class HistoryWalker:
         self._map(work, f.hunks, update.regions, update.updated, update.shift)
         return self._renamed(work) if work.old_path else work
 
+    def _light(self, work: _FileWork) -> _FileWork:
+        """Cache the new outline and lines now, and let go of the lines a move will not need:
+        a commit may change hundreds of files."""
+        if work.new_key is not None and work.new_root is not None and work.new_key not in self.versions:
+            source = Source(work.new_root, work.new_lines, work.encoding)
+            self.outlines.put(work.new_key, source, len(walk(work.new_root)))
+        if not work.deleted:
+            work.old_lines = None
+        if not work.created:
+            work.new_lines = None
+        return work
+
     def _added_lines(self, work: _FileWork, f: FileDiff) -> None:
         """A new file's lines, from its patch (all lines added)."""
         added = [raw for h in f.hunks for raw in h.added]
@@ -322,7 +343,6 @@ class HistoryWalker:
             work.encoding = source_encoding(added[:2])
             work.new_lines = apply_hunks([], f.hunks, work.encoding)
         work.n_new = len(work.new_lines)
-        self._texts[f.new_blob or ""] = work.new_lines
 
     def _patched_lines(self, work: _FileWork, f: FileDiff) -> list[str]:
         """A changed file's new lines: its old lines with the hunks applied, or (old lines not
@@ -337,10 +357,8 @@ class HistoryWalker:
         if f.hunks[0].new_start <= 2 or f.hunks[0].old_start <= 2:
             cookie = source_encoding([line.encode("utf-8", "replace") for line in work.new_lines[:2]])
             if codecs_name(cookie) != codecs_name(work.encoding):
-                self._texts.pop(f.new_blob, None)
                 work.new_lines = self._lines(f.new_blob)
                 work.encoding = cookie
-        self._texts[f.new_blob] = work.new_lines
         return work.new_lines
 
     def _map(
@@ -406,8 +424,8 @@ class HistoryWalker:
         born = [(w, d) for w in works for d in w.created]
         if not gone or not born:
             return
-        old_text = {id(d): self._body(w.old_key, d) for w, d in gone}
-        new_text = {id(d): self._body(w.new_key, d) for w, d in born}
+        old_text = {id(d): self._body(self._text(w.old_lines, w.old_key), d) for w, d in gone}
+        new_text = {id(d): self._body(self._text(w.new_lines, w.new_key), d) for w, d in born}
         pairs: list[tuple[tuple[_FileWork, Def], tuple[_FileWork, Def]]] = []
         by_body: dict[tuple[str, ...], list[tuple[_FileWork, Def]]] = {}
         for item in gone:
@@ -435,7 +453,9 @@ class HistoryWalker:
             new.lineage = old.lineage
             gw.deleted.remove(old)
             bw.created.remove(new)
-            a, b = _line_changes(self._def_lines(gw.old_key, old), self._def_lines(bw.new_key, new))
+            a, b = _line_changes(
+                self._def_lines(gw.old_key, old, gw.old_lines), self._def_lines(bw.new_key, new, bw.new_lines)
+            )
             if gw.path != bw.path:
                 event = Event.MOVED
             elif old.qualname != new.qualname:
@@ -445,18 +465,19 @@ class HistoryWalker:
             bw.rows.append(_Row(event, old, new, a, b, gw.old_key[0] if gw.old_key else None))
             self.out.stats["moves"] += 1
 
-    def _body(self, key: VersionKey | None, d: Def) -> tuple[str, ...]:
+    def _text(self, lines: list[str] | None, key: VersionKey | None) -> list[str]:
+        if lines is not None:
+            return lines
+        return self._lines(key[1]) if key is not None else []
+
+    def _body(self, lines: list[str], d: Def) -> tuple[str, ...]:
         """A definition's body as compared for moves: its lines after the header, stripped,
         blank lines left out."""
-        if key is None:
-            return ()
-        lines = self._lines(key[1])
         return tuple(s for line in lines[d.body - 1 : d.end] if (s := line.strip()))
 
-    def _def_lines(self, key: VersionKey | None, d: Def) -> list[str]:
-        if key is None:
-            return []
-        return [s for line in self._lines(key[1])[d.start - 1 : d.end] if (s := line.strip())]
+    def _def_lines(self, key: VersionKey | None, d: Def, lines: list[str] | None = None) -> list[str]:
+        lines = self._text(lines, key)
+        return [s for line in lines[d.start - 1 : d.end] if (s := line.strip())]
 
     # ------------------------------------------------------------------------ merges
 
@@ -584,7 +605,15 @@ class HistoryWalker:
             if len(defs) == len(known.lineages):
                 return {id(d): lineage for d, lineage in zip(defs, known.lineages, strict=True)}
             return {}
-        version = Version.of(work.file_id, work.n_new, defs, self._intern)
+        version = Version.of(work.file_id, work.n_new, defs)
+        before = work.old_version
+        if isinstance(before, Version):  # most versions name the same definitions as the one before
+            if version.names == before.names:
+                version.names = before.names
+            if version.kinds == before.kinds:
+                version.kinds = before.kinds
+            if version.lineages == before.lineages:
+                version.lineages = before.lineages
         self.versions[work.new_key] = version
         self.outlines.put(work.new_key, Source(work.new_root, work.new_lines, work.encoding), len(version.names))
         self.new_versions.append((work.new_key, sha))
@@ -627,7 +656,7 @@ class HistoryWalker:
             ords = _Ordinals(defs)
             for d in defs:
                 d.lineage = lineage_id("orphan", key[0], key[1], d.qualname, ords.of(d))
-            version = Version.of(lineage_id("orphan-file", key[0]), len(lines), defs, self._intern)
+            version = Version.of(lineage_id("orphan-file", key[0]), len(lines), defs)
         else:
             align(root, version.lineages, _keys_of(version))
             if isinstance(version, StoredVersion):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import ast
 import codecs
 import re
+import sys
 import warnings
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator, Sequence
@@ -299,7 +300,8 @@ def _ast_start(node: ast.stmt) -> int:
 
 
 def _qualname(parent: Def, name: str) -> str:
-    return name if parent.kind == MODULE else f"{parent.qualname}.{name}"
+    # interned: every version of a file holds the names of its definitions
+    return sys.intern(name if parent.kind == MODULE else f"{parent.qualname}.{name}")
 
 
 def _kind(is_class: bool, parent: Def) -> str:
@@ -332,18 +334,20 @@ def _ts_parser() -> Any:
 
 
 def _ts_region(data: bytes, offset: int, container: Def, wrapped: bool) -> Parsed:
+    """A region tree-sitter parses as whole statements: errors are allowed inside statements
+    (Python 2 expressions tree-sitter does not know), not between them."""
     root = _ts_parser().parse(data).root_node
-    if root.has_error:
-        raise NoParse("tree-sitter found errors")
     block = root
     if wrapped:
-        statements = [c for c in root.named_children if c.type != "comment"]
+        statements = [c for c in root.children if c.type != "comment"]
         if len(statements) != 1 or statements[0].type != "if_statement":
             raise NoParse("not one block")
         consequence = statements[0].child_by_field_name("consequence")
         if consequence is None or statements[0].child_by_field_name("alternative") is not None:
             raise NoParse("not one block")
         block = consequence
+    if root.has_error and any(c.type == "ERROR" or c.is_missing for c in block.children):
+        raise NoParse("tree-sitter found errors between statements")
     statements = [c for c in block.named_children if c.type != "comment"]
     if not statements:
         return Parsed([], None, None)
@@ -719,6 +723,7 @@ class _UpdateState:
             else:
                 g += 1
         parsed_runs: dict[int, tuple[int, Parsed]] = {}
+        tries: dict[int, int] = {}
         i = 0
         while i < len(runs):
             g, g_end = runs[i]
@@ -734,10 +739,19 @@ class _UpdateState:
                 if parsed is None:
                     parsed = self._reparse(old, new, kids[g:g_end], r_lo, r_hi, n_lo, n_hi)
             except NoParse:
-                if not (g > 0 and g - 1 not in updated) and not (g_end < n and g_end not in updated):
+                if open_end and g_end == n:
+                    raise  # the end of an open body: what follows it is not its own
+                step = 1 << tries.get(i, 0)  # wider and wider: a few parses, not one per child
+                tries[i] = tries.get(i, 0) + 1
+                lower = g
+                while lower > 0 and g - lower < step and lower - 1 not in updated:
+                    lower -= 1
+                upper = g_end
+                while upper < n and upper - g_end < step and upper not in updated:
+                    upper += 1
+                if (lower, upper) == (g, g_end):
                     raise
-                g = g - 1 if g > 0 and g - 1 not in updated else g
-                g_end = g_end + 1 if g_end < n and g_end not in updated else g_end
+                g, g_end = lower, upper
                 while i > 0 and runs[i - 1][1] >= g:  # it reaches the run before: one run
                     g = min(g, runs.pop(i - 1)[0])
                     parsed_runs.pop(g, None)

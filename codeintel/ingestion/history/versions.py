@@ -13,7 +13,7 @@ import hashlib
 import zlib
 from array import array
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from codeintel.ingestion.history.outline import Def, walk
@@ -54,13 +54,13 @@ class Version:
     kinds: str  # one letter per definition: c(lass), f(unction), m(ethod)
 
     @classmethod
-    def of(cls, file_id: int, n_lines: int, defs: Sequence[Def], intern: Callable[[str], str]) -> Version:
-        """The version whose definitions (preorder) are `defs`."""
+    def of(cls, file_id: int, n_lines: int, defs: Sequence[Def]) -> Version:
+        """The version whose definitions (preorder) are `defs` (their names are interned)."""
         return cls(
             file_id,
             n_lines,
             array("q", [d.lineage for d in defs]),
-            tuple([intern(d.qualname) for d in defs]),
+            tuple([d.qualname for d in defs]),
             "".join([d.kind[0] for d in defs]),
         )
 

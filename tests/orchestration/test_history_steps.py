@@ -1,0 +1,124 @@
+"""The history steps in the pipeline: where they sit in the DAG, what a run fills (tables,
+views, summary columns), what a re-run does (nothing without new commits; only the analytics
+when their settings change; a cold walk when the walk's settings change), and a repository
+without git."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from codeintel.orchestration.selection import ancestors
+from codeintel.orchestration.steps import PIPELINE_DEPS
+
+HISTORY_ANALYTICS = ("function_history", "hotspots", "change_coupling", "ownership")
+
+FILES = {
+    "pkg/__init__.py": "",
+    "pkg/calc.py": """
+        def add(a, b):
+            return a + b
+
+
+        def mul(a, b):
+            if a == 0:
+                return 0
+            return a * b
+    """,
+}
+
+
+def _edits(repo: Any, n: int) -> None:
+    for i in range(n):
+        repo.apply(
+            {
+                "pkg/calc.py": FILES["pkg/calc.py"].replace("return a + b", f"return a + b + {i}").replace(
+                    "return a * b", f"return a * b * {i + 1}"
+                )
+            },
+            f"edit {i}",
+        )
+
+
+def _notes(indexer: Any, run_id: str) -> dict[str, str]:
+    return {s: r["note"] for s, r in indexer.step_runs(run_id).items()}
+
+
+def test_the_history_walk_needs_no_code_analysis_and_the_analytics_need_only_what_they_read() -> None:
+    assert PIPELINE_DEPS["git_history"] == ()
+    assert ancestors("function_history", PIPELINE_DEPS) == {"git_history"}
+    assert ancestors("hotspots", PIPELINE_DEPS) >= {"git_history", "function_metrics"}
+    assert "call_graph" not in ancestors("hotspots", PIPELINE_DEPS)
+
+
+def test_an_export_fills_the_history_tables_views_and_summary_columns(
+    tmp_path: Path, make_repo: Any, make_indexer: Any
+) -> None:
+    repo = make_repo(tmp_path, FILES)
+    _edits(repo, 6)
+    indexer = make_indexer(repo)
+    run = indexer.run()
+    assert run.ok, run.failed
+    changes = indexer.query("SELECT full_name, count(*) FROM docs.v_function_changes GROUP BY 1 ORDER BY 1")
+    assert changes == [("pkg.calc.add", 7), ("pkg.calc.mul", 7)]
+    summary = indexer.query(
+        "SELECT qualname, history_commits, churn, author_count, last_changed_at IS NOT NULL, age_days > 0 "
+        "FROM docs.v_function_summary ORDER BY qualname"
+    )
+    assert summary == [("add", 7, 14, 1, True, True), ("mul", 7, 16, 1, True, True)]
+    module = indexer.query("SELECT history_commits, author_count FROM docs.v_module_summary WHERE path = 'pkg/calc.py'")
+    assert module == [(7, 1)]
+    spots = indexer.query("SELECT scope, name, rank FROM docs.v_hotspots ORDER BY scope, rank")
+    assert spots[0] == ("file", "pkg.calc", 1) and ("function", "pkg.calc.mul", 1) in spots
+    coupled = indexer.query("SELECT name_a, name_b, degree FROM docs.v_change_coupling WHERE scope = 'function'")
+    assert [(sorted(c[:2]), c[2]) for c in coupled] == [(["pkg.calc.add", "pkg.calc.mul"], 1.0)]
+    owners = indexer.query("SELECT main_author, author_count FROM analytics.ownership WHERE scope = 'file'")
+    assert owners == [("CodeIntel Tests", 1)]
+
+
+def test_no_new_commit_is_nothing_to_do(tmp_path: Path, make_repo: Any, make_indexer: Any) -> None:
+    repo = make_repo(tmp_path, FILES)
+    _edits(repo, 2)
+    indexer = make_indexer(repo)
+    assert indexer.run().ok
+    notes = _notes(indexer, indexer.run().run_id)
+    assert notes["git_history"] == "no new commit"
+    assert all(notes[s] == "up to date" for s in HISTORY_ANALYTICS)
+    _edits(repo, 1)
+    notes = _notes(indexer, indexer.run().run_id)
+    assert notes["git_history"].startswith("incremental: 1 commits walked")
+    assert all(notes[s] != "up to date" for s in HISTORY_ANALYTICS)
+
+
+def test_other_analytics_settings_recompute_the_analytics_not_the_walk(
+    tmp_path: Path, make_repo: Any, make_indexer: Any
+) -> None:
+    repo = make_repo(tmp_path, FILES)
+    _edits(repo, 5)
+    indexer = make_indexer(repo)
+    assert indexer.run().ok
+    run = indexer.run(history_coupling_min_revisions=50, history_hotspot_window_days=30)
+    notes = _notes(indexer, run.run_id)
+    assert notes["git_history"] == "no new commit"
+    assert notes["change_coupling"].startswith("settings") and notes["hotspots"].startswith("settings")
+    assert indexer.query("SELECT count(*) FROM analytics.change_coupling") == [(0,)]
+    assert indexer.query("SELECT DISTINCT window_days FROM analytics.hotspots") == [(30,)]
+
+
+def test_other_walk_settings_walk_the_history_again(tmp_path: Path, make_repo: Any, make_indexer: Any) -> None:
+    repo = make_repo(tmp_path, FILES)
+    _edits(repo, 2)
+    indexer = make_indexer(repo)
+    assert indexer.run(["git_history"]).ok
+    run = indexer.run(["git_history"], history_huge_commit_files=1)
+    assert _notes(indexer, run.run_id)["git_history"].startswith("cold")
+    assert indexer.query("SELECT count(*) FROM history.commits WHERE is_huge") == [(1,)]  # the initial commit: 2 files
+
+
+def test_outside_git_the_walk_is_skipped_and_the_rest_runs(tmp_path: Path, make_repo: Any, make_indexer: Any) -> None:
+    indexer = make_indexer(make_repo(tmp_path, FILES, use_git=False))
+    run = indexer.run()
+    assert run.ok, run.failed
+    steps = indexer.step_runs(run.run_id)
+    assert steps["git_history"]["status"] == "skipped"
+    assert indexer.query("SELECT count(*) FROM docs.v_function_summary WHERE history_commits IS NULL") == [(2,)]
