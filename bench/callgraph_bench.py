@@ -4,9 +4,10 @@ Usage: ``python bench/callgraph_bench.py REPO [--workers 2] [--json OUT]``; REPO
 or a git bundle, cloned into a temporary directory either way. Each run is the product command
 ``python -m codeintel export CLONE --db TMP/c.duckdb --select call_graph --quiet --workers N``.
 Reports per run: wall time, the ``call_graph`` step time from the work DB ledger
-(``meta.step_runs``), CPU seconds of the whole process tree (user + system, of every process
-the export started; steadier than wall time on a shared machine), peak RSS of the whole process
-tree (psutil, sampled every 20 ms), the
+(``meta.step_runs``), CPU seconds (user + system) of the export process and of the children it
+reaped (the per-file worker pool's processes are not among them, so this is mostly the solve;
+steadier than wall time on a shared machine), peak RSS of the whole process tree (psutil,
+sampled every 20 ms), the
 share of ``graph.call_edges`` rows per ``kind``, and the edges into the edited file that come
 from untouched files. The edit appends to a mid-size file a function calling one of its own
 top-level functions (new call facts: the whole program is solved again); a second edit then
@@ -52,7 +53,7 @@ def run_export(clone_dir: Path, db: Path, workers: int) -> dict[str, float]:
     wall = time.perf_counter() - started
     if process.returncode != 0:
         raise SystemExit(f"export failed with exit code {process.returncode}: {' '.join(command)}")
-    cpu = _children_cpu() - cpu_before  # the export and every process it reaped
+    cpu = _children_cpu() - cpu_before  # the export and the children it reaped (not the pool's workers)
     return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "peak_rss_mb": round(peak / 2**20, 1)}
 
 
