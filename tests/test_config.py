@@ -117,6 +117,9 @@ def test_storage_paths_derive_from_the_db_path(tmp_path: Path) -> None:
 def test_the_context_config_round_trips_through_json(tmp_path: Path) -> None:
     root = repo_with_pyproject(tmp_path, 'exclude = ["gen/*"]\nworkers = 2\n')
     cfg = PipelineContextConfig.from_loaded(
-        load_config(root, cli={"db": tmp_path / "c.duckdb"}, env={}), mode="prefect", full=True
+        load_config(root, cli={"db": tmp_path / "c.duckdb", "out_dir": tmp_path / "dump"}, env={}),
+        mode="prefect",
+        full=True,
     )
+    assert cfg.storage.out_dir == tmp_path / "dump"
     assert PipelineContextConfig.from_json(cfg.to_json()) == cfg

@@ -81,7 +81,11 @@ class PipelineContextConfig:
             snapshot=SnapshotConfig(Path(snap["repo_root"]), snap["repo_name"], snap["commit"]),
             execution=execution,
             paths=PathsConfig(Path(data["paths"]["build_dir"])),
-            storage=StorageConfig(Path(data["storage"]["db_path"]), float(data["storage"]["lock_timeout_s"])),
+            storage=StorageConfig(
+                Path(data["storage"]["db_path"]),
+                float(data["storage"]["lock_timeout_s"]),
+                Path(out) if (out := data["storage"].get("out_dir")) else None,
+            ),
             run_id=data["run_id"],
             mode=data["mode"],
             full=data["full"],
