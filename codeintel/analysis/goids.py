@@ -49,7 +49,9 @@ class DefinitionRef:
 def make_goid(repo: str, path: str, kind: str, qualname: str, ordinal: int = 0) -> str:
     """The GOID of one entity."""
     key = "\0".join((repo, path, kind, qualname, str(ordinal)))
-    return hashlib.blake2b(key.encode("utf-8"), digest_size=16).hexdigest()
+    # a name UTF-8 cannot hold hashes as its stored (escaped) form: the same GOID whether the
+    # path comes from the database or straight from git (codeintel/storage/text.py)
+    return hashlib.blake2b(key.encode("utf-8", "backslashreplace"), digest_size=16).hexdigest()
 
 
 def make_urn(repo: str, path: str, kind: str, qualname: str, ordinal: int = 0) -> str:
