@@ -38,13 +38,8 @@ from codeintel.analysis.symbol_index import build_symbol_index, build_unresolved
 from codeintel.errors import PipelineCycleError, StepFailedError, UnknownStepError, did_you_mean
 from codeintel.ingestion.change_tracker import ChangeTracker
 from codeintel.ingestion.history import store as history_store
-from codeintel.ingestion.history.collect import (
-    HistorySettings,
-    PlanMode,
-    collect_history,
-    plan_history,
-    read_repo_history,
-)
+from codeintel.ingestion.history.apart import walk_history
+from codeintel.ingestion.history.collect import HistorySettings, PlanMode, plan_history, read_repo_history
 from codeintel.ingestion.scan import PreviousState, diff_states, scan_repository
 from codeintel.orchestration import ledger
 from codeintel.orchestration.context import FileWork, PipelineContext
@@ -490,15 +485,14 @@ class GitHistoryStep:
             with step_writer(ctx, self.name, self.deps, changed=stored.head is not None) as w:
                 history_store.clear_history(w)
             return StepResult(note=plan.reason, skipped=True)
-        facts = collect_history(
+        with walk_history(
             ctx.tool_service, repo, ctx.config.snapshot.repo_name, plan, settings,
             generations=lambda shas: history_store.read_generations(gateway, shas),
             stored_versions=lambda keys: history_store.read_versions(gateway, keys),
             stored_head=lambda: history_store.read_head(gateway),
-        )  # fmt: skip
-        with step_writer(ctx, self.name, self.deps) as w:
+        ) as facts, step_writer(ctx, self.name, self.deps) as w:  # fmt: skip
             rows = history_store.store_history(w, plan, facts)
-        return StepResult(rows, note=f"{plan.mode}: {len(facts.walk.commits)} commits walked, {len(plan.gone)} gone")
+        return StepResult(rows, note=f"{plan.mode}: {len(facts.commits)} commits walked, {len(plan.gone)} gone")
 
 
 def _history_settings(ctx: PipelineContext) -> HistorySettings:

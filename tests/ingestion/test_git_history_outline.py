@@ -91,6 +91,12 @@ def updated(old_text: str, new_text: str) -> Def:
     hunks = line_diff(old_lines, new_lines)
     assert apply_hunks(old_lines, hunks, "utf-8") == new_lines
     update = update_outline(outline_of(old_text), hunks, lambda: new_lines, len(old_lines), len(new_lines))
+    # what the matching reads: each old definition in one region at most, each region's new
+    # definitions in the new outline (a region parsed again wider replaces the narrower one)
+    in_tree = {id(d) for d in walk(update.root)}
+    olds = [id(d) for region in update.regions for d in region.old_defs]
+    assert len(olds) == len(set(olds))
+    assert all(id(d) in in_tree for region in update.regions for d in region.new_defs)
     return update.root
 
 
@@ -244,3 +250,14 @@ def test_quoted_paths_are_unquoted() -> None:
     assert unquote_path(b'"a\\tb\\"c\\\\d.py"') == 'a\tb"c\\d.py'
     assert unquote_path(b'"caf\\303\\251.py"') == "caf\u00e9.py"
     assert unquote_path(b"plain.py") == "plain.py"
+
+
+def test_a_region_parsed_again_wider_replaces_the_regions_it_swallows() -> None:
+    """Definitions inside `if`/`else` blocks: an edit in the else block cannot be parsed alone
+    (it starts inside the block) and is widened over its neighbours, past a region already
+    parsed in the if block: that region's definitions must not be matched twice."""
+    defs_if = "".join(f"    def a{i}():\n        return {i}\n\n" for i in range(6))
+    defs_else = "".join(f"    def b{i}():\n        return {i}\n\n" for i in range(6))
+    old = f"import sys\n\nif sys.version_info > (3,):\n{defs_if}    X = 1\nelse:\n{defs_else}    Y = 2\n"
+    new = old.replace("    def a1():\n        return 1\n\n", "").replace("    Y = 2\n", "    def y():\n        return 2\n")
+    assert signature(updated(old, new)) == signature(outline_of(new))

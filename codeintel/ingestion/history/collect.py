@@ -19,13 +19,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Any, Protocol
+
+import pyarrow as pa
 
 from codeintel.analysis.goids import make_goid
 from codeintel.errors import CodeIntelError
 from codeintel.gcpause import gc_paused
 from codeintel.ingestion.history.blobs import open_blobs
 from codeintel.ingestion.history.gitlog import CommitRecord, log_args, parse_log
-from codeintel.ingestion.history.lineage import DEFAULT_BOTS, Columns, HistoryWalker, WalkOutput, WalkSettings
+from codeintel.ingestion.history.lineage import DEFAULT_BOTS, Columns, HistoryWalker, WalkSettings
 from codeintel.ingestion.history.versions import StoredVersion, Version, VersionKey, id_text
 from codeintel.ingestion.tools import ToolFailedError, ToolService
 from codeintel.storage.catalog import Table
@@ -164,17 +167,33 @@ def plan_history(tools: ToolService, repo: Path, now: RepoHistory, stored: Store
     )
 
 
+class TableRows(Protocol):
+    """Rows of one history table: gathered (`lineage.Columns`) or read back (`apart.Rows`)."""
+
+    table_name: str
+
+    def table(self) -> pa.Table: ...
+
+    def values(self, name: str) -> list[Any]: ...
+
+    def __len__(self) -> int: ...
+
+
 @dataclass
 class HistoryFacts:
-    """What a walk adds: rows per history table (columns), the HEAD definitions of the files
-    it changed, and figures."""
+    """What a walk adds: rows per history table, the HEAD files and definitions of the files
+    whose blob changed (`head_paths`: the paths whose HEAD rows they replace; all when cold),
+    and figures."""
 
-    walk: WalkOutput
-    versions: Columns
-    head_files: Columns
-    head_defs: Columns
-    head_paths: list[str]  # paths at HEAD whose rows `head_defs` replaces (all, when cold)
+    commits: TableRows
+    file_changes: TableRows
+    function_changes: TableRows
+    versions: TableRows
+    head_files: TableRows
+    head_defs: TableRows
+    head_paths: list[str]
     cold: bool
+    stats: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -225,6 +244,7 @@ def collect_history(
                 )  # fmt: skip
                 walker.walk(records)
         timings["walk"] = time.perf_counter() - started
+        walker.release()
         tree = head_tree(tools, repo, head)
         before = {} if cold else stored_head()
         changed = [(p, b) for p, b in tree.items() if before.get(p) != b]
@@ -242,7 +262,11 @@ def collect_history(
         "history: %s walk of %d commits in %.2fs (%s)", plan.mode, len(walker.out.commits), timings["walk"],
         ", ".join(f"{k} {v}" for k, v in sorted(walker.out.stats.items())),
     )  # fmt: skip
-    return HistoryFacts(walker.out, walker.version_rows(), files, rows, head_paths, cold, timings)
+    out = walker.out
+    return HistoryFacts(
+        out.commits, out.file_changes, out.function_changes, walker.version_rows(), files, rows, head_paths, cold,
+        dict(out.stats), timings,
+    )  # fmt: skip
 
 
 def _keys_used(records: list[CommitRecord]) -> list[VersionKey]:

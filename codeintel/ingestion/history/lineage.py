@@ -516,12 +516,19 @@ class HistoryWalker:
         update = update_outline(base.root, hunks, lambda: new_lines, base_version.n_lines, len(new_lines))
         work.new_root = update.root
         self._map(work, hunks, update.regions, update.updated, update.shift)
-        for _, _, other in others:  # what another parent brought: by name
-            names = {(d.qualname, d.kind): d for d in walk(other.root)}
+        merged = walk(work.new_root)
+        ords = _Ordinals(merged)
+        created = {id(d) for d in work.created}
+        used = {d.lineage for d in merged if id(d) not in created}
+        for _, _, other in others:  # what another parent brought: by name and same-name rank
+            theirs = walk(other.root)
+            their_ords = _Ordinals(theirs)
+            names = {(d.qualname, d.kind, their_ords.of(d)): d for d in theirs}
             for d in list(work.created):
-                found = names.get((d.qualname, d.kind))
-                if found is not None:
+                found = names.get((d.qualname, d.kind, ords.of(d)))
+                if found is not None and found.lineage not in used:
                     d.lineage = found.lineage
+                    used.add(found.lineage)
                     work.created.remove(d)
                     work.rows.append(_Row(Event.MODIFIED, found, d, 0, 0))
         work.deleted = []  # what the merge left out of the first parent's version, it took from another
@@ -619,9 +626,13 @@ class HistoryWalker:
         self.new_versions.append((work.new_key, sha))
         return {}
 
+    def release(self) -> None:
+        """Let go of the outlines and lines kept for the walk (what follows needs little)."""
+        self.outlines = OutlineCache(20_000, 50_000)
+
     def version_rows(self) -> Columns:
         """The versions this walk made, as rows of `history.versions`."""
-        rows = Columns(Table.VERSIONS, VERSION_COLUMNS)
+        rows = Columns(Table.VERSIONS, VERSION_COLUMNS, chunk=5_000)
         for (path, blob), sha in self.new_versions:
             version = self.versions[(path, blob)]
             assert isinstance(version, Version)

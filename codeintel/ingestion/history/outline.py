@@ -722,7 +722,7 @@ class _UpdateState:
                 g = g_end + 1
             else:
                 g += 1
-        parsed_runs: dict[int, tuple[int, Parsed]] = {}
+        parsed_runs: dict[int, tuple[int, Parsed, Region | None]] = {}
         tries: dict[int, int] = {}
         i = 0
         while i < len(runs):
@@ -732,12 +732,14 @@ class _UpdateState:
             r_lo = kids[g - 1].end + 1 if g > 0 else span[0]
             r_hi = kids[g_end].start - 1 if g_end < n else span[1]
             parsed = None
+            region = None
             if g == g_end:  # no definition in it: maybe no parse needed
                 changes = [ch for k in range(g, g_end + 1) for ch in gaps[k]]
                 parsed = self._plain(old, changes, n_lo, n_hi, first_moved and g == 0, open_end and g == n)
             try:
                 if parsed is None:
                     parsed = self._reparse(old, new, kids[g:g_end], r_lo, r_hi, n_lo, n_hi)
+                    region = self.update.regions[-1]
             except NoParse:
                 if open_end and g_end == n:
                     raise  # the end of an open body: what follows it is not its own
@@ -753,15 +755,18 @@ class _UpdateState:
                     raise
                 g, g_end = lower, upper
                 while i > 0 and runs[i - 1][1] >= g:  # it reaches the run before: one run
-                    g = min(g, runs.pop(i - 1)[0])
-                    parsed_runs.pop(g, None)
+                    before = runs.pop(i - 1)[0]
+                    g = min(g, before)
+                    _, _, dropped = parsed_runs.pop(before, (0, None, None))
+                    if dropped is not None:  # parsed again within this run
+                        self.update.regions.remove(dropped)
                     i -= 1
                 while i + 1 < len(runs) and runs[i + 1][0] <= g_end:
                     g_end = max(g_end, runs.pop(i + 1)[1])
                 runs[i] = [g, g_end]
                 self.update.widened += 1
                 continue
-            parsed_runs[g] = (g_end, parsed)
+            parsed_runs[g] = (g_end, parsed, region)
             i += 1
         out: list[Def] = []
         first: int | None = None
@@ -769,7 +774,7 @@ class _UpdateState:
         g = 0
         while g <= n:
             if g in parsed_runs:
-                g_end, parsed = parsed_runs[g]
+                g_end, parsed, _ = parsed_runs[g]
                 out.extend(parsed.defs)
                 if first_moved and first is None:
                     first = parsed.first

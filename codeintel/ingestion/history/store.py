@@ -19,6 +19,8 @@ from codeintel.ingestion.history.versions import StoredVersion, VersionKey, id_v
 from codeintel.storage.catalog import Table
 from codeintel.storage.gateway import StorageGateway, Writer
 
+STORE_MEMORY_LIMIT = "192MB"
+
 HISTORY_TABLES = (
     Table.COMMITS, Table.FILE_CHANGES, Table.FUNCTION_CHANGES, Table.VERSIONS, Table.HEAD_FILES, Table.HEAD_DEFS,
     Table.LINEAGES, Table.HISTORY_STATE,
@@ -73,8 +75,8 @@ def clear_history(writer: Writer) -> None:
 
 def store_history(writer: Writer, plan: HistoryPlan, facts: HistoryFacts) -> int:
     """Write what a walk found (see the module docstring); returns the rows written."""
-    out = facts.walk
-    touched: set[str] = set(out.function_changes.values("lineage_id"))
+    writer.execute(f"SET memory_limit = '{STORE_MEMORY_LIMIT}'")  # this connection's: it spills beyond
+    touched: set[str] = set(facts.function_changes.values("lineage_id"))
     if facts.cold:
         clear_history(writer)
     else:
@@ -98,9 +100,9 @@ def store_history(writer: Writer, plan: HistoryPlan, facts: HistoryFacts) -> int
     touched.update(facts.head_defs.values("lineage_id"))
     written = 0
     for columns in (
-        out.commits,
-        out.file_changes,
-        out.function_changes,
+        facts.commits,
+        facts.file_changes,
+        facts.function_changes,
         facts.versions,
         facts.head_files,
         facts.head_defs,

@@ -1,0 +1,151 @@
+"""A cold walk in a process of its own.
+
+A whole history's walk builds millions of small objects (the outlines of thousands of file
+versions) that Python keeps the memory of once freed; run apart, that memory is the system's
+again when the walk ends, and the step's process only holds the rows, which come back as Arrow
+IPC files (memory-mapped).  `python -m codeintel.ingestion.history.apart` reads its request as
+JSON on stdin and writes the files into the directory it names.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from codeintel.config import ToolsConfig
+from codeintel.errors import CodeIntelError
+from codeintel.ingestion.history.collect import (
+    HistoryFacts,
+    HistoryPlan,
+    HistorySettings,
+    PlanMode,
+    RepoHistory,
+    collect_history,
+)
+from codeintel.ingestion.tools import ToolService
+
+_OUTPUTS = ("commits", "file_changes", "function_changes", "versions", "head_files", "head_defs")
+
+
+class Rows:
+    """Rows of one table read back from an Arrow IPC file (as `lineage.Columns` offers them)."""
+
+    def __init__(self, table_name: str, table: pa.Table) -> None:
+        self.table_name = table_name
+        self._table = table
+
+    def table(self) -> pa.Table:
+        return self._table
+
+    def values(self, name: str) -> list[Any]:
+        column = self._table.column(name)
+        if pa.types.is_dictionary(column.type):
+            column = column.cast(column.type.value_type)
+        return column.to_pylist()
+
+    def __len__(self) -> int:
+        return self._table.num_rows
+
+
+@contextmanager
+def cold_walk_apart(
+    tools: ToolService, repo: Path, repo_name: str, plan: HistoryPlan, settings: HistorySettings
+) -> Iterator[HistoryFacts]:
+    """Walk the whole history in a child process; the facts (backed by files that exist until
+    the block ends)."""
+    assert plan.mode == PlanMode.COLD
+    with tempfile.TemporaryDirectory(prefix="codeintel-history-") as tmp:
+        request = {
+            "repo": str(repo),
+            "repo_name": repo_name,
+            "tools": asdict(tools.config),
+            "settings": asdict(settings),
+            "repo_history": {"head": plan.repo.head, "shallow": sorted(plan.repo.shallow), "digest": plan.repo.digest},
+            "out": tmp,
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "codeintel.ingestion.history.apart"],
+            input=json.dumps(request).encode(),
+            capture_output=True,
+            check=False,
+        )
+        result_file = Path(tmp) / "result.json"
+        if done.returncode != 0 or not result_file.is_file():
+            error = done.stderr.decode("utf-8", "replace")[-3000:]
+            raise CodeIntelError(f"the history walk of {repo} failed (exit {done.returncode}): {error}")
+        result = json.loads(result_file.read_text())
+        tables = {}
+        for name in _OUTPUTS:
+            with pa.memory_map(str(Path(tmp) / f"{name}.arrow")) as source:
+                tables[name] = Rows(result["tables"][name], pa.ipc.open_file(source).read_all())
+        yield HistoryFacts(
+            tables["commits"], tables["file_changes"], tables["function_changes"], tables["versions"],
+            tables["head_files"], tables["head_defs"], result["head_paths"], True, result["stats"], result["timings"],
+        )  # fmt: skip
+
+
+@contextmanager
+def walk_history(
+    tools: ToolService,
+    repo: Path,
+    repo_name: str,
+    plan: HistoryPlan,
+    settings: HistorySettings,
+    **readers: Any,
+) -> Iterator[HistoryFacts]:
+    """The facts of the walk `plan` asks for: a cold walk apart (`cold_walk_apart`), new
+    commits in this process (`collect_history`, with `readers` of what is stored)."""
+    if plan.mode == PlanMode.COLD:
+        with cold_walk_apart(tools, repo, repo_name, plan, settings) as facts:
+            yield facts
+    else:
+        yield collect_history(tools, repo, repo_name, plan, settings, **readers)
+
+
+def _refuse(*_: object) -> Any:
+    raise CodeIntelError("a cold walk reads nothing stored")
+
+
+def main() -> int:
+    request = json.loads(sys.stdin.buffer.read())
+    out = Path(request["out"])
+    try:
+        repo_history = request["repo_history"]
+        plan = HistoryPlan(
+            PlanMode.COLD,
+            RepoHistory(repo_history["head"], frozenset(repo_history["shallow"]), repo_history["digest"]),
+        )
+        facts = collect_history(
+            ToolService(ToolsConfig(**request["tools"])), Path(request["repo"]), request["repo_name"], plan,
+            HistorySettings(**request["settings"]), generations=_refuse, stored_versions=_refuse, stored_head=dict,
+        )  # fmt: skip
+        columns = {name: getattr(facts, name) for name in _OUTPUTS}
+        for name, rows in columns.items():
+            table = rows.table().unify_dictionaries()  # one dictionary per column: what IPC files hold
+            with pa.OSFile(str(out / f"{name}.arrow"), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+                writer.write_table(table)
+        result = {
+            "tables": {name: str(rows.table_name) for name, rows in columns.items()},
+            "stats": facts.stats,
+            "head_paths": facts.head_paths,
+            "timings": facts.timings,
+        }
+        (out / "result.json").write_text(json.dumps(result))
+    except Exception:
+        sys.stderr.write(traceback.format_exc())
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
