@@ -182,7 +182,20 @@ def analytics_seconds(db: Path) -> dict[str, float]:
 
 
 def agreement(repo: Path, db: Path, n: int, seed: int) -> dict[str, Any]:
-    """Precision and recall of the commits attributed to sampled functions vs `git log -L`."""
+    """Precision and recall of the commits attributed to sampled functions vs `git log -L`.
+
+    Attributed to a function: the commits of its lineage that changed its lines, created it,
+    or moved it from another file (not a whole-file rename, which leaves its lines alone).
+
+    `git log -L` follows a line range back through the diffs; where a hunk rewrote the range,
+    it continues with the whole block that hunk replaced, and from there lists the commits of
+    whatever was in that block (a function rewritten inside a rewritten class inherits the
+    class's history); and it does not follow a function moved from another file (a split, a
+    class moved to a new module).  So two comparisons: over all commits (`raw`), and `tight`:
+    both lists cut where `git log -L`'s range first grows past twice the function's size (and
+    10 lines), and at the function's last move from another file: the commits older than that
+    left out of both.
+    """
     con = duckdb.connect(str(db), read_only=True)
     try:
         functions = con.execute(
@@ -191,51 +204,86 @@ def agreement(repo: Path, db: Path, n: int, seed: int) -> dict[str, Any]:
                WHERE g.kind IN ('function', 'method') ORDER BY g.goid"""
         ).fetchall()
         sample = random.Random(seed).sample(functions, min(n, len(functions)))
+        generation = dict(con.execute("SELECT sha, generation FROM history.commits").fetchall())
+        renames = {(sha, old, new) for sha, old, new in con.execute(
+            "SELECT sha, old_path, path FROM history.file_changes WHERE status = 'R'").fetchall()}  # fmt: skip
         ours: dict[str, set[str]] = {}
-        moved: dict[str, bool] = {}
+        moved_in: dict[str, int] = {}  # generation of the last move from another file (not a file rename)
         for goid, _, _, _, _, lineage in sample:
             rows = con.execute(
-                """SELECT sha, event, lines_added + lines_deleted, old_path, path FROM history.function_changes
-                   WHERE lineage_id = ?""",
+                "SELECT sha, event, lines_added + lines_deleted, old_path, path FROM history.function_changes WHERE lineage_id = ?",
                 [lineage],
             ).fetchall()
-            ours[goid] = {sha for sha, event, lines, _, _ in rows if lines > 0 or event == "created"}
-            moved[goid] = any(event == "moved" and lines > 0 for _, event, lines, _, _ in rows)
+            ours[goid] = {
+                sha for sha, event, lines, old_path, path in rows
+                if lines > 0 or event == "created" or (event == "moved" and old_path and (sha, old_path, path) not in renames)
+            }  # fmt: skip
+            moves = [
+                generation.get(sha, 0) for sha, event, _, old_path, path in rows
+                if event == "moved" and old_path and (sha, old_path, path) not in renames
+            ]  # fmt: skip
+            moved_in[goid] = max(moves, default=0)
     finally:
         con.close()
-    tp = fp = fn = 0
-    precisions, recalls = [], []
+    totals = {"raw": [0, 0, 0], "tight": [0, 0, 0]}  # true positives, ours only, theirs only
+    per_function: dict[str, list[tuple[float, float]]] = {"raw": [], "tight": []}
     kinds: Counter[str] = Counter()
     worst = []
     started = time.perf_counter()
     for goid, path, qualname, start, end, _ in sample:
-        out = git(repo, "log", "-L", f"{start},{end}:{path}", "--format=%H", "-s")
-        theirs = {line.strip() for line in out.splitlines() if line.strip()}
+        listed, cut = _git_log_l(repo, path, start, end)
         mine = ours[goid]
-        both = mine & theirs
-        tp, fp, fn = tp + len(both), fp + len(mine - theirs), fn + len(theirs - mine)
-        precisions.append(len(both) / len(mine) if mine else 1.0)
-        recalls.append(len(both) / len(theirs) if theirs else 1.0)
-        if mine - theirs:
-            kinds["extra (moved function)" if moved[goid] else "extra"] += len(mine - theirs)
-        if theirs - mine:
-            kinds["missing"] += len(theirs - mine)
-        if mine != theirs:
-            worst.append((len(mine ^ theirs), f"{path}::{qualname}", sorted(mine - theirs)[:3], sorted(theirs - mine)[:3]))
+        for mode in ("raw", "tight"):
+            theirs = set(listed if mode == "raw" else listed[: cut + 1] if cut is not None else listed)
+            kept = mine
+            if mode == "tight":  # what `git log -L` can see: since its range grew, since the function came from another file
+                floor = max(generation.get(listed[cut], 0) if cut is not None else 0, moved_in[goid])
+                kept = {sha for sha in mine if generation.get(sha, 0) >= floor}
+                theirs = {sha for sha in theirs if generation.get(sha, 0) >= floor}
+            both = kept & theirs
+            t = totals[mode]
+            t[0], t[1], t[2] = t[0] + len(both), t[1] + len(kept - theirs), t[2] + len(theirs - kept)
+            per_function[mode].append((len(both) / len(kept) if kept else 1.0, len(both) / len(theirs) if theirs else 1.0))
+            if mode == "tight" and kept != theirs:
+                kinds["ours only"] += len(kept - theirs)
+                kinds["git log -L only"] += len(theirs - kept)
+                worst.append((len(kept ^ theirs), f"{path}::{qualname}", sorted(kept - theirs)[:3], sorted(theirs - kept)[:3]))
+        kinds["range grew (cut)" if cut is not None else "range kept"] += 1
     worst.sort(reverse=True)
-    return {
-        "functions": len(sample),
-        "seed": seed,
-        "precision_micro": round(tp / (tp + fp), 4) if tp + fp else 1.0,
-        "recall_micro": round(tp / (tp + fn), 4) if tp + fn else 1.0,
-        "precision_macro": round(sum(precisions) / len(precisions), 4) if precisions else 1.0,
-        "recall_macro": round(sum(recalls) / len(recalls), 4) if recalls else 1.0,
-        "commits_ours": tp + fp,
-        "commits_git_log_L": tp + fn,
-        "disagreements": dict(kinds),
-        "worst": worst[:10],
-        "git_log_L_s": round(time.perf_counter() - started, 1),
-    }
+    result: dict[str, Any] = {"functions": len(sample), "seed": seed}
+    for mode, (tp, fp, fn) in totals.items():
+        pairs = per_function[mode]
+        result[mode] = {
+            "precision_micro": round(tp / (tp + fp), 4) if tp + fp else 1.0,
+            "recall_micro": round(tp / (tp + fn), 4) if tp + fn else 1.0,
+            "precision_macro": round(sum(p for p, _ in pairs) / len(pairs), 4) if pairs else 1.0,
+            "recall_macro": round(sum(r for _, r in pairs) / len(pairs), 4) if pairs else 1.0,
+            "commits_ours": tp + fp,
+            "commits_git_log_L": tp + fn,
+        }
+    result.update(disagreements=dict(kinds), worst=worst[:10], git_log_L_s=round(time.perf_counter() - started, 1))
+    return result
+
+
+def _git_log_l(repo: Path, path: str, start: int, end: int) -> tuple[list[str], int | None]:
+    """The commits `git log -L` lists for a span (newest first), and the index of the first one
+    where the range it follows grew past twice the span (and 10 lines), if any."""
+    out = subprocess.run(
+        ["git", "log", "-L", f"{start},{end}:{path}", "--format=%x00%H", "--no-color"],
+        cwd=repo, capture_output=True, text=True, errors="replace", check=True,
+    ).stdout  # fmt: skip
+    shas: list[str] = []
+    cut = None
+    size = end - start + 1
+    for line in out.split("\n"):
+        if line.startswith("\0"):
+            shas.append(line[1:].strip())
+        elif line.startswith("@@ ") and cut is None:
+            old = line.split(" ")[1]  # -a,b
+            length = int(old.split(",")[1]) if "," in old else 1
+            if length > 2 * size + 10:
+                cut = len(shas) - 1
+    return shas, cut
 
 
 # ------------------------------------------------------------------------------------ main

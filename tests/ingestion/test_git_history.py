@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +134,7 @@ def test_a_function_moved_to_another_file_in_one_commit_keeps_its_lineage(
 ) -> None:
     repo = make_repo(tmp_path, BASE)
     repo.apply({"pkg/core.py": BASE["pkg/core.py"].replace("y = x + 1", "y = x + 5")}, "edit helper")
-    moved_out = BASE["pkg/core.py"].replace("y = x + 1", "y = x + 5")
+    moved_out = textwrap.dedent(BASE["pkg/core.py"].replace("y = x + 1", "y = x + 5"))
     start, end = moved_out.index("def helper"), moved_out.index("class Engine")
     helper_text = moved_out[start:end]
     repo.apply(

@@ -41,6 +41,7 @@ from codeintel.ingestion.history.outline import (
     apply_hunks,
     count_in,
     decode_source,
+    match_children,
     match_region,
     parse_outline,
     source_encoding,
@@ -419,36 +420,32 @@ class HistoryWalker:
 
     def _moves(self, works: list[_FileWork]) -> None:
         """Definitions deleted in one place and created with the same body in another (another
-        file, or elsewhere in the same one): moves, keeping their lineage."""
+        file, or elsewhere in the same one): moves, keeping their lineage.  Outermost ones
+        first: what is nested in a moved definition moves with it (by name and rank); what is
+        left is matched by body again."""
         gone = [(w, d) for w in works for d in w.deleted]
         born = [(w, d) for w in works for d in w.created]
         if not gone or not born:
             return
         old_text = {id(d): self._body(self._text(w.old_lines, w.old_key), d) for w, d in gone}
         new_text = {id(d): self._body(self._text(w.new_lines, w.new_key), d) for w, d in born}
-        pairs: list[tuple[tuple[_FileWork, Def], tuple[_FileWork, Def]]] = []
-        by_body: dict[tuple[str, ...], list[tuple[_FileWork, Def]]] = {}
-        for item in gone:
-            body = old_text[id(item[1])]
-            if len(body) >= 3 or body:
-                by_body.setdefault(body, []).append(item)
-        rest_born = []
-        for item in born:
-            body = new_text[id(item[1])]
-            candidates = by_body.get(body)
-            # a short body (`pass`, `return None`) says little: only under the same name
-            if candidates and (len(body) >= 3 or any(c[1].name == item[1].name for c in candidates)):
-                pick = next((c for c in candidates if c[1].name == item[1].name), candidates[0])
-                if len(body) < 3 and pick[1].name != item[1].name:
-                    rest_born.append(item)
-                    continue
-                candidates.remove(pick)
-                pairs.append((pick, item))
-            else:
-                rest_born.append(item)
-        taken = {id(p[0][1]) for p in pairs}
-        rest_gone = [g for g in gone if id(g[1]) not in taken]
-        pairs += _similar_pairs(rest_gone, rest_born, old_text, new_text)
+        nested_gone = {id(c) for _, d in gone for c in walk(d)}
+        nested_born = {id(c) for _, d in born for c in walk(d)}
+        pairs = _body_pairs(
+            [g for g in gone if id(g[1]) not in nested_gone], [b for b in born if id(b[1]) not in nested_born],
+            old_text, new_text,
+        )  # fmt: skip
+        free_old = {id(d) for _, d in gone} - {id(p[0][1]) for p in pairs}
+        free_new = {id(d) for _, d in born} - {id(p[1][1]) for p in pairs}
+        for (gw, old), (bw, new) in list(pairs):
+            for oc, nc in match_children(old, new):
+                if id(oc) in free_old and id(nc) in free_new:
+                    free_old.discard(id(oc))
+                    free_new.discard(id(nc))
+                    pairs.append(((gw, oc), (bw, nc)))
+        pairs += _body_pairs(
+            [g for g in gone if id(g[1]) in free_old], [b for b in born if id(b[1]) in free_new], old_text, new_text
+        )
         for (gw, old), (bw, new) in pairs:
             new.lineage = old.lineage
             gw.deleted.remove(old)
@@ -476,8 +473,9 @@ class HistoryWalker:
         return tuple(s for line in lines[d.body - 1 : d.end] if (s := line.strip()))
 
     def _def_lines(self, key: VersionKey | None, d: Def, lines: list[str] | None = None) -> list[str]:
+        """A definition's lines as counted for changes: whole (indentation counts, as in git)."""
         lines = self._text(lines, key)
-        return [s for line in lines[d.start - 1 : d.end] if (s := line.strip())]
+        return [line.rstrip() for line in lines[d.start - 1 : d.end] if line.strip()]
 
     # ------------------------------------------------------------------------ merges
 
@@ -746,6 +744,38 @@ def _line_changes(old: list[str], new: list[str]) -> tuple[int, int]:
     """(added, deleted) lines between two texts of a definition, as multisets of lines."""
     a, b = Counter(new), Counter(old)
     return sum((a - b).values()), sum((b - a).values())
+
+
+def _body_pairs(
+    gone: list[tuple[_FileWork, Def]],
+    born: list[tuple[_FileWork, Def]],
+    old_text: dict[int, tuple[str, ...]],
+    new_text: dict[int, tuple[str, ...]],
+) -> list[tuple[tuple[_FileWork, Def], tuple[_FileWork, Def]]]:
+    """Moves by body: the same body (a short one only under the same name), then a similar one."""
+    pairs: list[tuple[tuple[_FileWork, Def], tuple[_FileWork, Def]]] = []
+    by_body: dict[tuple[str, ...], list[tuple[_FileWork, Def]]] = {}
+    for item in gone:
+        body = old_text[id(item[1])]
+        if body:
+            by_body.setdefault(body, []).append(item)
+    rest_born = []
+    for item in born:
+        body = new_text[id(item[1])]
+        candidates = by_body.get(body)
+        pick = None
+        if candidates:  # a short body (`pass`, `return None`) says little: only under the same name
+            pick = next((c for c in candidates if c[1].name == item[1].name), None)
+            if pick is None and len(body) >= 3:
+                pick = candidates[0]
+        if pick is None:
+            rest_born.append(item)
+            continue
+        candidates.remove(pick)  # type: ignore[union-attr]
+        pairs.append((pick, item))
+    taken = {id(p[0][1]) for p in pairs}
+    rest_gone = [g for g in gone if id(g[1]) not in taken]
+    return pairs + _similar_pairs(rest_gone, rest_born, old_text, new_text)
 
 
 def _similar_pairs(

@@ -925,7 +925,34 @@ def match_region(region: Region, hunks: Sequence[Hunk], shift: Shift) -> list[tu
             old_to_new[o] = n
             taken.add(n)
     _match_by_children(olds, news, old_to_new, taken)
+    old_index = {id(d): i for i, d in enumerate(olds)}
+    new_index = {id(d): i for i, d in enumerate(news)}
+    for o, n in list(old_to_new.items()):
+        for oc, nc in match_children(olds[o], news[n]):
+            oi, ni = old_index.get(id(oc)), new_index.get(id(nc))
+            if oi is not None and ni is not None and oi not in old_to_new and ni not in taken:
+                old_to_new[oi] = ni
+                taken.add(ni)
     return [(olds[o], news[n]) for o, n in sorted(old_to_new.items())]
+
+
+def match_children(old: Def, new: Def) -> list[tuple[Def, Def]]:
+    """The nested definitions of two matched definitions that match each other: by name and
+    same-name rank, level by level (what moves with a definition moves with it)."""
+    pairs: list[tuple[Def, Def]] = []
+    stack = [(old, new)]
+    while stack:
+        o, n = stack.pop()
+        theirs: dict[tuple[str, str], list[Def]] = {}
+        for c in n.children:
+            theirs.setdefault((c.name, c.kind), []).append(c)
+        for c in o.children:
+            same = theirs.get((c.name, c.kind))
+            if same:
+                match = same.pop(0)
+                pairs.append((c, match))
+                stack.append((c, match))
+    return pairs
 
 
 def _match_by_children(olds: list[Def], news: list[Def], old_to_new: dict[int, int], taken: set[int]) -> None:
