@@ -111,6 +111,11 @@ class Table(StrEnum):
     SYMBOLS = "docs.symbols"
     UNRESOLVED_NAMES = "docs.unresolved_names"
     MODULE_EDGES = "docs.module_edges"
+    SCIP_DOCUMENTS = "core.scip_documents"
+    SCIP_SYMBOLS = "core.scip_symbols"
+    SCIP_OCCURRENCES = "core.scip_occurrences"
+    GOID_CROSSWALK = "core.goid_crosswalk"
+    TYPE_DIAGNOSTICS = "analytics.type_diagnostics"
 
 
 _SPECS = (
@@ -472,7 +477,60 @@ _HISTORY_SPECS = (
     ),
 )
 
-CATALOG: dict[str, TableSpec] = {spec.name: spec for spec in (*_SPECS, *_HISTORY_SPECS)}
+# the type checker's index (scip_ingest: codeintel/ingestion/scip/, codeintel/analysis/crosswalk.py).
+# Positions: line 1-based, col 0-based in UTF-8 bytes, end exclusive (as Python's ast).
+_SCIP_SPECS = (
+    TableSpec(  # one row per file pyrefly indexed; interface_hash: its public symbols' signatures
+        Table.SCIP_DOCUMENTS,
+        _cols(
+            "path VARCHAR, module VARCHAR, language VARCHAR, position_encoding VARCHAR, occurrences INTEGER, "
+            "definitions INTEGER, symbols INTEGER, diagnostics INTEGER, hash VARCHAR, interface_hash VARCHAR"
+        ),
+        ("path",),
+        "scip_ingest",
+        per_file=True,
+    ),
+    TableSpec(  # repository symbols (def_path set, one row per defining file) and the externals they use
+        Table.SCIP_SYMBOLS,
+        _cols(
+            "symbol VARCHAR, kind VARCHAR, display_name VARCHAR, qualified_name VARCHAR, module VARCHAR, "
+            "package VARCHAR, version VARCHAR, is_external BOOLEAN, def_path VARCHAR, def_line INTEGER, "
+            "def_col INTEGER, signature VARCHAR, documentation VARCHAR, relationships VARCHAR[], goid VARCHAR"
+        ),
+        ("symbol", "def_path"),
+        "scip_ingest",
+        per_file=True,
+        path_column="def_path",  # externals have none: kept while an occurrence refers to them
+    ),
+    TableSpec(  # every occurrence of a symbol; roles: SCIP SymbolRole bits (1 definition, 2 import, 4 write, 8 read)
+        Table.SCIP_OCCURRENCES,
+        _cols(
+            "path VARCHAR, symbol VARCHAR, line INTEGER, col INTEGER, end_line INTEGER, end_col INTEGER, "
+            "is_definition BOOLEAN, roles INTEGER, enclosing_goid VARCHAR"
+        ),
+        ("path", "line", "col", "symbol"),
+        "scip_ingest",
+        per_file=True,
+    ),
+    TableSpec(  # GOID -> SCIP symbol, joined on path + kind + qualified name; match says how
+        Table.GOID_CROSSWALK,
+        _cols("goid VARCHAR, symbol VARCHAR, path VARCHAR, kind VARCHAR, qualname VARCHAR, match VARCHAR"),
+        ("goid",),
+        "scip_ingest",
+    ),
+    TableSpec(  # pyrefly's type errors from the indexing run
+        Table.TYPE_DIAGNOSTICS,
+        _cols(
+            "path VARCHAR, line INTEGER, col INTEGER, end_line INTEGER, end_col INTEGER, code VARCHAR, "
+            "severity VARCHAR, message VARCHAR, enclosing_goid VARCHAR"
+        ),
+        ("path", "line", "col", "code", "message"),
+        "scip_ingest",
+        per_file=True,
+    ),
+)
+
+CATALOG: dict[str, TableSpec] = {spec.name: spec for spec in (*_SPECS, *_HISTORY_SPECS, *_SCIP_SPECS)}
 
 
 def spec_of(table: str) -> TableSpec:
