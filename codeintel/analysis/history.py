@@ -18,7 +18,10 @@ take seconds).  Common rules:
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+
+from codeintel.config import HistoryConfig
 
 # a commit's place in history, as one sortable number
 ORDER_KEY = "(c.generation::BIGINT * 4294967296 + epoch(c.committer_time)::BIGINT)"
@@ -38,6 +41,27 @@ class HistoryAnalyticsSettings:
     coupling_min_shared: int = 5
     coupling_min_degree: float = 0.30
     coupling_window_days: int = 0  # 0: the whole history
+
+    @classmethod
+    def from_config(cls, config: HistoryConfig) -> HistoryAnalyticsSettings:
+        return cls(
+            config.hotspot_window_days, config.coupling_min_revisions, config.coupling_min_shared,
+            config.coupling_min_degree, config.coupling_window_days,
+        )  # fmt: skip
+
+
+def settings_note(*queries: str) -> str:
+    """The note an analytics step records when it writes: a digest of its queries, so of its
+    settings (a step whose last note differs computes again)."""
+    return "settings " + hashlib.blake2b("\0".join(queries).encode(), digest_size=6).hexdigest()
+
+
+def last_note_is(step: str, note: str) -> str:
+    """A query: is `note` the note of the step's last successful run that wrote?"""
+    return (
+        f"SELECT coalesce(arg_max(note, finished_at) = '{note}', false) FROM meta.step_runs "
+        f"WHERE step = '{step}' AND status = 'succeeded' AND note LIKE 'settings %'"
+    )
 
 
 def lineages_sql(only_touched: bool) -> str:

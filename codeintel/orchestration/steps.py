@@ -9,7 +9,6 @@ in deterministic topological order, in this process, with no Prefect at all.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 import traceback
@@ -30,7 +29,9 @@ from codeintel.analysis.history import (
     file_history_sql,
     function_history_sql,
     hotspots_sql,
+    last_note_is,
     ownership_sql,
+    settings_note,
 )
 from codeintel.analysis.imports import ImportSite, import_cycles_and_layers, resolve_imports
 from codeintel.analysis.subsystems import detect_subsystems
@@ -59,7 +60,7 @@ from codeintel.orchestration.stepio import (
     write_file_delta,
 )
 from codeintel.storage.catalog import Table, spec_of
-from codeintel.storage.gateway import Writer, columns_to_arrow, to_arrow
+from codeintel.storage.gateway import columns_to_arrow, to_arrow
 from codeintel.storage.views import view_statements
 
 logger = logging.getLogger(__name__)
@@ -500,14 +501,6 @@ def _history_settings(ctx: PipelineContext) -> HistorySettings:
     return HistorySettings(h.huge_commit_files, h.bot_pattern, h.timeout_s)
 
 
-def _analytics_settings(ctx: PipelineContext) -> HistoryAnalyticsSettings:
-    h = ctx.config.execution.history
-    return HistoryAnalyticsSettings(
-        h.hotspot_window_days, h.coupling_min_revisions, h.coupling_min_shared, h.coupling_min_degree,
-        h.coupling_window_days,
-    )  # fmt: skip
-
-
 @dataclass(frozen=True)
 class FunctionHistoryStep:
     """Per function at HEAD (GOID) and per file: commits, lines, authors, creation, last change,
@@ -517,12 +510,8 @@ class FunctionHistoryStep:
     deps: ClassVar[tuple[str, ...]] = ("git_history",)
 
     def run(self, ctx: PipelineContext) -> StepResult:
-        if inputs_unchanged(ctx, self.name, self.deps):
-            return StepResult.noop("up to date")
-        with step_writer(ctx, self.name, self.deps) as w:
-            rows = _replace_with_query(w, Table.FUNCTION_HISTORY, function_history_sql())
-            rows += _replace_with_query(w, Table.FILE_HISTORY, file_history_sql())
-        return StepResult(rows)
+        queries = {Table.FUNCTION_HISTORY: function_history_sql(), Table.FILE_HISTORY: file_history_sql()}
+        return _replace_with_queries(ctx, self, queries)
 
 
 @dataclass(frozen=True)
@@ -533,13 +522,8 @@ class HotspotsStep:
     deps: ClassVar[tuple[str, ...]] = ("git_history", "function_metrics")
 
     def run(self, ctx: PipelineContext) -> StepResult:
-        sql = hotspots_sql(_analytics_settings(ctx))
-        note = _settings_note(sql)  # other settings: computed again
-        if inputs_unchanged(ctx, self.name, self.deps, check=_last_note_is(self.name, note)):
-            return StepResult.noop("up to date")
-        with step_writer(ctx, self.name, self.deps) as w:
-            rows = _replace_with_query(w, Table.HOTSPOTS, sql)
-        return StepResult(rows, note=note)
+        settings = HistoryAnalyticsSettings.from_config(ctx.config.execution.history)
+        return _replace_with_queries(ctx, self, {Table.HOTSPOTS: hotspots_sql(settings)})
 
 
 @dataclass(frozen=True)
@@ -550,13 +534,8 @@ class ChangeCouplingStep:
     deps: ClassVar[tuple[str, ...]] = ("git_history",)
 
     def run(self, ctx: PipelineContext) -> StepResult:
-        sql = change_coupling_sql(_analytics_settings(ctx))
-        note = _settings_note(sql)  # other settings: computed again
-        if inputs_unchanged(ctx, self.name, self.deps, check=_last_note_is(self.name, note)):
-            return StepResult.noop("up to date")
-        with step_writer(ctx, self.name, self.deps) as w:
-            rows = _replace_with_query(w, Table.CHANGE_COUPLING, sql)
-        return StepResult(rows, note=note)
+        settings = HistoryAnalyticsSettings.from_config(ctx.config.execution.history)
+        return _replace_with_queries(ctx, self, {Table.CHANGE_COUPLING: change_coupling_sql(settings)})
 
 
 @dataclass(frozen=True)
@@ -567,28 +546,20 @@ class OwnershipStep:
     deps: ClassVar[tuple[str, ...]] = ("git_history",)
 
     def run(self, ctx: PipelineContext) -> StepResult:
-        if inputs_unchanged(ctx, self.name, self.deps):
-            return StepResult.noop("up to date")
-        with step_writer(ctx, self.name, self.deps) as w:
-            rows = _replace_with_query(w, Table.OWNERSHIP, ownership_sql())
-        return StepResult(rows)
+        return _replace_with_queries(ctx, self, {Table.OWNERSHIP: ownership_sql()})
 
 
-def _replace_with_query(w: Writer, table: str, sql: str) -> int:
-    w.execute(f"DELETE FROM {table}")
-    return history_store.insert_query(w, table, sql)
-
-
-def _settings_note(sql: str) -> str:
-    return "settings " + hashlib.blake2b(sql.encode(), digest_size=6).hexdigest()
-
-
-def _last_note_is(step: str, note: str) -> str:
-    """A check that the step's last run that wrote had these settings (its note)."""
-    return (
-        f"SELECT coalesce(arg_max(note, finished_at) = '{note}', false) FROM {Table.STEP_RUNS} "
-        f"WHERE step = '{step}' AND status = 'succeeded' AND note LIKE 'settings %'"
-    )
+def _replace_with_queries(ctx: PipelineContext, step: PipelineStep, queries: Mapping[Table, str]) -> StepResult:
+    """The history analytics' one shape: replace each table by its query's rows, unless the
+    inputs and the queries (so the settings) are those of the step's last run."""
+    note = settings_note(*queries.values())
+    if inputs_unchanged(ctx, step.name, step.deps, check=last_note_is(step.name, note)):
+        return StepResult.noop("up to date")
+    with step_writer(ctx, step.name, step.deps) as w:
+        for table, sql in queries.items():
+            w.execute(f"DELETE FROM {table}")
+            history_store.insert_query(w, table, sql)
+    return StepResult(w.rows_written, note=note)
 
 
 PIPELINE_STEPS: tuple[PipelineStep, ...] = (
