@@ -35,6 +35,7 @@ class ProblemKind(StrEnum):
     UNSUPPORTED_SYNTAX = "unsupported_syntax"  # valid for a newer Python than the running one
     RECURSION = "recursion"
     EXTRACTOR_ERROR = "extractor_error"  # an extractor raised on this file
+    WORKER_DIED = "worker_died"  # the worker process extracting this file died (killed, out of memory, a crash)
 
 
 PARSE_STEP = "ast_ingest"  # the step whose rows say a file could not be parsed

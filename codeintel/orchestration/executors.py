@@ -282,6 +282,12 @@ class DaskExecutor:
             self.client.close()
 
 
+def worker_died(exc: BaseException) -> bool:
+    """Whether a map failed because a worker process died (not because a job raised): a broken
+    process pool, or a Dask task that killed the workers it ran on (`KilledWorker`)."""
+    return isinstance(exc, BrokenProcessPool) or type(exc).__name__ == "KilledWorker"
+
+
 def make_batches(items: Sequence[T], sizes: Sequence[int], workers: int, per_worker: int = 4) -> list[list[T]]:
     """Split items into about `workers * per_worker` batches of similar total size (largest first)."""
     count = max(1, min(len(items), workers * per_worker))

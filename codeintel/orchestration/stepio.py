@@ -12,21 +12,31 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pyarrow as pa
 
 from codeintel.ingestion.change_tracker import FileRef, StaleFiles
 from codeintel.ingestion.filework import FileBatch, FileOutput, extract_batch, extractor_code_digest
+from codeintel.ingestion.parsing import ParseProblem, ProblemKind
 from codeintel.orchestration.context import FileWork, PipelineContext
-from codeintel.orchestration.executors import SerialExecutor, make_batches, should_parallelise
+from codeintel.orchestration.executors import (
+    SerialExecutor,
+    StepExecutor,
+    make_batches,
+    should_parallelise,
+    worker_died,
+)
 from codeintel.storage.catalog import Table, spec_of
 from codeintel.storage.gateway import Writer
 from codeintel.storage.text import arrow_array
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +125,7 @@ def collect_file_delta(ctx: PipelineContext, work: FileWork, *, priority: int = 
         for works, group in groups.items()
         for batch in make_batches(group, [f.size for f in group], executor.workers)
     ]
-    for job, results in zip(jobs, executor.map(extract_batch, jobs, priority), strict=True):
+    for job, results in zip(jobs, _extract_isolating_deaths(executor, jobs, priority), strict=True):
         for ref, found in zip(job.files, results, strict=True):
             delta.outputs.append(found[work.extractor])
             for w, _ in later:
@@ -123,6 +133,53 @@ def collect_file_delta(ctx: PipelineContext, work: FileWork, *, priority: int = 
                     ahead.keep(w.step, ref, found[w.extractor])
     ahead.share()
     return delta
+
+
+def _extract_isolating_deaths(executor: StepExecutor, jobs: list[FileBatch], priority: int) -> list[list[dict[str, FileOutput]]]:
+    """`extract_batch` over `jobs`; when a worker process dies on the way (killed by the OOM
+    killer, a crash in native code), the files are tried again to find the ones it dies on:
+    batch by batch, then file by file in a batch that still kills its worker.  Such a file gets
+    one `worker_died` row per step instead of rows, like a file an extractor raised on; every
+    other file is indexed.  (The pool is started again after each death.)"""
+    try:
+        return executor.map(extract_batch, jobs, priority)
+    except Exception as exc:
+        if not worker_died(exc):
+            raise
+        logger.warning("a worker process died extracting files (%s): trying them again to find which", exc)
+    found: list[list[dict[str, FileOutput]]] = []
+    for job in jobs:
+        outputs = _map_one(executor, job, priority)
+        if outputs is None:  # a file of this batch kills its worker: which?
+            outputs = []
+            for ref in job.files:
+                single = replace(job, files=(ref,))
+                alone = _map_one(executor, single, priority) if len(job.files) > 1 else None
+                if alone is None:
+                    logger.warning("%s: the worker process extracting it died; recorded in %s", ref.path, Table.PARSE_ERRORS)
+                outputs.extend(alone if alone is not None else [_died_on(single, ref)])
+        found.append(outputs)
+    return found
+
+
+def _map_one(executor: StepExecutor, job: FileBatch, priority: int) -> list[dict[str, FileOutput]] | None:
+    """`extract_batch(job)` on the executor; None when the worker running it died."""
+    try:
+        return executor.map(extract_batch, [job], priority)[0]
+    except Exception as exc:
+        if not worker_died(exc):
+            raise
+        return None
+
+
+def _died_on(job: FileBatch, ref: FileRef) -> dict[str, FileOutput]:
+    """The rows of a file whose worker process died: one `worker_died` problem per step."""
+    outputs = {}
+    for name, step in zip(job.extractors, job.steps, strict=True):
+        out = outputs[name] = FileOutput(ref.path, ref.hash)
+        message = "the worker process extracting this file died (killed, out of memory, or a crash in native code)"
+        out.add(Table.PARSE_ERRORS, ParseProblem(ref.path, ProblemKind.WORKER_DIED, None, None, message, step, "WorkerDied"))
+    return outputs
 
 
 def write_file_delta(ctx: PipelineContext, deps: Sequence[str], delta: FileDelta) -> StepResult:
