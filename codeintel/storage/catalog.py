@@ -25,6 +25,11 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
     "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
     "VARCHAR[]": pa.list_(pa.string()),
     "BLOB": pa.binary(),
+    # cst_ingest's def headers (codeintel/ingestion/cst/)
+    'STRUCT(name VARCHAR, kind VARCHAR, annotation VARCHAR, "default" VARCHAR)[]': pa.list_(
+        pa.struct([(n, pa.string()) for n in ("name", "kind", "annotation", "default")])
+    ),
+    "STRUCT(text VARCHAR, line INTEGER)[]": pa.list_(pa.struct([("text", pa.string()), ("line", pa.int32())])),
 }
 
 
@@ -116,6 +121,9 @@ class Table(StrEnum):
     SCIP_OCCURRENCES = "core.scip_occurrences"
     GOID_CROSSWALK = "core.goid_crosswalk"
     TYPE_DIAGNOSTICS = "analytics.type_diagnostics"
+    COMMENTS = "core.comments"
+    DEF_HEADERS = "core.def_headers"
+    NAME_SITES = "core.name_sites"
 
 
 _SPECS = (
@@ -530,7 +538,49 @@ _SCIP_SPECS = (
     ),
 )
 
-CATALOG: dict[str, TableSpec] = {spec.name: spec for spec in (*_SPECS, *_HISTORY_SPECS, *_SCIP_SPECS)}
+# the concrete syntax tree (cst_ingest, tree-sitter: codeintel/ingestion/cst/). Positions as above;
+# enclosing_goid: the innermost definition holding the line (codeintel/analysis/enclosing.py)
+_CST_SPECS = (
+    TableSpec(  # every comment; one row per pragma it holds (pragma NULL: none), its task tag on each row
+        Table.COMMENTS,
+        _cols(
+            "path VARCHAR, line INTEGER, col INTEGER, end_col INTEGER, text VARCHAR, placement VARCHAR, "
+            "enclosing_goid VARCHAR, pragma VARCHAR, codes VARCHAR[], tag VARCHAR, tag_text VARCHAR"
+        ),
+        ("path", "line", "col", "pragma"),
+        "cst_ingest",
+        per_file=True,
+    ),
+    TableSpec(  # the header of every def and class, by GOID (the same as core.goids')
+        Table.DEF_HEADERS,
+        (
+            *_cols(
+                "goid VARCHAR, path VARCHAR, kind VARCHAR, qualname VARCHAR, ordinal INTEGER, name VARCHAR, "
+                "line INTEGER, col INTEGER, end_line INTEGER, end_col INTEGER, header VARCHAR, signature VARCHAR"
+            ),
+            ("params", 'STRUCT(name VARCHAR, kind VARCHAR, annotation VARCHAR, "default" VARCHAR)[]'),
+            ("returns", "VARCHAR"),
+            ("decorators", "STRUCT(text VARCHAR, line INTEGER)[]"),
+            ("type_params", "VARCHAR"),
+            ("is_async", "BOOLEAN"),
+        ),
+        ("goid",),
+        "cst_ingest",
+        per_file=True,
+    ),
+    TableSpec(  # every identifier with its syntactic role; call_line/call_col: the call it names
+        Table.NAME_SITES,
+        _cols(
+            "path VARCHAR, line INTEGER, col INTEGER, end_line INTEGER, end_col INTEGER, name VARCHAR, role VARCHAR, "
+            "enclosing_goid VARCHAR, call_line INTEGER, call_col INTEGER, qualifier VARCHAR"
+        ),
+        ("path", "line", "col"),
+        "cst_ingest",
+        per_file=True,
+    ),
+)
+
+CATALOG: dict[str, TableSpec] = {spec.name: spec for spec in (*_SPECS, *_HISTORY_SPECS, *_SCIP_SPECS, *_CST_SPECS)}
 
 
 def spec_of(table: str) -> TableSpec:
