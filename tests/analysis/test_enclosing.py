@@ -60,8 +60,9 @@ def _index() -> tuple[EnclosingIndex, dict[str, str]]:
         (9, "Outer.method.inner"),
         (10, "Outer.method"),
         (13, "Outer"),
-        (15, "m"),
-        (16, "f"),
+        (14, "Outer"),
+        (16, "m"),
+        (17, "f"),
         (99, "m"),  # past the end: the module
         (0, "m"),
     ],
