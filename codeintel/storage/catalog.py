@@ -124,6 +124,9 @@ class Table(StrEnum):
     COMMENTS = "core.comments"
     DEF_HEADERS = "core.def_headers"
     NAME_SITES = "core.name_sites"
+    SYMBOL_USES = "graph.symbol_uses"
+    SYMBOL_USE_EDGES = "graph.symbol_use_edges"
+    CALL_EDGES_MERGED = "graph.call_edges_merged"
 
 
 _SPECS = (
@@ -580,7 +583,43 @@ _CST_SPECS = (
     ),
 )
 
-CATALOG: dict[str, TableSpec] = {spec.name: spec for spec in (*_SPECS, *_HISTORY_SPECS, *_SCIP_SPECS, *_CST_SPECS)}
+# uses of repository symbols, and the call graph with the type checker's answers
+# (codeintel/analysis/symbol_uses.py, codeintel/analysis/typed_calls.py)
+_USE_SPECS = (
+    TableSpec(  # one row per use of a repository symbol (SCIP occurrence + the name site's role there)
+        Table.SYMBOL_USES,
+        _cols(
+            "path VARCHAR, line INTEGER, col INTEGER, end_line INTEGER, end_col INTEGER, name VARCHAR, "
+            "use_kind VARCHAR, symbol VARCHAR, def_goid VARCHAR, def_kind VARCHAR, user_goid VARCHAR, qualifier VARCHAR"
+        ),
+        ("path", "line", "col", "symbol"),
+        "symbol_uses",
+    ),
+    TableSpec(  # graph.symbol_uses per (user, definition) pair: counts by use kind
+        Table.SYMBOL_USE_EDGES,
+        _cols(
+            "user_goid VARCHAR, def_goid VARCHAR, uses INTEGER, kinds VARCHAR[], calls INTEGER, reads INTEGER, "
+            "writes INTEGER, imports INTEGER, annotations INTEGER, subclasses INTEGER, decorators INTEGER, "
+            "member_uses INTEGER, symbols INTEGER"
+        ),
+        ("user_goid", "def_goid"),
+        "symbol_uses",
+    ),
+    TableSpec(  # graph.call_edges and the call sites SCIP resolves (resolution 'scip', or '<resolution>+scip')
+        Table.CALL_EDGES_MERGED,
+        _cols(
+            "caller_goid VARCHAR, callee_goid VARCHAR, caller VARCHAR, caller_module VARCHAR, path VARCHAR, "
+            "line INTEGER, col INTEGER, callee VARCHAR, callee_text VARCHAR, kind VARCHAR, resolution VARCHAR, "
+            "confidence DOUBLE"
+        ),
+        ("path", "line", "col", "caller", "callee"),
+        "call_graph_types",
+    ),
+)
+
+CATALOG: dict[str, TableSpec] = {
+    spec.name: spec for spec in (*_SPECS, *_HISTORY_SPECS, *_SCIP_SPECS, *_CST_SPECS, *_USE_SPECS)
+}
 
 
 def spec_of(table: str) -> TableSpec:
