@@ -1,8 +1,8 @@
 """Walking the stored call graph: callers or callees hop by hop, from one symbol or several.
 
-Each hop is one query on `graph.call_edges` for the whole frontier (resolved edges at or above
-a minimum confidence, one row per caller/callee pair), so a depth-3 walk is three queries; the
-walk keeps, per origin, how every symbol was first reached (hop, the symbol it was reached from,
+Each hop reads the whole frontier's edges from the snapshot's index (`SnapshotIndex.hop`: the
+resolved edges of `graph.call_edges` at or above a minimum confidence, one row per caller/callee
+pair, in memory); the walk keeps, per origin, how every symbol was first reached (hop, the symbol it was reached from,
 the edge's confidence and call line), which gives one witness path per reached symbol.  Ties
 are broken by confidence, then GOID: the same walk on the same snapshot gives the same paths.
 
@@ -13,38 +13,16 @@ call one of the expanded symbols' names (callers).  `unresolved_by_hop` counts t
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from codeintel.serving.snapshot import DeadlineExceeded, Query
-from codeintel.serving.symbols import SYMBOL_COLUMNS, Symbol
+from codeintel.serving.symbols import Symbol
 
 DIRECTIONS = ("callers", "callees")
 MAX_DEPTH = 5
-
-_HOP_SQL = {  # one row per (frontier symbol, neighbour, best confidence, first call line, is a test)
-    "callers": """SELECT callee_goid, caller_goid, max(confidence) AS conf, min(line) AS line, false
-                  FROM graph.call_edges
-                  WHERE callee_goid IN (SELECT unnest($nodes::VARCHAR[])) AND confidence >= $min
-                        AND caller_goid IS NOT NULL AND caller_goid <> callee_goid
-                  GROUP BY ALL ORDER BY caller_goid, conf DESC, callee_goid""",
-    "callees": """SELECT caller_goid, callee_goid, max(confidence) AS conf, min(line) AS line, false
-                  FROM graph.call_edges
-                  WHERE caller_goid IN (SELECT unnest($nodes::VARCHAR[])) AND confidence >= $min
-                        AND callee_goid IS NOT NULL AND caller_goid <> callee_goid
-                  GROUP BY ALL ORDER BY callee_goid, conf DESC, caller_goid""",
-}
-# callers, with whether each caller is a test function (walks that look for tests)
-_HOP_TESTS_SQL = """SELECT e.*, coalesce(s.is_test, false) FROM (
-                        SELECT callee_goid, caller_goid, max(confidence) AS conf, min(line) AS line
-                        FROM graph.call_edges
-                        WHERE callee_goid IN (SELECT unnest($nodes::VARCHAR[])) AND confidence >= $min
-                              AND caller_goid IS NOT NULL AND caller_goid <> callee_goid
-                        GROUP BY ALL) e
-                    LEFT JOIN docs.symbols s ON s.goid = e.caller_goid
-                    ORDER BY e.caller_goid, e.conf DESC, e.callee_goid"""
-
 
 @dataclass(frozen=True, slots=True)
 class Reached:
@@ -143,8 +121,8 @@ def walk(
             break
         nodes = sorted(frontier)
         try:
-            sql = _HOP_TESTS_SQL if tests_are_leaves and direction == "callers" else _HOP_SQL[direction]
-            rows = q.rows(sql, {"nodes": nodes, "min": float(min_confidence)})
+            q.deadline.check()
+            rows = q.index.hop(direction, nodes, float(min_confidence), tests=tests_are_leaves and direction == "callers")
         except DeadlineExceeded:
             result.complete = False
             break
@@ -171,27 +149,20 @@ def walk(
 
 
 def symbols_of(q: Query, goids: Iterable[str]) -> dict[str, Symbol]:
-    """The index rows of `goids`."""
-    wanted = sorted(set(goids))
-    if not wanted:
-        return {}
-    rows = q.rows(f"SELECT {SYMBOL_COLUMNS} FROM docs.symbols s WHERE s.goid IN (SELECT unnest(?::VARCHAR[]))", [wanted])
-    return {r[0]: Symbol(*r) for r in rows}
+    """The index rows of `goids` (those the index has)."""
+    return q.index.symbols_of(goids)
 
 
 def page_by_hop(q: Query, hops: dict[str, int], offset: int, limit: int) -> list[Symbol]:
-    """One page of `hops`'s symbols ordered by hop, then dotted name, then GOID; sorted and cut by
-    the database, so a walk that reached thousands of symbols names only the page it shows."""
+    """One page of `hops`'s symbols (those the index has) ordered by hop, then dotted name, then
+    GOID; only the page is named, however many symbols the walk reached."""
     if not hops:
         return []
-    goids = sorted(hops)
-    rows = q.rows(
-        f"""SELECT {SYMBOL_COLUMNS} FROM (SELECT unnest($g::VARCHAR[]) AS goid, unnest($h::INTEGER[]) AS hop) h
-            JOIN docs.symbols s ON s.goid = h.goid
-            ORDER BY h.hop, s.full_name, s.goid LIMIT $n OFFSET $o""",
-        {"g": goids, "h": [hops[g] for g in goids], "n": limit, "o": offset},
-    )
-    return [Symbol(*r) for r in rows]
+    known = q.index.symbols_of(hops)
+    wanted = offset + limit
+    keys = ((hops[g], s.full_name, g) for g, s in known.items())
+    first = heapq.nsmallest(wanted, keys) if wanted < len(known) else sorted(keys)
+    return [known[g] for _, _, g in first[offset:wanted]]
 
 
 def unresolved_by_hop(q: Query, w: Walk) -> tuple[list[int], list[tuple[str, int]]]:
@@ -200,22 +171,15 @@ def unresolved_by_hop(q: Query, w: Walk) -> tuple[list[int], list[tuple[str, int
     expanded = sorted({g for hop in w.expanded for g in hop})
     if not expanded:
         return [], []
+    index = q.index
+    known = index.symbols_of(expanded)
     if w.direction == "callees":
-        rows = q.rows(
-            "SELECT goid, full_name, unresolved_calls FROM docs.symbols WHERE goid IN (SELECT unnest(?::VARCHAR[])) AND unresolved_calls > 0",
-            [expanded],
-        )
-        counts = {g: int(n) for g, _, n in rows}
+        counts = {g: n for g in known if (n := index.facts[g].unresolved_calls or 0) > 0}
         per_hop = [sum(counts.get(g, 0) for g in hop) for hop in w.expanded]
-        return per_hop, sorted(((name, int(n)) for _, name, n in rows), key=lambda t: (-t[1], t[0]))[:3]
+        return per_hop, sorted(((known[g].full_name, n) for g, n in counts.items()), key=lambda t: (-t[1], t[0]))[:3]
     # callers: unresolved sites calling the name of an expanded symbol (a module is not called)
-    rows = q.rows(
-        """SELECT s.goid, s.name, u.sites FROM docs.symbols s JOIN docs.unresolved_names u ON u.called_name = s.name
-           WHERE s.goid IN (SELECT unnest(?::VARCHAR[])) AND s.kind <> 'module'""",
-        [expanded],
-    )
-    name_of = {g: name for g, name, _ in rows}
-    sites = {name: int(n) for _, name, n in rows}
+    name_of = {g: s.name for g, s in known.items() if s.kind != "module" and s.name in index.unresolved_names}
+    sites = {name: index.unresolved_names[name] for name in name_of.values()}
     per_hop = [sum(sites[n] for n in {name_of[g] for g in hop if g in name_of}) for hop in w.expanded]
     return per_hop, sorted(sites.items(), key=lambda t: (-t[1], t[0]))[:3]
 

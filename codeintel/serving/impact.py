@@ -120,10 +120,8 @@ def _touched(c: Call, order: Sequence[Changed], callers: Mapping[str, int]) -> t
     touched: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for ch in order:
         touched[ch.symbol.module][0] += 1
-    for module, count in c.q.rows(
-        "SELECT module, count(*) FROM docs.symbols WHERE goid IN (SELECT unnest(?::VARCHAR[])) GROUP BY 1", [sorted(callers)]
-    ):
-        touched[module][1] += int(count)
+    for s in c.q.index.symbols_of(callers).values():
+        touched[s.module][1] += 1
     subsystem_of = dict(c.q.rows(
         "SELECT sm.module, ss.name FROM analytics.subsystem_modules sm JOIN analytics.subsystems ss USING (subsystem_id) "
         "WHERE sm.module IN (SELECT unnest(?::VARCHAR[]))", [sorted(touched)],
@@ -141,10 +139,7 @@ def _touched(c: Call, order: Sequence[Changed], callers: Mapping[str, int]) -> t
 
 def _names(c: Call, goids: Iterable[str]) -> dict[str, str]:
     """The dotted names of `goids`."""
-    wanted = sorted(set(goids))
-    if not wanted:
-        return {}
-    return dict(c.q.rows("SELECT goid, full_name FROM docs.symbols WHERE goid IN (SELECT unnest(?::VARCHAR[]))", [wanted]))
+    return {g: s.full_name for g, s in c.q.index.symbols_of(goids).items()}
 
 
 def _tests(
@@ -190,12 +185,8 @@ def _repo_root(c: Call) -> Any:
 
 def _groups(c: Call, syms: Sequence[Symbol]) -> dict[str, list[str]]:
     """Every GOID of each symbol's dotted name (overloads, redefinitions)."""
-    names = sorted({s.full_name for s in syms})
-    rows = c.q.rows("SELECT full_name, goid FROM docs.symbols WHERE full_name IN (SELECT unnest(?::VARCHAR[])) ORDER BY goid", [names])
-    by_name: dict[str, list[str]] = defaultdict(list)
-    for name, goid in rows:
-        by_name[name].append(goid)
-    return {s.goid: by_name.get(s.full_name, [s.goid]) for s in syms}
+    by_name = c.q.index.by_full_name
+    return {s.goid: sorted(d.goid for d in by_name.get(s.full_name, [s])) for s in syms}
 
 
 def _changed_by_name(c: Call, names: Sequence[str], notes: list[str]) -> tuple[list[Changed], str]:
@@ -225,19 +216,18 @@ def _changed_by_diff(c: Call, files: list[FileDiff], ref: str | None, notes: lis
             notes.append(f"{f.path}: not in the snapshot (new, or not indexed): nothing there has callers yet")
             continue
         matched[f"{side} side ({why})"] += 1
-        defs = c.q.rows(
-            "SELECT goid, start_line, end_line FROM docs.symbols WHERE path = ? AND kind <> 'module' ORDER BY start_line, goid", [path]
-        )
-        module = c.q.scalar("SELECT goid FROM docs.symbols WHERE path = ? AND kind = 'module'", [path])
+        in_file = c.q.index.by_path.get(path, [])  # ordered by start line, GOID
+        defs = [(d.goid, d.start_line, d.end_line) for d in in_file if d.kind != "module"]
+        module = next((d.goid for d in in_file if d.kind == "module"), None)
         if f.new_path is None:  # the file is deleted: every definition in it
             for goid, start, end in defs:
                 changed[goid] += end - start + 1
             continue
         lines, gaps = f.changed_lines(side)
         for first, last in [(line, line) for line in lines] + gaps:
-            goid = innermost(defs, first, last) or module
-            if goid is not None:
-                changed[goid] += 1
+            owner = innermost(defs, first, last) or module
+            if owner is not None:
+                changed[owner] += 1
     syms = graph.symbols_of(c.q, changed)
     groups = _groups(c, list(syms.values()))
     result = [Changed(syms[g], n, groups[g]) for g, n in changed.items() if g in syms]

@@ -31,6 +31,7 @@ from typing import Any
 import duckdb
 
 from codeintel.errors import CodeIntelError, StorageError
+from codeintel.serving.index import IndexLoader, SnapshotIndex
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,8 @@ class SnapshotInfo:
 
 
 class Snapshot:
-    """One published file, open read-only, with the calls using it counted."""
+    """One published file, open read-only, with the calls using it counted, and its in-memory
+    index (`SnapshotIndex`), built in a thread of its own from the moment the file is opened."""
 
     def __init__(self, identity: tuple[int, ...], con: duckdb.DuckDBPyConnection, info: SnapshotInfo) -> None:
         self.identity = identity
@@ -90,6 +92,8 @@ class Snapshot:
         self.users = 0
         self.retired = False
         self._lock = threading.Lock()
+        # a snapshot of an older CodeIntel lacks what the index reads; only tools that need nothing new run on it
+        self.loader = IndexLoader(self.cursor) if not info.missing else None
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         with self._lock:  # creating cursors of one connection from several threads at once is not safe
@@ -97,7 +101,26 @@ class Snapshot:
         cur.execute(f"USE {CATALOG}")
         return cur
 
+    def index(self, deadline: Deadline) -> SnapshotIndex:
+        """The snapshot's index, once built (waiting for it within the call's deadline).
+
+        Raises:
+            DeadlineExceeded: it was not built within the deadline.
+            StorageError: building it failed.
+        """
+        if self.loader is None:
+            raise StorageError(f"{self.info.db_path} lacks {', '.join(self.info.missing)}: re-export it with this CodeIntel")
+        try:
+            found = self.loader.get(deadline.remaining())
+        except duckdb.Error as exc:
+            raise StorageError(f"could not read the snapshot's symbols and call edges: {exc}") from exc
+        if found is None:
+            raise DeadlineExceeded(f"the snapshot's index was still loading at the call's deadline of {deadline.seconds:g} s")
+        return found
+
     def close(self) -> None:
+        if self.loader is not None:
+            self.loader.join()  # closing the connection under a loading index would fail it for nothing
         with self._lock:
             self.con.close()
 
@@ -310,6 +333,12 @@ class Query:
     def scalar(self, sql: str, params: Params = None) -> Any:
         found = self.first(sql, params)
         return None if found is None else found[0]
+
+    @property
+    def index(self) -> SnapshotIndex:
+        """The snapshot's symbols and call edges in memory (see `codeintel.serving.index`)."""
+        self.deadline.check()
+        return self.snapshot.index(self.deadline)
 
     @property
     def cursor(self) -> duckdb.DuckDBPyConnection:

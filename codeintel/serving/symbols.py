@@ -11,9 +11,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from codeintel.serving.snapshot import Query
+if TYPE_CHECKING:
+    from codeintel.serving.snapshot import Query
 
 SYMBOL_COLUMNS = (
     "s.goid, s.kind, s.full_name, s.path, s.start_line, s.end_line, s.name, s.module, s.qualname, s.is_test, s.callers"
@@ -85,8 +86,9 @@ def resolve(q: Query, text: str) -> Lookup:
     lookup = Lookup(text)
     if not text:
         return lookup
+    index = q.index
     if _GOID.fullmatch(text):
-        found = _symbols(q.rows(f"SELECT {SYMBOL_COLUMNS} FROM docs.symbols s WHERE starts_with(s.goid, ?) ORDER BY s.goid LIMIT 20", [text]))
+        found = index.with_prefix(text, 20)
         if found:
             return _pick(q, lookup, found)
     if text.startswith("goid:"):
@@ -106,15 +108,12 @@ def resolve(q: Query, text: str) -> Lookup:
         if found:
             lookup.symbol = found[0]
             return lookup
-    for condition in _RESOLVE_ORDER:  # most references are full names: usually one query
-        rows = q.rows(f"SELECT {SYMBOL_COLUMNS} FROM docs.symbols s WHERE {condition}", {"t": text})
-        if rows:
-            return _pick(q, lookup, _symbols(rows))
+    # a full dotted name, a qualified name, a dotted suffix, a bare name: the first that matches
+    for matched in (index.by_full_name.get(text), index.by_qualname.get(text), index.ending_with(text), index.by_name.get(text)):
+        if matched:
+            return _pick(q, lookup, list(matched))
     lookup.suggestions = nearest_names(q, text)
     return lookup
-
-
-_RESOLVE_ORDER = ("s.full_name = $t", "s.qualname = $t", "ends_with(s.full_name, '.' || $t)", "s.name = $t")
 
 
 def _pick(q: Query, lookup: Lookup, found: list[Symbol]) -> Lookup:
@@ -132,13 +131,7 @@ def _pick(q: Query, lookup: Lookup, found: list[Symbol]) -> Lookup:
     if len({s.full_name for s in ranked}) > 1:
         lookup.candidates = ranked
         return lookup
-    overloads = {
-        g for (g,) in q.rows(
-            "SELECT g.goid FROM core.goids g JOIN core.ast_nodes a USING (path, qualname, ordinal) "
-            "WHERE g.goid IN (SELECT unnest(?::VARCHAR[])) AND list_has_any(a.decorators, ['overload', 'typing.overload', 't.overload'])",
-            [[s.goid for s in ranked]],
-        )
-    }  # fmt: skip
+    overloads = q.index.overloads
     best = max(ranked, key=lambda s: (s.goid not in overloads, s.start_line, s.goid))
     lookup.symbol = best
     lookup.others = sorted((s for s in ranked if s is not best), key=lambda s: (s.start_line, s.goid))
