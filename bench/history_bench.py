@@ -181,7 +181,7 @@ def analytics_seconds(db: Path) -> dict[str, float]:
 # ------------------------------------------------------------------------------------ agreement
 
 
-def agreement(repo: Path, db: Path, n: int, seed: int) -> dict[str, Any]:
+def agreement(repo: Path, db: Path, n: int, seed: int, details: Path | None = None) -> dict[str, Any]:
     """Precision and recall of the commits attributed to sampled functions vs `git log -L`.
 
     Attributed to a function: the commits of its lineage that changed its lines, created it,
@@ -191,10 +191,14 @@ def agreement(repo: Path, db: Path, n: int, seed: int) -> dict[str, Any]:
     it continues with the whole block that hunk replaced, and from there lists the commits of
     whatever was in that block (a function rewritten inside a rewritten class inherits the
     class's history); and it does not follow a function moved from another file (a split, a
-    class moved to a new module).  So two comparisons: over all commits (`raw`), and `tight`:
-    both lists cut where `git log -L`'s range first grows past twice the function's size (and
-    10 lines), and at the function's last move from another file: the commits older than that
-    left out of both.
+    class moved to a new module) nor one moved within its file (the range is then all new lines,
+    and `git log -L` goes on with the lines its hunk replaced).  So two comparisons: over all
+    commits (`raw`), and `tight`: both lists cut where `git log -L` stops following the
+    function's own lines (its range first grows past twice the function's size and 10 lines, or
+    every non-blank line of the range is new in a commit: written or moved there), and at the
+    function's last move from another file: the commits older than that left out of both.  In both,
+    the commits that are one change landed twice (a cherry-pick: same author, author time and
+    subject) count as one: `git log -L` follows one side of a merge where both agree.
     """
     con = duckdb.connect(str(db), read_only=True)
     try:
@@ -230,9 +234,15 @@ def agreement(repo: Path, db: Path, n: int, seed: int) -> dict[str, Any]:
     kinds: Counter[str] = Counter()
     worst = []
     started = time.perf_counter()
-    for goid, path, qualname, start, end, _ in sample:
+    dumped = []
+    same = _same_changes(repo)
+    for goid, path, qualname, start, end, lineage in sample:
         listed, cut = _git_log_l(repo, path, start, end)
-        mine = ours[goid]
+        listed = [same.get(sha, sha) for sha in listed]
+        mine = {same.get(sha, sha) for sha in ours[goid]}
+        dumped.append({"path": path, "qualname": qualname, "span": [start, end], "lineage": lineage, "cut": cut,
+                       "moved_in": moved_in[goid], "ours": sorted(mine, key=lambda s: -generation.get(s, 0)),
+                       "git_log_L": listed})  # fmt: skip
         for mode in ("raw", "tight"):
             theirs = set(listed if mode == "raw" else listed[: cut + 1] if cut is not None else listed)
             kept = mine
@@ -250,6 +260,9 @@ def agreement(repo: Path, db: Path, n: int, seed: int) -> dict[str, Any]:
                 worst.append((len(kept ^ theirs), f"{path}::{qualname}", sorted(kept - theirs)[:3], sorted(theirs - kept)[:3]))
         kinds["range grew (cut)" if cut is not None else "range kept"] += 1
     worst.sort(reverse=True)
+    if details is not None:
+        details.write_text(json.dumps({"generation": {s: generation.get(s, 0) for d in dumped for s in d["ours"] + d["git_log_L"]},
+                                       "functions": dumped}, indent=1))  # fmt: skip
     result: dict[str, Any] = {"functions": len(sample), "seed": seed}
     for mode, (tp, fp, fn) in totals.items():
         pairs = per_function[mode]
@@ -265,9 +278,24 @@ def agreement(repo: Path, db: Path, n: int, seed: int) -> dict[str, Any]:
     return result
 
 
+def _same_changes(repo: Path) -> dict[str, str]:
+    """Commits that are one change landed twice (a cherry-pick, the same patch on two branches:
+    same author, author time and subject) -> the one that stands for them all.  `git log -L`
+    lists one of them (through a merge where both parents agree it follows one); the walk
+    attributes each, as it changed the function on its branch."""
+    groups: dict[tuple[str, str, str], list[str]] = {}
+    for line in git(repo, "log", "--format=%H%x1f%aE%x1f%at%x1f%s", "HEAD").splitlines():
+        sha, *key = line.split("\x1f")
+        groups.setdefault((key[0], key[1], key[2] if len(key) > 2 else ""), []).append(sha)
+    return {sha: min(shas) for shas in groups.values() if len(shas) > 1 for sha in shas}
+
+
 def _git_log_l(repo: Path, path: str, start: int, end: int) -> tuple[list[str], int | None]:
     """The commits `git log -L` lists for a span (newest first), and the index of the first one
-    where the range it follows grew past twice the span (and 10 lines), if any."""
+    from which its list no longer follows the function's own lines: the range it follows grew
+    past twice the span (and 10 lines), or every non-blank line of the range is new there (the
+    function was written there, or moved there from elsewhere in the file: older commits are
+    those of the lines its hunk replaced)."""
     out = subprocess.run(
         ["git", "log", "-L", f"{start},{end}:{path}", "--format=%x00%H", "--no-color"],
         cwd=repo, capture_output=True, text=True, errors="replace", check=True,
@@ -275,14 +303,31 @@ def _git_log_l(repo: Path, path: str, start: int, end: int) -> tuple[list[str], 
     shas: list[str] = []
     cut = None
     size = end - start + 1
+    kept = added = 0
+    in_hunk = False
+
+    def fresh() -> bool:
+        return bool(shas) and in_hunk and added > 0 and kept == 0
+
     for line in out.split("\n"):
         if line.startswith("\0"):
+            if cut is None and fresh():
+                cut = len(shas) - 1
             shas.append(line[1:].strip())
+            kept = added = 0
+            in_hunk = False
         elif line.startswith("@@ ") and cut is None:
+            in_hunk = True
             old = line.split(" ")[1]  # -a,b
             length = int(old.split(",")[1]) if "," in old else 1
             if length > 2 * size + 10:
                 cut = len(shas) - 1
+        elif in_hunk and line.startswith(" ") and line.strip():
+            kept += 1
+        elif in_hunk and line.startswith("+") and line[1:].strip():
+            added += 1
+    if cut is None and fresh():
+        cut = len(shas) - 1
     return shas, cut
 
 
@@ -297,8 +342,14 @@ def main() -> int:
     parser.add_argument("--new-commits", type=int, default=10)
     parser.add_argument("--skip-full", action="store_true", help="no full pipeline (no hotspots, no agreement)")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--db", type=Path, help="agreement only, on this database built from REPO (a clone at its HEAD)")
+    parser.add_argument("--details", type=Path, help="write each sampled function's commit lists here (JSON)")
     args = parser.parse_args()
     results: dict[str, Any] = {"repo": args.repo}
+    if args.db:
+        results["agreement"] = agreement(Path(args.repo), args.db, args.agreement or 150, args.seed, args.details)
+        print(json.dumps(results, indent=2))
+        return 0
     with tempfile.TemporaryDirectory(prefix="histbench") as tmp:
         work = Path(tmp)
         repo = work / "repo"
@@ -335,7 +386,7 @@ def main() -> int:
             }
             print(json.dumps({"analytics_sql_s": results["analytics_sql_s"]}), flush=True)
             if args.agreement:
-                results["agreement"] = agreement(repo, cold_db, args.agreement, args.seed)
+                results["agreement"] = agreement(repo, cold_db, args.agreement, args.seed, args.details)
         shutil.rmtree(work / "inc", ignore_errors=True)
     print(json.dumps(results, indent=2))
     if args.json:

@@ -152,6 +152,29 @@ def test_a_function_moved_to_another_file_in_one_commit_keeps_its_lineage(
     assert (move["event"], move["old_path"], move["lines_added"], move["lines_deleted"]) == ("moved", "pkg/core.py", 0, 0)
 
 
+def test_definitions_deleted_and_added_again_in_the_next_commit_keep_their_lineage(
+    make_repo: MakeRepo, make_indexer: MakeIndexer, tmp_path: Path
+) -> None:
+    """A package split in two commits (out with the old, in with the new): each definition the
+    parent deleted and its child adds again with the same body continues its lineage."""
+    repo = make_repo(tmp_path, BASE)
+    edited = BASE["pkg/core.py"].replace("y = x + 1", "y = x + 5")
+    repo.apply({"pkg/core.py": edited}, "edit helper")
+    repo.apply({"pkg/core.py": None}, "out with the old")
+    repo.apply({"pkg/engine/__init__.py": "", "pkg/engine/core.py": edited.replace("return None", "return False")}, "in with the new")
+    indexer = make_indexer(repo)
+    run_history(indexer)
+    rows = changes_of(indexer, "helper", "pkg/engine/core.py")
+    assert subjects(rows) == ["initial", "edit helper", "out with the old"]
+    readded = rows[-1]
+    assert (readded["subject"], readded["event"], readded["old_path"]) == ("in with the new", "moved", "pkg/core.py")
+    stop = changes_of(indexer, "Engine.stop", "pkg/engine/core.py")
+    assert [(r["subject"], r["event"]) for r in stop] == [
+        ("initial", "created"), ("out with the old", "deleted"), ("in with the new", "moved"),
+    ]  # fmt: skip
+    assert (stop[-1]["lines_added"], stop[-1]["lines_deleted"]) == (1, 1)
+
+
 def test_a_class_split_across_files_keeps_each_methods_history(make_repo: MakeRepo, make_indexer: MakeIndexer, tmp_path: Path) -> None:
     big = '''
         class App:

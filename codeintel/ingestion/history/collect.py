@@ -28,7 +28,7 @@ from codeintel.errors import CodeIntelError
 from codeintel.gcpause import gc_paused
 from codeintel.ingestion.history.blobs import open_blobs
 from codeintel.ingestion.history.gitlog import CommitRecord, log_args, parse_log
-from codeintel.ingestion.history.lineage import DEFAULT_BOTS, Columns, HistoryWalker, WalkSettings
+from codeintel.ingestion.history.lineage import DEFAULT_BOTS, Columns, Deletion, HistoryWalker, WalkSettings
 from codeintel.ingestion.history.versions import StoredVersion, Version, VersionKey, id_text
 from codeintel.ingestion.tools import ToolFailedError, ToolService
 from codeintel.storage.catalog import Table
@@ -36,7 +36,7 @@ from codeintel.storage.catalog import Table
 logger = logging.getLogger(__name__)
 
 # change it when what the walk stores changes: every database then walks its history again
-HISTORY_VERSION = "1"
+HISTORY_VERSION = "2"
 
 
 class PlanMode(StrEnum):
@@ -211,11 +211,13 @@ def collect_history(
     generations: Callable[[Iterable[str]], dict[str, int]],
     stored_versions: Callable[[Iterable[VersionKey]], dict[VersionKey, StoredVersion]],
     stored_head: Callable[[], dict[str, str]],
+    stored_deletions: Callable[[Iterable[str]], dict[str, list[Deletion]]] = lambda _: {},
 ) -> HistoryFacts:
     """Walk the commits `plan` asks for and return the rows to store.
 
     The callables read what an earlier run stored (used by incremental walks): generations of
-    commits, versions by (path, blob), and HEAD's (path -> blob) as walked last.
+    commits, versions by (path, blob), HEAD's (path -> blob) as walked last, and the
+    definitions commits deleted (of the walked commits the new ones descend from).
     """
     started = time.perf_counter()
     head = plan.repo.head
@@ -238,9 +240,11 @@ def collect_history(
             else:
                 records = list(commits)
                 timings["read"] = time.perf_counter() - started
+                deletions = stored_deletions(plan.boundary)
+                keys = _keys_used(records) + [(d.path, d.blob) for gone in deletions.values() for d in gone]
                 walker = HistoryWalker(
                     blobs, walk_settings, shallow=plan.repo.shallow,
-                    generations=generations(plan.boundary), stored=stored_versions(_keys_used(records)),
+                    generations=generations(plan.boundary), stored=stored_versions(keys), deletions=deletions,
                 )  # fmt: skip
                 walker.walk(records)
         timings["walk"] = time.perf_counter() - started

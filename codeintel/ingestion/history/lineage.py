@@ -167,6 +167,16 @@ class WalkOutput:
     stats: Counter[str] = field(default_factory=Counter)
 
 
+@dataclass(frozen=True, slots=True)
+class Deletion:
+    """A definition a commit deleted (not moved): the version it was in, its name and rank."""
+
+    path: str
+    blob: str
+    qualname: str
+    ordinal: int
+
+
 @dataclass(slots=True)
 class _Row:
     event: Event
@@ -220,6 +230,7 @@ class HistoryWalker:
         shallow: frozenset[str] = frozenset(),
         generations: dict[str, int] | None = None,
         stored: dict[VersionKey, StoredVersion] | None = None,
+        deletions: dict[str, list[Deletion]] | None = None,
     ) -> None:
         self.blobs = blobs
         self.settings = settings
@@ -233,6 +244,8 @@ class HistoryWalker:
         self._name_keys: dict[str, int] = {}
         self.new_versions: list[tuple[VersionKey, str]] = []  # versions this walk made, and by which commit
         self._texts: dict[str, list[str]] = {}  # blob -> lines, for the commit being walked
+        # per commit, the definitions it deleted for good (not moved): a child may add them again
+        self.deletions: dict[str, list[Deletion]] = dict(deletions or {})
 
     # ------------------------------------------------------------------------ commits
 
@@ -252,7 +265,10 @@ class HistoryWalker:
             else:
                 works = [self._light(self._file(commit.sha, f)) for f in commit.files]
                 if not boundary:
-                    self._moves(works)
+                    self._moves(works, works)
+                    if len(commit.parents) == 1:
+                        self._readded(commit.parents[0], works)
+                    self._note_deletions(commit.sha, works)
             self._finish(commit.sha, works, record=not boundary)
             if not boundary and not commit.is_merge:
                 for f, work in zip(commit.files, works, strict=True):
@@ -418,12 +434,12 @@ class HistoryWalker:
 
     # ------------------------------------------------------------------------ moves
 
-    def _moves(self, works: list[_FileWork]) -> None:
-        """Definitions deleted in one place and created with the same body in another (another
-        file, or elsewhere in the same one): moves, keeping their lineage.  Outermost ones
-        first: what is nested in a moved definition moves with it (by name and rank); what is
-        left is matched by body again."""
-        gone = [(w, d) for w in works for d in w.deleted]
+    def _moves(self, sources: list[_FileWork], works: list[_FileWork]) -> None:
+        """Definitions deleted in one place (`sources`) and created with the same body in
+        another (`works`: another file, or elsewhere in the same one): moves, keeping their
+        lineage.  Outermost ones first: what is nested in a moved definition moves with it (by
+        name and rank); what is left is matched by body again."""
+        gone = [(w, d) for w in sources for d in w.deleted]
         born = [(w, d) for w in works for d in w.created]
         if not gone or not born:
             return
@@ -461,6 +477,37 @@ class HistoryWalker:
                 event = Event.MODIFIED
             bw.rows.append(_Row(event, old, new, a, b, gw.old_key[0] if gw.old_key else None))
             self.out.stats["moves"] += 1
+
+    def _note_deletions(self, sha: str, works: list[_FileWork]) -> None:
+        """Remember what this commit deleted (its moves are known by now), for its children."""
+        gone = []
+        for work in works:
+            if work.deleted and work.old_key is not None and work.old_root is not None:
+                ords = _Ordinals(walk(work.old_root))
+                gone += [Deletion(*work.old_key, d.qualname, ords.of(d)) for d in work.deleted]
+        if gone:
+            self.deletions[sha] = gone
+
+    def _readded(self, parent: str, works: list[_FileWork]) -> None:
+        """Definitions the parent deleted and this commit adds again (a package split in two
+        commits: out with the old, in with the new): moves across the two commits."""
+        gone = self.deletions.get(parent)
+        if not gone or not any(w.created for w in works):
+            return
+        by_key: dict[VersionKey, set[tuple[str, int]]] = {}
+        for d in gone:
+            by_key.setdefault((d.path, d.blob), set()).add((d.qualname, d.ordinal))
+        sources = []
+        for key, names in sorted(by_key.items()):
+            _, source = self._old(key)
+            defs = walk(source.root)
+            ords = _Ordinals(defs)
+            source_work = _FileWork(key[0], None, old_key=key, old_root=source.root, old_lines=source.lines)
+            source_work.deleted = [d for d in defs if (d.qualname, ords.of(d)) in names]
+            sources.append(source_work)
+        before = self.out.stats["moves"]
+        self._moves(sources, works)
+        self.out.stats["readded"] += self.out.stats["moves"] - before
 
     def _text(self, lines: list[str] | None, key: VersionKey | None) -> list[str]:
         if lines is not None:

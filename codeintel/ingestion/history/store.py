@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from codeintel.analysis.history import lineages_sql
 from codeintel.ingestion.history.collect import HistoryFacts, HistoryPlan, StoredHistory
+from codeintel.ingestion.history.lineage import Deletion
 from codeintel.ingestion.history.versions import StoredVersion, VersionKey, id_value
 from codeintel.storage.catalog import Table
 from codeintel.storage.gateway import StorageGateway, Writer
@@ -60,6 +61,25 @@ def read_versions(gateway: StorageGateway, keys: Iterable[VersionKey]) -> dict[V
             lineages.frombytes(r["lineages"])
             keys_.frombytes(r["name_keys"])
             found[key] = StoredVersion(id_value(r["file_id"]), r["n_lines"], lineages, keys_)
+    return found
+
+
+def read_deletions(gateway: StorageGateway, shas: Iterable[str]) -> dict[str, list[Deletion]]:
+    """Per commit, the definitions it deleted (what `HistoryWalker.deletions` held for it)."""
+    wanted = sorted(set(shas))
+    if not wanted:
+        return {}
+    rows = gateway.query(
+        f"""SELECT f.sha, f.path, c.old_blob, f.qualname, f.ordinal
+            FROM {Table.FUNCTION_CHANGES} f JOIN {Table.FILE_CHANGES} c
+              ON c.sha = f.sha AND coalesce(c.old_path, c.path) = f.path
+            WHERE f.event = 'deleted' AND c.old_blob IS NOT NULL AND list_contains(?, f.sha)
+            ORDER BY f.sha, f.path, f.qualname, f.ordinal""",
+        [wanted],
+    ).to_pylist()
+    found: dict[str, list[Deletion]] = {}
+    for r in rows:
+        found.setdefault(r["sha"], []).append(Deletion(r["path"], r["old_blob"], r["qualname"], r["ordinal"]))
     return found
 
 
