@@ -53,6 +53,8 @@ class ToolsConfig:
 
     git: str = "git"
     git_timeout_s: float = 120.0
+    pyrefly: str = ""  # the pinned pyrefly beside the running Python (or on PATH) when empty
+    pyrefly_timeout_s: float = 900.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +146,8 @@ _SETTINGS: dict[str, tuple[str, str, Any]] = {
     "max_file_size": ("scan", "max_file_size", int),
     "git": ("tools", "git", str),
     "git_timeout": ("tools", "git_timeout_s", float),
+    "pyrefly": ("tools", "pyrefly", str),
+    "pyrefly_timeout": ("tools", "pyrefly_timeout_s", float),
     "repo_name": ("snapshot", "repo_name", str),
     "build_dir": ("paths", "build_dir", Path),
     "history_huge_commit_files": ("history", "huge_commit_files", int),

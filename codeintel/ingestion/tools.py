@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -124,6 +125,22 @@ class ToolService:
                 err = errors.read(2000).decode("utf-8", "replace").strip()[:500]
                 raise ToolFailedError(f"{tool} {' '.join(args[:3])} failed in {cwd} (exit {code}): {err}")
 
+    def start(
+        self, tool: str, args: list[str], *, cwd: Path, timeout_s: float, ok_codes: tuple[int, ...] = (0,)
+    ) -> RunningTool:
+        """Start `tool args...` in `cwd` in the background (stdout and stderr to files) and
+        return at once; `RunningTool.wait` collects it.  `tool` is a name on PATH or a path.
+
+        Raises:
+            ToolNotFoundError: The tool is not installed.
+        """
+        exe = shutil.which(tool)
+        if exe is None:
+            raise ToolNotFoundError(
+                f"{tool!r} is not installed or not on PATH; install it or set its path in [tool.codeintel]"
+            )
+        return RunningTool(tool, [exe, *args], cwd, timeout_s, ok_codes)
+
     def git_head(self, repo_root: Path) -> str | None:
         """The commit checked out at `repo_root`, or None outside git / before the first commit."""
         if not self.available(self.config.git):
@@ -132,3 +149,60 @@ class ToolService:
             return self.git(["rev-parse", "--verify", "-q", "HEAD"], cwd=repo_root).decode().strip() or None
         except ToolFailedError:
             return None
+
+
+class RunningTool:
+    """A tool started in the background (`ToolService.start`): killed at its deadline, counted
+    from its start; `wait` gives its stdout or raises with the tail of its stderr."""
+
+    def __init__(self, tool: str, argv: list[str], cwd: Path, timeout_s: float, ok_codes: tuple[int, ...]) -> None:
+        self.tool, self.argv, self.cwd, self.timeout_s, self.ok_codes = tool, argv, cwd, timeout_s, ok_codes
+        self._out = tempfile.TemporaryFile()  # noqa: SIM115 (closed by wait / cancel)
+        self._err = tempfile.TemporaryFile()  # noqa: SIM115 (files, not pipes: nothing blocks unread)
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._err)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def done(self) -> bool:
+        return self.proc.poll() is not None
+
+    def wait(self) -> bytes:
+        """Wait for the tool (until its deadline) and return its stdout.
+
+        Raises:
+            ToolFailedError: It exited with a code not in `ok_codes`, or ran past its deadline
+                (it is then killed).
+        """
+        what = f"{self.tool} {' '.join(self.argv[1:4])}"
+        left = self.timeout_s - (time.monotonic() - self.started)
+        try:
+            code = self.proc.wait(timeout=max(left, 0.0))
+        except subprocess.TimeoutExpired as exc:
+            self.cancel()
+            raise ToolFailedError(f"{what} timed out after {self.timeout_s:g} s in {self.cwd}") from exc
+        try:
+            if code not in self.ok_codes:
+                self._err.seek(0, 2)
+                size = self._err.tell()
+                self._err.seek(max(size - 2000, 0))
+                tail = self._err.read().decode("utf-8", "replace").strip()[-500:]
+                raise ToolFailedError(f"{what} failed in {self.cwd} (exit {code}): {tail}")
+            self._out.seek(0)
+            return self._out.read()
+        finally:
+            self.close()
+
+    def cancel(self) -> None:
+        """Kill the tool if it still runs, and release its files."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.close()
+
+    def close(self) -> None:
+        for fh in (self._out, self._err):
+            with suppress(OSError):
+                fh.close()

@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -164,6 +164,54 @@ class FileWorkAhead:
         return found, [f for f in files if (f.path, f.hash) not in ready]
 
 
+class StartedAhead(Protocol):
+    """Something a step started ahead of its turn (an external tool running in the background)."""
+
+    def cancel(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StartAhead:
+    """Work a step can start before its turn: `start(ctx)` is called as soon as step `after` has
+    run (by the local runner, which runs steps one by one; Prefect and Dask run steps side by
+    side instead).  The step takes what was started with `ctx.run_ahead.take(its name)` and does
+    the work itself when there is nothing (another runner, a start that failed)."""
+
+    after: str
+    start: Callable[[PipelineContext], StartedAhead | None]
+
+
+class RunAhead:
+    """What steps started ahead in this process, until they take it (or the run ends)."""
+
+    def __init__(self) -> None:
+        self._started: dict[str, StartedAhead] = {}
+        self._lock = threading.Lock()
+
+    def start(self, step: str, ahead: StartAhead, ctx: PipelineContext) -> None:
+        """Start `step`'s work ahead; a failure only means the step will do it in its turn."""
+        try:
+            started = ahead.start(ctx)
+        except Exception as exc:
+            logging.getLogger(__name__).info("step %s: nothing started ahead (%s)", step, exc)
+            return
+        if started is not None:
+            with self._lock:
+                old, self._started[step] = self._started.get(step), started
+            if old is not None:
+                old.cancel()
+
+    def take(self, step: str) -> StartedAhead | None:
+        with self._lock:
+            return self._started.pop(step, None)
+
+    def cancel_all(self) -> None:
+        with self._lock:
+            started, self._started = list(self._started.values()), {}
+        for item in started:
+            item.cancel()
+
+
 class PipelineContext:
     """Config plus live services, local to one process."""
 
@@ -176,6 +224,7 @@ class PipelineContext:
         self.change_tracker = ChangeTracker(self.gateway)
         self.logger = logging.getLogger("codeintel.pipeline")
         self.work_ahead = work_ahead or FileWorkAhead()
+        self.run_ahead = RunAhead()
         self._executor = executor
 
     @property
@@ -204,6 +253,7 @@ class PipelineContext:
             self._executor.release()
 
     def close(self) -> None:
+        self.run_ahead.cancel_all()
         if self._executor is not None:
             self._executor.close()
             self._executor = None

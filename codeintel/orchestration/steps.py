@@ -36,14 +36,17 @@ from codeintel.analysis.history import (
 from codeintel.analysis.imports import ImportSite, import_cycles_and_layers, resolve_imports
 from codeintel.analysis.subsystems import detect_subsystems
 from codeintel.analysis.symbol_index import build_symbol_index, build_unresolved_names
-from codeintel.errors import PipelineCycleError, StepFailedError, UnknownStepError, did_you_mean
+from codeintel.errors import PipelineCycleError, StepFailedError, ToolNotFoundError, UnknownStepError, did_you_mean
 from codeintel.ingestion.change_tracker import ChangeTracker
 from codeintel.ingestion.history import store as history_store
 from codeintel.ingestion.history.apart import walk_history
 from codeintel.ingestion.history.collect import HistorySettings, PlanMode, plan_history, read_repo_history
 from codeintel.ingestion.scan import PreviousState, diff_states, scan_repository
+from codeintel.ingestion.scip import ingest as scip
+from codeintel.ingestion.scip.decode import IndexDecodeError
+from codeintel.ingestion.tools import ToolFailedError
 from codeintel.orchestration import ledger
-from codeintel.orchestration.context import FileWork, PipelineContext
+from codeintel.orchestration.context import FileWork, PipelineContext, StartAhead
 from codeintel.orchestration.ledger import RunStatus
 from codeintel.orchestration.selection import ancestors, plan_steps
 from codeintel.orchestration.status import write_step_status
@@ -149,6 +152,39 @@ class GoidsStep:
             written = w.insert(Table.GOIDS, rows)
             ChangeTracker.record(w, self.name, ctx.run_id, [(f.path, f.hash) for f in stale.to_process], stale.gone)
         return StepResult(written, len(paths), len(stale.gone))
+
+
+@dataclass(frozen=True)
+class ScipIngestStep:
+    """The type checker's index (pyrefly, SCIP): documents, symbols, occurrences, type errors and
+    the GOID crosswalk.  Under the local runner pyrefly starts as soon as the scan has run and
+    works beside the other steps; this step collects it.  A missing or failing indexer is a skip."""
+
+    name: ClassVar[str] = "scip_ingest"
+    deps: ClassVar[tuple[str, ...]] = ("repo_scan", "goids")  # not call_graph: they run side by side
+    start_ahead: ClassVar[StartAhead] = StartAhead("repo_scan", lambda ctx: _start_scip(ctx))
+
+    def run(self, ctx: PipelineContext) -> StepResult:
+        ahead = ctx.run_ahead.take(self.name)
+        stale = ctx.change_tracker.stale_files(self.name)
+        if not stale and inputs_unchanged(ctx, self.name, self.deps):
+            return StepResult.noop("up to date")
+        try:
+            delta = scip.collect_scip(
+                ctx.gateway, ctx.tool_service, ctx.repo_root, ctx.config.snapshot.repo_name, stale,
+                full=ctx.config.full, ahead=ahead if isinstance(ahead, scip.Ahead) else None,
+            )  # fmt: skip
+        except (ToolNotFoundError, ToolFailedError, IndexDecodeError) as exc:
+            return StepResult(note=f"indexer unavailable, stored index kept: {exc}"[:2000], skipped=True)
+        with step_writer(ctx, self.name, self.deps) as w:
+            rows = scip.write_scip(w, delta, ctx.run_id)
+        return StepResult(rows, len(delta.indexed), len(delta.plan.gone), delta.note)
+
+
+def _start_scip(ctx: PipelineContext) -> scip.Ahead | None:
+    stale = ctx.change_tracker.stale_files(ScipIngestStep.name)
+    project = ctx.config.snapshot.repo_name
+    return scip.start_ahead(ctx.gateway, ctx.tool_service, ctx.repo_root, project, stale, full=ctx.config.full)
 
 
 @dataclass(frozen=True)
@@ -573,6 +609,7 @@ PIPELINE_STEPS: tuple[PipelineStep, ...] = (
     FunctionMetricsStep(),
     ImportGraphStep(),
     CallGraphStep(),
+    ScipIngestStep(),  # after call_graph locally: pyrefly, started after repo_scan, ran beside it
     GraphMetricsStep(),
     SubsystemsStep(),
     HotspotsStep(),
@@ -735,6 +772,8 @@ def run_pipeline(
             continue
         if on_event:
             on_event(name, "done", run.results[name])
+        start_ahead(ctx, name, names)
+    ctx.run_ahead.cancel_all()  # what no step took (its step not run)
     ledger.record_not_run(ctx.gateway, ctx.run_id, run.not_run, "an upstream step failed")
     end_pipeline(ctx, run.failed, run.not_run)
     if publish:
@@ -744,6 +783,14 @@ def run_pipeline(
         message = failure_message(ctx, run.failed, run.not_run, published=run.published)
         raise StepFailedError(message, run.failed, run.not_run, published=run.published)
     return run
+
+
+def start_ahead(ctx: PipelineContext, done: str, names: Sequence[str]) -> None:
+    """Start the work that planned steps declare to start once `done` has run (`StartAhead`)."""
+    for name in names:
+        ahead = getattr(PIPELINE_STEPS_BY_NAME[name], "start_ahead", None)
+        if isinstance(ahead, StartAhead) and ahead.after == done:
+            ctx.run_ahead.start(name, ahead, ctx)
 
 
 def begin_pipeline(ctx: PipelineContext, names: Sequence[str]) -> None:

@@ -1,0 +1,1 @@
+"""SCIP (pyrefly) ingestion: run the indexer, decode its index, plan incremental runs."""

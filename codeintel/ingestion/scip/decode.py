@@ -1,0 +1,386 @@
+"""Decode a SCIP index into Arrow tables, one document at a time.
+
+The index is read through a memory map: the top-level `Index` fields are walked by tag and
+length in the raw bytes and each `Document` is parsed on its own with the generated class, so
+the whole `Index` message is never held.  Ranges are converted to CodeIntel's positions (line
+1-based, column 0-based in UTF-8 bytes, end exclusive) using the file's text; hover docs lose
+machine paths (the repository root, the indexer's scratch directory, `file://` URIs).  Rows come
+out sorted, so the tables never depend on the indexer's document order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import pyarrow as pa
+
+from codeintel.ingestion.scip import scip_pb2
+from codeintel.ingestion.scip.symbols import SymbolKind, parse_symbol
+from codeintel.storage.catalog import Table, spec_of
+
+_DEFINITION = 1
+_LENGTH_DELIMITED = 2
+_DOCUMENTS, _EXTERNALS = 2, 3
+_ENCODINGS = {0: "unspecified", 1: "utf-8", 2: "utf-16", 3: "utf-32"}
+# a definition nested in a function is no part of its module's interface
+_INTERFACE_KINDS = {
+    SymbolKind.MODULE, SymbolKind.CLASS, SymbolKind.FUNCTION, SymbolKind.METHOD, SymbolKind.ATTRIBUTE,
+    SymbolKind.VARIABLE, SymbolKind.TYPE_PARAMETER,
+}  # fmt: skip
+
+
+class IndexDecodeError(ValueError):
+    """The index file is not a SCIP index (truncated, or not protobuf)."""
+
+
+@dataclass(slots=True)
+class PathStripper:
+    """Removes machine paths from text: `file://` URIs and absolute prefixes become relative."""
+
+    prefixes: tuple[str, ...]
+    _pattern: re.Pattern[str] | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        roots = sorted({p.rstrip("/") for p in self.prefixes if p and p != "/"}, key=len, reverse=True)
+        if roots:
+            alternatives = "|".join(re.escape(r) for r in roots)
+            self._pattern = re.compile(rf"(?:file://)?(?:{alternatives})/?")
+
+    def __call__(self, text: str) -> str:
+        if self._pattern is None or not text:
+            return text
+        return self._pattern.sub("", text)
+
+
+_BATCH_ROWS = 65_536
+
+
+class _Batches:
+    """Rows of one table gathered column by column and turned into Arrow every `_BATCH_ROWS`
+    rows, so that the decoded index is held as Arrow, not as Python objects."""
+
+    def __init__(self, table: str, columns: tuple[str, ...] | None = None) -> None:
+        schema = spec_of(table).arrow_schema
+        self.schema = pa.schema([schema.field(c) for c in columns]) if columns else schema
+        self.columns: list[list[object]] = [[] for _ in self.schema]
+        self.batches: list[pa.RecordBatch] = []
+
+    def add(self, row: tuple[object, ...]) -> None:
+        for column, value in zip(self.columns, row, strict=True):
+            column.append(value)
+        if len(self.columns[0]) >= _BATCH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.columns[0]:
+            arrays = [pa.array(c, f.type) for c, f in zip(self.columns, self.schema, strict=True)]
+            self.batches.append(pa.RecordBatch.from_arrays(arrays, schema=self.schema))
+            self.columns = [[] for _ in self.schema]
+
+    def table(self) -> pa.Table:
+        self.flush()
+        return pa.Table.from_batches(self.batches, schema=self.schema)
+
+
+_OCCURRENCE_SCHEMA = spec_of(Table.SCIP_OCCURRENCES).arrow_schema
+
+
+def _occurrence_batch(path: str, rows: list[tuple[int, int, str, int, int, int]]) -> pa.RecordBatch:
+    """One document's occurrences (rows sorted by line, col, symbol) as a batch, enclosing GOIDs NULL."""
+    line, col, symbol, end_line, end_col, roles = zip(*rows, strict=True) if rows else ((),) * 6
+    n = len(rows)
+    arrays = [
+        pa.array([path] * n, pa.string()), pa.array(symbol, pa.string()), pa.array(line, pa.int32()),
+        pa.array(col, pa.int32()), pa.array(end_line, pa.int32()), pa.array(end_col, pa.int32()),
+        pa.array([r & _DEFINITION == _DEFINITION for r in roles], pa.bool_()), pa.array(roles, pa.int32()),
+        pa.nulls(n, pa.string()),
+    ]  # fmt: skip
+    return pa.RecordBatch.from_arrays(arrays, schema=_OCCURRENCE_SCHEMA)
+
+
+@dataclass(slots=True)
+class DecodedIndex:
+    """What one indexer run gave, as Arrow batches (unsorted until `to_tables`)."""
+
+    documents: _Batches = field(default_factory=lambda: _Batches(Table.SCIP_DOCUMENTS))
+    symbols: _Batches = field(default_factory=lambda: _Batches(Table.SCIP_SYMBOLS))
+    occurrences: dict[str, pa.RecordBatch] = field(default_factory=dict)  # per path, sorted
+    externals: dict[str, tuple[object, ...]] = field(default_factory=dict)
+
+
+def iter_index_fields(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
+    """(field number, payload) of each length-delimited top-level field of an `Index`, read one
+    by one from `stream`."""
+    at = 0
+    while True:
+        key = _varint(stream)
+        if key is None:
+            return
+        number, wire = key >> 3, key & 7
+        if wire != _LENGTH_DELIMITED:
+            raise IndexDecodeError(f"unexpected wire type {wire} for Index field {number} near byte {at}")
+        length = _varint(stream)
+        if length is None:
+            raise IndexDecodeError(f"Index field {number} has no length near byte {at}")
+        payload = stream.read(length)
+        if len(payload) != length:
+            raise IndexDecodeError(f"Index field {number} runs past the end of the file near byte {at}")
+        at += length
+        yield number, payload
+
+
+def _varint(stream: BinaryIO) -> int | None:
+    """The next varint, or None at the end of the stream."""
+    result = shift = 0
+    while True:
+        b = stream.read(1)
+        if not b:
+            if shift:
+                raise IndexDecodeError("truncated varint in the index")
+            return None
+        result |= (b[0] & 0x7F) << shift
+        if not b[0] & 0x80:
+            return result
+        shift += 7
+        if shift > 63:
+            raise IndexDecodeError("varint too long in the index")
+
+
+def decode_index(
+    index_path: Path, repo_root: Path, strip: PathStripper, wanted: set[str] | None = None
+) -> DecodedIndex:
+    """Decode the index at `index_path` (documents outside `wanted`, when given, are skipped).
+
+    Raises:
+        IndexDecodeError: The file is not a readable SCIP index.
+    """
+    out = DecodedIndex()
+    if not index_path.is_file():
+        raise IndexDecodeError(f"the indexer wrote no index ({index_path.name} is missing)")
+    with index_path.open("rb", buffering=1 << 20) as stream:
+        try:
+            for number, payload in iter_index_fields(stream):
+                if number == _DOCUMENTS:
+                    doc = scip_pb2.Document.FromString(payload)
+                    if wanted is None or doc.relative_path in wanted:
+                        _decode_document(doc, repo_root, strip, out)
+                elif number == _EXTERNALS:
+                    info = scip_pb2.SymbolInformation.FromString(payload)
+                    out.externals.setdefault(info.symbol, _external_row(info, strip))
+        except IndexDecodeError:
+            raise
+        except Exception as exc:  # protobuf's DecodeError and friends
+            raise IndexDecodeError(f"{index_path.name}: {type(exc).__name__}: {exc}") from exc
+    return out
+
+
+class _Columns:
+    """Converts a document's ranges (in its position encoding) to UTF-8 byte columns."""
+
+    def __init__(self, data: bytes | None, encoding: int) -> None:
+        self._ascii = data is None or data.isascii() or encoding == 1
+        self._lines = data.split(b"\n") if not self._ascii and data is not None else []
+        self._encoding = encoding
+        self._cache: dict[int, list[int] | None] = {}
+
+    def byte_col(self, line: int, col: int) -> int:
+        if self._ascii:
+            return col
+        if line not in self._cache:
+            self._cache[line] = self._offsets(line)
+        offsets = self._cache[line]
+        if offsets is None:
+            return col
+        return offsets[col] if col < len(offsets) else offsets[-1] + (col - len(offsets) + 1)
+
+    def _offsets(self, line: int) -> list[int] | None:
+        """Byte offset of each code unit position of `line` (None: the line is ASCII)."""
+        if line >= len(self._lines):
+            return None
+        raw = self._lines[line]
+        if raw.isascii():
+            return None
+        text = raw.decode("utf-8", "surrogateescape")
+        offsets: list[int] = []
+        at = 0
+        for ch in text:
+            width = len(ch.encode("utf-8", "surrogateescape"))
+            units = 2 if self._encoding == 2 and ord(ch) > 0xFFFF else 1
+            offsets.extend([at] * units)
+            at += width
+        offsets.append(at)
+        return offsets
+
+
+def _read(repo_root: Path, path: str) -> bytes | None:
+    try:
+        return (repo_root / path).read_bytes()
+    except OSError:
+        return None
+
+
+def _decode_document(doc: scip_pb2.Document, repo_root: Path, strip: PathStripper, out: DecodedIndex) -> None:
+    path = doc.relative_path
+    data = _read(repo_root, path)
+    cols = _Columns(data, doc.position_encoding)
+    rows = []
+    for o in doc.occurrences:
+        r = tuple(o.range)
+        if len(r) == 3:
+            sl, sc, el, ec = r[0], r[1], r[0], r[2]
+        elif len(r) == 4:
+            sl, sc, el, ec = r
+        else:
+            continue
+        rows.append((sl + 1, cols.byte_col(sl, sc), o.symbol, el + 1, cols.byte_col(el, ec), o.symbol_roles))
+    rows.sort()
+    first_def: dict[str, tuple[int | None, int | None]] = {}
+    module = ""
+    for line, col, symbol, _, _, roles in rows:
+        if roles & _DEFINITION:
+            first_def.setdefault(symbol, (line, col))
+            if not module and symbol.endswith("__init__:"):
+                module = parse_symbol(symbol).module
+    definitions = sum(1 for r in rows if r[5] & _DEFINITION)
+    out.occurrences[path] = _occurrence_batch(path, rows)
+    interface: list[str] = []
+    count = 0
+    for info in doc.symbols:
+        symbol = info.symbol
+        parsed = parse_symbol(symbol)
+        if parsed.kind == SymbolKind.LOCAL:
+            continue
+        count += 1
+        signature, documentation = _hover(info.documentation, strip)
+        relationships = _relationships(info)
+        def_line, def_col = first_def.get(symbol, (None, None))
+        out.symbols.add(
+            (symbol, str(parsed.kind), parsed.display_name, parsed.qualified_name, parsed.module, parsed.package,
+             parsed.version, False, path, def_line, def_col, signature, documentation, relationships, None)
+        )  # fmt: skip
+        if parsed.kind in _INTERFACE_KINDS and "()." not in symbol.rpartition("/")[2][:-3]:
+            interface.append(f"{symbol}\x00{signature}\x00{' '.join(relationships)}")
+    digest = hashlib.blake2b("\n".join(sorted(interface)).encode(), digest_size=12).hexdigest()
+    file_hash = hashlib.sha1(data).hexdigest() if data is not None else None
+    out.documents.add(
+        (path, module or None, doc.language or "python", _ENCODINGS.get(doc.position_encoding, "unspecified"),
+         len(doc.occurrences), definitions, count, 0, file_hash, digest)
+    )  # fmt: skip
+
+
+def _hover(parts: Iterable[str], strip: PathStripper) -> tuple[str | None, str | None]:
+    """(signature, documentation) from a hover: the first code block is the signature (its
+    `(kind) ` prefix dropped), the rest the docstring."""
+    texts = [strip(p) for p in parts]
+    if not texts:
+        return None, None
+    head, _, rest = texts[0].partition("\n---\n")
+    signature = None
+    if head.startswith("```"):
+        body = head.split("\n", 1)[1] if "\n" in head else ""
+        body = body.rsplit("```", 1)[0].strip()
+        signature = re.sub(r"^\([a-z ]+\) ", "", body) or None
+    else:
+        rest = texts[0]
+    docs = "\n\n".join(t for t in (rest.strip(), *texts[1:]) if t.strip())
+    return signature, docs or None
+
+
+def _relationships(info: scip_pb2.SymbolInformation) -> list[str]:
+    """`<kinds> <symbol>` per relationship, kinds among implementation, type_definition,
+    reference, definition (joined by '+')."""
+    found = []
+    for rel in info.relationships:
+        kinds = [
+            name
+            for name, flag in (
+                ("implementation", rel.is_implementation),
+                ("type_definition", rel.is_type_definition),
+                ("reference", rel.is_reference),
+                ("definition", rel.is_definition),
+            )
+            if flag
+        ]
+        found.append(f"{'+'.join(kinds) or 'related'} {rel.symbol}")
+    return sorted(found)
+
+
+def _external_row(info: scip_pb2.SymbolInformation, strip: PathStripper) -> tuple[object, ...]:
+    parsed = parse_symbol(info.symbol)
+    signature, documentation = _hover(info.documentation, strip)
+    return (info.symbol, str(parsed.kind), parsed.display_name, parsed.qualified_name, parsed.module, parsed.package,
+            parsed.version, True, None, None, None, signature, documentation, _relationships(info), None)  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- to Arrow
+
+
+def to_tables(decoded: DecodedIndex, project_package: str) -> dict[str, pa.Table]:
+    """The decoded rows as sorted Arrow tables (documents, repository symbols, externals, occurrences).
+
+    Externals naming the project's own package (repository files outside this run's documents)
+    are dropped: their rows come from the documents that define them.
+    """
+    externals = [row for row in decoded.externals.values() if row[5] != project_package]
+    occ = pa.Table.from_batches([decoded.occurrences[p] for p in sorted(decoded.occurrences)], _OCCURRENCE_SCHEMA)
+    return {
+        "documents": _sorted(decoded.documents.table(), ["path"]),
+        "symbols": _sorted(decoded.symbols.table(), ["def_path", "symbol"]),
+        "externals": _sorted(_table(Table.SCIP_SYMBOLS, externals), ["symbol"]),
+        "occurrences": occ,  # sorted per document, documents in path order
+    }
+
+
+def _table(table: str, rows: list[tuple[object, ...]]) -> pa.Table:
+    schema = spec_of(table).arrow_schema
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in schema]
+    return pa.table([pa.array(list(c), f.type) for c, f in zip(columns, schema, strict=True)], schema=schema)
+
+
+def _sorted(table: pa.Table, keys: list[str]) -> pa.Table:
+    return table.sort_by([(k, "ascending") for k in keys]) if table.num_rows else table
+
+
+# -------------------------------------------------------------------------- diagnostics
+
+
+def decode_diagnostics(path: Path, repo_root: Path, strip: PathStripper, wanted: set[str] | None = None) -> pa.Table:
+    """pyrefly's `--output-format json` errors as `analytics.type_diagnostics` rows (sorted;
+    enclosing GOIDs still NULL).  Columns there are 1-based characters: converted to 0-based bytes.
+
+    Raises:
+        IndexDecodeError: The file is not pyrefly's JSON.
+    """
+    if not path.is_file():
+        raise IndexDecodeError(f"the indexer wrote no error report ({path.name} is missing)")
+    try:
+        errors = json.loads(path.read_bytes() or b"{}").get("errors", [])
+    except (OSError, ValueError, AttributeError) as exc:
+        raise IndexDecodeError(f"{path.name}: not pyrefly's JSON error report: {exc}") from exc
+    rows: list[tuple[object, ...]] = []
+    texts: dict[str, _Columns] = {}
+    seen: set[tuple[object, ...]] = set()
+    for e in errors:
+        file = str(e.get("path", ""))
+        if wanted is not None and file not in wanted:
+            continue
+        cols = texts.get(file)
+        if cols is None:
+            cols = texts[file] = _Columns(_read(repo_root, file), 3)
+        line, end_line = int(e.get("line", 1)), int(e.get("stop_line", e.get("line", 1)))
+        col = cols.byte_col(line - 1, max(int(e.get("column", 1)) - 1, 0))
+        end_col = cols.byte_col(end_line - 1, max(int(e.get("stop_column", 1)) - 1, 0))
+        message = strip(str(e.get("concise_description") or e.get("description") or ""))
+        row = (file, line, col, end_line, end_col, str(e.get("name", "")), str(e.get("severity", "")), message, None)
+        key = (file, line, col, row[5], message)
+        if key in seen:  # the key: an error reported twice at one place is one row
+            continue
+        seen.add(key)
+        rows.append(row)
+    return _sorted(_table(Table.TYPE_DIAGNOSTICS, rows), ["path", "line", "col", "code", "message"])

@@ -1,0 +1,444 @@
+"""scip_ingest's work: plan what to index, run pyrefly, decode, crosswalk, hand rows to the step.
+
+Incremental rule: the files whose hash differs from what scip_ingest last processed are indexed
+again (pyrefly with only those files as project includes, every other file still on the search
+path), and so are the files that use them, but only when a file's interface changed: the
+signatures (as the type checker shows them, inferred types included) and relationships of its
+module- and class-level definitions, a digest stored per document.  A file "uses" another when one
+of its occurrences names a symbol defined there (an import names the module's symbol); a deleted
+file's users are indexed again, and an added file's possible users are the files with unresolved
+imports.  This repeats while interfaces change; above `FULL_SHARE` of the files it is one full run.
+The type checker's document for a file depends only on the file and the interfaces it uses, so
+the result equals a full run's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from codeintel.analysis.crosswalk import GoidRow, ScipDefinition, build_crosswalk, goid_of_symbols
+from codeintel.analysis.enclosing import EnclosingIndex
+from codeintel.ingestion.change_tracker import StaleFiles
+from codeintel.ingestion.scip.decode import (
+    DecodedIndex,
+    PathStripper,
+    decode_diagnostics,
+    decode_index,
+    to_tables,
+)
+from codeintel.ingestion.scip.pyrefly import IndexRequest, PyreflyIndexing, source_roots, start_indexing
+from codeintel.ingestion.tools import ToolService
+from codeintel.storage.catalog import Table, spec_of
+from codeintel.storage.gateway import StorageGateway, Writer
+
+logger = logging.getLogger(__name__)
+
+STEP = "scip_ingest"
+FULL_SHARE = 0.3  # above this share of the files to index again, one full run is cheaper
+# pyrefly's codes for imports it cannot resolve: an added file may resolve them
+UNRESOLVED_IMPORT_CODES = ("missing-import", "missing-module-attribute", "import-error")
+
+
+class PlanMode:
+    NONE = "none"
+    FULL = "full"
+    PARTIAL = "partial"
+
+
+@dataclass(frozen=True, slots=True)
+class ScipPlan:
+    """What the first pyrefly run indexes, and the state it stands on."""
+
+    mode: str
+    files: tuple[str, ...]  # to index first
+    hashes: tuple[tuple[str, str], ...]  # every current file and its hash
+    gone: tuple[str, ...]
+    changed: tuple[str, ...]  # the stale files (partial runs)
+    source_roots: tuple[str, ...]
+
+
+def plan_scip(gateway: StorageGateway, stale_to_process: Sequence[str], gone: Sequence[str], *, full: bool) -> ScipPlan:
+    """The first run of this scip_ingest: nothing, everything, or the stale files and the users of
+    the deleted ones."""
+    current = gateway.query(f"SELECT path, hash FROM {Table.FILE_STATE} ORDER BY path").to_pylist()
+    hashes = tuple((r["path"], r["hash"]) for r in current)
+    roots_rows = gateway.query(f"SELECT source_root, count(*) AS n FROM {Table.MODULES} GROUP BY 1").to_pylist()
+    roots = source_roots([(r["source_root"] or "", int(r["n"])) for r in roots_rows])
+    all_files = tuple(p for p, _ in hashes)
+    stored = gateway.query(f"SELECT count(*) AS n FROM {Table.SCIP_DOCUMENTS}").to_pylist()[0]["n"]
+    if not stale_to_process and not gone and not full:
+        return ScipPlan(PlanMode.NONE, (), hashes, (), (), roots)
+    first = sorted(set(stale_to_process) | set(users_of(gateway, gone, exclude=set(stale_to_process))))
+    if full or stored == 0 or len(first) > FULL_SHARE * max(len(all_files), 1):
+        return ScipPlan(PlanMode.FULL, all_files, hashes, tuple(gone), tuple(stale_to_process), roots)
+    return ScipPlan(PlanMode.PARTIAL, tuple(first), hashes, tuple(gone), tuple(stale_to_process), roots)
+
+
+def users_of(gateway: StorageGateway, paths: Sequence[str], exclude: set[str]) -> list[str]:
+    """Files (as last indexed) with an occurrence of a symbol defined in one of `paths`."""
+    if not paths:
+        return []
+    found = gateway.query(
+        f"""SELECT DISTINCT o.path FROM {Table.SCIP_OCCURRENCES} o
+            WHERE o.symbol IN (SELECT symbol FROM {Table.SCIP_SYMBOLS} WHERE list_contains(?, def_path))
+              AND NOT list_contains(?, o.path)
+            ORDER BY 1""",
+        [sorted(paths), sorted(paths)],
+    )
+    return [p for p in found.column(0).to_pylist() if p not in exclude]
+
+
+def unresolved_importers(gateway: StorageGateway, exclude: set[str]) -> list[str]:
+    found = gateway.query(
+        f"SELECT DISTINCT path FROM {Table.TYPE_DIAGNOSTICS} WHERE list_contains(?, code) ORDER BY 1",
+        [list(UNRESOLVED_IMPORT_CODES)],
+    )
+    return [p for p in found.column(0).to_pylist() if p not in exclude]
+
+
+@dataclass
+class Ahead:
+    """A pyrefly run started ahead of its step (`start_ahead`), with the plan it follows."""
+
+    plan: ScipPlan
+    indexing: PyreflyIndexing
+
+    def cancel(self) -> None:
+        self.indexing.cleanup()
+
+
+@dataclass
+class ScipDelta:
+    """What one scip_ingest run writes."""
+
+    plan: ScipPlan
+    indexed: list[str] = field(default_factory=list)
+    tables: dict[str, list[pa.Table]] = field(default_factory=dict)
+    externals: list[pa.Table] = field(default_factory=list)
+    not_indexed: list[str] = field(default_factory=list)
+    pyrefly_seconds: float = 0.0
+    rounds: int = 0
+    mode: str = PlanMode.NONE
+    final: dict[str, pa.Table] = field(default_factory=dict)  # what is written, GOIDs filled in
+    mapping: dict[tuple[str, str], str] = field(default_factory=dict)  # (symbol, path) -> GOID
+
+    @property
+    def cleared(self) -> list[str]:
+        """The files whose rows this run replaces (all stored ones on a full run)."""
+        return sorted(set(self.indexed) | set(self.plan.gone))
+
+    @property
+    def note(self) -> str:
+        if self.mode == PlanMode.NONE:
+            return "GOIDs changed: crosswalk refreshed, nothing indexed"
+        return (
+            f"{self.mode}: {len(self.indexed)} files indexed in {self.rounds} pyrefly run(s) "
+            f"({self.pyrefly_seconds:.1f} s), {len(self.not_indexed)} without a document"
+        )
+
+    def add(self, name: str, table: pa.Table) -> None:
+        self.tables.setdefault(name, []).append(table)
+
+    def table(self, name: str) -> pa.Table:
+        spec = spec_of(name)
+        parts = self.tables.get(name, [])
+        return pa.concat_tables(parts) if parts else spec.arrow_schema.empty_table()
+
+
+def run_rounds(
+    gateway: StorageGateway,
+    plan: ScipPlan,
+    start: StartFn,
+    ahead: Ahead | None,
+    strip_roots: tuple[str, ...],
+    project: str,
+    repo_root_path: object,
+) -> ScipDelta:
+    """Index `plan.files`, then the users of files whose interface changed, until none did.
+
+    Raises:
+        ToolNotFoundError, ToolFailedError, IndexDecodeError: pyrefly is missing or failed.
+    """
+    repo_root = Path(str(repo_root_path))
+    delta = ScipDelta(plan, mode=plan.mode)
+    all_files = {p for p, _ in plan.hashes}
+    files: tuple[str, ...] = plan.files
+    stored_iface = _stored_interfaces(gateway) if plan.mode == PlanMode.PARTIAL else {}
+    indexing = ahead.indexing if ahead is not None else None
+    added = [p for p in plan.changed if p not in stored_iface]
+    while files:
+        if indexing is None:
+            indexing = start(IndexRequest(repo_root, files, plan.source_roots, project))
+        try:
+            output = indexing.wait()
+            delta.pyrefly_seconds += output.seconds
+            strip = PathStripper((*strip_roots, str(output.scratch)))
+            wanted = set(files)
+            decoded: DecodedIndex = decode_index(output.index, repo_root, strip, wanted)
+            tables = to_tables(decoded, project)
+            diagnostics = decode_diagnostics(output.diagnostics, repo_root, strip, wanted)
+        finally:
+            indexing.cleanup()
+            indexing = None
+        delta.rounds += 1
+        delta.indexed.extend(files)
+        for name, table in (
+            (Table.SCIP_DOCUMENTS, tables["documents"]), (Table.SCIP_SYMBOLS, tables["symbols"]),
+            (Table.SCIP_OCCURRENCES, tables["occurrences"]), (Table.TYPE_DIAGNOSTICS, diagnostics),
+        ):  # fmt: skip
+            delta.add(name, table)
+        delta.externals.append(tables["externals"])
+        if delta.mode == PlanMode.FULL:
+            break
+        docs = tables["documents"]
+        new_iface = dict(zip(docs["path"].to_pylist(), docs["interface_hash"].to_pylist(), strict=True))
+        changed = [p for p in files if new_iface.get(p) != stored_iface.get(p)]
+        done = set(delta.indexed)
+        users = set(users_of(gateway, changed, exclude=done))
+        if added and delta.rounds == 1:
+            users |= set(unresolved_importers(gateway, exclude=done))
+        if not users:
+            break
+        if len(done) + len(users) > FULL_SHARE * max(len(all_files), 1):
+            logger.info("scip: interfaces changed in %d files, their users are many: one full run", len(changed))
+            full = ScipPlan(
+                PlanMode.FULL, tuple(sorted(all_files)), plan.hashes, plan.gone, plan.changed, plan.source_roots
+            )
+            rest = run_rounds(gateway, full, start, None, strip_roots, project, repo_root)
+            rest.pyrefly_seconds += delta.pyrefly_seconds
+            rest.rounds += delta.rounds
+            return rest
+        logger.info("scip: interfaces changed in %d files: indexing their %d users", len(changed), len(users))
+        files = tuple(sorted(users))
+    indexed_docs = set(delta.table(Table.SCIP_DOCUMENTS)["path"].to_pylist())
+    delta.not_indexed = sorted(set(delta.indexed) - indexed_docs)
+    return delta
+
+
+class StartFn:
+    """Starts a pyrefly run for a request (the tool service bound in)."""
+
+    def __init__(self, service: ToolService) -> None:
+        self.service = service
+
+    def __call__(self, request: IndexRequest) -> PyreflyIndexing:
+        return start_indexing(self.service, request)
+
+
+def _stored_interfaces(gateway: StorageGateway) -> dict[str, str | None]:
+    rows = gateway.query(f"SELECT path, interface_hash FROM {Table.SCIP_DOCUMENTS}").to_pylist()
+    return {r["path"]: r["interface_hash"] for r in rows}
+
+
+# --------------------------------------------------------------------- GOIDs: enclosing, crosswalk
+
+
+def with_enclosing(table: pa.Table, index: EnclosingIndex) -> pa.Table:
+    """`table` (path, line, ... enclosing_goid) with enclosing GOIDs filled in."""
+    if table.num_rows == 0:
+        return table
+    paths = table["path"].to_pylist()
+    lines = table["line"].to_pylist()
+    goids = [index.lookup(p, ln) for p, ln in zip(paths, lines, strict=True)]
+    at = table.schema.get_field_index("enclosing_goid")
+    return table.set_column(at, "enclosing_goid", pa.array(goids, pa.string()))
+
+
+def enclosing_index(gateway: StorageGateway, paths: Sequence[str]) -> EnclosingIndex:
+    rows = gateway.query(
+        f"SELECT path, goid, start_line, end_line, parent_goid FROM {Table.GOIDS} WHERE list_contains(?, path)",
+        [sorted(paths)],
+    )
+    return EnclosingIndex.from_goid_rows(
+        zip(*(rows[c].to_pylist() for c in ("path", "goid", "start_line", "end_line", "parent_goid")), strict=True)
+    )
+
+
+_DEFINITION_KINDS = ("module", "class", "function", "method", "attribute", "variable")
+
+
+def crosswalk(
+    gateway: StorageGateway, new_symbols: pa.Table, replaced_paths: Sequence[str], *, everything: bool = False
+) -> tuple[pa.Table, pa.Table, dict[tuple[str, str], str]]:
+    """The whole crosswalk (stored symbols of other files + the new ones, against core.goids),
+    the new symbols with their GOIDs, and the (symbol, path) -> GOID map for every symbol."""
+    goids = [
+        GoidRow(**r)
+        for r in gateway.query(f"SELECT goid, path, kind, qualname, ordinal FROM {Table.GOIDS}").to_pylist()
+    ]
+    kinds = list(_DEFINITION_KINDS)
+    stored = (
+        []
+        if everything
+        else gateway.query(
+            f"""SELECT symbol, def_path AS path, kind, qualified_name FROM {Table.SCIP_SYMBOLS}
+            WHERE def_path IS NOT NULL AND list_contains(?, kind) AND NOT list_contains(?, def_path)""",
+            [kinds, sorted(replaced_paths)],
+        ).to_pylist()
+    )
+    fresh = new_symbols.filter(pc.is_in(new_symbols["kind"], pa.array(kinds)))
+    definitions = [ScipDefinition(**r) for r in stored] + [
+        ScipDefinition(s, p, k, q)
+        for s, p, k, q in zip(
+            *(fresh[c].to_pylist() for c in ("symbol", "def_path", "kind", "qualified_name")), strict=True
+        )
+    ]
+    rows = build_crosswalk(goids, definitions)
+    mapping = goid_of_symbols(goids, rows)
+    schema = spec_of(Table.GOID_CROSSWALK).arrow_schema
+    table = pa.table([pa.array([r[i] for r in rows], f.type) for i, f in enumerate(schema)], schema=schema)
+    if new_symbols.num_rows:
+        keyed = [
+            mapping.get((s, p))
+            for s, p in zip(new_symbols["symbol"].to_pylist(), new_symbols["def_path"].to_pylist(), strict=True)
+        ]
+        at = new_symbols.schema.get_field_index("goid")
+        new_symbols = new_symbols.set_column(at, "goid", pa.array(keyed, pa.string()))
+    return table, new_symbols, mapping
+
+
+def collect_scip(
+    gateway: StorageGateway,
+    service: ToolService,
+    repo_root: Path,
+    project: str,
+    stale: StaleFiles,
+    *,
+    full: bool,
+    ahead: Ahead | None = None,
+) -> ScipDelta:
+    """Everything scip_ingest writes this run (nothing yet written).  `ahead`: a run started
+    ahead (used when it follows the plan made now, else stopped).
+
+    Raises:
+        ToolNotFoundError, ToolFailedError, IndexDecodeError: the indexer is missing or failed
+            (the step records a skip).
+    """
+    plan = plan_scip(gateway, [f.path for f in stale.to_process], stale.gone, full=full)
+    if ahead is not None and ahead.plan != plan:
+        logger.info("scip: the run started ahead no longer fits the plan: started again")
+        ahead.cancel()
+        ahead = None
+    if plan.mode == PlanMode.NONE:
+        if ahead is not None:
+            ahead.cancel()
+        delta = ScipDelta(plan)
+        delta.final[Table.GOID_CROSSWALK], _, delta.mapping = crosswalk(gateway, _empty(Table.SCIP_SYMBOLS), [])
+        return delta
+    roots = (str(repo_root), str(repo_root.resolve()))
+    delta = run_rounds(gateway, plan, StartFn(service), ahead, roots, project, repo_root)
+    index = enclosing_index(gateway, delta.indexed)
+    delta.final[Table.SCIP_DOCUMENTS] = delta.table(Table.SCIP_DOCUMENTS)
+    delta.final[Table.SCIP_OCCURRENCES] = with_enclosing(_sort(delta, Table.SCIP_OCCURRENCES), index)
+    delta.final[Table.TYPE_DIAGNOSTICS] = with_enclosing(_sort(delta, Table.TYPE_DIAGNOSTICS), index)
+    replaced = delta.cleared if delta.mode != PlanMode.FULL else [p for p, _ in plan.hashes]
+    delta.final[Table.GOID_CROSSWALK], delta.final[Table.SCIP_SYMBOLS], delta.mapping = crosswalk(
+        gateway, delta.table(Table.SCIP_SYMBOLS), replaced, everything=delta.mode == PlanMode.FULL
+    )
+    return delta
+
+
+def start_ahead(
+    gateway: StorageGateway, service: ToolService, repo_root: Path, project: str, stale: StaleFiles, *, full: bool
+) -> Ahead | None:
+    """Start the first pyrefly run of the coming scip_ingest now (it needs only the scan)."""
+    plan = plan_scip(gateway, [f.path for f in stale.to_process], stale.gone, full=full)
+    if plan.mode == PlanMode.NONE or not plan.files:
+        return None
+    return Ahead(plan, start_indexing(service, IndexRequest(repo_root, plan.files, plan.source_roots, project)))
+
+
+_SORT_KEYS: dict[str, list[str]] = {
+    Table.SCIP_OCCURRENCES: ["path", "line", "col", "symbol"],
+    Table.TYPE_DIAGNOSTICS: ["path", "line", "col", "code", "message"],
+}
+
+
+def _sort(delta: ScipDelta, name: str) -> pa.Table:
+    table = delta.table(name)
+    if len(delta.tables.get(name, [])) > 1:
+        table = table.sort_by([(k, "ascending") for k in _SORT_KEYS[name]])
+    return table
+
+
+def _empty(name: str) -> pa.Table:
+    return spec_of(name).arrow_schema.empty_table()
+
+
+def write_scip(w: Writer, delta: ScipDelta, run_id: str) -> int:
+    """Replace the rows of the indexed and deleted files, merge externals, refresh GOIDs, record
+    the files processed (inside the step's transaction)."""
+    from codeintel.ingestion.change_tracker import ChangeTracker
+
+    mapping = delta.mapping
+    written = w.replace_all(Table.GOID_CROSSWALK, delta.final[Table.GOID_CROSSWALK])
+    if delta.mode == PlanMode.NONE:
+        _refresh_symbol_goids(w, mapping, [])
+        return written
+    gateway_tables = delta.final
+    clear = delta.cleared
+    if delta.mode == PlanMode.FULL:
+        clear = sorted(
+            set(clear) | {p for (p,) in w.con.execute(f"SELECT path FROM {Table.SCIP_DOCUMENTS}").fetchall()}
+        )
+    for name in (Table.SCIP_DOCUMENTS, Table.SCIP_SYMBOLS, Table.SCIP_OCCURRENCES, Table.TYPE_DIAGNOSTICS):
+        w.delete_paths(name, clear)
+        written += w.insert(name, gateway_tables[name])
+    # externals: one row per symbol any occurrence names (the same whichever run brought it)
+    externals = (
+        pa.concat_tables(delta.externals) if delta.externals else spec_of(Table.SCIP_SYMBOLS).arrow_schema.empty_table()
+    )
+    if delta.mode == PlanMode.FULL:
+        w.execute(f"DELETE FROM {Table.SCIP_SYMBOLS} WHERE def_path IS NULL")
+    if externals.num_rows:
+        w.con.register("_scip_externals", externals)
+        w.execute(
+            f"""INSERT INTO {Table.SCIP_SYMBOLS} SELECT * FROM (SELECT DISTINCT ON (symbol) * FROM _scip_externals ORDER BY symbol)
+                WHERE symbol NOT IN (SELECT symbol FROM {Table.SCIP_SYMBOLS} WHERE def_path IS NULL)"""
+        )
+        w.con.unregister("_scip_externals")
+    w.execute(
+        f"""DELETE FROM {Table.SCIP_SYMBOLS} WHERE def_path IS NULL
+            AND symbol NOT IN (SELECT DISTINCT symbol FROM {Table.SCIP_OCCURRENCES})"""
+    )
+    _refresh_symbol_goids(w, mapping, clear)
+    w.delete_paths(Table.PARSE_ERRORS, clear, f" AND step = '{STEP}'")
+    errors = [
+        (p, STEP, "not_indexed", None, None, "the type checker gave no document for this file", None, None)
+        for p in delta.not_indexed
+    ]
+    written += w.insert(Table.PARSE_ERRORS, errors)
+    current = dict(delta.plan.hashes)
+    done = [(p, current[p]) for p in (current if delta.mode == PlanMode.FULL else delta.indexed) if p in current]
+    gone = sorted(set(delta.plan.gone))
+    if delta.mode == PlanMode.FULL:
+        w.execute(f"DELETE FROM {Table.STEP_FILE_STATE} WHERE step = ?", [STEP])
+    ChangeTracker.record(w, STEP, run_id, done, gone)
+    return written
+
+
+def _refresh_symbol_goids(w: Writer, mapping: dict[tuple[str, str], str], fresh_paths: Sequence[str]) -> None:
+    """GOIDs of the stored symbols of files not indexed now (their files' GOIDs may have moved)."""
+    rows = [(s, p, g) for (s, p), g in mapping.items() if p not in set(fresh_paths)]
+    table = pa.table(
+        {"symbol": pa.array([r[0] for r in rows], pa.string()), "def_path": pa.array([r[1] for r in rows], pa.string()),
+         "goid": pa.array([r[2] for r in rows], pa.string())}
+    )  # fmt: skip
+    w.con.register("_scip_goids", table)
+    w.execute(
+        f"""UPDATE {Table.SCIP_SYMBOLS} s SET goid = m.goid FROM _scip_goids m
+            WHERE s.symbol = m.symbol AND s.def_path = m.def_path AND s.goid IS DISTINCT FROM m.goid"""
+    )
+    w.execute(
+        f"""UPDATE {Table.SCIP_SYMBOLS} s SET goid = NULL WHERE s.goid IS NOT NULL AND NOT EXISTS
+            (SELECT 1 FROM _scip_goids m WHERE m.symbol = s.symbol AND m.def_path = s.def_path)
+            AND NOT list_contains(?, s.def_path)""",
+        [sorted(fresh_paths)],
+    )
+    w.con.unregister("_scip_goids")

@@ -1,0 +1,352 @@
+"""scip_ingest: the pinned pyrefly on real git repositories in tmp_path, decoded into the tables.
+
+Covers the committed protobuf module (regenerated and compared), symbol parsing, positions in
+UTF-8 bytes, occurrences of a symbol across files (definition, import, call, subclass,
+attribute) with their enclosing GOIDs, the crosswalk, type errors, machine paths stripped,
+incremental runs equal to a full run (body edit, interface edit, deleted and added files), no
+subprocess when nothing changed, pyrefly started ahead under the local runner, and the indexer
+missing, timing out or failing as a recorded skip that keeps what is stored.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from codeintel.ingestion.scip import ingest as scip_ingest
+from codeintel.ingestion.scip import regenerate
+from codeintel.ingestion.scip.decode import IndexDecodeError, iter_index_fields
+from codeintel.ingestion.scip.symbols import SymbolKind, parse_symbol
+from codeintel.storage.catalog import CATALOG, Table
+
+SCIP_TABLES = (Table.SCIP_DOCUMENTS, Table.SCIP_SYMBOLS, Table.SCIP_OCCURRENCES, Table.GOID_CROSSWALK, Table.TYPE_DIAGNOSTICS)
+STEPS = ["scip_ingest"]
+
+SHOP = {
+    "pkg/__init__.py": "",
+    "pkg/base.py": '''
+        """Base things."""
+
+
+        class Base:
+            count: int = 0
+
+            def total(self, x: int) -> int:
+                """Add the count."""
+                return x + self.count
+
+
+        def helper(a: int) -> int:
+            return a * 2
+        ''',
+    "pkg/use.py": """
+        from pkg.base import Base, helper
+
+
+        class Child(Base):
+            def run(self) -> int:
+                self.count = helper(1)
+                return self.total(self.count)
+
+
+        def main() -> str:
+            value: str = helper(2)
+            return value
+        """,
+    "pkg/other.py": """
+        def alone() -> int:
+            return 1
+        """,
+    # enough files that re-indexing two of them stays below the share for a full run
+    **{f"pkg/filler{i}.py": f"VALUE{i} = {i}\n" for i in range(8)},
+}
+
+
+def _rows(idx: Any, table: str) -> list[tuple[Any, ...]]:
+    cols = ", ".join(f'"{c}"' for c in CATALOG[table].column_names)
+    return sorted(idx.query(f"SELECT {cols} FROM {table}"), key=repr)
+
+
+def _status(idx: Any, run_id: str) -> dict[str, Any]:
+    return idx.step_runs(run_id)["scip_ingest"]
+
+
+@pytest.fixture
+def shop(make_repo: Any, make_indexer: Any, tmp_path: Path) -> Any:
+    repo = make_repo(tmp_path, SHOP)
+    idx = make_indexer(repo)
+    run = idx.run(STEPS)
+    assert _status(idx, run.run_id)["status"] == "succeeded"
+    return idx
+
+
+# --------------------------------------------------------------------------- the protobuf module
+
+
+def test_the_committed_scip_module_is_what_the_proto_generates(tmp_path: Path) -> None:
+    pytest.importorskip("grpc_tools", reason="grpcio-tools (a dev extra) regenerates the SCIP module")
+    generated = regenerate.regenerate(tmp_path)
+    for path in generated:
+        committed = regenerate.HERE / path.name
+        assert path.read_bytes() == committed.read_bytes(), f"{committed.name} differs: run python -m {regenerate.__name__}"
+
+
+@pytest.mark.parametrize(
+    ("symbol", "module", "qualified", "kind"),
+    [
+        ("scip-python python p 0 `a.b`/C#m().inner().", "a.b", "C.m.inner", SymbolKind.FUNCTION),
+        ("scip-python python p 0 `a.b`/C#m().", "a.b", "C.m", SymbolKind.METHOD),
+        ("scip-python python p 0 `a.b`/f().", "a.b", "f", SymbolKind.FUNCTION),
+        ("scip-python python p 0 `a.b`/C#", "a.b", "C", SymbolKind.CLASS),
+        ("scip-python python p 0 `a.b`/C#x.", "a.b", "C.x", SymbolKind.ATTRIBUTE),
+        ("scip-python python p 0 `a.b`/X.", "a.b", "X", SymbolKind.VARIABLE),
+        ("scip-python python p 0 `a.b`/f().(arg)", "a.b", "f.arg", SymbolKind.PARAMETER),
+        ("scip-python python p 0 `a.b`/f().[T]", "a.b", "f.T", SymbolKind.TYPE_PARAMETER),
+        ("scip-python python p 0 pkg/__init__:", "pkg", "pkg", SymbolKind.MODULE),
+        ("scip-python python p 0 `a.b`/`odd``name`#", "a.b", "odd`name", SymbolKind.CLASS),
+        ("scip-python python my  pkg 1.0 m/f().", "m", "f", SymbolKind.FUNCTION),
+        ("local 7", "", "local 7", SymbolKind.LOCAL),
+        ("garbage", "", "garbage", SymbolKind.UNKNOWN),
+    ],
+    ids=["nested", "method", "function", "class", "attribute", "variable", "parameter", "type-param", "module",
+         "quoted", "escaped-space", "local", "garbage"],
+)  # fmt: skip
+def test_symbols_parse_into_module_qualified_name_and_kind(
+    symbol: str, module: str, qualified: str, kind: SymbolKind
+) -> None:
+    parsed = parse_symbol(symbol)
+    assert (parsed.module, parsed.qualified_name, parsed.kind) == (module, qualified, kind)
+
+
+def test_a_truncated_index_is_a_decode_error() -> None:
+    import io
+
+    with pytest.raises(IndexDecodeError):
+        list(iter_index_fields(io.BytesIO(b"\x12\x80\x01abc")))  # field 2 says 128 bytes, has 3
+
+
+# --------------------------------------------------------------------------------- the tables
+
+
+def test_occurrences_of_a_symbol_across_files_with_roles_positions_and_enclosing_goids(shop: Any) -> None:
+    goid = dict(shop.query("SELECT qualname, goid FROM core.goids WHERE path = 'pkg/use.py'"))
+    helper = shop.query(
+        "SELECT symbol FROM core.scip_symbols WHERE def_path = 'pkg/base.py' AND qualified_name = 'helper'"
+    )[0][0]
+    uses = shop.query(
+        "SELECT path, line, col, end_col, roles, enclosing_goid FROM core.scip_occurrences WHERE symbol = ? ORDER BY ALL",
+        [helper],
+    )
+    # pyrefly marks definitions (role 1) and leaves references unmarked (0); core.name_sites says how
+    assert uses == [
+        ("pkg/base.py", 13, 4, 10, 1, uses[0][5]),  # the definition
+        ("pkg/use.py", 2, 27, 33, 0, goid["pkg.use"]),  # the import, at module level
+        ("pkg/use.py", 7, 21, 27, 0, goid["Child.run"]),  # a call inside a method
+        ("pkg/use.py", 12, 17, 23, 0, goid["main"]),
+    ]
+    base = "SELECT symbol FROM core.scip_symbols WHERE def_path = 'pkg/base.py' AND qualified_name = ?"
+    (cls,) = shop.query(base, ["Base"])[0]
+    used = shop.query("SELECT path, line, col FROM core.scip_occurrences WHERE symbol = ? ORDER BY ALL", [cls])
+    assert used == [("pkg/base.py", 5, 6), ("pkg/use.py", 2, 21), ("pkg/use.py", 5, 12)]  # defined, imported, subclassed
+    (count,) = shop.query(base, ["Base.count"])[0]
+    assert shop.query("SELECT line, col FROM core.scip_occurrences WHERE symbol = ? ORDER BY ALL", [count]) == [(6, 4), (10, 24)]
+    relationships = shop.query(
+        "SELECT relationships FROM core.scip_symbols WHERE def_path = 'pkg/use.py' AND qualified_name = 'Child'"
+    )
+    assert relationships == [([f"implementation {cls}"],)]
+
+
+def test_every_goid_has_its_scip_symbol_and_symbols_know_their_goids(shop: Any) -> None:
+    missing = shop.query(
+        "SELECT path, qualname FROM core.goids g WHERE NOT EXISTS (SELECT 1 FROM core.goid_crosswalk c WHERE c.goid = g.goid)"
+    )
+    assert missing == []
+    wrong = shop.query(
+        """SELECT c.goid FROM core.goid_crosswalk c JOIN core.goids g USING (goid)
+           JOIN core.scip_symbols s ON s.symbol = c.symbol AND s.def_path = g.path
+           WHERE s.goid <> c.goid OR s.kind <> g.kind"""
+    )
+    assert wrong == []
+    assert shop.query("SELECT kind, goid IS NULL FROM core.scip_symbols WHERE qualified_name = 'Base.total'") == [
+        ("method", False)
+    ]
+
+
+def test_signatures_docs_and_type_errors_carry_no_machine_paths(shop: Any) -> None:
+    root = str(shop.repo)
+    (signature, documentation), *_ = shop.query(
+        "SELECT signature, documentation FROM core.scip_symbols WHERE qualified_name = 'Base.total'"
+    )
+    assert signature == "total: def total(\n    self: Self@Base,\n    x: int\n) -> int: ..."
+    assert documentation == "Add the count."
+    texts = shop.query(
+        "SELECT coalesce(signature, '') || coalesce(documentation, '') FROM core.scip_symbols "
+        "UNION ALL SELECT message FROM analytics.type_diagnostics"
+    )
+    leaked = [t for (t,) in texts if root in t or "file://" in t or "codeintel-scip-" in t]
+    assert leaked == []
+    errors = shop.query("SELECT path, line, col, code, enclosing_goid FROM analytics.type_diagnostics")
+    main = shop.query("SELECT goid FROM core.goids WHERE qualname = 'main'")[0][0]
+    assert errors == [("pkg/use.py", 12, 17, "bad-assignment", main)]
+
+
+def test_columns_are_utf8_bytes_as_ast_gives_them(make_repo: Any, make_indexer: Any, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, {"m.py": 'def f(x):\n    return x\n\n\ns = "ééé"; y = f(s)\n'})
+    idx = make_indexer(repo)
+    idx.run(STEPS)
+    found = idx.query(
+        "SELECT line, col, end_col FROM core.scip_occurrences o JOIN core.scip_symbols s USING (symbol) "
+        "WHERE s.qualified_name = 'f' AND line = 5"
+    )
+    assert found == [(5, len('s = "ééé"; y = '.encode()), len('s = "ééé"; y = f'.encode()))]
+
+
+# ------------------------------------------------------------------------------- incremental
+
+
+def _full_twin(make_indexer: Any, idx: Any, tmp_path: Path, name: str) -> Any:
+    twin = make_indexer(idx.repo, tmp_path / name / "codeintel.duckdb")
+    twin.run(STEPS)
+    return twin
+
+
+@pytest.mark.parametrize(
+    ("edit", "indexed"),
+    [
+        ({"pkg/base.py": SHOP["pkg/base.py"].replace("return a * 2", "return a * 3")}, 1),  # body only
+        ({"pkg/base.py": SHOP["pkg/base.py"].replace("def helper(a: int)", "def helper(a: int, b: int = 0)")}, 2),
+        ({"pkg/base.py": SHOP["pkg/base.py"].replace("a: int) -> int", "a: int) -> str").replace("a * 2", "str(a)")}, 2),
+        ({"pkg/other.py": None}, 0),  # deleted, nobody uses it
+        ({"pkg/new.py": "from pkg.base import helper\nX = helper(1)\n"}, 1),
+    ],
+    ids=["body-edit", "interface-edit", "return-type-edit", "deleted-file", "added-file"],
+)
+def test_an_incremental_run_equals_a_full_run(
+    shop: Any, make_indexer: Any, tmp_path: Path, edit: dict[str, Any], indexed: int
+) -> None:
+    shop.git.apply(edit)
+    run = shop.run(STEPS)
+    status = _status(shop, run.run_id)
+    assert status["status"] == "succeeded"
+    assert "partial" in status["note"], status["note"]
+    assert status["files_processed"] == indexed, status["note"]
+    twin = _full_twin(make_indexer, shop, tmp_path, "twin")
+    for table in SCIP_TABLES:
+        assert _rows(shop, table) == _rows(twin, table), table
+
+
+def test_users_of_a_changed_interface_are_indexed_again(shop: Any) -> None:
+    errors = "SELECT line, code FROM analytics.type_diagnostics WHERE path = 'pkg/use.py'"
+    assert shop.query(errors) == [(12, "bad-assignment")]  # value: str = helper(2)
+    edit = SHOP["pkg/base.py"].replace("a: int) -> int", "a: int) -> str").replace("a * 2", "str(a)")
+    shop.git.apply({"pkg/base.py": edit})
+    run = shop.run(STEPS)
+    assert _status(shop, run.run_id)["files_processed"] == 2
+    assert shop.query(errors) == [(7, "bad-assignment")], "use.py's type errors follow helper's new return type"
+
+
+def test_a_deleted_file_drops_its_rows_and_its_users_are_indexed_again(shop: Any) -> None:
+    shop.git.apply({"pkg/base.py": None})
+    run = shop.run(STEPS)
+    assert _status(shop, run.run_id)["files_processed"] == 1  # use.py
+    for table in (Table.SCIP_DOCUMENTS, Table.SCIP_OCCURRENCES, Table.TYPE_DIAGNOSTICS):
+        assert shop.query(f"SELECT count(*) FROM {table} WHERE path = 'pkg/base.py'") == [(0,)], table
+    assert shop.query("SELECT count(*) FROM core.scip_symbols WHERE def_path = 'pkg/base.py'") == [(0,)]
+    codes = {c for (c,) in shop.query("SELECT code FROM analytics.type_diagnostics WHERE path = 'pkg/use.py'")}
+    assert "missing-import" in codes or "missing-module-attribute" in codes
+
+
+def test_nothing_changed_runs_no_indexer(shop: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("pyrefly started although nothing changed")
+
+    monkeypatch.setattr(scip_ingest, "start_indexing", refuse)
+    run = shop.run(STEPS)
+    assert _status(shop, run.run_id)["note"] == "up to date"
+
+
+def test_the_local_runner_starts_pyrefly_right_after_the_scan(shop: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    events: list[str] = []
+    start = scip_ingest.start_indexing
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        events.append("pyrefly started")
+        return start(*args, **kwargs)
+
+    monkeypatch.setattr(scip_ingest, "start_indexing", recording)
+    shop.git.apply({"pkg/other.py": "def alone() -> int:\n    return 2\n"})
+    shop.run(on_event=lambda step, what, _: events.append(f"{step} {what}"))
+    assert events.index("pyrefly started") == events.index("repo_scan done") + 1
+    assert events.count("pyrefly started") == 1, "the step used the run started ahead"
+    assert events.index("scip_ingest start") > events.index("call_graph done")
+
+
+# --------------------------------------------------------------------------------- the indexer
+
+
+def _edit_and_run(shop: Any, **settings: Any) -> tuple[Any, dict[str, Any]]:
+    before = {t: _rows(shop, t) for t in SCIP_TABLES}
+    shop.git.apply({"pkg/other.py": "def alone() -> int:\n    return 3\n"})
+    run = shop.run(**settings)
+    assert run.ok and run.published
+    after = {t: _rows(shop, t) for t in SCIP_TABLES}
+    assert after == before, "a skipped scip_ingest keeps the stored index"
+    return run, _status(shop, run.run_id)
+
+
+def test_a_missing_indexer_is_a_recorded_skip_and_nothing_else_fails(shop: Any, tmp_path: Path) -> None:
+    run, status = _edit_and_run(shop, pyrefly=str(tmp_path / "no" / "pyrefly"))
+    assert status["status"] == "skipped"
+    assert "not an executable" in status["note"]
+    others = shop.work_query("SELECT step, status FROM meta.step_runs WHERE run_id = ? AND step <> 'scip_ingest'", [run.run_id])
+    assert {r["status"] for r in others} <= {"succeeded", "skipped"}
+    # the next run with the indexer back catches up
+    again = shop.run(STEPS)
+    assert _status(shop, again.run_id)["files_processed"] == 1
+
+
+def _fake_pyrefly(tmp_path: Path, body: str) -> str:
+    script = tmp_path / "fake" / "pyrefly"
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text(f"#!{sys.executable}\nimport sys, time\n{body}\n")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return str(script)
+
+
+def test_an_indexer_past_its_timeout_is_killed_and_a_recorded_skip(shop: Any, tmp_path: Path) -> None:
+    fake = _fake_pyrefly(tmp_path, "time.sleep(60)")
+    _, status = _edit_and_run(shop, pyrefly=fake, pyrefly_timeout=1)
+    assert status["status"] == "skipped"
+    assert "timed out after 1 s" in status["note"]
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ("sys.stderr.write('thread panicked\\n'); sys.exit(101)", "exit 101"),
+        ("sys.exit(0)", "wrote no index"),
+        (
+            "out = sys.argv[sys.argv.index('--report-scip') + 1]; open(out, 'wb').write(b'\\x12\\xff\\xff'); "
+            "err = sys.argv[sys.argv.index('--output') + 1]; open(err, 'w').write('{}'); sys.exit(1)",
+            "truncated",
+        ),
+    ],
+    ids=["crash", "no-output", "garbage-output"],
+)
+def test_a_failing_indexer_is_a_recorded_skip(shop: Any, tmp_path: Path, body: str, says: str) -> None:
+    _, status = _edit_and_run(shop, pyrefly=_fake_pyrefly(tmp_path, body))
+    assert status["status"] == "skipped"
+    assert says in status["note"], status["note"]
+
+
+def test_the_binary_is_found_beside_the_running_python() -> None:
+    from codeintel.config import ToolsConfig
+    from codeintel.ingestion.scip.pyrefly import find_pyrefly
+
+    found = Path(find_pyrefly(ToolsConfig()))
+    assert found.name == "pyrefly" and os.access(found, os.X_OK)
