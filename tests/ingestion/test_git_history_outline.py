@@ -8,13 +8,16 @@ from __future__ import annotations
 import io
 import random
 import subprocess
+import sys
 import textwrap
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from codeintel.analysis.definitions import iter_definitions
-from codeintel.ingestion.history.gitlog import log_args, parse_log, unquote_path
+from codeintel.ingestion.history.gitlog import log_args, parse_log, read_ahead, unquote_path
 from codeintel.ingestion.history.lineage import line_diff
 from codeintel.ingestion.history.outline import (
     Def,
@@ -261,3 +264,43 @@ def test_a_region_parsed_again_wider_replaces_the_regions_it_swallows() -> None:
     old = f"import sys\n\nif sys.version_info > (3,):\n{defs_if}    X = 1\nelse:\n{defs_else}    Y = 2\n"
     new = old.replace("    def a1():\n        return 1\n\n", "").replace("    Y = 2\n", "    def y():\n        return 2\n")
     assert signature(updated(old, new)) == signature(outline_of(new))
+
+
+# ------------------------------------------------------------------------------------ read-ahead
+
+_PRODUCER = "import sys\nfor i in range(40):\n    sys.stdout.buffer.write(bytes([65 + i % 26]) * (1 << 20))\n"
+
+
+def test_the_log_stream_read_ahead_gives_every_byte_in_order() -> None:
+    with subprocess.Popen([sys.executable, "-c", _PRODUCER], stdout=subprocess.PIPE) as proc:
+        assert proc.stdout is not None
+        with read_ahead(proc.stdout) as ahead:
+            data = b"".join(iter(ahead.read, b""))
+            assert ahead.read() == b""
+    assert len(data) == 40 << 20
+    assert [data[i << 20] for i in range(40)] == [65 + i % 26 for i in range(40)]
+
+
+def test_a_reader_that_stops_early_leaves_no_thread_behind() -> None:
+    """A walk that fails half way leaves the block: the thread reading ahead stops (it is not
+    left waiting on a full queue) and the rest of the stream is still the tool's to drain."""
+    with subprocess.Popen([sys.executable, "-c", _PRODUCER], stdout=subprocess.PIPE) as proc:
+        assert proc.stdout is not None
+        with pytest.raises(RuntimeError), read_ahead(proc.stdout) as ahead:
+            ahead.read()
+            raise RuntimeError("the walk failed")
+        assert not any(t.name == "codeintel-log-read-ahead" for t in threading.enumerate())
+        proc.stdout.read()
+    assert proc.returncode == 0
+
+
+def test_an_error_reading_the_stream_is_raised_to_the_reader() -> None:
+    class Broken(io.RawIOBase):
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, _: Any) -> int:
+            raise OSError("the pipe broke")
+
+    with read_ahead(io.BufferedReader(Broken())) as ahead, pytest.raises(OSError, match="the pipe broke"):
+        ahead.read()

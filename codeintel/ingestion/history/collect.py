@@ -27,7 +27,7 @@ from codeintel.analysis.goids import make_goid
 from codeintel.errors import CodeIntelError
 from codeintel.gcpause import gc_paused
 from codeintel.ingestion.history.blobs import open_blobs
-from codeintel.ingestion.history.gitlog import CommitRecord, log_args, parse_log
+from codeintel.ingestion.history.gitlog import CommitRecord, log_args, parse_log, read_ahead
 from codeintel.ingestion.history.lineage import DEFAULT_BOTS, Columns, Deletion, HistoryWalker, WalkSettings
 from codeintel.ingestion.history.versions import StoredVersion, Version, VersionKey, id_text
 from codeintel.ingestion.tools import ToolFailedError, ToolService
@@ -232,8 +232,11 @@ def collect_history(
     timings: dict[str, float] = {}
     # the walk allocates millions of objects that live on, none in a cycle: no collection walks them
     with gc_paused(), open_blobs(tools, repo, timeout_s=settings.timeout_s) as blobs:
-        with tools.stream(git, log_args(), cwd=repo, timeout_s=settings.timeout_s, stdin=revs.encode()) as stream:
-            commits: Iterable[CommitRecord] = parse_log(stream)
+        with (
+            tools.stream(git, log_args(), cwd=repo, timeout_s=settings.timeout_s, stdin=revs.encode()) as stream,
+            read_ahead(stream) as ahead,
+        ):
+            commits: Iterable[CommitRecord] = parse_log(ahead)
             if cold:
                 walker = HistoryWalker(blobs, walk_settings, shallow=plan.repo.shallow)
                 walker.walk(commits)

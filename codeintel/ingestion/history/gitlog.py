@@ -12,10 +12,13 @@ names go through `.mailmap` (`%aN`, `%aE`).
 from __future__ import annotations
 
 import os
+import queue
 import re
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, Protocol
 
 # a commit's header line: NUL, "C", then the fields separated by US (0x1f)
 COMMIT_MARK = b"\x00C\x1f"
@@ -104,7 +107,71 @@ class CommitRecord:
         return len(self.parents) > 1
 
 
-def parse_log(stream: IO[bytes], chunk_size: int = 1 << 20) -> Iterator[CommitRecord]:
+class Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+class ReadAhead:
+    """A stream read in a thread of its own, up to `ahead` chunks before its reader: the tool
+    writing it goes on while the walk works (a pipe holds 64 KiB: without this, git waits for
+    the walk, and the walk for git)."""
+
+    def __init__(self, stream: IO[bytes], chunk_size: int = 1 << 20, ahead: int = 24) -> None:
+        self._queue: queue.Queue[bytes] = queue.Queue(maxsize=ahead)
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._done = False
+        self._thread = threading.Thread(
+            target=self._run, args=(stream, chunk_size), name="codeintel-log-read-ahead", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, stream: IO[bytes], chunk_size: int) -> None:
+        try:
+            while not self._stop.is_set():
+                chunk = stream.read(chunk_size)
+                self._put(chunk)
+                if not chunk:
+                    return
+        except BaseException as exc:  # handed to the reader, raised there
+            self._error = exc
+            self._put(b"")
+
+    def _put(self, chunk: bytes) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(chunk, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def read(self, size: int = -1, /) -> bytes:
+        """The next chunk (of any size); b"" at the end."""
+        if self._done:
+            return b""
+        chunk = self._queue.get()
+        if not chunk:
+            self._done = True
+            if self._error is not None:
+                raise self._error
+        return chunk
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@contextmanager
+def read_ahead(stream: IO[bytes]) -> Iterator[ReadAhead]:
+    """`stream` read ahead in a thread (`ReadAhead`) until the block ends."""
+    reader = ReadAhead(stream)
+    try:
+        yield reader
+    finally:
+        reader.close()
+
+
+def parse_log(stream: Readable, chunk_size: int = 1 << 20) -> Iterator[CommitRecord]:
     """Commit records of the stream `log_args` asks for, one at a time, in stream order.
 
     The stream is read in large chunks and cut at commit headers; each commit's text is cut

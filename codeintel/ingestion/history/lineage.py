@@ -208,6 +208,7 @@ class _FileWork:
     old_version: Version | StoredVersion | None = None
     removed: tuple[list[int], list[int]] | None = None  # old lines the diff removed (starts, counts)
     added: tuple[list[int], list[int]] | None = None  # new lines it added; None: the whole file
+    new_defs: list[Def] | None = None  # walk(new_root), once known
 
     def lines_added(self, d: Def) -> int:
         return d.end - d.start + 1 if self.added is None else count_in(d.start, d.end, *self.added)
@@ -343,7 +344,8 @@ class HistoryWalker:
         a commit may change hundreds of files."""
         if work.new_key is not None and work.new_root is not None and work.new_key not in self.versions:
             source = Source(work.new_root, work.new_lines, work.encoding)
-            self.outlines.put(work.new_key, source, len(walk(work.new_root)))
+            work.new_defs = walk(work.new_root)
+            self.outlines.put(work.new_key, source, len(work.new_defs))
         if not work.deleted:
             work.old_lines = None
         if not work.created:
@@ -606,7 +608,7 @@ class HistoryWalker:
     def _finish(self, sha: str, works: list[_FileWork], *, record: bool) -> None:
         """New lineages for what was created, the new versions, and the rows."""
         for work in works:
-            new_defs = walk(work.new_root) if work.new_root is not None else []
+            new_defs = work.new_defs if work.new_defs is not None else walk(work.new_root) if work.new_root is not None else []
             ords = _Ordinals(new_defs)
             for d in work.created:
                 d.lineage = lineage_id(sha, work.path, d.qualname, ords.of(d))
