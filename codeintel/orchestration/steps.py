@@ -33,6 +33,7 @@ from codeintel.analysis.history import (
     ownership_sql,
     settings_note,
 )
+from codeintel.analysis.history_timeseries import TimeseriesSettings
 from codeintel.analysis.imports import ImportSite, import_cycles_and_layers, resolve_imports
 from codeintel.analysis.subsystems import detect_subsystems
 from codeintel.analysis.symbol_index import build_symbol_index, build_unresolved_names
@@ -40,7 +41,14 @@ from codeintel.errors import PipelineCycleError, StepFailedError, ToolNotFoundEr
 from codeintel.ingestion.change_tracker import ChangeTracker
 from codeintel.ingestion.history import store as history_store
 from codeintel.ingestion.history.apart import walk_history
+from codeintel.ingestion.history.blobs import open_blobs
 from codeintel.ingestion.history.collect import HistorySettings, PlanMode, plan_history, read_repo_history
+from codeintel.ingestion.history_timeseries import (
+    TimeseriesFacts,
+    collect_timeseries,
+    plan_timeseries,
+    store_timeseries,
+)
 from codeintel.ingestion.scan import PreviousState, diff_states, scan_repository
 from codeintel.ingestion.scip import ingest as scip
 from codeintel.ingestion.scip.decode import IndexDecodeError
@@ -585,6 +593,29 @@ class OwnershipStep:
         return _replace_with_queries(ctx, self, {Table.OWNERSHIP: ownership_sql()})
 
 
+@dataclass(frozen=True)
+class HistoryTimeseriesStep:
+    """Metrics of each function and module at sampled first-parent commits (a week apart over
+    the last year by default), keyed by the GOID of today's function; samples stored are kept,
+    and a blob is measured once."""
+
+    name: ClassVar[str] = "history_timeseries"
+    deps: ClassVar[tuple[str, ...]] = ("git_history", "goids")
+
+    def run(self, ctx: PipelineContext) -> StepResult:
+        history, scan = ctx.config.execution.history, ctx.config.execution.scan
+        plan = plan_timeseries(ctx.gateway, TimeseriesSettings.from_config(history), scan)
+        if plan.unchanged and inputs_unchanged(ctx, self.name, self.deps):
+            return StepResult.noop("up to date")
+        facts = TimeseriesFacts()
+        if plan.samples:
+            with open_blobs(ctx.tool_service, ctx.repo_root, timeout_s=history.timeout_s) as blobs:
+                facts = collect_timeseries(ctx.gateway, blobs, plan, scan, ctx.executor)
+        with step_writer(ctx, self.name, self.deps) as w:
+            rows = store_timeseries(w, plan, facts)
+        return StepResult(rows, note=facts.note)
+
+
 def _replace_with_queries(ctx: PipelineContext, step: PipelineStep, queries: Mapping[Table, str]) -> StepResult:
     """The history analytics' one shape: replace each table by its query's rows, unless the
     inputs and the queries (so the settings) are those of the step's last run."""
@@ -609,6 +640,7 @@ PIPELINE_STEPS: tuple[PipelineStep, ...] = (
     FunctionMetricsStep(),
     ImportGraphStep(),
     CallGraphStep(),
+    HistoryTimeseriesStep(),  # needs the history and the GOIDs only
     ScipIngestStep(),  # after call_graph locally: pyrefly, started after repo_scan, ran beside it
     GraphMetricsStep(),
     SubsystemsStep(),

@@ -113,6 +113,10 @@ class Table(StrEnum):
     HOTSPOTS = "analytics.hotspots"
     CHANGE_COUPLING = "analytics.change_coupling"
     OWNERSHIP = "analytics.ownership"
+    TIMESERIES_SAMPLES = "history.timeseries_samples"
+    TIMESERIES_FILES = "history.timeseries_files"
+    TIMESERIES_BLOBS = "history.timeseries_blobs"
+    HISTORY_TIMESERIES = "analytics.history_timeseries"
     SYMBOLS = "docs.symbols"
     UNRESOLVED_NAMES = "docs.unresolved_names"
     MODULE_EDGES = "docs.module_edges"
@@ -488,6 +492,48 @@ _HISTORY_SPECS = (
     ),
 )
 
+# metrics over time (history_timeseries: codeintel/ingestion/history_timeseries.py,
+# codeintel/analysis/history_timeseries.py)
+_TIMESERIES_SPECS = (
+    TableSpec(  # a sampled commit of the first-parent chain; listing: digest of the scan profile it was listed by
+        Table.TIMESERIES_SAMPLES,
+        _cols("sample_time TIMESTAMPTZ, sha VARCHAR, committed_at TIMESTAMPTZ, files INTEGER, listing VARCHAR"),
+        ("sample_time",),
+        "history_timeseries",
+    ),
+    TableSpec(
+        Table.TIMESERIES_FILES,
+        _cols("sample_time TIMESTAMPTZ, path VARCHAR, blob VARCHAR, module VARCHAR"),
+        ("sample_time", "path"),
+        "history_timeseries",
+        path_column="",  # files of the past
+    ),
+    TableSpec(  # per blob: a module row (kind 'module') and its functions' metrics; code: what measured them
+        Table.TIMESERIES_BLOBS,
+        _cols(
+            "blob VARCHAR, kind VARCHAR, qualname VARCHAR, ordinal INTEGER, name_key BIGINT, start_line INTEGER, "
+            "end_line INTEGER, loc INTEGER, sloc INTEGER, cyclomatic INTEGER, max_nesting_depth INTEGER, "
+            "param_count INTEGER, parser VARCHAR, problem VARCHAR, code VARCHAR"
+        ),
+        ("blob", "kind", "qualname", "ordinal"),
+        "history_timeseries",
+    ),
+    TableSpec(  # per sample: a row per function and method (scope 'function') and per module (scope 'module')
+        Table.HISTORY_TIMESERIES,
+        _cols(
+            "sample_time TIMESTAMPTZ, sha VARCHAR, committed_at TIMESTAMPTZ, scope VARCHAR, goid VARCHAR, "
+            "lineage_id VARCHAR, file_id VARCHAR, path VARCHAR, module VARCHAR, qualname VARCHAR, kind VARCHAR, "
+            "ordinal INTEGER, parser VARCHAR, problem VARCHAR, changed BOOLEAN, start_line INTEGER, loc INTEGER, "
+            "sloc INTEGER, cyclomatic INTEGER, max_nesting_depth INTEGER, param_count INTEGER, functions INTEGER, "
+            "cyclomatic_total INTEGER, cyclomatic_mean DOUBLE, cyclomatic_max INTEGER"
+        ),
+        ("sample_time", "scope", "path", "qualname", "ordinal"),
+        "history_timeseries",
+        path_column="",  # paths of the past
+    ),
+)
+
+
 # the type checker's index (scip_ingest: codeintel/ingestion/scip/, codeintel/analysis/crosswalk.py).
 # Positions: line 1-based, col 0-based in UTF-8 bytes, end exclusive (as Python's ast).
 _SCIP_SPECS = (
@@ -618,7 +664,7 @@ _USE_SPECS = (
 )
 
 CATALOG: dict[str, TableSpec] = {
-    spec.name: spec for spec in (*_SPECS, *_HISTORY_SPECS, *_SCIP_SPECS, *_CST_SPECS, *_USE_SPECS)
+    spec.name: spec for spec in (*_SPECS, *_HISTORY_SPECS, *_TIMESERIES_SPECS, *_SCIP_SPECS, *_CST_SPECS, *_USE_SPECS)
 }
 
 

@@ -138,6 +138,27 @@ VIEWS: dict[str, str] = {
         LEFT JOIN core.goids ga ON cc.scope = 'function' AND ga.goid = cc.entity_a
         LEFT JOIN core.goids gb ON cc.scope = 'function' AND gb.goid = cc.entity_b
     """,
+    # Metrics over time (analytics.history_timeseries): one row per function of HEAD (GOID) and
+    # sample it existed at, through its renames and moves; the change since its sample before.
+    "docs.v_function_trend": """
+        SELECT t.goid, g.module || '.' || g.qualname AS full_name, g.kind, t.sample_time, t.sha, t.committed_at,
+               t.path AS path_then, t.qualname AS qualname_then, t.parser, t.changed, t.loc, t.sloc, t.cyclomatic,
+               t.max_nesting_depth, t.param_count,
+               t.cyclomatic - lag(t.cyclomatic) OVER w AS cyclomatic_change, t.loc - lag(t.loc) OVER w AS loc_change
+        FROM analytics.history_timeseries t JOIN core.goids g ON g.goid = t.goid
+        WHERE t.scope = 'function'
+        WINDOW w AS (PARTITION BY t.goid ORDER BY t.sample_time)
+    """,
+    # The same per module of HEAD (through file renames): its functions and their complexity then.
+    "docs.v_module_trend": """
+        SELECT t.goid, g.module, t.sample_time, t.sha, t.committed_at, t.path AS path_then, t.module AS module_then,
+               t.parser, t.problem, t.changed, t.loc, t.functions, t.cyclomatic_total, t.cyclomatic_mean,
+               t.cyclomatic_max, t.cyclomatic_total - lag(t.cyclomatic_total) OVER w AS cyclomatic_total_change,
+               t.functions - lag(t.functions) OVER w AS functions_change, t.loc - lag(t.loc) OVER w AS loc_change
+        FROM analytics.history_timeseries t JOIN core.goids g ON g.goid = t.goid
+        WHERE t.scope = 'module'
+        WINDOW w AS (PARTITION BY t.goid ORDER BY t.sample_time)
+    """,
 }
 
 

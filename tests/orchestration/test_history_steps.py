@@ -11,7 +11,7 @@ from typing import Any
 from codeintel.orchestration.selection import ancestors
 from codeintel.orchestration.steps import PIPELINE_DEPS
 
-HISTORY_ANALYTICS = ("function_history", "hotspots", "change_coupling", "ownership")
+HISTORY_ANALYTICS = ("function_history", "hotspots", "change_coupling", "ownership", "history_timeseries")
 
 FILES = {
     "pkg/__init__.py": "",
@@ -49,6 +49,7 @@ def test_the_history_walk_needs_no_code_analysis_and_the_analytics_need_only_wha
     assert ancestors("function_history", PIPELINE_DEPS) == {"git_history"}
     assert ancestors("hotspots", PIPELINE_DEPS) >= {"git_history", "function_metrics"}
     assert "call_graph" not in ancestors("hotspots", PIPELINE_DEPS)
+    assert ancestors("history_timeseries", PIPELINE_DEPS) == {"git_history", "goids", "ast_ingest", "repo_scan"}
 
 
 def test_an_export_fills_the_history_tables_views_and_summary_columns(

@@ -1,0 +1,416 @@
+"""What the `history_timeseries` step calls: plan the samples, list their files, measure new
+blobs, and store the samples and the table laid out from them.
+
+- Plan: the samples the grid asks for now (`codeintel.analysis.history_timeseries`), against
+  those stored.  A stored sample whose commit is still the one standing at its grid point (and
+  whose files were listed under the same scan profile) is kept as it is; the others are listed
+  again or dropped.
+- Files: each new sample's `.py` files (path, blob) from its commit's tree, read through the one
+  `git cat-file --batch` process of the history (`blobs.open_blobs`); subtrees already read for
+  an earlier sample are not read again.  The scan profile applies (include, exclude, ignored
+  directories); symbolic links and submodules are not files.
+- Metrics: per blob, computed once whatever the sample or path (a file that did not change
+  since the sample before is never read or parsed again; its rows carry over).  A blob is
+  parsed by `ast` and its functions measured by the code of `analytics.function_metrics`
+  (`codeintel.analysis.metrics` over `codeintel.analysis.definitions`); where `ast` cannot parse
+  it (Python 2, the syntax of a newer Python, undecodable text) tree-sitter gives its
+  definitions and spans (`loc`) and the other metrics are missing (NULL), and the module row
+  says why (`problem`); a binary or too large blob, or one whose measuring failed, is a module
+  row with no functions.  Never a failure of the step.  New blobs are measured on the step
+  executor's workers (blob contents travel, never paths to read).
+- Identity: each (path, blob)'s definitions get the lineage the history walk stored for them
+  (`history.versions`), matched by qualified name and same-name ordinal; the SQL then names
+  the GOID of HEAD each lineage became.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import hashlib
+import logging
+from array import array
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol, TypeVar
+
+import pyarrow as pa
+
+from codeintel.analysis.definitions import DefKind, iter_definitions
+from codeintel.analysis.history_timeseries import (
+    Sample,
+    TimeseriesSettings,
+    choose_samples,
+    first_parent_chain,
+    sample_times,
+    timeseries_sql,
+)
+from codeintel.analysis.metrics import compute_function_metrics
+from codeintel.config import ScanProfile
+from codeintel.ingestion.history.blobs import BlobReader
+from codeintel.ingestion.history.outline import decode_source, ordinals, parse_outline, source_lines, walk
+from codeintel.ingestion.history.versions import id_text, name_key, ordinals_of_keys
+from codeintel.ingestion.parsing import ParsedFile, ProblemKind, parse_bytes
+from codeintel.ingestion.scan import module_name
+from codeintel.storage.catalog import Table
+from codeintel.storage.gateway import StorageGateway, Writer, to_arrow
+from codeintel.storage.text import safe_text
+
+logger = logging.getLogger(__name__)
+
+# the code a blob's rows come from: stored rows of another digest are measured again
+_MEASURING_CODE = (
+    "analysis/metrics.py", "analysis/definitions.py", "ingestion/parsing.py", "ingestion/history/outline.py",
+    "ingestion/history_timeseries.py",
+)  # fmt: skip
+_BATCH_BYTES = 16_000_000  # blob contents held at once on their way to the workers
+_SMALL_WORK = (16, 400_000)  # fewer blobs or bytes than this: measured here (a pool would cost more)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Executor(Protocol):
+    """What measuring needs of the step's executor (`codeintel.orchestration.executors`)."""
+
+    workers: int
+
+    def map(self, fn: Callable[[T], R], items: Sequence[T], priority: int = 0) -> list[R]: ...
+_REGULAR_FILE_MODES = (b"100644", b"100755")
+_TREE_MODE = b"40000"
+
+
+@functools.cache
+def measuring_code_digest() -> str:
+    package = Path(__file__).resolve().parent.parent
+    digest = hashlib.blake2b(digest_size=8)
+    for name in _MEASURING_CODE:
+        digest.update(name.encode() + b"\0" + (package / name).read_bytes())
+    return digest.hexdigest()
+
+
+# ------------------------------------------------------------------------------------ plan
+
+
+@dataclass(frozen=True, slots=True)
+class TimeseriesPlan:
+    """The samples of this run, oldest first; which stored ones stay as they are; the digests
+    stored beside the samples (scan profile) and the blobs (measuring code, size limit), and
+    whether stored blobs were measured by other code (they are measured again)."""
+
+    samples: list[Sample]
+    kept: frozenset[datetime]
+    stored: frozenset[datetime]
+    listing: str
+    code: str
+    stale_blobs: bool = False
+
+    @property
+    def unchanged(self) -> bool:
+        return not self.stale_blobs and self.kept == self.stored == {s.time for s in self.samples}
+
+    @property
+    def new(self) -> list[Sample]:
+        return [s for s in self.samples if s.time not in self.kept]
+
+
+def plan_timeseries(gateway: StorageGateway, settings: TimeseriesSettings, profile: ScanProfile) -> TimeseriesPlan:
+    """The samples the grid asks for on the history stored now, against the samples stored."""
+    listing = hashlib.blake2b(
+        repr((profile.include, profile.exclude, profile.ignored_dirs)).encode(), digest_size=8
+    ).hexdigest()
+    code = f"{measuring_code_digest()}-{profile.max_file_size}"
+    rows = gateway.query(f"SELECT sample_time, sha, listing FROM {Table.TIMESERIES_SAMPLES}").to_pylist()
+    stored = frozenset(r["sample_time"] for r in rows)
+    valid = {(r["sample_time"], r["sha"]) for r in rows if r["listing"] == listing}
+    stale = gateway.query(f"SELECT 1 FROM {Table.TIMESERIES_BLOBS} WHERE code <> ? LIMIT 1", [code]).num_rows > 0
+    head = gateway.query(
+        f"SELECT c.sha, c.committer_time FROM {Table.HISTORY_STATE} s JOIN {Table.COMMITS} c ON c.sha = s.head"
+    ).to_pylist()
+    if not head or settings.samples == 0:
+        return TimeseriesPlan([], frozenset(), stored, listing, code, stale)
+    commits = gateway.query(f"SELECT sha, parents[1] AS parent, committer_time FROM {Table.COMMITS}")
+    known = zip(
+        commits["sha"].to_pylist(), commits["parent"].to_pylist(), commits["committer_time"].to_pylist(), strict=True
+    )
+    chain = first_parent_chain(head[0]["sha"], {sha: (parent, time) for sha, parent, time in known})
+    samples = choose_samples(chain, sample_times(head[0]["committer_time"], settings))
+    kept = frozenset(s.time for s in samples if (s.time, s.sha) in valid)
+    return TimeseriesPlan(samples, kept, stored, listing, code, stale)
+
+
+# ------------------------------------------------------------------------------------ files
+
+
+class TreeLister:
+    """The `.py` files (path -> blob) of commits' trees, read through `cat-file --batch`; a
+    subtree seen before (same id at the same place) is not read again."""
+
+    def __init__(self, blobs: BlobReader, profile: ScanProfile) -> None:
+        self._blobs = blobs
+        self._profile = profile
+        self._ignored = {d.encode("utf-8", "surrogateescape") for d in profile.ignored_dirs}
+        self._seen: dict[tuple[str, str], list[tuple[str, str]]] = {}
+
+    def files(self, commit: str) -> dict[str, str]:
+        """Path (as stored: `safe_text`) -> blob of each file of `commit` the scan profile takes."""
+        data = self._blobs.read(commit)
+        if data is None or not data.startswith(b"tree "):
+            raise ValueError(f"{commit} is not a commit git can read")
+        tree = data[5 : data.index(b"\n")].decode("ascii")
+        p = self._profile
+        return {
+            safe_text(path): blob
+            for path, blob in self._tree(tree, "", len(commit) // 2)
+            if any(fnmatch.fnmatch(path, pat) for pat in p.include)
+            and not any(fnmatch.fnmatch(path, pat) for pat in p.exclude)
+        }
+
+    def _tree(self, tree: str, prefix: str, id_len: int) -> list[tuple[str, str]]:
+        found = self._seen.get((tree, prefix))
+        if found is not None:
+            return found
+        data = self._blobs.read(tree)
+        if data is None:
+            raise ValueError(f"tree {tree} ({prefix or '/'}) is missing")
+        found = []
+        at = 0
+        while at < len(data):
+            space = data.index(b" ", at)
+            nul = data.index(b"\0", space)
+            mode, name, oid = data[at:space], data[space + 1 : nul], data[nul + 1 : nul + 1 + id_len].hex()
+            at = nul + 1 + id_len
+            if mode == _TREE_MODE:
+                if name not in self._ignored:
+                    found.extend(self._tree(oid, prefix + _fs_name(name) + "/", id_len))
+            elif mode in _REGULAR_FILE_MODES:  # not symbolic links (120000), not submodules (160000)
+                found.append((prefix + _fs_name(name), oid))
+        self._seen[(tree, prefix)] = found
+        return found
+
+
+def _fs_name(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")  # as the file system names it (PEP 383)
+
+
+def module_names(paths: Iterable[str]) -> dict[str, str]:
+    """The import name of each path, with the packages of the same listing (as the scan)."""
+    listed = list(paths)
+    packages = {str(PurePosixPath(p).parent) for p in listed if p.endswith("/__init__.py")}
+    return {p: module_name(p, packages)[0] for p in listed}
+
+
+# ------------------------------------------------------------------------------------ metrics
+
+
+@dataclass(frozen=True, slots=True)
+class MeasureJob:
+    """Blobs to measure on a worker: (blob id, a path it had, content or None when missing)."""
+
+    blobs: tuple[tuple[str, str, bytes | None], ...]
+    max_size: int
+    code: str
+
+
+def measure_blobs(job: MeasureJob) -> list[tuple[Any, ...]]:
+    """Rows of `history.timeseries_blobs` (catalog column order) for each blob of `job`."""
+    rows: list[tuple[Any, ...]] = []
+    for blob, path, data in job.blobs:
+        try:
+            rows.extend(measure_blob(blob, path, data, job.max_size, job.code))
+        except Exception as exc:  # a bug of ours on one blob: that blob has no functions, nothing else lost
+            logger.debug("measuring %s (%s) failed", blob, path, exc_info=True)
+            rows.append(_module_row(blob, 0, None, f"extractor_error: {type(exc).__name__}: {exc}", job.code))
+    return rows
+
+
+def measure_blob(blob: str, path: str, data: bytes | None, max_size: int, code: str) -> list[tuple[Any, ...]]:
+    """The module row and one row per function and method of one blob (see the module docstring)."""
+    if data is None:
+        return [_module_row(blob, 0, None, "missing: git has no such object", code)]
+    parsed = parse_bytes(path, data, max_size)
+    if isinstance(parsed, ParsedFile):
+        rows = [_module_row(blob, len(parsed.lines), "ast", None, code)]
+        for d in iter_definitions(parsed.tree, "", path, len(parsed.lines)):
+            if d.kind in (DefKind.FUNCTION, DefKind.METHOD):
+                m = compute_function_metrics(d.node, parsed.lines)  # type: ignore[arg-type]
+                rows.append((
+                    blob, str(d.kind), d.qualname, d.ordinal, name_key(d.qualname), d.start_line, d.end_line,
+                    m.loc, m.sloc, m.cyclomatic, m.max_nesting_depth, m.param_count, "ast", None, code,
+                ))  # fmt: skip
+        return rows
+    problem = f"{parsed.kind}: {parsed.message}"
+    if parsed.kind in (ProblemKind.BINARY, ProblemKind.TOO_LARGE):
+        return [_module_row(blob, 0, None, problem, code)]
+    lines = source_lines(decode_source(data))
+    root, parser = parse_outline(lines)
+    rows = [_module_row(blob, len(lines), parser, problem, code)]
+    outline = walk(root)
+    for o, ordinal in zip(outline, ordinals(outline), strict=True):
+        if o.kind in (DefKind.FUNCTION, DefKind.METHOD):
+            rows.append((
+                blob, o.kind, o.qualname, ordinal, name_key(o.qualname), o.start, o.end, o.end - o.start + 1,
+                None, None, None, None, parser, None, code,
+            ))  # fmt: skip
+    return rows
+
+
+def _module_row(blob: str, n_lines: int, parser: str | None, problem: str | None, code: str) -> tuple[Any, ...]:
+    return (blob, "module", "", 0, 0, 1, n_lines, n_lines, None, None, None, None, parser, problem, code)
+
+
+def _measure(
+    blobs: BlobReader, wanted: Sequence[tuple[str, str]], max_size: int, code: str, executor: Executor
+) -> list[tuple[Any, ...]]:
+    """Rows for the (blob, path) of `wanted`: contents read here, measured on the executor's
+    workers (serially when the work is small), a few megabytes at a time."""
+    rows: list[tuple[Any, ...]] = []
+    pending: list[tuple[str, str, bytes | None]] = []
+    size = 0
+    for blob, path in wanted:
+        data = blobs.read(blob)
+        pending.append((blob, path, data))
+        size += len(data or b"")
+        if size >= _BATCH_BYTES:
+            rows.extend(_measure_pending(pending, size, max_size, code, executor))
+            pending, size = [], 0
+    rows.extend(_measure_pending(pending, size, max_size, code, executor))
+    return rows
+
+
+def _measure_pending(
+    pending: list[tuple[str, str, bytes | None]], size: int, max_size: int, code: str, executor: Executor
+) -> list[tuple[Any, ...]]:
+    if not pending:
+        return []
+    if len(pending) < _SMALL_WORK[0] or size < _SMALL_WORK[1] or executor.workers < 2:
+        return measure_blobs(MeasureJob(tuple(pending), max_size, code))
+    count = min(len(pending), executor.workers * 4)
+    batches: list[list[tuple[str, str, bytes | None]]] = [[] for _ in range(count)]
+    loads = [0] * count
+    for item in sorted(pending, key=lambda p: -len(p[2] or b"")):  # largest first, onto the lightest batch
+        slot = loads.index(min(loads))
+        batches[slot].append(item)
+        loads[slot] += len(item[2] or b"") + 1
+    jobs = [MeasureJob(tuple(batch), max_size, code) for batch in batches if batch]
+    return [row for rows in executor.map(measure_blobs, jobs) for row in rows]
+
+
+# ------------------------------------------------------------------------------------ collect and store
+
+
+@dataclass(slots=True)
+class TimeseriesFacts:
+    """What a run adds: the new samples and their files, the blobs measured, and the lineage
+    and file id of each definition of each (path, blob) of the samples (for the layout)."""
+
+    samples: list[tuple[Any, ...]] = field(default_factory=list)
+    files: list[tuple[Any, ...]] = field(default_factory=list)
+    blobs: list[tuple[Any, ...]] = field(default_factory=list)
+    lineages: pa.Table = field(default_factory=lambda: _lineage_table({}))
+    file_ids: pa.Table = field(default_factory=lambda: _file_id_table({}))
+    measured: int = 0
+
+    @property
+    def note(self) -> str:
+        return f"{len(self.samples)} samples listed, {self.measured} blobs parsed"
+
+
+def collect_timeseries(
+    gateway: StorageGateway, blobs: BlobReader, plan: TimeseriesPlan, profile: ScanProfile, executor: Executor
+) -> TimeseriesFacts:
+    """List the new samples' files, measure the blobs not measured yet, and read the lineages
+    of every (path, blob) of the samples."""
+    facts = TimeseriesFacts()
+    lister = TreeLister(blobs, profile)
+    keys: set[tuple[str, str]] = set()
+    if plan.kept:
+        kept = gateway.query(
+            f"SELECT DISTINCT path, blob FROM {Table.TIMESERIES_FILES} WHERE list_contains(?, sample_time)",
+            [sorted(plan.kept)],
+        )
+        keys.update(zip(kept["path"].to_pylist(), kept["blob"].to_pylist(), strict=True))
+    for sample in plan.new:
+        files = lister.files(sample.sha)
+        modules = module_names(files)
+        facts.samples.append((sample.time, sample.sha, sample.committed_at, len(files), plan.listing))
+        facts.files.extend((sample.time, path, blob, modules[path]) for path, blob in sorted(files.items()))
+        keys.update(files.items())
+    measured = gateway.query(
+        f"SELECT blob FROM {Table.TIMESERIES_BLOBS} WHERE kind = 'module' AND code = ?", [plan.code]
+    )
+    done = set(measured["blob"].to_pylist())
+    wanted = sorted({blob: path for path, blob in sorted(keys) if blob not in done}.items())
+    facts.blobs = _measure(blobs, wanted, profile.max_file_size, plan.code, executor)
+    facts.measured = len(wanted)
+    facts.lineages, facts.file_ids = read_lineages(gateway, keys)
+    return facts
+
+
+def read_lineages(gateway: StorageGateway, keys: Iterable[tuple[str, str]]) -> tuple[pa.Table, pa.Table]:
+    """(path, blob, name key, same-key ordinal -> lineage id) of each definition the history
+    walk stored for each (path, blob) of `keys`, and (path, blob -> file id)."""
+    wanted = sorted(set(keys))
+    lineage_cols: dict[str, list[Any]] = {c: [] for c in _LINEAGE_TYPES}
+    file_cols: dict[str, list[Any]] = {"path": [], "blob": [], "file_id": []}
+    with gateway.reader() as con:
+        con.register(
+            "_ci_ts_keys",
+            pa.table({"path": pa.array([k[0] for k in wanted], pa.string()), "blob": [k[1] for k in wanted]}),
+        )
+        found = con.execute(
+            f"SELECT v.path, v.blob, v.file_id, v.lineages, v.name_keys FROM {Table.VERSIONS} v "
+            "JOIN _ci_ts_keys k ON k.path = v.path AND k.blob = v.blob"
+        ).fetchall()
+    for path, blob, file_id, packed_lineages, packed_keys in found:
+        file_cols["path"].append(path)
+        file_cols["blob"].append(blob)
+        file_cols["file_id"].append(file_id)
+        lineages, name_keys = array("q"), array("I")
+        lineages.frombytes(packed_lineages)
+        name_keys.frombytes(packed_keys)
+        for key, ordinal, lineage in zip(name_keys, ordinals_of_keys(name_keys), lineages, strict=True):
+            for column, value in zip(lineage_cols.values(), (path, blob, key, ordinal, id_text(lineage)), strict=True):
+                column.append(value)
+    return _lineage_table(lineage_cols), _file_id_table(file_cols)
+
+
+_LINEAGE_TYPES = {
+    "path": pa.string(), "blob": pa.string(), "name_key": pa.int64(), "ordinal": pa.int32(), "lineage_id": pa.string(),
+}  # fmt: skip
+
+
+def _lineage_table(columns: dict[str, list[Any]]) -> pa.Table:
+    return pa.table({c: pa.array(columns.get(c, []), t) for c, t in _LINEAGE_TYPES.items()})
+
+
+def _file_id_table(columns: dict[str, list[Any]]) -> pa.Table:
+    return pa.table({c: pa.array(columns.get(c, []), pa.string()) for c in ("path", "blob", "file_id")})
+
+
+def store_timeseries(writer: Writer, plan: TimeseriesPlan, facts: TimeseriesFacts) -> int:
+    """Replace the samples not kept, add the blobs measured, drop blobs no sample holds, and
+    lay `analytics.history_timeseries` out again; returns the rows written."""
+    kept = sorted(plan.kept)
+    for table in (Table.TIMESERIES_SAMPLES, Table.TIMESERIES_FILES):
+        writer.execute(f"DELETE FROM {table} WHERE NOT list_contains(?::TIMESTAMPTZ[], sample_time)", [kept])
+    writer.execute(f"DELETE FROM {Table.TIMESERIES_BLOBS} WHERE code <> ?", [plan.code])
+    writer.insert(Table.TIMESERIES_SAMPLES, to_arrow(Table.TIMESERIES_SAMPLES, facts.samples))
+    writer.insert(Table.TIMESERIES_FILES, to_arrow(Table.TIMESERIES_FILES, facts.files))
+    writer.insert(Table.TIMESERIES_BLOBS, to_arrow(Table.TIMESERIES_BLOBS, facts.blobs))
+    writer.execute(
+        f"DELETE FROM {Table.TIMESERIES_BLOBS} WHERE blob NOT IN (SELECT blob FROM {Table.TIMESERIES_FILES})"
+    )
+    writer.con.register("_ci_ts_lineages", facts.lineages)
+    writer.con.register("_ci_ts_files", facts.file_ids)
+    writer.execute(f"DELETE FROM {Table.HISTORY_TIMESERIES}")
+    found = writer.con.execute(f"INSERT INTO {Table.HISTORY_TIMESERIES} BY NAME {timeseries_sql()}").fetchone()
+    writer.rows_written += int(found[0]) if found else 0
+    return writer.rows_written
+
+
+def clear_timeseries(writer: Writer) -> None:
+    for table in (Table.TIMESERIES_SAMPLES, Table.TIMESERIES_FILES, Table.TIMESERIES_BLOBS, Table.HISTORY_TIMESERIES):
+        writer.execute(f"DELETE FROM {table}")
