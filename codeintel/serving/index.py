@@ -16,30 +16,46 @@ from __future__ import annotations
 
 import bisect
 import gc
+import logging
+import operator
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from codeintel.serving import symbols
 from codeintel.serving.symbols import Symbol
 
 if TYPE_CHECKING:
     import duckdb
+
+logger = logging.getLogger(__name__)
 
 NO_LINE = np.iinfo(np.int64).max  # an edge without a line (NULL), larger than any line as in min()
 
 
 @dataclass(frozen=True, slots=True)
 class SymbolFacts:
-    """What a symbol's card and the lower-bound check read besides `Symbol`."""
+    """What a symbol's card, `find_symbol` and the lower-bound check read besides `Symbol`."""
 
     callees: int
     unresolved_calls: int
     parent_goid: str | None
+    cyclomatic: int | None
+
+
+# find_symbol by prefix: which lowered names of a symbol an entry of `prefixes` is (bits)
+NAME, QUALNAME, FULL_NAME = symbols.NAME, symbols.QUALNAME, 4
+# hotspots: the columns of docs.v_function_summary a function's row shows, and each metric's column
+HOTSPOT_COLUMNS = ("full_name", "path || ':' || start_line", "cyclomatic", "loc", "call_fan_in", "pagerank", "betweenness", "module", "subsystem_id")
+HOTSPOT_METRICS = {"complexity": 2, "size": 3, "fan_in": 4, "pagerank": 5, "betweenness": 6}  # metric -> position above
+_IDS_SQL = """WITH ids AS (SELECT goid, (row_number() OVER (ORDER BY goid) - 1)::INTEGER AS id FROM (
+                  SELECT goid FROM docs.symbols UNION SELECT caller_goid FROM graph.call_edges
+                  UNION SELECT callee_goid FROM graph.call_edges) WHERE goid IS NOT NULL)"""
 
 
 class Adjacency:
@@ -87,10 +103,15 @@ class Adjacency:
 
 
 class SnapshotIndex:
-    """Symbols and call edges of one snapshot, in memory; see the module docstring."""
+    """Symbols and call edges of one snapshot, in memory; see the module docstring.
+
+    The constructor reads what most calls need (symbols, call edges); `load_extras` then reads what
+    only `find_symbol` (`prefixes`) and `hotspots` (`hot_ranked`) use, which answer from SQL as
+    before until it is there.
+    """
 
     def __init__(self, cur: duckdb.DuckDBPyConnection) -> None:
-        started = time.perf_counter()
+        self.started = started = time.perf_counter()
         self.symbols: dict[str, Symbol] = {}
         self.facts: dict[str, SymbolFacts] = {}
         self.by_full_name: dict[str, list[Symbol]] = defaultdict(list)
@@ -100,18 +121,17 @@ class SnapshotIndex:
         self.by_path: dict[str, list[Symbol]] = defaultdict(list)  # ordered by start line, GOID
         rows = cur.execute(
             "SELECT goid, kind, full_name, path, start_line, end_line, name, module, qualname, is_test, "
-            "callers, callees, unresolved_calls, parent_goid FROM docs.symbols ORDER BY path, start_line, goid"
+            "callers, callees, unresolved_calls, parent_goid, cyclomatic FROM docs.symbols ORDER BY path, start_line, goid"
         ).fetchall()
         for r in rows:
             s = Symbol(*r[:11])
             self.symbols[s.goid] = s
-            self.facts[s.goid] = SymbolFacts(r[11], r[12], r[13])
+            self.facts[s.goid] = SymbolFacts(*r[11:15])
             self.by_full_name[s.full_name].append(s)
             self.by_qualname[s.qualname].append(s)
             self.by_name[s.name].append(s)
             self.by_last[s.full_name.rsplit(".", 1)[-1]].append(s)
             self.by_path[s.path].append(s)
-        self.goids = sorted(self.symbols)
         self.unresolved_names: dict[str, int] = {
             name: int(n) for name, n in cur.execute("SELECT called_name, sites FROM docs.unresolved_names").fetchall()
         }
@@ -122,31 +142,48 @@ class SnapshotIndex:
             ).fetchall()
         )  # fmt: skip
         self._load_edges(cur)
+        self.prefixes: list[tuple[str, str, int]] | None = None
+        self.hot_ranked: dict[str, list[tuple[Any, ...]]] | None = None
         self.load_s = time.perf_counter() - started
 
     def _load_edges(self, cur: duckdb.DuckDBPyConnection) -> None:
         # every GOID the edges name gets an id too (an edge to a symbol the index lacks still counts)
-        extra = [
-            g for (g,) in cur.execute(
-                "SELECT DISTINCT g FROM (SELECT caller_goid AS g FROM graph.call_edges UNION ALL SELECT callee_goid FROM graph.call_edges) "
-                "WHERE g IS NOT NULL AND g NOT IN (SELECT goid FROM docs.symbols)"
-            ).fetchall()
-        ]  # fmt: skip
-        self.ids = sorted(self.symbols.keys() | set(extra))  # id order is GOID order
+        self.ids = [g for (g,) in cur.execute(f"{_IDS_SQL} SELECT goid FROM ids ORDER BY id").fetchall()]  # GOID order
+        self.goids = self.ids if len(self.ids) == len(self.symbols) else sorted(self.symbols)
         self.id_of = {g: i for i, g in enumerate(self.ids)}
         self.is_test = np.array([bool(s.is_test) if (s := self.symbols.get(g)) else False for g in self.ids], dtype=bool)
         found = cur.execute(
-            """WITH ids AS (SELECT unnest($ids::VARCHAR[]) AS goid, unnest(range(len($ids::VARCHAR[]))) AS id)
-               SELECT a.id::INTEGER AS caller, b.id::INTEGER AS callee, e.confidence AS conf,
-                      coalesce(e.line::BIGINT, $none) AS line
+            f"""{_IDS_SQL}
+               SELECT a.id AS caller, b.id AS callee, e.confidence AS conf, coalesce(e.line::BIGINT, $none) AS line
                FROM graph.call_edges e JOIN ids a ON a.goid = e.caller_goid JOIN ids b ON b.goid = e.callee_goid
                WHERE e.caller_goid <> e.callee_goid AND e.confidence IS NOT NULL""",
-            {"ids": self.ids, "none": int(NO_LINE)},
+            {"none": int(NO_LINE)},
         ).fetchnumpy()
         caller, callee = np.asarray(found["caller"], dtype=np.int32), np.asarray(found["callee"], dtype=np.int32)
         conf, line = np.asarray(found["conf"], dtype=np.float64), np.asarray(found["line"], dtype=np.int64)
         self.callers = Adjacency(callee, caller, conf, line, len(self.ids))  # from a callee to its callers
         self.callees = Adjacency(caller, callee, conf, line, len(self.ids))
+
+    def load_extras(self, cur: duckdb.DuckDBPyConnection) -> None:
+        """What `find_symbol` by prefix and `hotspots` read (see the class docstring)."""
+        self.prefixes = cur.execute(
+            f"""SELECT low, goid, bit_or(field)::INTEGER FROM (
+                    SELECT name_lower AS low, goid, {NAME} AS field FROM docs.symbols
+                    UNION ALL SELECT qualname_lower, goid, {QUALNAME} FROM docs.symbols
+                    UNION ALL SELECT full_name_lower, goid, {FULL_NAME} FROM docs.symbols)
+                GROUP BY ALL ORDER BY low, goid"""
+        ).fetchall()
+        ranks = ", ".join(
+            f"row_number() OVER (ORDER BY {HOTSPOT_COLUMNS[at]} DESC, full_name, goid)" for at in HOTSPOT_METRICS.values()
+        )
+        rows = cur.execute(f"SELECT goid, {', '.join(HOTSPOT_COLUMNS)}, {ranks} FROM docs.v_function_summary").fetchall()
+        width = 1 + len(HOTSPOT_COLUMNS)
+        ranked = {}
+        for i, (metric, at) in enumerate(HOTSPOT_METRICS.items()):
+            having = [r for r in rows if r[1 + at] is not None]
+            having.sort(key=operator.itemgetter(width + i))
+            ranked[metric] = [r[:width] for r in having]
+        self.hot_ranked = ranked
 
     @property
     def edges_nbytes(self) -> int:
@@ -167,6 +204,18 @@ class SnapshotIndex:
         """Symbols whose dotted name ends with `.` + `dotted`."""
         tail = "." + dotted
         return [s for s in self.by_last.get(dotted.rsplit(".", 1)[-1], ()) if s.full_name.endswith(tail)]
+
+    def starting_with(self, prefix: str) -> dict[str, int] | None:
+        """GOIDs whose lowered name, qualified name or dotted name starts with `prefix` (lowered),
+        each with which of them do (`NAME | QUALNAME | FULL_NAME` bits); None until `load_extras`."""
+        if self.prefixes is None:
+            return None
+        found: dict[str, int] = defaultdict(int)
+        for low, goid, fields in self.prefixes[bisect.bisect_left(self.prefixes, (prefix,)) :]:
+            if not low.startswith(prefix):
+                break
+            found[goid] |= fields
+        return found
 
     def symbols_of(self, goids: Iterable[str]) -> dict[str, Symbol]:
         return {g: s for g in goids if (s := self.symbols.get(g)) is not None}
@@ -192,34 +241,45 @@ class SnapshotIndex:
 
 
 class IndexLoader:
-    """Builds a snapshot's index in a thread of its own; `get` waits for it."""
+    """Builds a snapshot's index in a thread of its own; `get` waits for what most calls need,
+    the extras follow (and the calls that read them use SQL until they are there)."""
 
-    def __init__(self, cursor: Any) -> None:
+    def __init__(self, cursor: Callable[[], duckdb.DuckDBPyConnection]) -> None:
         self._done = threading.Event()
         self._index: SnapshotIndex | None = None
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._load, args=(cursor,), name="codeintel-index", daemon=True)
         self._thread.start()
 
-    def _load(self, cursor: Any) -> None:
+    def _load(self, cursor: Callable[[], duckdb.DuckDBPyConnection]) -> None:
         try:
             cur = cursor()
-            try:
-                self._index = SnapshotIndex(cur)
-            finally:
-                cur.close()
-            # what the index holds lives as long as the snapshot: no collection needs to walk it
-            gc.freeze()
         except BaseException as exc:  # kept, and raised to every call that needs the index
+            self._error = exc
+            self._done.set()
+            return
+        try:
+            self._index = SnapshotIndex(cur)
+        except BaseException as exc:
             self._error = exc
         finally:
             self._done.set()
+        try:
+            if self._index is not None:
+                self._index.load_extras(cur)
+                logger.info("snapshot index: %.3f s, then %.3f s for the extras", self._index.load_s, time.perf_counter() - self._index.started)
+        except Exception as exc:  # the calls that would read them keep using SQL
+            logger.warning("snapshot index extras not loaded: %s", exc)
+        finally:
+            cur.close()
+        # what the index holds lives as long as the snapshot: no collection needs to walk it again
+        gc.freeze()
 
     def get(self, timeout: float) -> SnapshotIndex | None:
         """The index, or None when it is not ready within `timeout` seconds.
 
         Raises:
-            BaseException: whatever loading it raised.
+            BaseException: whatever building it raised.
         """
         if not self._done.wait(max(0.0, timeout)):
             return None

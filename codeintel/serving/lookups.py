@@ -13,7 +13,7 @@ from typing import Any
 import duckdb
 
 from codeintel.errors import CodeIntelError
-from codeintel.serving import graph, symbols, worktree
+from codeintel.serving import graph, index, symbols, worktree
 from codeintel.serving.calls import Call, miss_answer, one_line, others_note
 from codeintel.serving.render import Answer, Section, clamp_limit
 from codeintel.serving.snapshot import SnapshotInfo
@@ -293,15 +293,30 @@ def _has_history(c: Call) -> bool:
         return False
 
 
-def _scope(c: Call, scope: str | None) -> tuple[str, str, str]:
-    """(SQL condition on `module`/`subsystem` columns, its parameter, a description)."""
+@dataclass(frozen=True)
+class _Scope:
+    where: str  # SQL condition on `module`/`subsystem_id` columns
+    param: str  # its parameter
+    described: str
+
+    def contains(self, module: str | None, subsystem_id: str | None) -> bool:
+        """The condition in Python, on one row's module and subsystem."""
+        if self.where == "TRUE":
+            return True
+        if self.where.startswith("subsystem_id"):
+            return subsystem_id == self.param
+        return module is not None and (module == self.param or module.startswith(self.param + "."))
+
+
+def _scope(c: Call, scope: str | None) -> _Scope:
+    """The rows `scope` selects: the whole repository, a subsystem, or a module and those below it."""
     if not scope:
-        return "TRUE", "", "the whole repository"
+        return _Scope("TRUE", "", "the whole repository")
     sub = c.q.first("SELECT name, subsystem_id FROM analytics.subsystems WHERE name = ? OR subsystem_id = ?", [scope, scope])
     if sub:
-        return "subsystem_id = $scope", sub[1], f"subsystem {sub[0]}"
+        return _Scope("subsystem_id = $scope", sub[1], f"subsystem {sub[0]}")
     if c.q.scalar("SELECT count(*) FROM core.modules WHERE module = ? OR starts_with(module, ? || '.')", [scope, scope]):
-        return "(module = $scope OR starts_with(module, $scope || '.'))", scope, f"module {scope} (and below)"
+        return _Scope("(module = $scope OR starts_with(module, $scope || '.'))", scope, f"module {scope} (and below)")
     near = [r[0] for r in c.q.rows(
         "SELECT name FROM (SELECT module AS name FROM core.modules UNION SELECT name FROM analytics.subsystems) "
         "ORDER BY jaro_winkler_similarity(lower(name), lower(?)) DESC, name LIMIT 5", [scope],
@@ -325,11 +340,21 @@ def hotspots(c: Call, metric: str, scope: str | None, level: str, limit: int | N
         raise CodeIntelError(f"metric must be one of {', '.join(HOTSPOT_METRICS)}")
     if level not in ("function", "module"):
         raise CodeIntelError("level must be function or module")
-    where, param, described = _scope(c, scope)
+    chosen = _scope(c, scope)
+    where, param, described = chosen.where, chosen.param, chosen.described
     params: dict[str, Any] = {"lim": n, "off": c.offset}
     if param:
         params["scope"] = param
-    if level == "function":
+    ranking = c.q.index.hot_ranked if level == "function" and metric != "churn" else None
+    if ranking is not None:  # from the snapshot's index, in the same order
+        at = 1 + index.HOTSPOT_METRICS[metric]
+        ranked = ranking[metric]
+        if where != "TRUE":
+            ranked = [r for r in ranked if chosen.contains(r[8], r[9])]
+        rows = [(r[1], r[2], r[at], r[3], r[4], r[5], len(ranked)) for r in ranked[c.offset : c.offset + n]]
+        columns: tuple[str, ...] = ("#", "name", "at", metric, "cc", "loc", "fan-in")
+        brief: tuple[str, ...] = ("#", "name", metric)
+    elif level == "function":
         col = _FUNCTION_METRICS[metric]
         rows = c.q.rows(
             f"""SELECT f.full_name, f.path || ':' || f.start_line, {col}, f.cyclomatic, f.loc, f.call_fan_in, count(*) OVER ()
@@ -338,8 +363,8 @@ def hotspots(c: Call, metric: str, scope: str | None, level: str, limit: int | N
                 ORDER BY {col} DESC, f.full_name, f.goid LIMIT $lim OFFSET $off""",
             params,
         )
-        columns: tuple[str, ...] = ("#", "name", "at", "churn 365d" if metric == "churn" else metric, "cc", "loc", "fan-in")
-        brief: tuple[str, ...] = ("#", "name", columns[3])
+        columns = ("#", "name", "at", "churn 365d" if metric == "churn" else metric, "cc", "loc", "fan-in")
+        brief = ("#", "name", columns[3])
     else:
         col = _MODULE_METRICS[metric]
         rows = c.q.rows(

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from codeintel.serving.snapshot import Query
 
+NAME, QUALNAME = 1, 2  # see codeintel.serving.index (which imports this module)
+
 SYMBOL_COLUMNS = (
     "s.goid, s.kind, s.full_name, s.path, s.start_line, s.end_line, s.name, s.module, s.qualname, s.is_test, s.callers"
 )
@@ -189,6 +191,9 @@ def search(q: Query, text: str, match: str, kind: str | None, limit: int, offset
 
 
 def _search(q: Query, text: str, mode: str, kind: str | None, limit: int, offset: int) -> SearchResult:
+    found = _search_index(q, text, mode, kind, limit, offset) if mode in ("exact", "prefix") else None
+    if found is not None:
+        return found
     condition, score = _CONDITIONS[mode]
     kind_sql = "AND s.kind = $kind" if kind else ""
     params: dict[str, Any] = {
@@ -207,6 +212,29 @@ def _search(q: Query, text: str, mode: str, kind: str | None, limit: int, offset
     )
     total = int(rows[0][6]) if rows else _count(q, condition, kind_sql, params, used) if offset else 0
     return SearchResult(mode, total, [r[:6] for r in rows])
+
+
+def _search_index(q: Query, text: str, mode: str, kind: str | None, limit: int, offset: int) -> SearchResult | None:
+    """`_CONDITIONS[mode]` on the snapshot's index, ranked the same way (None: the prefixes are
+    not loaded yet)."""
+    index = q.index
+    if mode == "exact":
+        found = {s.goid: s for group in (index.by_name, index.by_qualname, index.by_full_name) for s in group.get(text, ())}
+        scored = [(0 if s.full_name == text else 1 if s.qualname == text else 2, s) for s in found.values()]
+    else:
+        matches = index.starting_with(text.lower())
+        if matches is None:
+            return None
+        scored = [
+            (0 if fields & QUALNAME else 1 if fields & NAME else 2, s)
+            for goid, fields in matches.items() if (s := index.symbols.get(goid)) is not None
+        ]  # fmt: skip
+    if kind:
+        scored = [(score, s) for score, s in scored if s.kind == kind]
+    order = {k: i for i, k in enumerate(KINDS[:3])}
+    scored.sort(key=lambda t: (t[0], -t[1].callers, order.get(t[1].kind, 3), t[1].full_name, t[1].goid))
+    rows = [(s.kind, s.full_name, s.at, index.facts[s.goid].cyclomatic, s.callers, s.goid) for _, s in scored[offset : offset + limit]]
+    return SearchResult(mode, len(scored), rows)
 
 
 def _count(q: Query, condition: str, kind_sql: str, params: dict[str, Any], used: set[str]) -> int:

@@ -8,6 +8,8 @@ call graph.
 
 from __future__ import annotations
 
+from typing import Any
+
 import duckdb
 import numpy as np
 import pytest
@@ -15,6 +17,7 @@ from serving_support import Served
 
 from codeintel.serving import symbols
 from codeintel.serving.index import NO_LINE, Adjacency
+from codeintel.serving.service import Service
 from codeintel.serving.snapshot import Deadline, Query
 
 # what a walk's hop was before the index: one row per (frontier node, neighbour) pair
@@ -91,3 +94,26 @@ def test_a_publish_gives_the_next_call_the_new_call_graph(served: Served) -> Non
     callees = served.mcp.json("call_graph", symbol="pkg.report.describe", direction="callees")
     assert [r[2] for r in callees["sections"][0]["rows"]] == ["pkg.helpers.classify"]
     assert served.store.opened == 2
+
+
+def test_find_symbol_and_hotspots_answer_the_same_from_the_index_and_from_sql(served: Served) -> None:
+    service = Service(served.store)
+    with served.store.lease() as snap:
+        assert snap.loader is not None
+        snap.loader.join()  # the extras are there
+        index = snap.index(Deadline(10))
+    assert index.prefixes is not None and index.hot_ranked is not None
+    names = {n for (full,) in served.query("SELECT full_name FROM docs.symbols") for n in (full, full.rsplit(".", 1)[-1])}
+    calls: list[tuple[str, dict[str, Any]]] = [("find_symbol", {"name": "Pkg"}), ("find_symbol", {"name": ""})]
+    for name in sorted(names):
+        for match in ("auto", "exact", "prefix"):
+            calls.append(("find_symbol", {"name": name[:3], "match": match}))
+            calls.append(("find_symbol", {"name": name, "match": match, "kind": "method", "limit": 2}))
+    scopes = [None, "pkg", "pkg.core", "tests", *(s for (s,) in served.query("SELECT name FROM analytics.subsystems"))]
+    for metric in ("complexity", "size", "fan_in", "pagerank", "betweenness"):
+        calls += [("hotspots", {"metric": metric, "scope": scope, "limit": 3}) for scope in scopes]
+    from_index = [getattr(service, tool)(**args) for tool, args in calls]
+    index.prefixes, index.hot_ranked = None, None  # as before the extras are loaded: SQL answers
+    assert [getattr(service, tool)(**args) for tool, args in calls] == from_index
+    assert sum("prefix matches" in text for text, _ in from_index) > 10
+    assert sum("hotspots by" in text and ": 0" not in text.splitlines()[1] for text, _ in from_index) > 10
