@@ -119,6 +119,7 @@ class SnapshotIndex:
         self.by_name: dict[str, list[Symbol]] = defaultdict(list)
         self.by_last: dict[str, list[Symbol]] = defaultdict(list)  # last part of the dotted name
         self.by_path: dict[str, list[Symbol]] = defaultdict(list)  # ordered by start line, GOID
+        self.by_module: dict[str, list[Symbol]] = defaultdict(list)
         rows = cur.execute(
             "SELECT goid, kind, full_name, path, start_line, end_line, name, module, qualname, is_test, "
             "callers, callees, unresolved_calls, parent_goid, cyclomatic FROM docs.symbols ORDER BY path, start_line, goid"
@@ -132,6 +133,7 @@ class SnapshotIndex:
             self.by_name[s.name].append(s)
             self.by_last[s.full_name.rsplit(".", 1)[-1]].append(s)
             self.by_path[s.path].append(s)
+            self.by_module[s.module].append(s)
         self.unresolved_names: dict[str, int] = {
             name: int(n) for name, n in cur.execute("SELECT called_name, sites FROM docs.unresolved_names").fetchall()
         }
@@ -144,6 +146,7 @@ class SnapshotIndex:
         self._load_edges(cur)
         self.prefixes: list[tuple[str, str, int]] | None = None
         self.hot_ranked: dict[str, list[tuple[Any, ...]]] | None = None
+        self.function_graph: dict[str, tuple[Any, Any]] | None = None  # function GOID -> (call fan-in, pagerank)
         self.load_s = time.perf_counter() - started
 
     def _load_edges(self, cur: duckdb.DuckDBPyConnection) -> None:
@@ -184,6 +187,7 @@ class SnapshotIndex:
             having.sort(key=operator.itemgetter(width + i))
             ranked[metric] = [r[:width] for r in having]
         self.hot_ranked = ranked
+        self.function_graph = {r[0]: (r[5], r[6]) for r in rows}
 
     @property
     def edges_nbytes(self) -> int:

@@ -6,10 +6,12 @@ call), lists in an explicit order ending in a unique column, and names what it l
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from codeintel.serving.calls import Call
 from codeintel.serving.render import Answer, Section, clamp_limit
+from codeintel.serving.symbols import Symbol
 
 # ------------------------------------------------------------------------------------- module_info
 
@@ -52,12 +54,9 @@ def module_info(c: Call, module: str, limit: int | None) -> Answer:
     )
     assert m is not None
     path, is_pkg, size, perr, fan_in, fan_out, pr, in_cycle, cycle_id, layer, subsystem = m
-    counts = q.first(
-        """SELECT count(*) FILTER (WHERE kind = 'class'), count(*) FILTER (WHERE kind = 'function'),
-                  count(*) FILTER (WHERE kind = 'method') FROM docs.symbols WHERE path = ?""",
-        [path],
-    ) or (0, 0, 0)
-    classes, functions, methods = counts
+    index = q.index
+    kinds = Counter(s.kind for s in index.by_path.get(path, ()))
+    classes, functions, methods = kinds["class"], kinds["function"], kinds["method"]
     floc, avg_cc, max_cc, typed, docs = q.first(
         """SELECT sum(loc), avg(cyclomatic), max(cyclomatic),
                   avg(CASE typedness WHEN 'full' THEN 1.0 WHEN 'partial' THEN 0.5 ELSE 0.0 END),
@@ -99,18 +98,29 @@ def module_info(c: Call, module: str, limit: int | None) -> Answer:
         facts.append(("import cycle", f"{len(members)} modules"))
         sections.append(Section("import cycle", ("module",), members[:n], total=len(members),
                                 more=f"sql: SELECT module FROM graph.import_layers WHERE cycle_id = '{cycle_id}'"))
-    main = q.rows(
-        """SELECT s.full_name, s.kind, s.start_line, s.cyclomatic, gm.fan_in, gm.pagerank, count(*) OVER ()
-           FROM docs.symbols s LEFT JOIN analytics.graph_metrics_functions gm USING (goid)
-           WHERE s.module = ? AND s.kind IN ('function', 'method')
-           ORDER BY gm.pagerank DESC NULLS LAST, gm.fan_in DESC NULLS LAST, s.full_name, s.goid LIMIT ?""",
-        [module, n],
-    )
-    total_funcs = int(main[0][-1]) if main else 0
-    main = [r[:-1] for r in main]
+    main, total_funcs = _main_functions(c, module, n)
     sections.append(Section("main functions (by pagerank)", ("name", "kind", "line", "cc", "fan-in", "pagerank"), main, total=total_funcs,
                             brief=("name", "fan-in"), more=f"hotspots scope={module}"))  # fmt: skip
     return Answer(f"module {module}", facts, sections)
+
+
+def _main_functions(c: Call, module: str, n: int) -> tuple[list[tuple[Any, ...]], int]:
+    """The module's `n` functions and methods of most pagerank (then fan-in, name, GOID), and how many it has."""
+    index = c.q.index
+    graph = index.function_graph
+    if graph is None:  # the index's extras are not loaded yet
+        rows = c.q.rows(
+            """SELECT s.full_name, s.kind, s.start_line, s.cyclomatic, gm.fan_in, gm.pagerank, count(*) OVER ()
+               FROM docs.symbols s LEFT JOIN analytics.graph_metrics_functions gm USING (goid)
+               WHERE s.module = ? AND s.kind IN ('function', 'method')
+               ORDER BY gm.pagerank DESC NULLS LAST, gm.fan_in DESC NULLS LAST, s.full_name, s.goid LIMIT ?""",
+            [module, n],
+        )
+        return [r[:-1] for r in rows], int(rows[0][-1]) if rows else 0
+    funcs = [(s, *graph.get(s.goid, (None, None))) for s in index.by_module.get(module, ()) if s.kind in ("function", "method")]
+    funcs.sort(key=lambda t: (t[2] is None, -t[2] if t[2] is not None else 0, t[1] is None, -t[1] if t[1] is not None else 0, t[0].full_name, t[0].goid))
+    rows = [(s.full_name, s.kind, s.start_line, index.facts[s.goid].cyclomatic, fan_in, pagerank) for s, fan_in, pagerank in funcs[:n]]
+    return rows, len(funcs)
 
 
 # -------------------------------------------------------------------------------------- subsystems
@@ -139,31 +149,33 @@ def subsystems(c: Call, name: str | None, limit: int | None) -> Answer:
         return Answer(f"subsystems: {total}", [], [section], ["subsystems NAME: one subsystem's modules and boundary edges"])
     s = q.first(
         """SELECT ss.subsystem_id, ss.name, ss.dominant_package, ss.module_count, ss.internal_edge_count, ss.edges_in,
-                  ss.edges_out,
-                  (SELECT count(*) FROM analytics.subsystem_modules sm JOIN docs.symbols y ON y.module = sm.module
-                   WHERE sm.subsystem_id = ss.subsystem_id AND y.kind IN ('function', 'method')),
-                  (SELECT avg(y.cyclomatic) FROM analytics.subsystem_modules sm JOIN docs.symbols y ON y.module = sm.module
-                   WHERE sm.subsystem_id = ss.subsystem_id AND y.kind IN ('function', 'method'))
+                  ss.edges_out
            FROM analytics.subsystems ss WHERE ss.name = ? OR ss.subsystem_id = ? ORDER BY ss.subsystem_id LIMIT 1""",
         [name, name],
     )
     if s is None:
         near = [r[0] for r in q.rows("SELECT name FROM analytics.subsystems ORDER BY jaro_winkler_similarity(lower(name), lower(?)) DESC, name LIMIT 5", [name])]
         return Answer(f"subsystems: no subsystem {name!r}", [("nearest names", ", ".join(near) or "none")])
-    sid, sname, pkg, n_mod, internal, e_in, e_out, funcs, avg_cc = s
+    sid, sname, pkg, n_mod, internal, e_in, e_out = s
+    # functions and methods of its modules, from the index (one row per module membership, as a join would)
+    functions = _functions_by_module(c, [m for (m,) in q.rows("SELECT module FROM analytics.subsystem_modules WHERE subsystem_id = ?", [sid])])
+    every = [f for found in functions.values() for f in found]
+    funcs = len(every)
+    known = [cc for f in every if (cc := q.index.facts[f.goid].cyclomatic) is not None]
+    avg_cc = sum(known) / len(known) if known else None
     facts = [
         ("id", sid), ("main package", pkg or "none"), ("size", f"{n_mod} modules, {funcs} functions, avg cyclomatic {avg_cc or 0:.3g}"),
         ("edges", f"{internal} inside, {e_in} in, {e_out} out"),
     ]  # fmt: skip
-    members = q.rows(
-        """WITH inside AS (SELECT module, is_isolated FROM analytics.subsystem_modules WHERE subsystem_id = $sid),
-           funcs AS (SELECT s.module, count(*) AS n FROM docs.symbols s JOIN inside USING (module)
-                     WHERE s.kind IN ('function', 'method') GROUP BY 1)
-           SELECT i.module, coalesce(f.n, 0), il.layer, i.is_isolated, count(*) OVER ()
-           FROM inside i LEFT JOIN funcs f USING (module) LEFT JOIN graph.import_layers il USING (module)
-           ORDER BY i.module LIMIT $n OFFSET $off""",
-        {"sid": sid, "n": n, "off": c.offset},
-    )
+    members = [
+        (module, len(functions.get(module, ())), layer, isolated, total)
+        for module, layer, isolated, total in q.rows(
+            """SELECT i.module, il.layer, i.is_isolated, count(*) OVER ()
+               FROM analytics.subsystem_modules i LEFT JOIN graph.import_layers il USING (module)
+               WHERE i.subsystem_id = $sid ORDER BY i.module LIMIT $n OFFSET $off""",
+            {"sid": sid, "n": n, "off": c.offset},
+        )
+    ]
     boundary = q.rows(
         """WITH inside AS (SELECT module FROM analytics.subsystem_modules WHERE subsystem_id = $sid)
            SELECT CASE WHEN src_module IN (SELECT module FROM inside) THEN 'out' ELSE 'in' END AS way, kind,
@@ -181,6 +193,16 @@ def subsystems(c: Call, name: str | None, limit: int | None) -> Answer:
                 brief=("way", "from", "to", "edges"), more="sql over graph.import_edges / docs.v_call_graph_enriched for all"),
     ]  # fmt: skip
     return Answer(f"subsystem {sname}", facts, sections)
+
+
+def _functions_by_module(c: Call, modules: list[str]) -> dict[str, list[Symbol]]:
+    """The functions and methods of each of `modules` (a module listed twice counts twice)."""
+    by_module = c.q.index.by_module
+    out: dict[str, list[Symbol]] = {}
+    for module in modules:
+        found = [s for s in by_module.get(module, ()) if s.kind in ("function", "method")]
+        out[module] = out.get(module, []) + found
+    return out
 
 
 # ---------------------------------------------------------------------------------------- describe
@@ -228,13 +250,13 @@ def describe(c: Call, name: str | None) -> Answer:
     )
     kinds = dict(objects)
     if not name:
-        rows = []
-        for obj in [o for o in kinds if o.startswith("docs.")] + [o for o in DESCRIPTIONS if not o.startswith("docs.") and o in kinds]:
-            cols = [r[0] for r in q.rows(
-                "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() AND schema_name || '.' || table_name = ? ORDER BY column_index",
-                [obj],
-            )]  # fmt: skip
-            rows.append((obj, kinds[obj], DESCRIPTIONS.get(obj, ""), ", ".join(cols)))
+        listed = [o for o in kinds if o.startswith("docs.")] + [o for o in DESCRIPTIONS if not o.startswith("docs.") and o in kinds]
+        columns = dict(q.rows(
+            "SELECT schema_name || '.' || table_name, list(column_name ORDER BY column_index) FROM duckdb_columns() "
+            "WHERE database_name = current_database() AND schema_name || '.' || table_name IN (SELECT unnest(?::VARCHAR[])) GROUP BY 1",
+            [listed],
+        ))  # fmt: skip
+        rows = [(obj, kinds[obj], DESCRIPTIONS.get(obj, ""), ", ".join(columns.get(obj, []))) for obj in listed]
         section = Section("views and tables", ("name", "kind", "what", "columns"), rows, brief=("name", "what"))
         return Answer("what the sql tool can read (read-only; one SELECT)", [], [section], ["describe NAME: one view's columns and types, with an example"])
     if name not in kinds:

@@ -96,7 +96,7 @@ def test_a_publish_gives_the_next_call_the_new_call_graph(served: Served) -> Non
     assert served.store.opened == 2
 
 
-def test_find_symbol_and_hotspots_answer_the_same_from_the_index_and_from_sql(served: Served) -> None:
+def test_find_symbol_hotspots_and_module_info_answer_the_same_from_the_index_and_from_sql(served: Served) -> None:
     service = Service(served.store)
     with served.store.lease() as snap:
         assert snap.loader is not None
@@ -112,8 +112,9 @@ def test_find_symbol_and_hotspots_answer_the_same_from_the_index_and_from_sql(se
     scopes = [None, "pkg", "pkg.core", "tests", *(s for (s,) in served.query("SELECT name FROM analytics.subsystems"))]
     for metric in ("complexity", "size", "fan_in", "pagerank", "betweenness"):
         calls += [("hotspots", {"metric": metric, "scope": scope, "limit": 3}) for scope in scopes]
+    calls += [("module_info", {"module": m}) for (m,) in served.query("SELECT module FROM core.modules")]
     from_index = [getattr(service, tool)(**args) for tool, args in calls]
-    index.prefixes, index.hot_ranked = None, None  # as before the extras are loaded: SQL answers
+    index.prefixes, index.hot_ranked, index.function_graph = None, None, None  # as before the extras are loaded: SQL answers
     assert [getattr(service, tool)(**args) for tool, args in calls] == from_index
     assert sum("prefix matches" in text for text, _ in from_index) > 10
     assert sum("hotspots by" in text and ": 0" not in text.splitlines()[1] for text, _ in from_index) > 10
