@@ -24,6 +24,7 @@ from codeintel.analysis.imports import extract_all_names, extract_import_sites
 from codeintel.analysis.metrics import compute_function_metrics
 from codeintel.gcpause import gc_paused
 from codeintel.ingestion.change_tracker import FileRef
+from codeintel.ingestion.cst.extract import extract_cst
 from codeintel.ingestion.parsing import (
     PARSE_STEP,
     ParsedFile,
@@ -31,7 +32,10 @@ from codeintel.ingestion.parsing import (
     ProblemKind,
     extractor_problem,
     read_and_parse,
+    read_source,
+    unusable_source,
 )
+from codeintel.ingestion.scan import hash_bytes
 from codeintel.storage.catalog import Table, spec_of
 
 logger = logging.getLogger(__name__)
@@ -67,14 +71,29 @@ class FileOutput:
         self.rows.setdefault(table, []).append(tuple(getattr(record, n) for n in names))
 
 
-def _each_parsed(batch: FileBatch) -> Iterator[tuple[FileRef, str | None, ParsedFile | ParseProblem]]:
+Parsed = ParsedFile | ParseProblem | None  # None: not parsed with ast (no extractor needs the tree)
+
+
+def _each_parsed(batch: FileBatch) -> Iterator[tuple[FileRef, str | None, Parsed, bytes | None]]:
+    """Each file of `batch`: the hash of its bytes, its ast tree (or why not), and its bytes."""
     root = Path(batch.root)
+    needs_tree = any(name in EXTRACTORS for name in batch.extractors)
     for ref in batch.files:
+        data: bytes | None = None  # with a tree, read again by a source extractor that needs it
+        parsed: Parsed
         try:
-            digest, parsed = read_and_parse(root, ref.path, batch.max_file_size)
+            if needs_tree:
+                digest, parsed = read_and_parse(root, ref.path, batch.max_file_size)
+            else:
+                found = read_source(root, ref.path)
+                if isinstance(found, ParseProblem):
+                    digest, parsed = None, found
+                else:
+                    data, digest = found, hash_bytes(found)
+                    parsed = unusable_source(ref.path, data, batch.max_file_size)
         except Exception as exc:  # a bug of ours on this file: every extractor records it
-            digest, parsed = ref.hash, extractor_problem(ref.path, PARSE_STEP, exc)
-        yield ref, digest or UNREAD, parsed
+            digest, parsed, data = ref.hash, extractor_problem(ref.path, PARSE_STEP, exc), None
+        yield ref, digest or UNREAD, parsed, data
 
 
 # the hash recorded as processed for a file that could not be read (gone since the scan): no file
@@ -94,21 +113,32 @@ def extract_batch(batch: FileBatch) -> list[dict[str, FileOutput]]:
         Per file of the batch, in order: extractor name -> its output.
     """
     with gc_paused():  # a batch's trees and rows: see codeintel.gcpause
-        return [_extract(batch, ref, digest, parsed) for ref, digest, parsed in _each_parsed(batch)]
+        return [_extract(batch, ref, digest, parsed, data) for ref, digest, parsed, data in _each_parsed(batch)]
 
 
 def _extract(
-    batch: FileBatch, ref: FileRef, digest: str | None, parsed: ParsedFile | ParseProblem
+    batch: FileBatch, ref: FileRef, digest: str | None, parsed: Parsed, data: bytes | None
 ) -> dict[str, FileOutput]:
     found: dict[str, FileOutput] = {}
     for name, step in zip(batch.extractors, batch.steps, strict=True):
         out = found[name] = FileOutput(ref.path, digest)
-        if isinstance(parsed, ParseProblem):
+        from_source = SOURCE_EXTRACTORS.get(name)
+        if from_source is not None and _source_usable(parsed):
+            if data is None:  # beside extractors of the tree: the bytes are read once more
+                found_bytes = read_source(Path(batch.root), ref.path)
+                data = found_bytes if isinstance(found_bytes, bytes) else None
+            if data is None:
+                continue  # gone since: no rows, as for the others
+            # tree-sitter parses what ast cannot (syntax errors, newer syntax, bad encodings)
+        elif isinstance(parsed, ParseProblem):
             if name == PROBLEM_OWNER or parsed.kind == ProblemKind.EXTRACTOR_ERROR:
                 out.add(Table.PARSE_ERRORS, replace(parsed, step=step))
             continue
         try:
-            EXTRACTORS[name](batch, ref, parsed, out)
+            if from_source is not None and data is not None:
+                from_source(batch, ref, data, step, out)
+            elif isinstance(parsed, ParsedFile):
+                EXTRACTORS[name](batch, ref, parsed, out)
         except Exception as exc:
             out.rows.clear()
             out.add(Table.PARSE_ERRORS, extractor_problem(ref.path, step, exc))
@@ -117,6 +147,16 @@ def _extract(
 
 
 Extractor = Callable[[FileBatch, FileRef, ParsedFile, FileOutput], None]
+SourceExtractor = Callable[[FileBatch, FileRef, bytes, str, FileOutput], None]  # (..., bytes, step, out)
+
+# what a source extractor still reads: files ast could not parse for want of a valid tree only
+_SOURCE_PROBLEMS = frozenset(
+    {ProblemKind.SYNTAX, ProblemKind.UNSUPPORTED_SYNTAX, ProblemKind.ENCODING, ProblemKind.RECURSION}
+)
+
+
+def _source_usable(parsed: Parsed) -> bool:
+    return not isinstance(parsed, ParseProblem) or parsed.kind in _SOURCE_PROBLEMS
 
 
 def _definitions(batch: FileBatch, ref: FileRef, parsed: ParsedFile, out: FileOutput) -> None:
@@ -176,6 +216,17 @@ def _call_facts(batch: FileBatch, ref: FileRef, parsed: ParsedFile, out: FileOut
     out.add(Table.CALL_FACTS, _CallFacts(ref.path, ref.module, facts_to_json(facts)))
 
 
+def _cst(batch: FileBatch, ref: FileRef, data: bytes, step: str, out: FileOutput) -> None:
+    found = extract_cst(data, repo=batch.repo, path=ref.path, module=ref.module)
+    out.rows[Table.COMMENTS] = found.comments
+    out.rows[Table.DEF_HEADERS] = found.headers
+    out.rows[Table.NAME_SITES] = found.names
+    # a syntax error or undecodable bytes are no row of its own: the file's one core.parse_errors
+    # row is ast_ingest's, and these rows are what tree-sitter recovered around them
+    for line, _, kind, message in found.problems:
+        logger.debug("cst_ingest: %s:%s: %s: %s", ref.path, line, kind, message)
+
+
 @functools.cache
 def extractor_code_digest() -> str:
     """A digest of the code that reads, parses and extracts files (codeintel/analysis and
@@ -193,5 +244,9 @@ EXTRACTORS: dict[str, Extractor] = {
     "metrics": _metrics,  # function_metrics: analytics.function_metrics
     "imports": _imports,  # import_graph: graph.import_sites, graph.module_exports
     "call_facts": _call_facts,  # call_graph: graph.call_facts
+}
+# extractors that work on a file's bytes (tree-sitter), run on files ast could not parse too
+SOURCE_EXTRACTORS: dict[str, SourceExtractor] = {
+    "cst": _cst,  # cst_ingest: core.comments, core.def_headers, core.name_sites
 }
 PROBLEM_OWNER = "definitions"

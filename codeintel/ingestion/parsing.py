@@ -72,12 +72,19 @@ class ParsedFile:
 
 def read_and_parse(root: Path, path: str, max_size: int) -> tuple[str | None, ParsedFile | ParseProblem]:
     """Read `root/path` and parse it; returns (hash of the bytes read, parsed file or problem)."""
-    try:
-        data = _read_regular_file(root / fs_path(path))
-    except OSError as exc:
-        return None, ParseProblem(path, ProblemKind.MISSING, None, None, f"cannot read: {exc.strerror or exc}")
+    data = read_source(root, path)
+    if isinstance(data, ParseProblem):
+        return None, data
     digest = hash_bytes(data)
     return digest, parse_bytes(path, data, max_size, digest)
+
+
+def read_source(root: Path, path: str) -> bytes | ParseProblem:
+    """The bytes of `root/path`, or a `missing` problem when it cannot be read."""
+    try:
+        return _read_regular_file(root / fs_path(path))
+    except OSError as exc:
+        return ParseProblem(path, ProblemKind.MISSING, None, None, f"cannot read: {exc.strerror or exc}")
 
 
 def _read_regular_file(path: Path) -> bytes:
@@ -92,16 +99,9 @@ def _read_regular_file(path: Path) -> bytes:
 
 def parse_bytes(path: str, data: bytes, max_size: int, digest: str | None = None) -> ParsedFile | ParseProblem:
     """Parse Python source bytes (honouring a PEP 263 coding cookie)."""
-    if len(data) > max_size:
-        return ParseProblem(
-            path,
-            ProblemKind.TOO_LARGE,
-            None,
-            None,
-            f"{len(data)} bytes is over the {max_size}-byte limit (max_file_size)",
-        )
-    if b"\0" in data:
-        return ParseProblem(path, ProblemKind.BINARY, None, None, "binary content (NUL byte)")
+    unusable = unusable_source(path, data, max_size)
+    if unusable is not None:
+        return unusable
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # SyntaxWarning for invalid escapes in analysed code
@@ -124,6 +124,21 @@ def parse_bytes(path: str, data: bytes, max_size: int, digest: str | None = None
         col = exc.start - data.rfind(b"\n", 0, exc.start)
         return ParseProblem(path, ProblemKind.ENCODING, line, col, f"not decodable: {exc}")
     return ParsedFile(path, digest or hash_bytes(data), tree, _source_lines(text))
+
+
+def unusable_source(path: str, data: bytes, max_size: int) -> ParseProblem | None:
+    """Why `data` is no source file to parse at all (too large, binary), or None."""
+    if len(data) > max_size:
+        return ParseProblem(
+            path,
+            ProblemKind.TOO_LARGE,
+            None,
+            None,
+            f"{len(data)} bytes is over the {max_size}-byte limit (max_file_size)",
+        )
+    if b"\0" in data:
+        return ParseProblem(path, ProblemKind.BINARY, None, None, "binary content (NUL byte)")
+    return None
 
 
 def _source_lines(text: str) -> list[str]:

@@ -35,8 +35,21 @@ from codeintel.analysis.history import (
 )
 from codeintel.analysis.history_timeseries import TimeseriesSettings
 from codeintel.analysis.imports import ImportSite, import_cycles_and_layers, resolve_imports
+from codeintel.analysis.signatures import DEFINITION_SIGNATURES_SQL, definition_types
 from codeintel.analysis.subsystems import detect_subsystems
 from codeintel.analysis.symbol_index import build_symbol_index, build_unresolved_names
+from codeintel.analysis.symbol_uses import symbol_use_edges_sql, symbol_uses_sql
+from codeintel.analysis.typed_calls import (
+    CLASS_BASES_SQL,
+    CONSTRUCTORS_TABLE,
+    COPY_CALL_EDGES_SQL,
+    INITS_SQL,
+    MERGE_COUNTS_SQL,
+    ClassBase,
+    constructor_targets,
+    constructors_table,
+    merged_call_edges_sql,
+)
 from codeintel.errors import PipelineCycleError, StepFailedError, ToolNotFoundError, UnknownStepError, did_you_mean
 from codeintel.ingestion.change_tracker import ChangeTracker
 from codeintel.ingestion.history import store as history_store
@@ -132,6 +145,21 @@ class AstIngestStep:
     name: ClassVar[str] = "ast_ingest"
     deps: ClassVar[tuple[str, ...]] = ("repo_scan",)
     file_work: ClassVar[FileWork] = FileWork(name, "definitions", (Table.AST_NODES,))
+
+    def run(self, ctx: PipelineContext) -> StepResult:
+        delta = collect_file_delta(ctx, self.file_work)
+        return write_file_delta(ctx, self.deps, delta)
+
+
+@dataclass(frozen=True)
+class CstIngestStep:
+    """Comments (pragmas, task tags), def headers and name sites of each stale file, from
+    tree-sitter: files `ast` cannot parse (newer syntax, syntax errors) too."""
+
+    name: ClassVar[str] = "cst_ingest"
+    # GOIDs come from its own tree-sitter definitions, by core.goids' rules: it needs only the scan
+    deps: ClassVar[tuple[str, ...]] = ("repo_scan",)
+    file_work: ClassVar[FileWork] = FileWork(name, "cst", (Table.COMMENTS, Table.DEF_HEADERS, Table.NAME_SITES))
 
     def run(self, ctx: PipelineContext) -> StepResult:
         delta = collect_file_delta(ctx, self.file_work)
@@ -368,13 +396,77 @@ def _same_program(ctx: PipelineContext, delta: FileDelta) -> Moves | None:
     return moves
 
 
-# what the graph steps read: node lists and (source, target, weight) pairs
+
+SCIP_INDEXED_SQL = f"SELECT count(*) > 0 FROM {Table.SCIP_DOCUMENTS}"
+NO_SCIP_NOTE = "no SCIP index (scip_ingest skipped or indexed nothing)"
+
+
+def _scip_indexed(ctx: PipelineContext) -> bool:
+    return bool(ctx.gateway.query(SCIP_INDEXED_SQL).column(0)[0].as_py())
+
+
+@dataclass(frozen=True)
+class CallGraphTypesStep:
+    """The call graph with the type checker's answers (graph.call_edges_merged): call sites SCIP
+    resolves to a repository function that the points-to analysis does not, and agreement."""
+
+    name: ClassVar[str] = "call_graph_types"
+    # beside call_graph, not in it: the call graph never waits for the indexer
+    deps: ClassVar[tuple[str, ...]] = ("goids", "call_graph", "scip_ingest", "cst_ingest")
+    code_version: ClassVar[str] = settings_note(merged_call_edges_sql(), CLASS_BASES_SQL, INITS_SQL)
+
+    def run(self, ctx: PipelineContext) -> StepResult:
+        if inputs_unchanged(ctx, self.name, self.deps):
+            return StepResult.noop("up to date")
+        indexed = _scip_indexed(ctx)
+        bases = [ClassBase(**r) for r in ctx.gateway.query(CLASS_BASES_SQL).to_pylist()] if indexed else []
+        inits = {r["class_goid"]: r["init_goid"] for r in ctx.gateway.query(INITS_SQL).to_pylist()} if indexed else {}
+        constructors = constructors_table(constructor_targets(bases, inits))
+        with step_writer(ctx, self.name, self.deps) as w:
+            w.con.register(CONSTRUCTORS_TABLE, constructors)
+            w.execute(f"DELETE FROM {Table.CALL_EDGES_MERGED}")
+            sql = merged_call_edges_sql() if indexed else COPY_CALL_EDGES_SQL
+            rows = history_store.insert_query(w, Table.CALL_EDGES_MERGED, sql)
+            w.con.unregister(CONSTRUCTORS_TABLE)
+            scip_only, confirmed = w.con.execute(MERGE_COUNTS_SQL).fetchone() or (0, 0)
+        note = f"{rows} edges, {scip_only} from SCIP alone, {confirmed} confirmed by it" if indexed else NO_SCIP_NOTE
+        return StepResult(rows, note=note)
+
+
+@dataclass(frozen=True)
+class SymbolUsesStep:
+    """Every use of a repository symbol (what the type checker says a name refers to, what the
+    syntax says it does there), the uses per pair of definitions, and the return type the
+    checker gives each function."""
+
+    name: ClassVar[str] = "symbol_uses"
+    deps: ClassVar[tuple[str, ...]] = ("goids", "scip_ingest", "cst_ingest")
+    code_version: ClassVar[str] = settings_note(symbol_uses_sql(), symbol_use_edges_sql(), DEFINITION_SIGNATURES_SQL)
+
+    def run(self, ctx: PipelineContext) -> StepResult:
+        if inputs_unchanged(ctx, self.name, self.deps):
+            return StepResult.noop("up to date")
+        indexed = _scip_indexed(ctx)
+        signatures = ctx.gateway.query(DEFINITION_SIGNATURES_SQL)
+        types = definition_types(zip(*(signatures.column(i).to_pylist() for i in range(3)), strict=True))
+        with step_writer(ctx, self.name, self.deps) as w:
+            for table, sql in ((Table.SYMBOL_USES, symbol_uses_sql()), (Table.SYMBOL_USE_EDGES, symbol_use_edges_sql())):
+                w.execute(f"DELETE FROM {table}")
+                history_store.insert_query(w, table, sql)
+            w.replace_all(Table.DEFINITION_TYPES, types)
+        if not indexed:
+            return StepResult(w.rows_written, note=NO_SCIP_NOTE + ": no symbol uses", skipped=True)
+        return StepResult(w.rows_written, note=f"{w.rows_written} rows")
+
+
+# what the graph steps read: node lists and (source, target, weight) pairs; calls: the merged
+# edges (the points-to analysis's and the type checker's, graph.call_edges_merged)
 MODULES_SQL = f"SELECT DISTINCT module FROM {Table.MODULES} ORDER BY module"
-CALL_PAIRS_SQL = f"""SELECT caller_goid, callee_goid, count(*)::DOUBLE FROM {Table.CALL_EDGES}
+CALL_PAIRS_SQL = f"""SELECT caller_goid, callee_goid, count(*)::DOUBLE FROM {Table.CALL_EDGES_MERGED}
     WHERE caller_goid IS NOT NULL AND callee_goid IS NOT NULL GROUP BY ALL ORDER BY ALL"""
 IMPORT_PAIRS_SQL = f"""SELECT src_module, dst_module, count(*)::DOUBLE FROM {Table.IMPORT_EDGES}
     WHERE target_kind = 'internal' AND NOT is_type_checking AND src_module <> dst_module GROUP BY ALL ORDER BY ALL"""
-MODULE_CALL_PAIRS_SQL = f"""SELECT e.caller_module, g.module, count(*)::DOUBLE FROM {Table.CALL_EDGES} e
+MODULE_CALL_PAIRS_SQL = f"""SELECT e.caller_module, g.module, count(*)::DOUBLE FROM {Table.CALL_EDGES_MERGED} e
     JOIN {Table.GOIDS} g ON g.goid = e.callee_goid WHERE e.caller_module <> g.module GROUP BY ALL ORDER BY ALL"""
 
 
@@ -383,7 +475,7 @@ class GraphMetricsStep:
     """Fan-in/out, PageRank, betweenness, closeness, cycles and layers of call and import graphs."""
 
     name: ClassVar[str] = "graph_metrics"
-    deps: ClassVar[tuple[str, ...]] = ("call_graph", "import_graph")
+    deps: ClassVar[tuple[str, ...]] = ("call_graph", "call_graph_types", "import_graph")
 
     # what it reads: a new call graph or import graph with the same pairs (code moved, calls
     # to externals changed) leaves it up to date, and the steps after it too
@@ -413,7 +505,7 @@ class SubsystemsStep:
     """Communities of modules by import and call affinity (Louvain, fixed seed), named by package."""
 
     name: ClassVar[str] = "subsystems"
-    deps: ClassVar[tuple[str, ...]] = ("import_graph", "call_graph")
+    deps: ClassVar[tuple[str, ...]] = ("import_graph", "call_graph", "call_graph_types")
 
     reads: ClassVar[tuple[str, ...]] = (MODULES_SQL, IMPORT_PAIRS_SQL, MODULE_CALL_PAIRS_SQL)
 
@@ -459,15 +551,15 @@ SYMBOL_INDEX_SQL = f"""
     SELECT g.goid, g.urn, g.kind, g.module, g.qualname, g.name, g.path, g.start_line, g.end_line, g.parent_goid,
            i.callers, o.callees, u.unresolved_calls, m.cyclomatic, m.loc
     FROM {Table.GOIDS} g
-    LEFT JOIN (SELECT callee_goid AS goid, count(DISTINCT caller_goid) AS callers FROM {Table.CALL_EDGES}
+    LEFT JOIN (SELECT callee_goid AS goid, count(DISTINCT caller_goid) AS callers FROM {Table.CALL_EDGES_MERGED}
                WHERE callee_goid IS NOT NULL GROUP BY 1) i USING (goid)
-    LEFT JOIN (SELECT caller_goid AS goid, count(DISTINCT callee_goid) AS callees FROM {Table.CALL_EDGES}
+    LEFT JOIN (SELECT caller_goid AS goid, count(DISTINCT callee_goid) AS callees FROM {Table.CALL_EDGES_MERGED}
                WHERE callee_goid IS NOT NULL GROUP BY 1) o USING (goid)
-    LEFT JOIN (SELECT caller_goid AS goid, count(*) AS unresolved_calls FROM {Table.CALL_EDGES}
+    LEFT JOIN (SELECT caller_goid AS goid, count(*) AS unresolved_calls FROM {Table.CALL_EDGES_MERGED}
                WHERE kind = '{CallKind.UNRESOLVED}' GROUP BY 1) u USING (goid)
     LEFT JOIN {Table.FUNCTION_METRICS} m USING (goid)
 """
-UNRESOLVED_SITES_SQL = f"SELECT callee_text, caller_goid FROM {Table.CALL_EDGES} WHERE kind = '{CallKind.UNRESOLVED}'"
+UNRESOLVED_SITES_SQL = f"SELECT callee_text, caller_goid FROM {Table.CALL_EDGES_MERGED} WHERE kind = '{CallKind.UNRESOLVED}'"
 
 
 @dataclass(frozen=True)
@@ -484,6 +576,8 @@ class DocsViewsStep:
         "call_graph",
         "graph_metrics",
         "subsystems",
+        "call_graph_types",
+        "symbol_uses",
     )
 
     def run(self, ctx: PipelineContext) -> StepResult:
@@ -491,7 +585,7 @@ class DocsViewsStep:
         views_exist = (
             f"SELECT count(*) >= {len(statements)} AND (SELECT count(*) FROM {Table.SYMBOLS}) = "
             f"(SELECT count(*) FROM {Table.GOIDS}) AND ((SELECT count(*) FROM {Table.UNRESOLVED_NAMES}) > 0 OR NOT EXISTS "
-            f"(SELECT 1 FROM {Table.CALL_EDGES} WHERE kind = '{CallKind.UNRESOLVED}')) AND ((SELECT count(*) FROM {Table.MODULE_EDGES}) > 0 "
+            f"(SELECT 1 FROM {Table.CALL_EDGES_MERGED} WHERE kind = '{CallKind.UNRESOLVED}')) AND ((SELECT count(*) FROM {Table.MODULE_EDGES}) > 0 "
             f"OR NOT EXISTS (SELECT 1 FROM {Table.IMPORT_EDGES} WHERE target_kind = 'internal')) FROM duckdb_views() WHERE schema_name = 'docs'"
         )
         if inputs_unchanged(ctx, self.name, self.deps, check=views_exist):
@@ -535,6 +629,7 @@ class GitHistoryStep:
             generations=lambda shas: history_store.read_generations(gateway, shas),
             stored_versions=lambda keys: history_store.read_versions(gateway, keys),
             stored_head=lambda: history_store.read_head(gateway),
+            stored_deletions=lambda shas: history_store.read_deletions(gateway, shas),
         ) as facts, step_writer(ctx, self.name, self.deps) as w:  # fmt: skip
             rows = history_store.store_history(w, plan, facts)
         return StepResult(rows, note=f"{plan.mode}: {len(facts.commits)} commits walked, {len(plan.gone)} gone")
@@ -604,7 +699,7 @@ class HistoryTimeseriesStep:
 
     def run(self, ctx: PipelineContext) -> StepResult:
         history, scan = ctx.config.execution.history, ctx.config.execution.scan
-        plan = plan_timeseries(ctx.gateway, TimeseriesSettings.from_config(history), scan)
+        plan = plan_timeseries(ctx.gateway, TimeseriesSettings.from_config(history), scan, full=ctx.config.full)
         if plan.unchanged and inputs_unchanged(ctx, self.name, self.deps):
             return StepResult.noop("up to date")
         facts = TimeseriesFacts()
@@ -636,12 +731,15 @@ PIPELINE_STEPS: tuple[PipelineStep, ...] = (
     ChangeCouplingStep(),
     OwnershipStep(),
     AstIngestStep(),
+    CstIngestStep(),
     GoidsStep(),
     FunctionMetricsStep(),
     ImportGraphStep(),
     CallGraphStep(),
     HistoryTimeseriesStep(),  # needs the history and the GOIDs only
     ScipIngestStep(),  # after call_graph locally: pyrefly, started after repo_scan, ran beside it
+    CallGraphTypesStep(),
+    SymbolUsesStep(),
     GraphMetricsStep(),
     SubsystemsStep(),
     HotspotsStep(),
