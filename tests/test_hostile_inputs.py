@@ -430,7 +430,8 @@ def test_a_non_utf8_file_name_is_stored_escaped_and_fully_indexed(
     assert fs_path(stored_cafe) == cafe and fs_path(stored_init) == f"{depot}/__init__.py"
     assert file_row(idx, stored_cafe) == ("caf\\udce9", True, None)
     assert file_row(idx, stored_init) == ("d\\udce9p\\udcf4t", True, None)
-    assert errors_of(idx, stored_cafe) == []
+    # pyrefly's config is TOML, which cannot name a non-UTF-8 file: scip_ingest's one row, every other step indexes it
+    assert [(e["step"], e["kind"]) for e in errors_of(idx, stored_cafe)] == [("scip_ingest", "not_indexed")]
     goids = dict(idx.query("SELECT module || '.' || qualname, path FROM core.goids WHERE kind = 'function'"))
     assert goids["caf\\udce9.brew"] == stored_cafe
     assert goids["d\\udce9p\\udcf4t.stock.stock"] == "d\\udce9p\\udcf4t/stock.py"

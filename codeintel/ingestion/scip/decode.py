@@ -20,6 +20,7 @@ from typing import BinaryIO
 
 import pyarrow as pa
 
+from codeintel.ingestion.parsing import read_source
 from codeintel.ingestion.scip import scip_pb2
 from codeintel.ingestion.scip.symbols import SymbolKind, parse_symbol
 from codeintel.storage.catalog import Table, spec_of
@@ -219,10 +220,9 @@ class _Columns:
 
 
 def _read(repo_root: Path, path: str) -> bytes | None:
-    try:
-        return (repo_root / path).read_bytes()
-    except OSError:
-        return None
+    """The file's bytes (None: gone, or no longer a regular file: never blocks on a FIFO)."""
+    found = read_source(repo_root, path)
+    return found if isinstance(found, bytes) else None
 
 
 def _decode_document(doc: scip_pb2.Document, repo_root: Path, strip: PathStripper, out: DecodedIndex) -> None:

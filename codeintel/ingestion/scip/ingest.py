@@ -36,6 +36,7 @@ from codeintel.ingestion.scip.pyrefly import IndexRequest, PyreflyIndexing, sour
 from codeintel.ingestion.tools import ToolService
 from codeintel.storage.catalog import Table, spec_of
 from codeintel.storage.gateway import StorageGateway, Writer
+from codeintel.storage.text import fs_path
 
 logger = logging.getLogger(__name__)
 
@@ -409,10 +410,7 @@ def write_scip(w: Writer, delta: ScipDelta, run_id: str) -> int:
     )
     _refresh_symbol_goids(w, mapping, clear)
     w.delete_paths(Table.PARSE_ERRORS, clear, f" AND step = '{STEP}'")
-    errors = [
-        (p, STEP, "not_indexed", None, None, "the type checker gave no document for this file", None, None)
-        for p in delta.not_indexed
-    ]
+    errors = [(p, STEP, "not_indexed", None, None, _not_indexed_reason(p), None, None) for p in delta.not_indexed]
     written += w.insert(Table.PARSE_ERRORS, errors)
     current = dict(delta.plan.hashes)
     done = [(p, current[p]) for p in (current if delta.mode == PlanMode.FULL else delta.indexed) if p in current]
@@ -421,6 +419,14 @@ def write_scip(w: Writer, delta: ScipDelta, run_id: str) -> int:
         w.execute(f"DELETE FROM {Table.STEP_FILE_STATE} WHERE step = ?", [STEP])
     ChangeTracker.record(w, STEP, run_id, done, gone)
     return written
+
+
+def _not_indexed_reason(path: str) -> str:
+    try:
+        fs_path(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return "pyrefly cannot be given a file whose name is not UTF-8 (its config is TOML): not type-checked"
+    return "pyrefly gave no document for this file (not type-checked)"
 
 
 def _refresh_symbol_goids(w: Writer, mapping: dict[tuple[str, str], str], fresh_paths: Sequence[str]) -> None:

@@ -27,6 +27,7 @@ from pathlib import Path
 from codeintel.config import ToolsConfig
 from codeintel.errors import ToolNotFoundError
 from codeintel.ingestion.tools import RunningTool, ToolService
+from codeintel.storage.text import fs_path
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ class IndexOutput:
 def config_text(request: IndexRequest) -> str:
     """pyrefly.toml for `request` (absolute paths: the config lives outside the repository)."""
     root = request.repo_root.resolve()
-    includes = [str(root / f) for f in request.files if _utf8(f)]
+    includes = [str(root / name) for f in request.files if _utf8(name := fs_path(f))]
     search = [str(root / r) for r in request.source_roots if r and _utf8(r)] + [str(root)]
     lines = [
         f"project-includes = {json.dumps(includes)}",
