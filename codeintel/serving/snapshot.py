@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import heapq
+import itertools
 import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,14 +94,26 @@ class Snapshot:
         self.users = 0
         self.retired = False
         self._lock = threading.Lock()
+        self._idle: list[duckdb.DuckDBPyConnection] = []
         # a snapshot of an older CodeIntel lacks what the index reads; only tools that need nothing new run on it
         self.loader = IndexLoader(self.cursor) if not info.missing else None
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         with self._lock:  # creating cursors of one connection from several threads at once is not safe
+            if self._idle:
+                return self._idle.pop()
             cur = self.con.cursor()
         cur.execute(f"USE {CATALOG}")
         return cur
+
+    def give_back(self, cur: duckdb.DuckDBPyConnection) -> None:
+        """A call's cursor, never interrupted, for the next call (a new one costs a connection and a USE)."""
+        with self._lock:
+            if len(self._idle) < _IDLE_CURSORS and not self.retired:
+                self._idle.append(cur)
+                return
+        with contextlib.suppress(duckdb.Error):
+            cur.close()
 
     def index(self, deadline: Deadline) -> SnapshotIndex:
         """The snapshot's index, once built (waiting for it within the call's deadline).
@@ -122,6 +136,10 @@ class Snapshot:
         if self.loader is not None:
             self.loader.join()  # closing the connection under a loading index would fail it for nothing
         with self._lock:
+            for cur in self._idle:
+                with contextlib.suppress(duckdb.Error):
+                    cur.close()
+            self._idle.clear()
             self.con.close()
 
 
@@ -305,6 +323,56 @@ class Deadline:
             raise DeadlineExceeded(f"{what} ran past its deadline of {self.seconds:g} s")
 
 
+class Watchdog:
+    """One thread that runs each call's interrupt at its deadline, unless cancelled first (a timer
+    thread per call would cost a thread start, which waits for the scheduler, on every call)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[list[Any]] = []  # [end (monotonic), sequence, action or None once cancelled]
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, end: float, action: Callable[[], None]) -> Callable[[], None]:
+        """Run `action` at `end` (time.monotonic); returns the cancel function."""
+        entry: list[Any] = [end, next(self._seq), action]
+        with self._cond:
+            heapq.heappush(self._heap, entry)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="codeintel-deadlines", daemon=True)
+                self._thread.start()
+            elif self._heap[0] is entry:
+                self._cond.notify()
+
+        def cancel() -> None:
+            entry[2] = None
+
+        return cancel
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._heap and self._heap[0][2] is None:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                wait = self._heap[0][0] - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                action = heapq.heappop(self._heap)[2]
+            if action is not None:
+                try:
+                    action()
+                except Exception:  # an interrupt that fails leaves that call to end by itself
+                    logger.exception("interrupting a call at its deadline failed")
+
+
+WATCHDOG = Watchdog()
+_IDLE_CURSORS = 8  # cursors a snapshot keeps for the next calls
+
+
 class Query:
     """One call's cursor on a snapshot; every statement is interrupted at the deadline."""
 
@@ -313,14 +381,16 @@ class Query:
         self.info = snapshot.info
         self.deadline = deadline
         self._cur = snapshot.cursor()
-        self._timer = threading.Timer(max(deadline.remaining(), 0.001), self._interrupt)
-        self._timer.daemon = True
-        self._timer.start()
+        self._lock = threading.Lock()
         self._closed = False
+        self._interrupted = False
+        self._cancel = WATCHDOG.watch(deadline.end, self._interrupt)
 
     def _interrupt(self) -> None:
-        if not self._closed:
-            self._cur.interrupt()
+        with self._lock:
+            if not self._closed:
+                self._interrupted = True
+                self._cur.interrupt()
 
     def rows(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
         """All rows of one statement."""
@@ -368,8 +438,12 @@ class Query:
             raise DeadlineExceeded(f"the call ran past its deadline of {self.deadline.seconds:g} s and was stopped") from exc
 
     def close(self) -> None:
-        self._closed = True
-        self._timer.cancel()
+        with self._lock:
+            self._closed = True
+        self._cancel()
+        if not self._interrupted:
+            self.snapshot.give_back(self._cur)
+            return
         with contextlib.suppress(duckdb.Error):  # an interrupted cursor may refuse; the connection is not affected
             self._cur.close()
 
