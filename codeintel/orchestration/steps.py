@@ -738,11 +738,11 @@ PIPELINE_STEPS: tuple[PipelineStep, ...] = (
     CallGraphStep(),
     HistoryTimeseriesStep(),  # needs the history and the GOIDs only
     ScipIngestStep(),  # after call_graph locally: pyrefly, started after repo_scan, ran beside it
-    CallGraphTypesStep(),
+    CallGraphTypesStep(),  # the call graph with the type checker's answers: after both
     SymbolUsesStep(),
+    HotspotsStep(),
     GraphMetricsStep(),
     SubsystemsStep(),
-    HotspotsStep(),
     DocsViewsStep(),
 )
 

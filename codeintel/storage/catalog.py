@@ -131,6 +131,7 @@ class Table(StrEnum):
     SYMBOL_USES = "graph.symbol_uses"
     SYMBOL_USE_EDGES = "graph.symbol_use_edges"
     CALL_EDGES_MERGED = "graph.call_edges_merged"
+    DEFINITION_TYPES = "analytics.definition_types"
 
 
 _SPECS = (
@@ -533,7 +534,6 @@ _TIMESERIES_SPECS = (
     ),
 )
 
-
 # the type checker's index (scip_ingest: codeintel/ingestion/scip/, codeintel/analysis/crosswalk.py).
 # Positions: line 1-based, col 0-based in UTF-8 bytes, end exclusive (as Python's ast).
 _SCIP_SPECS = (
@@ -649,6 +649,12 @@ _USE_SPECS = (
             "member_uses INTEGER, symbols INTEGER"
         ),
         ("user_goid", "def_goid"),
+        "symbol_uses",
+    ),
+    TableSpec(  # per function and method: the type checker's signature and the return type it gives
+        Table.DEFINITION_TYPES,
+        _cols("goid VARCHAR, symbol VARCHAR, signature VARCHAR, return_type VARCHAR"),
+        ("goid",),
         "symbol_uses",
     ),
     TableSpec(  # graph.call_edges and the call sites SCIP resolves (resolution 'scip', or '<resolution>+scip')

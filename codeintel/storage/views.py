@@ -21,7 +21,12 @@ VIEWS: dict[str, str] = {
                gm.layer AS call_layer, sm.subsystem_id, ss.name AS subsystem,
                fh.commits AS history_commits, fh.lines_added + fh.lines_deleted AS churn, fh.churn_365d,
                fh.authors AS author_count, fh.last_at AS last_changed_at, fh.age_days,
-               ow.main_author
+               ow.main_author,
+               h.signature, dt.return_type AS inferred_return_type,
+               CASE WHEN sd.path IS NOT NULL THEN coalesce(su.uses, 0) END AS use_count,
+               CASE WHEN sd.path IS NOT NULL THEN coalesce(su.callers, 0) END AS using_definitions,
+               CASE WHEN sd.path IS NOT NULL THEN coalesce(td.type_errors, 0) END AS type_errors,
+               CASE WHEN h.goid IS NOT NULL THEN coalesce(tc.todo_count, 0) END AS todo_count
         FROM core.goids g
         LEFT JOIN analytics.function_metrics m ON m.goid = g.goid
         LEFT JOIN analytics.graph_metrics_functions gm ON gm.goid = g.goid
@@ -29,6 +34,15 @@ VIEWS: dict[str, str] = {
         LEFT JOIN analytics.subsystems ss ON ss.subsystem_id = sm.subsystem_id
         LEFT JOIN analytics.function_history fh ON fh.goid = g.goid
         LEFT JOIN analytics.ownership ow ON ow.scope = 'function' AND ow.entity = g.goid
+        LEFT JOIN core.def_headers h ON h.goid = g.goid
+        LEFT JOIN (SELECT DISTINCT path FROM core.scip_documents) sd ON sd.path = g.path
+        LEFT JOIN analytics.definition_types dt ON dt.goid = g.goid
+        LEFT JOIN (SELECT def_goid, count(*) AS uses, count(DISTINCT user_goid) AS callers FROM graph.symbol_uses
+                   WHERE def_kind NOT IN ('attribute', 'variable') GROUP BY def_goid) su ON su.def_goid = g.goid
+        LEFT JOIN (SELECT enclosing_goid, count(*) AS type_errors FROM analytics.type_diagnostics
+                   GROUP BY enclosing_goid) td ON td.enclosing_goid = g.goid
+        LEFT JOIN (SELECT enclosing_goid, count(DISTINCT (path, line, col)) AS todo_count FROM core.comments
+                   WHERE tag IS NOT NULL GROUP BY enclosing_goid) tc ON tc.enclosing_goid = g.goid
         WHERE g.kind IN ('function', 'method')
     """,
     "docs.v_module_summary": """
@@ -75,7 +89,7 @@ VIEWS: dict[str, str] = {
                ce.start_line AS callee_start_line, e.kind, e.resolution, e.confidence,
                cm.cyclomatic AS callee_cyclomatic, cgm.fan_in AS callee_fan_in, cgm.pagerank AS callee_pagerank,
                e.caller_module, ce.module AS callee_module, e.caller_module <> ce.module AS crosses_module
-        FROM graph.call_edges e
+        FROM graph.call_edges_merged e
         LEFT JOIN core.goids cg ON cg.goid = e.caller_goid
         LEFT JOIN core.goids ce ON ce.goid = e.callee_goid
         LEFT JOIN analytics.function_metrics cm ON cm.goid = e.callee_goid
@@ -100,12 +114,30 @@ VIEWS: dict[str, str] = {
         LEFT JOIN members mb USING (subsystem_id)
         LEFT JOIN funcs f USING (subsystem_id)
     """,
-    # Call sites the call graph could not resolve, with the name they call (`a.b(...).c` calls
-    # `c`): a caller list that ignores them is a lower bound when a name matches.
+    # Every use of a repository symbol with names and places on both sides: what is used (the
+    # definition, or for an attribute / global the class / module it belongs to) and by whom.
+    "docs.v_symbol_uses": """
+        SELECT u.use_kind, u.def_kind,
+               CASE WHEN u.def_kind IN ('attribute', 'variable')
+                    THEN coalesce(dg.module || CASE WHEN dg.kind = 'module' THEN '' ELSE '.' || dg.qualname END, '?')
+                         || '.' || coalesce(sy.display_name, u.name)
+                    WHEN dg.kind = 'module' THEN dg.module ELSE dg.module || '.' || dg.qualname END AS def_name,
+               dg.path AS def_path, dg.start_line AS def_line,
+               CASE WHEN ug.kind = 'module' THEN ug.module ELSE ug.module || '.' || ug.qualname END AS user_name,
+               ug.kind AS user_kind, u.path, u.line, u.col, u.name, u.qualifier,
+               u.path IS DISTINCT FROM dg.path AS crosses_file, u.def_goid, u.user_goid, u.symbol
+        FROM graph.symbol_uses u
+        LEFT JOIN core.goids dg ON dg.goid = u.def_goid
+        LEFT JOIN core.goids ug ON ug.goid = u.user_goid
+        LEFT JOIN (SELECT symbol, min(display_name) AS display_name FROM core.scip_symbols GROUP BY symbol) sy
+               ON sy.symbol = u.symbol
+    """,
+    # Call sites neither the call graph nor the type checker could resolve, with the name they
+    # call (`a.b(...).c` calls `c`): a caller list that ignores them is a lower bound when a name matches.
     "docs.v_unresolved_calls": r"""
         SELECT e.caller_goid, e.caller, e.caller_module, e.path, e.line, e.col, e.callee_text,
                nullif(regexp_extract(e.callee_text, '([A-Za-z_][A-Za-z0-9_]*)\s*$', 1), '') AS called_name
-        FROM graph.call_edges e
+        FROM graph.call_edges_merged e
         WHERE e.kind = 'unresolved'
     """,
     # One row per function, class and method of HEAD (GOID) and commit that changed it, through

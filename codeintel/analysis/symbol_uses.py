@@ -1,0 +1,160 @@
+"""Uses of repository symbols: where each module, class, function, method, attribute and global
+is read, written, called, imported, subclassed, annotated with or decorated with.
+
+Pure SQL text over the type checker's occurrences (`core.scip_occurrences`, what each name
+refers to) and the syntax's name sites (`core.name_sites`, what the name does there); the
+symbol_uses step runs it in its write transaction.  Rules:
+
+- A use is an occurrence that is no definition, of a symbol defined in the repository (not an
+  external, a local variable, a parameter or a type parameter), in a file whose index and name
+  sites are of its current content (`FRESH_PATHS_SQL`).
+- `def_goid` is the GOID of the symbol itself (a module, class, function or method: `def_kind`
+  is its kind) or, for an attribute or a global variable (which have no GOID), of the class or
+  module it belongs to (`def_kind` 'attribute' or 'variable'): `Config#debug.` belongs to
+  class `Config`, `` `pkg.settings`/DEBUG. `` to module `pkg.settings`.
+- `use_kind` comes from the role of the first name site inside the occurrence (`UseKind`; a
+  module in a class's bases is read, not subclassed); where there is none, from the
+  occurrence's SCIP roles (write, import), else 'reference'.  A keyword argument is a use of
+  an attribute (a dataclass field); one the checker sends to a function (its `**kwargs`) is none.
+- `user_goid` is the innermost definition holding the use (the occurrence's enclosing GOID;
+  NULL in a file without GOIDs).
+- `graph.symbol_use_edges` aggregates the uses per (user, definition) pair with counts by kind.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class UseKind(StrEnum):
+    """What a use does with the symbol (from the role of its name site)."""
+
+    CALL = "call"
+    READ = "read"
+    WRITE = "write"
+    DELETE = "delete"
+    IMPORT = "import"
+    ANNOTATION = "annotation"
+    DECORATOR = "decorator"
+    SUBCLASS = "subclass"
+    KEYWORD_ARGUMENT = "keyword_argument"
+    REFERENCE = "reference"  # no name site at the occurrence (and no SCIP role that says more)
+
+
+# name site role -> use kind (role 'definition' is no use: the name is defined there)
+ROLE_USE_KINDS: dict[str, UseKind] = {
+    "call": UseKind.CALL,
+    "read": UseKind.READ,
+    "write": UseKind.WRITE,
+    "delete": UseKind.DELETE,
+    "import": UseKind.IMPORT,
+    "annotation": UseKind.ANNOTATION,
+    "decorator": UseKind.DECORATOR,
+    "base_class": UseKind.SUBCLASS,
+    "keyword_argument": UseKind.KEYWORD_ARGUMENT,
+}
+
+# SCIP SymbolRole bits
+SCIP_ROLE_IMPORT = 2
+SCIP_ROLE_WRITE = 4
+
+# the last descriptor of a SCIP symbol: a term `x.`, type `C#`, meta `m:` or method `f().`
+# (names plain or in backquotes); removing it leaves the symbol's owner (`pkg/`: the module `pkg/__init__:`)
+_LAST_DESCRIPTOR = r"(?:[A-Za-z0-9_$+-]+|`(?:[^`]|``)*`)(?:[.#:]|\([^)]*\)\.)$"
+
+# SCIP symbol -> GOID (the crosswalk; one GOID per symbol: redefinitions share a symbol, the
+# first in the file is the one the call graph names too)
+SYMBOL_GOIDS_SQL = """
+    SELECT x.symbol, arg_min(x.goid, (g.path, g.ordinal, g.goid)) AS goid, arg_min(g.kind, (g.path, g.ordinal, g.goid)) AS kind
+    FROM core.goid_crosswalk x JOIN core.goids g ON g.goid = x.goid
+    GROUP BY x.symbol
+"""
+
+# symbols defined in the repository that a use can refer to: not locals, parameters or type parameters
+REPO_SYMBOLS_SQL = r"""
+    SELECT symbol, min(display_name) AS display_name
+    FROM core.scip_symbols
+    WHERE NOT coalesce(is_external, false) AND def_path IS NOT NULL
+          AND NOT starts_with(symbol, 'local ') AND NOT regexp_matches(symbol, '[)\]]$')
+    GROUP BY symbol
+"""
+
+# files whose SCIP index and name sites are of their current content: where scip_ingest kept
+# an older index (the indexer was missing this time), positions of an edited file could name
+# the wrong symbols, so only these files' occurrences count
+FRESH_PATHS_SQL = """
+    SELECT f.path FROM core.file_state f
+    JOIN meta.step_file_state s ON s.step = 'scip_ingest' AND s.path = f.path AND s.hash = f.hash
+    JOIN meta.step_file_state c ON c.step = 'cst_ingest' AND c.path = f.path AND c.hash = f.hash
+"""
+
+_KIND_CASE = "CASE role " + " ".join(f"WHEN '{role}' THEN '{kind}'" for role, kind in ROLE_USE_KINDS.items()) + (
+    f" ELSE CASE WHEN roles & {SCIP_ROLE_WRITE} <> 0 THEN '{UseKind.WRITE}'"
+    f" WHEN roles & {SCIP_ROLE_IMPORT} <> 0 THEN '{UseKind.IMPORT}' ELSE '{UseKind.REFERENCE}' END END"
+)
+
+
+def symbol_uses_sql() -> str:
+    """The rows of graph.symbol_uses (ordered by path, line, col, symbol)."""
+    owner = f"regexp_replace(r.symbol, '{_LAST_DESCRIPTOR}', '')"
+    return f"""
+    WITH goid_of AS ({SYMBOL_GOIDS_SQL}),
+    repo AS ({REPO_SYMBOLS_SQL}),
+    fresh AS ({FRESH_PATHS_SQL}),
+    defs AS (  -- per repository symbol: its GOID, or the GOID of the class or module it belongs to
+        SELECT r.symbol, r.display_name, coalesce(d.goid, w.goid) AS def_goid,
+               CASE WHEN d.goid IS NOT NULL THEN d.kind WHEN w.kind = 'class' THEN 'attribute' ELSE 'variable' END AS def_kind
+        FROM repo r
+        LEFT JOIN goid_of d ON d.symbol = r.symbol
+        LEFT JOIN goid_of w ON d.goid IS NULL
+              AND w.symbol = CASE WHEN ends_with({owner}, '/') THEN {owner} || '__init__:' ELSE {owner} END
+        WHERE coalesce(d.goid, w.goid) IS NOT NULL
+    ),
+    used AS (
+        SELECT o.path, o.line, o.col, o.end_line, o.end_col, o.symbol, o.roles, o.enclosing_goid,
+               f.display_name, f.def_goid, f.def_kind
+        FROM core.scip_occurrences o
+        JOIN defs f ON f.symbol = o.symbol
+        WHERE NOT o.is_definition AND o.path IN (SELECT path FROM fresh)
+    ),
+    sited AS (  -- the first name site inside the occurrence (`.app` of `from .app import x` starts at the dot)
+        SELECT u.*, CASE WHEN n.col < u.end_col OR u.end_line > u.line THEN n.name END AS site_name,
+               CASE WHEN n.col < u.end_col OR u.end_line > u.line THEN n.role END AS role,
+               CASE WHEN n.col < u.end_col OR u.end_line > u.line THEN n.qualifier END AS qualifier
+        FROM used u
+        ASOF LEFT JOIN core.name_sites n ON n.path = u.path AND n.line = u.line AND n.col >= u.col
+    )
+    SELECT path, line, col, end_line, end_col, coalesce(site_name, display_name) AS name,
+           CASE WHEN role = 'base_class' AND def_kind = 'module' THEN '{UseKind.READ}' ELSE {_KIND_CASE} END AS use_kind,
+           symbol, def_goid, def_kind, enclosing_goid AS user_goid, qualifier
+    FROM sited
+    WHERE role IS DISTINCT FROM 'definition'
+          -- `f(k=v)` names f's parameter k; where f takes **kwargs the checker names f itself: no use
+          AND NOT (role = 'keyword_argument' AND def_kind NOT IN ('attribute', 'variable'))
+    ORDER BY path, line, col, symbol
+    """
+
+
+_EDGE_COUNTS = {
+    "calls": UseKind.CALL,
+    "reads": UseKind.READ,
+    "writes": UseKind.WRITE,
+    "imports": UseKind.IMPORT,
+    "annotations": UseKind.ANNOTATION,
+    "subclasses": UseKind.SUBCLASS,
+    "decorators": UseKind.DECORATOR,
+}
+
+
+def symbol_use_edges_sql() -> str:
+    """The rows of graph.symbol_use_edges: graph.symbol_uses per (user, definition) pair."""
+    counts = ", ".join(f"count(*) FILTER (WHERE use_kind = '{kind}') AS {name}" for name, kind in _EDGE_COUNTS.items())
+    return f"""
+    SELECT user_goid, def_goid, count(*) AS uses, list(DISTINCT use_kind ORDER BY use_kind) AS kinds, {counts},
+           count(*) FILTER (WHERE def_kind IN ('attribute', 'variable')) AS member_uses,
+           count(DISTINCT symbol) AS symbols
+    FROM graph.symbol_uses
+    WHERE user_goid IS NOT NULL
+    GROUP BY user_goid, def_goid
+    ORDER BY user_goid, def_goid
+    """
