@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -89,20 +89,35 @@ class _Batches:
         return pa.Table.from_batches(self.batches, schema=self.schema)
 
 
-_OCCURRENCE_SCHEMA = spec_of(Table.SCIP_OCCURRENCES).arrow_schema
+_OCCURRENCE_SCHEMA = pa.schema(
+    [
+        pa.field(f.name, pa.dictionary(pa.int32(), pa.string()))
+        if f.name in ("path", "symbol", "enclosing_goid")
+        else f
+        for f in spec_of(Table.SCIP_OCCURRENCES).arrow_schema
+    ]
+)  # paths, symbols and GOIDs repeat: dictionary-encoded, the decoded index stays small
+
+Enclosing = Callable[[str, list[int]], list[str | None]]  # (path, lines) -> enclosing GOIDs
 
 
-def _occurrence_batch(path: str, rows: list[tuple[int, int, str, int, int, int]]) -> pa.RecordBatch:
-    """One document's occurrences (rows sorted by line, col, symbol) as a batch, enclosing GOIDs NULL."""
+def _occurrence_batch(
+    path: str, rows: list[tuple[int, int, str, int, int, int]], enclosing: Enclosing | None
+) -> pa.RecordBatch:
+    """One document's occurrences (rows sorted by line, col, symbol) as a batch."""
     line, col, symbol, end_line, end_col, roles = zip(*rows, strict=True) if rows else ((),) * 6
     n = len(rows)
+    goids = enclosing(path, list(line)) if enclosing is not None else [None] * n
     arrays = [
-        pa.array([path] * n, pa.string()), pa.array(symbol, pa.string()), pa.array(line, pa.int32()),
+        pa.DictionaryArray.from_arrays(pa.array([0] * n, pa.int32()), pa.array([path], pa.string())),
+        pa.array(symbol, pa.string()).dictionary_encode(), pa.array(line, pa.int32()),
         pa.array(col, pa.int32()), pa.array(end_line, pa.int32()), pa.array(end_col, pa.int32()),
         pa.array([r & _DEFINITION == _DEFINITION for r in roles], pa.bool_()), pa.array(roles, pa.int32()),
-        pa.nulls(n, pa.string()),
+        pa.array(goids, pa.string()).dictionary_encode(),
     ]  # fmt: skip
-    return pa.RecordBatch.from_arrays(arrays, schema=_OCCURRENCE_SCHEMA)
+    return pa.RecordBatch.from_arrays(
+        [a.cast(f.type) for a, f in zip(arrays, _OCCURRENCE_SCHEMA, strict=True)], schema=_OCCURRENCE_SCHEMA
+    )
 
 
 @dataclass(slots=True)
@@ -110,7 +125,7 @@ class DecodedIndex:
     """What one indexer run gave, as Arrow batches (unsorted until `to_tables`)."""
 
     documents: _Batches = field(default_factory=lambda: _Batches(Table.SCIP_DOCUMENTS))
-    symbols: _Batches = field(default_factory=lambda: _Batches(Table.SCIP_SYMBOLS))
+    symbols: dict[str, pa.RecordBatch] = field(default_factory=dict)  # per path, sorted by symbol
     occurrences: dict[str, pa.RecordBatch] = field(default_factory=dict)  # per path, sorted
     externals: dict[str, tuple[object, ...]] = field(default_factory=dict)
 
@@ -154,9 +169,14 @@ def _varint(stream: BinaryIO) -> int | None:
 
 
 def decode_index(
-    index_path: Path, repo_root: Path, strip: PathStripper, wanted: set[str] | None = None
+    index_path: Path,
+    repo_root: Path,
+    strip: PathStripper,
+    wanted: set[str] | None = None,
+    enclosing: Enclosing | None = None,
 ) -> DecodedIndex:
-    """Decode the index at `index_path` (documents outside `wanted`, when given, are skipped).
+    """Decode the index at `index_path` (documents outside `wanted`, when given, are skipped);
+    `enclosing` gives the occurrences' enclosing GOIDs.
 
     Raises:
         IndexDecodeError: The file is not a readable SCIP index.
@@ -170,7 +190,7 @@ def decode_index(
                 if number == _DOCUMENTS:
                     doc = scip_pb2.Document.FromString(payload)
                     if wanted is None or doc.relative_path in wanted:
-                        _decode_document(doc, repo_root, strip, out)
+                        _decode_document(doc, repo_root, strip, out, enclosing)
                 elif number == _EXTERNALS:
                     info = scip_pb2.SymbolInformation.FromString(payload)
                     out.externals.setdefault(info.symbol, _external_row(info, strip))
@@ -185,7 +205,7 @@ class _Columns:
     """Converts a document's ranges (in its position encoding) to UTF-8 byte columns."""
 
     def __init__(self, data: bytes | None, encoding: int) -> None:
-        self._ascii = data is None or data.isascii() or encoding == 1
+        self.ascii = self._ascii = data is None or data.isascii() or encoding == 1
         self._lines = data.split(b"\n") if not self._ascii and data is not None else []
         self._encoding = encoding
         self._cache: dict[int, list[int] | None] = {}
@@ -225,20 +245,26 @@ def _read(repo_root: Path, path: str) -> bytes | None:
     return found if isinstance(found, bytes) else None
 
 
-def _decode_document(doc: scip_pb2.Document, repo_root: Path, strip: PathStripper, out: DecodedIndex) -> None:
+def _decode_document(
+    doc: scip_pb2.Document, repo_root: Path, strip: PathStripper, out: DecodedIndex, enclosing: Enclosing | None
+) -> None:
     path = doc.relative_path
     data = _read(repo_root, path)
     cols = _Columns(data, doc.position_encoding)
     rows = []
+    convert = cols.byte_col
     for o in doc.occurrences:
-        r = tuple(o.range)
+        r = o.range
         if len(r) == 3:
             sl, sc, el, ec = r[0], r[1], r[0], r[2]
         elif len(r) == 4:
             sl, sc, el, ec = r
         else:
             continue
-        rows.append((sl + 1, cols.byte_col(sl, sc), o.symbol, el + 1, cols.byte_col(el, ec), o.symbol_roles))
+        if cols.ascii:
+            rows.append((sl + 1, sc, o.symbol, el + 1, ec, o.symbol_roles))
+        else:
+            rows.append((sl + 1, convert(sl, sc), o.symbol, el + 1, convert(el, ec), o.symbol_roles))
     rows.sort()
     first_def: dict[str, tuple[int | None, int | None]] = {}
     module = ""
@@ -248,30 +274,41 @@ def _decode_document(doc: scip_pb2.Document, repo_root: Path, strip: PathStrippe
             if not module and symbol.endswith("__init__:"):
                 module = parse_symbol(symbol).module
     definitions = sum(1 for r in rows if r[5] & _DEFINITION)
-    out.occurrences[path] = _occurrence_batch(path, rows)
+    out.occurrences[path] = _occurrence_batch(path, rows, enclosing)
     interface: list[str] = []
-    count = 0
+    symbols: list[tuple[object, ...]] = []
     for info in doc.symbols:
         symbol = info.symbol
         parsed = parse_symbol(symbol)
         if parsed.kind == SymbolKind.LOCAL:
             continue
-        count += 1
         signature, documentation = _hover(info.documentation, strip)
         relationships = _relationships(info)
         def_line, def_col = first_def.get(symbol, (None, None))
-        out.symbols.add(
+        symbols.append(
             (symbol, str(parsed.kind), parsed.display_name, parsed.qualified_name, parsed.module, parsed.package,
              parsed.version, False, path, def_line, def_col, signature, documentation, relationships, None)
         )  # fmt: skip
         if parsed.kind in _INTERFACE_KINDS and "()." not in symbol.rpartition("/")[2][:-3]:
             interface.append(f"{symbol}\x00{signature}\x00{' '.join(relationships)}")
+    symbols.sort(key=lambda row: str(row[0]))
+    out.symbols[path] = _symbol_batch(symbols)
+    count = len(symbols)
     digest = hashlib.blake2b("\n".join(sorted(interface)).encode(), digest_size=12).hexdigest()
     file_hash = hashlib.sha1(data).hexdigest() if data is not None else None
     out.documents.add(
         (path, module or None, doc.language or "python", _ENCODINGS.get(doc.position_encoding, "unspecified"),
          len(doc.occurrences), definitions, count, 0, file_hash, digest)
     )  # fmt: skip
+
+
+_SYMBOL_SCHEMA = spec_of(Table.SCIP_SYMBOLS).arrow_schema
+
+
+def _symbol_batch(rows: list[tuple[object, ...]]) -> pa.RecordBatch:
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in _SYMBOL_SCHEMA]
+    arrays = [pa.array(list(c), f.type) for c, f in zip(columns, _SYMBOL_SCHEMA, strict=True)]
+    return pa.RecordBatch.from_arrays(arrays, schema=_SYMBOL_SCHEMA)
 
 
 def _hover(parts: Iterable[str], strip: PathStripper) -> tuple[str | None, str | None]:
@@ -331,7 +368,7 @@ def to_tables(decoded: DecodedIndex, project_package: str) -> dict[str, pa.Table
     occ = pa.Table.from_batches([decoded.occurrences[p] for p in sorted(decoded.occurrences)], _OCCURRENCE_SCHEMA)
     return {
         "documents": _sorted(decoded.documents.table(), ["path"]),
-        "symbols": _sorted(decoded.symbols.table(), ["def_path", "symbol"]),
+        "symbols": pa.Table.from_batches([decoded.symbols[p] for p in sorted(decoded.symbols)], _SYMBOL_SCHEMA),
         "externals": _sorted(_table(Table.SCIP_SYMBOLS, externals), ["symbol"]),
         "occurrences": occ,  # sorted per document, documents in path order
     }

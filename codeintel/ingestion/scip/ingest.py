@@ -41,6 +41,7 @@ from codeintel.storage.text import fs_path
 logger = logging.getLogger(__name__)
 
 STEP = "scip_ingest"
+WRITE_MEMORY_LIMIT = "256MB"
 FULL_SHARE = 0.3  # above this share of the files to index again, one full run is cheaper
 # pyrefly's codes for imports it cannot resolve: an added file may resolve them
 UNRESOLVED_IMPORT_CODES = ("missing-import", "missing-module-attribute", "import-error")
@@ -147,9 +148,8 @@ class ScipDelta:
         self.tables.setdefault(name, []).append(table)
 
     def table(self, name: str) -> pa.Table:
-        spec = spec_of(name)
         parts = self.tables.get(name, [])
-        return pa.concat_tables(parts) if parts else spec.arrow_schema.empty_table()
+        return pa.concat_tables(parts) if parts else spec_of(name).arrow_schema.empty_table()
 
 
 def run_rounds(
@@ -172,6 +172,7 @@ def run_rounds(
     files: tuple[str, ...] = plan.files
     stored_iface = _stored_interfaces(gateway) if plan.mode == PlanMode.PARTIAL else {}
     indexing = ahead.indexing if ahead is not None else None
+    enclosing = enclosing_index(gateway, sorted(all_files))
     added = [p for p in plan.changed if p not in stored_iface]
     while files:
         if indexing is None:
@@ -181,7 +182,7 @@ def run_rounds(
             delta.pyrefly_seconds += output.seconds
             strip = PathStripper((*strip_roots, str(output.scratch)))
             wanted = set(files)
-            decoded: DecodedIndex = decode_index(output.index, repo_root, strip, wanted)
+            decoded: DecodedIndex = decode_index(output.index, repo_root, strip, wanted, enclosing.lookup_many)
             tables = to_tables(decoded, project)
             diagnostics = decode_diagnostics(output.diagnostics, repo_root, strip, wanted)
         finally:
@@ -283,13 +284,12 @@ def crosswalk(
             [kinds, sorted(replaced_paths)],
         ).to_pylist()
     )
-    fresh = new_symbols.filter(pc.is_in(new_symbols["kind"], pa.array(kinds)))
+    fresh = new_symbols.select(["symbol", "def_path", "kind", "qualified_name"])
+    fresh = fresh.filter(pc.is_in(fresh["kind"], pa.array(kinds)))
     definitions = [ScipDefinition(**r) for r in stored] + [
-        ScipDefinition(s, p, k, q)
-        for s, p, k, q in zip(
-            *(fresh[c].to_pylist() for c in ("symbol", "def_path", "kind", "qualified_name")), strict=True
-        )
+        ScipDefinition(s, p, k, q) for s, p, k, q in zip(*(c.to_pylist() for c in fresh.columns), strict=True)
     ]
+    del fresh
     rows = build_crosswalk(goids, definitions)
     mapping = goid_of_symbols(goids, rows)
     schema = spec_of(Table.GOID_CROSSWALK).arrow_schema
@@ -335,9 +335,10 @@ def collect_scip(
     roots = (str(repo_root), str(repo_root.resolve()))
     delta = run_rounds(gateway, plan, StartFn(service), ahead, roots, project, repo_root)
     index = enclosing_index(gateway, delta.indexed)
-    delta.final[Table.SCIP_DOCUMENTS] = delta.table(Table.SCIP_DOCUMENTS)
-    delta.final[Table.SCIP_OCCURRENCES] = with_enclosing(_sort(delta, Table.SCIP_OCCURRENCES), index)
-    delta.final[Table.TYPE_DIAGNOSTICS] = with_enclosing(_sort(delta, Table.TYPE_DIAGNOSTICS), index)
+    diagnostics = with_enclosing(_sort(delta, Table.TYPE_DIAGNOSTICS), index)
+    delta.final[Table.SCIP_DOCUMENTS] = _with_diagnostic_counts(delta.table(Table.SCIP_DOCUMENTS), diagnostics)
+    delta.final[Table.SCIP_OCCURRENCES] = _sort(delta, Table.SCIP_OCCURRENCES)
+    delta.final[Table.TYPE_DIAGNOSTICS] = diagnostics
     replaced = delta.cleared if delta.mode != PlanMode.FULL else [p for p, _ in plan.hashes]
     delta.final[Table.GOID_CROSSWALK], delta.final[Table.SCIP_SYMBOLS], delta.mapping = crosswalk(
         gateway, delta.table(Table.SCIP_SYMBOLS), replaced, everything=delta.mode == PlanMode.FULL
@@ -363,9 +364,16 @@ _SORT_KEYS: dict[str, list[str]] = {
 
 def _sort(delta: ScipDelta, name: str) -> pa.Table:
     table = delta.table(name)
-    if len(delta.tables.get(name, [])) > 1:
-        table = table.sort_by([(k, "ascending") for k in _SORT_KEYS[name]])
+    if len(delta.tables.get(name, [])) > 1:  # several rounds (small ones): plain strings sort
+        table = table.cast(spec_of(name).arrow_schema).sort_by([(k, "ascending") for k in _SORT_KEYS[name]])
     return table
+
+
+def _with_diagnostic_counts(documents: pa.Table, diagnostics: pa.Table) -> pa.Table:
+    counts = diagnostics.group_by("path").aggregate([("path", "count")]).to_pylist() if diagnostics.num_rows else []
+    per_path = {r["path"]: r["path_count"] for r in counts}
+    column = pa.array([per_path.get(p, 0) for p in documents["path"].to_pylist()], pa.int32())
+    return documents.set_column(documents.schema.get_field_index("diagnostics"), "diagnostics", column)
 
 
 def _empty(name: str) -> pa.Table:
@@ -375,6 +383,17 @@ def _empty(name: str) -> pa.Table:
 def write_scip(w: Writer, delta: ScipDelta, run_id: str) -> int:
     """Replace the rows of the indexed and deleted files, merge externals, refresh GOIDs, record
     the files processed (inside the step's transaction)."""
+    pa.default_memory_pool().release_unused()
+    # the transaction holds a whole index: DuckDB spills it rather than grow (reset afterwards:
+    # the setting belongs to the database instance, which other connections of this process share)
+    w.execute(f"SET memory_limit = '{WRITE_MEMORY_LIMIT}'")
+    try:
+        return _write_scip(w, delta, run_id)
+    finally:
+        w.execute("RESET memory_limit")
+
+
+def _write_scip(w: Writer, delta: ScipDelta, run_id: str) -> int:
     from codeintel.ingestion.change_tracker import ChangeTracker
 
     mapping = delta.mapping
