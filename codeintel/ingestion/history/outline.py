@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from codeintel.ingestion.cst.parser import python_parser
 from codeintel.ingestion.history.gitlog import Hunk
 
 CLASS, FUNCTION, METHOD, MODULE = "class", "function", "method", "module"
@@ -312,7 +313,6 @@ def _kind(is_class: bool, parent: Def) -> str:
 
 # tree-sitter: where ast cannot parse (Python 2 code); statement nodes only are walked
 
-_TS_PARSER: Any = None
 _TS_DEF_TYPES = frozenset({"function_definition", "class_definition"})
 _TS_CONTAINERS = frozenset(
     {
@@ -324,13 +324,7 @@ _TS_CONTAINERS = frozenset(
 
 
 def _ts_parser() -> Any:
-    global _TS_PARSER
-    if _TS_PARSER is None:
-        import tree_sitter_python
-        from tree_sitter import Language, Parser
-
-        _TS_PARSER = Parser(Language(tree_sitter_python.language()))
-    return _TS_PARSER
+    return python_parser()  # the process's one tree-sitter parser, shared with cst_ingest
 
 
 def _ts_region(data: bytes, offset: int, container: Def, wrapped: bool) -> Parsed:
