@@ -24,7 +24,13 @@ from codeintel.ingestion.scip.decode import IndexDecodeError, iter_index_fields
 from codeintel.ingestion.scip.symbols import SymbolKind, parse_symbol
 from codeintel.storage.catalog import CATALOG, Table
 
-SCIP_TABLES = (Table.SCIP_DOCUMENTS, Table.SCIP_SYMBOLS, Table.SCIP_OCCURRENCES, Table.GOID_CROSSWALK, Table.TYPE_DIAGNOSTICS)
+SCIP_TABLES = (
+    Table.SCIP_DOCUMENTS,
+    Table.SCIP_SYMBOLS,
+    Table.SCIP_OCCURRENCES,
+    Table.GOID_CROSSWALK,
+    Table.TYPE_DIAGNOSTICS,
+)
 STEPS = ["scip_ingest"]
 
 SHOP = {
@@ -59,6 +65,10 @@ SHOP = {
             return value
         """,
     "pkg/other.py": """
+        CACHE = []
+        CACHE.append(1)  # the hover says "inferred from first use at <a file:// link>"
+
+
         def alone() -> int:
             return 1
         """,
@@ -93,7 +103,9 @@ def test_the_committed_scip_module_is_what_the_proto_generates(tmp_path: Path) -
     generated = regenerate.regenerate(tmp_path)
     for path in generated:
         committed = regenerate.HERE / path.name
-        assert path.read_bytes() == committed.read_bytes(), f"{committed.name} differs: run python -m {regenerate.__name__}"
+        assert path.read_bytes() == committed.read_bytes(), (
+            f"{committed.name} differs: run python -m {regenerate.__name__}"
+        )
 
 
 @pytest.mark.parametrize(
@@ -152,9 +164,16 @@ def test_occurrences_of_a_symbol_across_files_with_roles_positions_and_enclosing
     base = "SELECT symbol FROM core.scip_symbols WHERE def_path = 'pkg/base.py' AND qualified_name = ?"
     (cls,) = shop.query(base, ["Base"])[0]
     used = shop.query("SELECT path, line, col FROM core.scip_occurrences WHERE symbol = ? ORDER BY ALL", [cls])
-    assert used == [("pkg/base.py", 5, 6), ("pkg/use.py", 2, 21), ("pkg/use.py", 5, 12)]  # defined, imported, subclassed
+    assert used == [
+        ("pkg/base.py", 5, 6),
+        ("pkg/use.py", 2, 21),
+        ("pkg/use.py", 5, 12),
+    ]  # defined, imported, subclassed
     (count,) = shop.query(base, ["Base.count"])[0]
-    assert shop.query("SELECT line, col FROM core.scip_occurrences WHERE symbol = ? ORDER BY ALL", [count]) == [(6, 4), (10, 24)]
+    assert shop.query("SELECT line, col FROM core.scip_occurrences WHERE symbol = ? ORDER BY ALL", [count]) == [
+        (6, 4),
+        (10, 24),
+    ]
     relationships = shop.query(
         "SELECT relationships FROM core.scip_symbols WHERE def_path = 'pkg/use.py' AND qualified_name = 'Child'"
     )
@@ -190,6 +209,8 @@ def test_signatures_docs_and_type_errors_carry_no_machine_paths(shop: Any) -> No
     )
     leaked = [t for (t,) in texts if root in t or "file://" in t or "codeintel-scip-" in t]
     assert leaked == []
+    cache = shop.query("SELECT documentation FROM core.scip_symbols WHERE qualified_name = 'CACHE'")
+    assert cache == [("**Type source**\n- Inferred from first use at [3:1](pkg/other.py#L3,1): `CACHE.append(1)`",)]
     errors = shop.query("SELECT path, line, col, code, enclosing_goid FROM analytics.type_diagnostics")
     main = shop.query("SELECT goid FROM core.goids WHERE qualname = 'main'")[0][0]
     assert errors == [("pkg/use.py", 12, 17, "bad-assignment", main)]
@@ -220,7 +241,10 @@ def _full_twin(make_indexer: Any, idx: Any, tmp_path: Path, name: str) -> Any:
     [
         ({"pkg/base.py": SHOP["pkg/base.py"].replace("return a * 2", "return a * 3")}, 1),  # body only
         ({"pkg/base.py": SHOP["pkg/base.py"].replace("def helper(a: int)", "def helper(a: int, b: int = 0)")}, 2),
-        ({"pkg/base.py": SHOP["pkg/base.py"].replace("a: int) -> int", "a: int) -> str").replace("a * 2", "str(a)")}, 2),
+        (
+            {"pkg/base.py": SHOP["pkg/base.py"].replace("a: int) -> int", "a: int) -> str").replace("a * 2", "str(a)")},
+            2,
+        ),
         ({"pkg/other.py": None}, 0),  # deleted, nobody uses it
         ({"pkg/new.py": "from pkg.base import helper\nX = helper(1)\n"}, 1),
     ],
@@ -289,6 +313,28 @@ def test_the_local_runner_starts_pyrefly_right_after_the_scan(shop: Any, monkeyp
 # --------------------------------------------------------------------------------- the indexer
 
 
+def test_hostile_files_cost_at_most_their_own_rows(make_repo: Any, make_indexer: Any, tmp_path: Path) -> None:
+    files = {
+        "good.py": "def ok() -> int:\n    return 1\n",
+        "broken.py": "def broken(:\n    pass\n",  # a syntax error
+        "latin1.py": b"# -*- coding: latin-1 -*-\nNAME = '\xe9t\xe9'\n",  # valid Python, not UTF-8
+        "garbage.py": b"\xff\xfe\x00\x01 not python at all \x00",
+        "pep695.py": "type Pair[T] = tuple[T, T]\n\n\ndef first[T](p: Pair[T]) -> T:\n    return p[0]\n",
+        "huge_line.py": "X = " + "1 + " * 50_000 + "1\n",
+    }
+    idx = make_indexer(make_repo(tmp_path, files))
+    run = idx.run(STEPS)
+    assert _status(idx, run.run_id)["status"] == "succeeded"
+    documents = {p for (p,) in idx.query("SELECT path FROM core.scip_documents")}
+    not_indexed = {p for (p,) in idx.query("SELECT path FROM core.parse_errors WHERE step = 'scip_ingest'")}
+    assert documents | not_indexed == set(files) and not documents & not_indexed
+    assert "good.py" in documents and "pep695.py" in documents
+    assert idx.query("SELECT count(*) FROM analytics.type_diagnostics WHERE path = 'broken.py'")[0][0] >= 1
+    assert idx.query(
+        "SELECT qualified_name FROM core.scip_symbols WHERE def_path = 'pep695.py' AND kind = 'function'"
+    ) == [("first",)]
+
+
 def _edit_and_run(shop: Any, **settings: Any) -> tuple[Any, dict[str, Any]]:
     before = {t: _rows(shop, t) for t in SCIP_TABLES}
     shop.git.apply({"pkg/other.py": "def alone() -> int:\n    return 3\n"})
@@ -303,7 +349,9 @@ def test_a_missing_indexer_is_a_recorded_skip_and_nothing_else_fails(shop: Any, 
     run, status = _edit_and_run(shop, pyrefly=str(tmp_path / "no" / "pyrefly"))
     assert status["status"] == "skipped"
     assert "not an executable" in status["note"]
-    others = shop.work_query("SELECT step, status FROM meta.step_runs WHERE run_id = ? AND step <> 'scip_ingest'", [run.run_id])
+    others = shop.work_query(
+        "SELECT step, status FROM meta.step_runs WHERE run_id = ? AND step <> 'scip_ingest'", [run.run_id]
+    )
     assert {r["status"] for r in others} <= {"succeeded", "skipped"}
     # the next run with the indexer back catches up
     again = shop.run(STEPS)
@@ -350,3 +398,38 @@ def test_the_binary_is_found_beside_the_running_python() -> None:
 
     found = Path(find_pyrefly(ToolsConfig()))
     assert found.name == "pyrefly" and os.access(found, os.X_OK)
+
+
+# ------------------------------------------------------------------------------- golden figures
+
+FLASK_COMMIT = "2ac89889f4cc330eabd50f295dcef02828522c69"
+
+
+@pytest.mark.slow
+def test_golden_figures_on_a_clone_of_flask(tmp_path: Path, shared_dir: Path, make_indexer: Any) -> None:
+    """pyrefly 1.5.0 on flask at a fixed commit: an indexer upgrade that changes these fails here.
+
+    Pinned: documents, occurrences (all; and those of repository symbols and locals, which do not
+    depend on the packages installed beside CodeIntel), definitions, and the crosswalk (every GOID).
+    """
+    import subprocess
+
+    bundle = shared_dir / "corpora" / "flask.bundle"
+    if not bundle.is_file():
+        pytest.skip(f"{bundle} not found")
+    clone = tmp_path / "flask"
+    subprocess.run(["git", "clone", "-q", str(bundle), str(clone)], check=True, capture_output=True)
+    subprocess.run(["git", "checkout", "-q", FLASK_COMMIT], cwd=clone, check=True, capture_output=True)
+    idx = make_indexer(clone)
+    run = idx.run(STEPS)
+    assert _status(idx, run.run_id)["status"] == "succeeded"
+    figures = idx.query(
+        """SELECT (SELECT count(*) FROM core.scip_documents),
+                  (SELECT count(*) FROM core.scip_occurrences),
+                  (SELECT count(*) FROM core.scip_occurrences o WHERE symbol LIKE 'local %' OR EXISTS
+                      (SELECT 1 FROM core.scip_symbols s WHERE s.symbol = o.symbol AND NOT s.is_external)),
+                  (SELECT count(*) FROM core.scip_occurrences WHERE is_definition),
+                  (SELECT count(*) FROM core.goid_crosswalk),
+                  (SELECT count(*) FROM core.goids)"""
+    )
+    assert figures == [(83, 22217, 16170, 5045, 1707, 1707)]
