@@ -50,21 +50,23 @@ class Walk:
 
     def hops(self) -> dict[str, int]:
         """Every reached symbol (origins excluded) and the first hop any origin reached it at."""
-        best: dict[str, int] = {}
-        for seen in self.reached.values():
-            for goid, how in seen.items():
-                if goid in self.origins and how.hop == 0:
-                    continue
-                if goid not in best or how.hop < best[goid]:
-                    best[goid] = how.hop
+        if len(self.reached) == 1:  # one origin, or several walked as one
+            best = {goid: how.hop for goid, how in next(iter(self.reached.values())).items()}
+        else:
+            best = {}
+            for seen in self.reached.values():
+                for goid, how in seen.items():
+                    if goid not in best or how.hop < best[goid]:
+                        best[goid] = how.hop
         for origin in self.origins:  # an origin reached from another origin still counts only as an origin
             best.pop(origin, None)
         return best
 
-    def per_hop(self) -> list[int]:
-        """New symbols per hop walked (the walk stops early when nothing is left to expand)."""
+    def per_hop(self, hops: dict[str, int] | None = None) -> list[int]:
+        """New symbols per hop walked (the walk stops early when nothing is left to expand);
+        `hops` is `self.hops()` when the caller has it already."""
         counts = [0] * len(self.expanded)
-        for hop in self.hops().values():
+        for hop in (self.hops() if hops is None else hops).values():
             counts[hop - 1] += 1
         return counts
 
@@ -83,6 +85,16 @@ class Walk:
             (o for o in self.origins if goid in self.reached.get(o, {})),
             key=lambda o: (self.reached[o][goid].hop, self.origins.index(o)),
         )
+
+    def origins_of(self, goids: Iterable[str]) -> dict[str, str]:
+        """`origin_of` for each of `goids` (each reached by some origin), in one pass over the walk."""
+        wanted = set(goids)
+        best: dict[str, tuple[int, int, str]] = {}
+        for rank, origin in enumerate(self.origins):
+            for goid, how in self.reached.get(origin, {}).items():
+                if goid in wanted and (goid not in best or (how.hop, rank) < best[goid][:2]):
+                    best[goid] = (how.hop, rank, origin)
+        return {goid: found[2] for goid, found in best.items()}
 
 
 def walk(
@@ -158,11 +170,11 @@ def page_by_hop(q: Query, hops: dict[str, int], offset: int, limit: int) -> list
     GOID; only the page is named, however many symbols the walk reached."""
     if not hops:
         return []
-    known = q.index.symbols_of(hops)
+    symbols = q.index.symbols
+    keys = [(h, s.full_name, g) for g, h in hops.items() if (s := symbols.get(g)) is not None]
     wanted = offset + limit
-    keys = ((hops[g], s.full_name, g) for g, s in known.items())
-    first = heapq.nsmallest(wanted, keys) if wanted < len(known) else sorted(keys)
-    return [known[g] for _, _, g in first[offset:wanted]]
+    first = heapq.nsmallest(wanted, keys) if wanted < len(keys) else sorted(keys)
+    return [symbols[g] for _, _, g in first[offset:wanted]]
 
 
 def unresolved_by_hop(q: Query, w: Walk) -> tuple[list[int], list[tuple[str, int]]]:

@@ -72,7 +72,7 @@ def impact(
     hops = {g: h for g, h in all_hops.items() if h <= d}
     syms = graph.symbols_of(c.q, owner)
     test_names = _names(c, w.tests) | {g: s.full_name for g, s in changed_tests.items()}
-    reaches = {g: owner[w.origin_of(g)] for g in hops}
+    reaches = {g: owner[o] for g, o in w.origins_of(hops).items()}
 
     caller_rows = [
         (hops[s.goid], s.kind, s.full_name, s.at, reaches[s.goid].symbol.qualname)
@@ -87,7 +87,7 @@ def impact(
     test_rows, pairs, distinct = _tests(c, w, walked, test_names, syms)
     facts += [
         ("changed", f"{len(order)} symbols ({len(walked)} with callers walked)"),
-        ("callers per hop", per_hop_text(w.per_hop()[:d])),
+        ("callers per hop", per_hop_text(w.per_hop(all_hops)[:d])),
         ("touched", f"{len(module_rows)} modules in {len(subsystem_rows)} subsystems"),
         ("tests", f"{distinct} test functions reach the change within {max(d, TEST_DEPTH)} hops or are changed by it "
                   f"({pairs} test/changed pairs)"),
@@ -122,10 +122,8 @@ def _touched(c: Call, order: Sequence[Changed], callers: Mapping[str, int]) -> t
         touched[ch.symbol.module][0] += 1
     for s in c.q.index.symbols_of(callers).values():
         touched[s.module][1] += 1
-    subsystem_of = dict(c.q.rows(
-        "SELECT sm.module, ss.name FROM analytics.subsystem_modules sm JOIN analytics.subsystems ss USING (subsystem_id) "
-        "WHERE sm.module IN (SELECT unnest(?::VARCHAR[]))", [sorted(touched)],
-    ))  # fmt: skip
+    known = c.q.index.subsystem_of
+    subsystem_of = {m: known[m][0] for m in touched if m in known}
     by_subsystem: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     for module, (n_changed, n_callers) in touched.items():
         row = by_subsystem[subsystem_of.get(module) or "(none)"]
@@ -154,8 +152,10 @@ def _tests(
         if ch.symbol.is_test:  # a changed test is a test of the change
             best[ch.symbol.goid] = (0, ch.symbol.goid)
         for origin in ch.goids:
-            for g, how in w.reached.get(origin, {}).items():
-                if how.hop > 0 and g in tests and (g not in best or how.hop < best[g][0]):
+            seen = w.reached.get(origin, {})
+            for g in tests:  # fewer than the symbols reached
+                how = seen.get(g)
+                if how is not None and how.hop > 0 and (g not in best or how.hop < best[g][0]):
                     best[g] = (how.hop, origin)
         ordered = sorted(best, key=lambda g: (best[g][0], tests[g], g))
         distinct.update(ordered)

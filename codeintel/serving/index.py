@@ -143,6 +143,12 @@ class SnapshotIndex:
                 "WHERE list_has_any(a.decorators, ['overload', 'typing.overload', 't.overload'])"
             ).fetchall()
         )  # fmt: skip
+        self.subsystem_of: dict[str, tuple[str, str]] = {  # module -> (subsystem name, id)
+            m: (name, sid) for m, name, sid in cur.execute(
+                "SELECT sm.module, ss.name, ss.subsystem_id FROM analytics.subsystem_modules sm "
+                "JOIN analytics.subsystems ss USING (subsystem_id) ORDER BY sm.module, ss.subsystem_id DESC"
+            ).fetchall()
+        }  # fmt: skip
         self._load_edges(cur)
         self.prefixes: list[tuple[str, str, int]] | None = None
         self.hot_ranked: dict[str, list[tuple[Any, ...]]] | None = None

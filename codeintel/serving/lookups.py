@@ -177,10 +177,7 @@ def _symbol_card(c: Call, found: Lookup, max_lines: int) -> Answer:
     if gm:
         cycle = f", in a call cycle of {gm[5]}" if gm[4] else ""
         facts.append(("graph", f"fan-in {gm[0]}, fan-out {gm[1]}, pagerank {gm[2]:.4g}, betweenness {gm[3]:.4g}, layer {gm[6]}{cycle}"))
-    sub = q.first(
-        "SELECT ss.name, ss.subsystem_id FROM analytics.subsystem_modules sm JOIN analytics.subsystems ss USING (subsystem_id) WHERE sm.module = ?",
-        [s.module],
-    )
+    sub = q.index.subsystem_of.get(s.module)
     facts.append(("module", s.module + (f" (subsystem {sub[0]})" if sub else "")))
     if s.is_test:
         facts.append(("test", "yes: a test function"))

@@ -47,7 +47,7 @@ def call_graph(c: Call, symbol: str, direction: str, depth: int, min_confidence:
     facts: list[tuple[str, Any]] = [
         ("symbol", target.describe()),
         ("walk", f"{direction}, depth {d}, min confidence {conf:g}"),
-        ("per hop", per_hop_text(w.per_hop())),
+        ("per hop", per_hop_text(w.per_hop(hops))),
         *bound_facts(c.q, w),
     ]
     line = "line of the call in the caller" if direction == "callers" else "line of the call in `via` (or the symbol)"
