@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 
 from codeintel.analysis.goids import make_goid
+from codeintel.ingestion.change_tracker import FileRef
+from codeintel.ingestion.filework import FileBatch, extract_batch
 from codeintel.storage.catalog import CATALOG, Table
 
 STEPS = ["cst_ingest", "goids", "call_graph"]
@@ -318,6 +320,8 @@ _AST_DEFINITIONS = """
 import ast, json, sys
 from codeintel.analysis.definitions import iter_definitions
 from codeintel.analysis.goids import make_goid
+from codeintel.ingestion.change_tracker import FileRef
+from codeintel.ingestion.filework import FileBatch, extract_batch
 text = sys.stdin.read()
 defs = iter_definitions(ast.parse(text), "gen", "gen.py", len(text.splitlines()))
 print(json.dumps(sorted(make_goid("repo", d.path, d.kind, d.qualname, d.ordinal) for d in defs if d.kind != "module")))
@@ -499,3 +503,24 @@ def test_non_utf8_and_syntax_error_files_give_rows_not_failures(
         ("broken.py", "ast_ingest"),
         ("broken_bytes.py", "ast_ingest"),
     ]
+
+
+def test_beside_extractors_of_the_ast_tree_cst_still_reads_what_ast_cannot_parse(tmp_path: Path) -> None:
+    """A batch extracting for ast_ingest and cst_ingest at once (work done ahead for a dependant):
+    the ast extractors keep their one problem row, cst_ingest reads the file all the same."""
+    files = {
+        "newer.py": GENERIC,
+        "broken.py": "def good(): pass\ndef bad(:\n",
+        "fine.py": "def f():  # TODO\n    pass\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    refs = tuple(FileRef(name, name[:-3], False, "h", len(text)) for name, text in files.items())
+    batch = FileBatch(str(tmp_path), "repo", 10**6, refs, ("definitions", "cst"), ("ast_ingest", "cst_ingest"))
+    outputs = dict(zip(files, extract_batch(batch), strict=True))
+    broken, fine = outputs["broken.py"], outputs["fine.py"]
+    assert [r[:3] for r in broken["definitions"].rows[Table.PARSE_ERRORS]] == [("broken.py", "ast_ingest", "syntax")]
+    assert Table.PARSE_ERRORS not in broken["cst"].rows
+    assert [r[3] for r in broken["cst"].rows[Table.DEF_HEADERS]][:1] == ["good"]
+    assert {r[3] for r in outputs["newer.py"]["cst"].rows[Table.DEF_HEADERS]} == {"first", "Box", "Box.put"}
+    assert len(fine["definitions"].rows[Table.AST_NODES]) == 2 and fine["cst"].rows[Table.COMMENTS][0][9] == "TODO"
