@@ -761,7 +761,7 @@ def _step_status(idx: Indexer) -> dict[str, dict[str, Any]]:
     }
 
 
-DOWNSTREAM_OF_CALL_GRAPH = ["call_graph", "graph_metrics", "subsystems", "docs_views"]
+DOWNSTREAM_OF_CALL_GRAPH = ["call_graph", "call_graph_types", "graph_metrics", "subsystems", "docs_views"]
 
 
 def test_a_failing_call_graph_solve_still_publishes_and_the_next_run_catches_up(
