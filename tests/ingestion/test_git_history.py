@@ -175,6 +175,25 @@ def test_definitions_deleted_and_added_again_in_the_next_commit_keep_their_linea
     assert (stop[-1]["lines_added"], stop[-1]["lines_deleted"]) == (1, 1)
 
 
+def test_a_definition_added_again_by_a_new_commit_continues_a_stored_lineage(
+    make_repo: MakeRepo, make_indexer: MakeIndexer, tmp_path: Path
+) -> None:
+    """The deletion was walked by an earlier run: the incremental walk reads it back and gives
+    the tables of a cold walk."""
+    repo = make_repo(tmp_path, BASE)
+    repo.apply({"pkg/core.py": None}, "out with the old")
+    indexer = make_indexer(repo)
+    run_history(indexer)
+    repo.apply({"pkg/new_core.py": BASE["pkg/core.py"]}, "in with the new")
+    run_history(indexer)
+    assert subjects(changes_of(indexer, "helper", "pkg/new_core.py"), with_lines=False) == [
+        "initial", "out with the old", "in with the new",
+    ]  # fmt: skip
+    cold = make_indexer(repo, tmp_path / "cold" / "c.duckdb")
+    run_history(cold)
+    assert digests(indexer) == digests(cold)
+
+
 def test_a_class_split_across_files_keeps_each_methods_history(make_repo: MakeRepo, make_indexer: MakeIndexer, tmp_path: Path) -> None:
     big = '''
         class App:
@@ -289,6 +308,87 @@ def test_a_merge_with_a_conflict_resolution_is_a_change_of_the_function_it_wrote
     resolution = next(r for r in rows if r["subject"] == "merge side")
     assert resolution["lines_added"] == 1
     assert subjects(changes_of(indexer, "Engine.stop")) == ["initial", "main edit"]  # merged cleanly: no change of the merge
+
+
+SPACED = """
+import os
+
+
+def helper(x):
+    \"\"\"Help.\"\"\"
+    y = x + 1
+    z = y * 2
+    w = z - 3
+    return y
+
+
+class Engine:
+    def start(self):
+        a = 1
+        b = 2
+        return a + b
+
+    def stop(self):
+        c = 3
+        d = 4
+        return c - d
+"""
+
+
+def test_changes_that_reach_head_through_a_merges_second_parent_are_the_functions_history(
+    make_repo: MakeRepo, make_indexer: MakeIndexer, tmp_path: Path
+) -> None:
+    """A side branch renames a function, edits it, and adds another; the main line edits the
+    same file elsewhere; the merge (no conflict) keeps both: the side's commits are the history
+    of today's functions, and the merge itself changed none of them."""
+    repo = make_repo(tmp_path, {"pkg/__init__.py": "", "pkg/core.py": SPACED})
+    git(repo.root, "checkout", "-q", "-b", "side")
+    renamed = SPACED.replace("def helper(x):", "def assist(x):")
+    repo.apply({"pkg/core.py": renamed}, "side rename")
+    edited = renamed.replace("return y", "return w")
+    repo.apply({"pkg/core.py": edited}, "side edit")
+    extra = edited + "\n\ndef added_on_side(a):\n    b = a * 2\n    return b\n"
+    repo.apply({"pkg/core.py": extra}, "side add")
+    repo.apply({"pkg/core.py": extra.replace("b = a * 2", "b = a * 3")}, "side edit added")
+    git(repo.root, "checkout", "-q", "main")
+    repo.apply({"pkg/core.py": SPACED.replace("b = 2", "b = 5")}, "main edit start")
+    git(repo.root, "merge", "-q", "--no-edit", "side")
+    indexer = make_indexer(repo)
+    run_history(indexer)
+    assist = changes_of(indexer, "assist")
+    assert subjects(assist) == ["initial", "side rename", "side edit"]
+    assert [r["subject"] for r in assist if r["event"] == "renamed"] == ["side rename"]
+    assert subjects(changes_of(indexer, "added_on_side")) == ["side add", "side edit added"]
+    assert subjects(changes_of(indexer, "Engine.start")) == ["initial", "main edit start"]
+    merges = indexer.work_query("SELECT sha FROM history.commits WHERE is_merge")
+    assert len(merges) == 1
+    assert indexer.work_query("SELECT count(*) AS n FROM history.file_changes WHERE sha = ?", [merges[0]["sha"]])[0]["n"] == 0
+    assert not indexer.work_query("SELECT * FROM history.function_changes WHERE sha = ?", [merges[0]["sha"]])
+
+
+def test_a_merge_renames_nothing_a_definition_of_another_parent_keeps_its_lineage(
+    make_repo: MakeRepo, make_indexer: MakeIndexer, tmp_path: Path
+) -> None:
+    """The side branch adds `replacement` (a near copy of `original`, just below it), then
+    deletes `original`; the main line edits another function.  Against the first parent the
+    merge looks like `original` renamed to `replacement`; it is the side's `replacement`."""
+    original = "def original(x):\n    a = x + 1\n    b = a * 2\n    c = b - 3\n    return c\n"
+    tail = "\n\nclass Far:\n    def away(self):\n        m = 1\n        n = 2\n        return m + n\n"
+    head = "import os\n\n\n"
+    repo = make_repo(tmp_path, {"pkg/__init__.py": "", "pkg/core.py": head + original + tail})
+    git(repo.root, "checkout", "-q", "-b", "side")
+    replacement = original.replace("def original(x):", "def replacement(x):").replace("return c", "return c + 1")
+    repo.apply({"pkg/core.py": head + original + "\n\n" + replacement + tail}, "side add replacement")
+    repo.apply({"pkg/core.py": head + replacement + tail}, "side drop original")
+    git(repo.root, "checkout", "-q", "main")
+    repo.apply({"pkg/core.py": head + original + tail.replace("n = 2", "n = 5")}, "main edit away")
+    git(repo.root, "merge", "-q", "--no-edit", "side")
+    indexer = make_indexer(repo)
+    run_history(indexer)
+    assert subjects(changes_of(indexer, "replacement"), with_lines=False) == ["side add replacement"]
+    assert subjects(changes_of(indexer, "Far.away")) == ["initial", "main edit away"]
+    merge = indexer.work_query("SELECT sha FROM history.commits WHERE is_merge")[0]["sha"]
+    assert not indexer.work_query("SELECT * FROM history.function_changes WHERE sha = ?", [merge])
 
 
 # ------------------------------------------------------------------------------------ incremental

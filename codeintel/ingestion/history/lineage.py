@@ -567,6 +567,9 @@ class HistoryWalker:
         ords = _Ordinals(merged)
         created = {id(d) for d in work.created}
         used = {d.lineage for d in merged if id(d) not in created}
+        # a merge renames nothing: a definition the diff pairs with a first-parent one of another
+        # name, where another parent has one of its very name, came from that parent
+        renamed = [r for r in work.rows if r.old is not None and r.new is not None and r.old.qualname != r.new.qualname]
         for _, _, other in others:  # what another parent brought: by name and same-name rank
             theirs = walk(other.root)
             their_ords = _Ordinals(theirs)
@@ -578,6 +581,17 @@ class HistoryWalker:
                     used.add(found.lineage)
                     work.created.remove(d)
                     work.rows.append(_Row(Event.MODIFIED, found, d, 0, 0))
+            for row in list(renamed):
+                new = row.new
+                assert new is not None
+                found = names.get((new.qualname, new.kind, ords.of(new)))
+                if found is not None and found.lineage != new.lineage and found.lineage not in used:
+                    used.discard(new.lineage)
+                    new.lineage = found.lineage
+                    used.add(found.lineage)
+                    renamed.remove(row)
+                    work.rows.remove(row)
+                    work.rows.append(_Row(Event.MODIFIED, found, new, 0, 0))
         work.deleted = []  # what the merge left out of the first parent's version, it took from another
         self._merge_rows(work, [(k, source.root) for k, _, source in parents])
         return work
