@@ -254,15 +254,14 @@ def _sides(c: Call, files: list[FileDiff], ref: str | None, known: set[str]) -> 
     blobs: dict[str, str] = {}
     if root is not None and root.is_dir() and commit and any(f.old_blob or f.new_blob for f in files):
         try:
-            blobs = worktree.blobs_at(root, commit, sorted(known), timeout=_git_time(c))
+            blobs = worktree.blobs_of_commit(root, commit, sorted(known), timeout=_git_time(c))
         except CodeIntelError as exc:
             logger.info("no blob ids for the diff's files: %s", exc)
 
     @functools.cache
     def fallback() -> tuple[str, str]:  # git runs only when blob ids do not decide
         if ref and root is not None and commit:
-            head = worktree.commit_of(root, ref, timeout=_git_time(c))
-            if head and worktree.is_ancestor(root, head, commit, timeout=_git_time(c)):
+            if worktree.right_is_ancestor(root, ref, commit, timeout=_git_time(c)):
                 return "new", "the snapshot contains the ref"
             return "old", "the snapshot does not contain the ref"
         return "old", "a diff against the snapshot"

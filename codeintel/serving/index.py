@@ -258,12 +258,14 @@ class IndexLoader:
         self._done = threading.Event()
         self._index: SnapshotIndex | None = None
         self._error: BaseException | None = None
+        self._cur: duckdb.DuckDBPyConnection | None = None
+        self._stopping = False
         self._thread = threading.Thread(target=self._load, args=(cursor,), name="codeintel-index", daemon=True)
         self._thread.start()
 
     def _load(self, cursor: Callable[[], duckdb.DuckDBPyConnection]) -> None:
         try:
-            cur = cursor()
+            self._cur = cur = cursor()
         except BaseException as exc:  # kept, and raised to every call that needs the index
             self._error = exc
             self._done.set()
@@ -279,8 +281,10 @@ class IndexLoader:
                 self._index.load_extras(cur)
                 logger.info("snapshot index: %.3f s, then %.3f s for the extras", self._index.load_s, time.perf_counter() - self._index.started)
         except Exception as exc:  # the calls that would read them keep using SQL
-            logger.warning("snapshot index extras not loaded: %s", exc)
+            if not self._stopping:
+                logger.warning("snapshot index extras not loaded: %s", exc)
         finally:
+            self._cur = None
             cur.close()
         # what the index holds lives as long as the snapshot: no collection needs to walk it again
         gc.freeze()
@@ -298,4 +302,17 @@ class IndexLoader:
         return self._index
 
     def join(self) -> None:
+        """Wait until the index and its extras are loaded (or failed)."""
+        self._thread.join()
+
+    def stop(self) -> None:
+        """Interrupt a load still running (its snapshot is being closed) and wait for the thread:
+        a process that ends with DuckDB busy in another thread aborts."""
+        self._stopping = True
+        cur = self._cur
+        if cur is not None and self._thread.is_alive():
+            try:
+                cur.interrupt()
+            except Exception as exc:  # it finished meanwhile
+                logger.debug("interrupting the index load: %s", exc)
         self._thread.join()

@@ -134,7 +134,7 @@ class Snapshot:
 
     def close(self) -> None:
         if self.loader is not None:
-            self.loader.join()  # closing the connection under a loading index would fail it for nothing
+            self.loader.stop()  # nothing reads this snapshot any more: a load still running is cut short
         with self._lock:
             for cur in self._idle:
                 with contextlib.suppress(duckdb.Error):

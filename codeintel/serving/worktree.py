@@ -9,6 +9,7 @@ a snapshot holds.  Nothing here changes the repository.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,15 +90,6 @@ def diff_of_ref(root: Path, ref: str, timeout: float = GIT_TIMEOUT_S) -> str:
     return _git(root, "show", "--full-index", "--no-color", "--no-ext-diff", "--format=", "--first-parent", ref, "--", timeout=timeout)
 
 
-def commit_of(root: Path, ref: str, timeout: float = GIT_TIMEOUT_S) -> str | None:
-    """The commit a single ref names (the right side of a range)."""
-    right = re.split(r"\.\.\.?", check_ref(ref))[-1] or "HEAD"
-    try:
-        return _git(root, "rev-parse", "--verify", "-q", right + "^{commit}", timeout=timeout).strip() or None
-    except CodeIntelError:
-        return None
-
-
 def is_ancestor(root: Path, older: str, newer: str, timeout: float = GIT_TIMEOUT_S) -> bool:
     """Whether `older` is `newer` or one of its ancestors."""
     try:
@@ -107,9 +99,35 @@ def is_ancestor(root: Path, older: str, newer: str, timeout: float = GIT_TIMEOUT
     return True
 
 
-def blobs_at(root: Path, commit: str, paths: list[str], timeout: float = GIT_TIMEOUT_S) -> dict[str, str]:
-    """The git blob id of each of `paths` at `commit` (paths absent there are left out)."""
-    if not paths:
+def right_is_ancestor(root: Path, ref: str, commit: str, timeout: float = GIT_TIMEOUT_S) -> bool:
+    """Whether the commit a ref names (the right side of a range) is `commit` or one of its
+    ancestors: one git process (`commit_of` and `is_ancestor` are two)."""
+    right = re.split(r"\.\.\.?", check_ref(ref))[-1] or "HEAD"
+    return is_ancestor(root, right + "^{commit}", commit, timeout=timeout)
+
+
+_TREES: dict[tuple[str, str], dict[str, str]] = {}  # (root, commit) -> path -> blob id: a commit never changes
+_TREES_LOCK = threading.Lock()
+_TREES_KEPT = 4
+
+
+def blobs_of_commit(root: Path, commit: str, paths: list[str], timeout: float = GIT_TIMEOUT_S) -> dict[str, str]:
+    """`blobs_at`, from the commit's whole tree, listed once per (repository, commit) and kept."""
+    key = (str(root), commit)
+    with _TREES_LOCK:
+        tree = _TREES.get(key)
+    if tree is None:
+        tree = blobs_at(root, commit, [], timeout=timeout, whole=True)
+        with _TREES_LOCK:
+            while len(_TREES) >= _TREES_KEPT:
+                _TREES.pop(next(iter(_TREES)))
+            _TREES[key] = tree
+    return {p: tree[p] for p in paths if p in tree}
+
+
+def blobs_at(root: Path, commit: str, paths: list[str], timeout: float = GIT_TIMEOUT_S, whole: bool = False) -> dict[str, str]:
+    """The git blob id of each of `paths` (`whole`: of every file) at `commit` (paths absent there are left out)."""
+    if not paths and not whole:
         return {}
     out = _git(root, "ls-tree", "-r", "--full-tree", commit, "--", *paths, timeout=timeout)
     blobs = {}
