@@ -9,7 +9,7 @@ called functions and methods, a fixed-seed sample of the others, modules, subsys
 repository's last commits that touch Python files, for ``impact``): each input once to warm up,
 then timed.  Reports, per tool and per target group, p50/p95/max latency in ms, the server's mean
 CPU time per call (user + system of the server process, a figure the machine's load does not
-inflate), and the tokens (characters / 4) of every answer at default settings: p50, p95, max.
+inflate), the server's RSS at the end and its peak, and the tokens (characters / 4) of every answer at default settings: p50, p95, max.
 
 Targets (issue 13, 2-core machine): lookups and depth-1 graph calls p95 <= 50 ms; depth-3
 traversals and impact p95 <= 300 ms; start <= 1.5 s; answers p95 <= 2,000 tokens, max <= 8,000.
@@ -107,6 +107,24 @@ async def time_start(params: StdioServerParameters) -> float:
         return time.perf_counter() - started
 
 
+def _server_memory() -> tuple[float, float]:
+    """(RSS now, peak RSS) of the server process in MB (peak: VmHWM from /proc, Linux)."""
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if "mcp" in child.cmdline():
+                rss = child.memory_info().rss / 2**20
+                peak = rss
+                status = Path(f"/proc/{child.pid}/status")
+                if status.exists():
+                    for line in status.read_text().splitlines():
+                        if line.startswith("VmHWM:"):
+                            peak = int(line.split()[1]) / 1024
+                return round(rss, 1), round(peak, 1)
+        except psutil.Error:
+            continue
+    return float("nan"), float("nan")
+
+
 def _server_cpu() -> float:
     """CPU seconds (user + system) of the server: this process's child running `codeintel mcp`."""
     total = 0.0
@@ -138,7 +156,8 @@ async def session(params: StdioServerParameters, calls: list[tuple[str, str, dic
             if result.is_error:
                 why = next((line for line in text.splitlines() if line.startswith("error:")), text)
                 errors.append(f"{tool} {json.dumps(args)[:120]}: {why[:160]}")
-    return {"latencies": latencies, "cpu": cpu, "tokens": sizes, "errors": errors}
+        rss, peak = _server_memory()
+    return {"latencies": latencies, "cpu": cpu, "tokens": sizes, "errors": errors, "rss_mb": rss, "peak_rss_mb": peak}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,12 +170,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command = ["-m", "codeintel", "mcp", "--db", str(args.db)] + (["--repo", str(args.repo)] if args.repo else [])
     params = StdioServerParameters(command=sys.executable, args=command)
+    load_before = os.getloadavg()
     starts = [anyio.run(time_start, params) for _ in range(args.starts)]
     calls = inputs(args.db, args.repo, args.calls)
     found = anyio.run(session, params, calls)
     lat, tok = found["latencies"], found["tokens"]
     report: dict[str, Any] = {
-        "db": str(args.db), "load_average": os.getloadavg(), "calls": len(calls),
+        "db": str(args.db), "load_average_before": load_before, "load_average": os.getloadavg(), "calls": len(calls),
         "start_s": {"median": round(statistics.median(starts), 3), "max": round(max(starts), 3), "all": [round(s, 3) for s in starts]},
         "tools": {}, "groups": {}, "errors": found["errors"],
     }  # fmt: skip
@@ -179,10 +199,12 @@ def main(argv: list[str] | None = None) -> int:
     all_tokens = [t for values in tok.values() for t in values]
     report["tokens"] = {"p50": percentile(all_tokens, 50), "p95": percentile(all_tokens, 95), "max": max(all_tokens)}
     print(f"tokens per answer at defaults: p50 {report['tokens']['p50']}, p95 {report['tokens']['p95']}, max {report['tokens']['max']}  [targets p95 <= 2000, max <= 8000]")
+    report["server_rss_mb"] = {"end": found["rss_mb"], "peak": found["peak_rss_mb"]}
+    print(f"server memory: RSS {found['rss_mb']} MB at the end, peak {found['peak_rss_mb']} MB")
     print(f"error answers: {len(found['errors'])} of {len(calls)}")
     for line in found["errors"][:10]:
         print("  ", line)
-    print(f"load average during the run: {report['load_average']}")
+    print(f"load average (1, 5, 15 min) before the run: {load_before}, after it: {report['load_average']}")
     if args.json:
         args.json.write_text(json.dumps(report, indent=1), encoding="utf-8")
     return 0
