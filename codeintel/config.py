@@ -55,6 +55,7 @@ class ToolsConfig:
     git_timeout_s: float = 120.0
     pyrefly: str = ""  # the pinned pyrefly beside the running Python (or on PATH) when empty
     pyrefly_timeout_s: float = 900.0
+    pyrefly_python: str = ""  # the interpreter whose packages pyrefly resolves imports in (default: this one)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +149,7 @@ _SETTINGS: dict[str, tuple[str, str, Any]] = {
     "git_timeout": ("tools", "git_timeout_s", float),
     "pyrefly": ("tools", "pyrefly", str),
     "pyrefly_timeout": ("tools", "pyrefly_timeout_s", float),
+    "pyrefly_python": ("tools", "pyrefly_python", str),
     "repo_name": ("snapshot", "repo_name", str),
     "build_dir": ("paths", "build_dir", Path),
     "history_huge_commit_files": ("history", "huge_commit_files", int),

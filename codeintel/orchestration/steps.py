@@ -202,16 +202,19 @@ class ScipIngestStep:
 
     def run(self, ctx: PipelineContext) -> StepResult:
         ahead = ctx.run_ahead.take(self.name)
-        stale = ctx.change_tracker.stale_files(self.name)
-        if not stale and inputs_unchanged(ctx, self.name, self.deps):
-            return StepResult.noop("up to date")
         try:
+            stale = ctx.change_tracker.stale_files(self.name)
+            if not stale and inputs_unchanged(ctx, self.name, self.deps):
+                return StepResult.noop("up to date")
             delta = scip.collect_scip(
                 ctx.gateway, ctx.tool_service, ctx.repo_root, ctx.config.snapshot.repo_name, stale,
                 full=ctx.config.full, ahead=ahead if isinstance(ahead, scip.Ahead) else None,
             )  # fmt: skip
         except (ToolNotFoundError, ToolFailedError, IndexDecodeError) as exc:
             return StepResult(note=f"indexer unavailable, stored index kept: {exc}"[:2000], skipped=True)
+        finally:
+            if ahead is not None:
+                ahead.cancel()  # done with it (idempotent), or unused
         with step_writer(ctx, self.name, self.deps) as w:
             rows = scip.write_scip(w, delta, ctx.run_id)
         return StepResult(rows, len(delta.indexed), len(delta.plan.gone), delta.note)

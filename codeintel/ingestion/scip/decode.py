@@ -295,10 +295,9 @@ def _decode_document(
     out.symbols[path] = _symbol_batch(symbols)
     count = len(symbols)
     digest = hashlib.blake2b("\n".join(sorted(interface)).encode(), digest_size=12).hexdigest()
-    file_hash = hashlib.sha1(data).hexdigest() if data is not None else None
     out.documents.add(
         (path, module or None, doc.language or "python", _ENCODINGS.get(doc.position_encoding, "unspecified"),
-         len(doc.occurrences), definitions, count, 0, file_hash, digest)
+         len(doc.occurrences), definitions, count, 0, None, digest)
     )  # fmt: skip
 
 

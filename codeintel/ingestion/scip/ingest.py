@@ -336,7 +336,8 @@ def collect_scip(
     delta = run_rounds(gateway, plan, StartFn(service), ahead, roots, project, repo_root)
     index = enclosing_index(gateway, delta.indexed)
     diagnostics = with_enclosing(_sort(delta, Table.TYPE_DIAGNOSTICS), index)
-    delta.final[Table.SCIP_DOCUMENTS] = _with_diagnostic_counts(delta.table(Table.SCIP_DOCUMENTS), diagnostics)
+    documents = _with_diagnostic_counts(delta.table(Table.SCIP_DOCUMENTS), diagnostics)
+    delta.final[Table.SCIP_DOCUMENTS] = _with_file_hashes(documents, dict(plan.hashes))
     delta.final[Table.SCIP_OCCURRENCES] = _sort(delta, Table.SCIP_OCCURRENCES)
     delta.final[Table.TYPE_DIAGNOSTICS] = diagnostics
     replaced = delta.cleared if delta.mode != PlanMode.FULL else [p for p, _ in plan.hashes]
@@ -374,6 +375,12 @@ def _with_diagnostic_counts(documents: pa.Table, diagnostics: pa.Table) -> pa.Ta
     per_path = {r["path"]: r["path_count"] for r in counts}
     column = pa.array([per_path.get(p, 0) for p in documents["path"].to_pylist()], pa.int32())
     return documents.set_column(documents.schema.get_field_index("diagnostics"), "diagnostics", column)
+
+
+def _with_file_hashes(documents: pa.Table, hashes: dict[str, str]) -> pa.Table:
+    """The hash of each file as the scan saw it (core.file_state's): the text that was indexed."""
+    column = pa.array([hashes.get(p) for p in documents["path"].to_pylist()], pa.string())
+    return documents.set_column(documents.schema.get_field_index("hash"), "hash", column)
 
 
 def _empty(name: str) -> pa.Table:

@@ -33,6 +33,10 @@ logger = logging.getLogger(__name__)
 
 PYREFLY_VERSION = "1.5.0"  # pinned in pyproject.toml: the golden figures in the tests depend on it
 PROJECT_VERSION = "0"  # fixed: symbols must not change with the analysed project's version
+# fixed too, not the running Python's: `sys.version_info` branches and the standard library's
+# stubs (symbols name their version) must not depend on which interpreter runs CodeIntel
+PYTHON_VERSION = "3.13"
+PYTHON_PLATFORM = "linux"
 _OK_EXITS = (0, 1)  # 1: the code has type errors
 
 
@@ -145,7 +149,7 @@ def start_indexing(
     exe = find_pyrefly(service.config)
     scratch = Path(tempfile.mkdtemp(prefix="codeintel-scip-", dir=scratch_parent))
     (scratch / "pyrefly.toml").write_text(config_text(request), encoding="utf-8")
-    args = _arguments(request, scratch)
+    args = _arguments(request, scratch, service.config.pyrefly_python or sys.executable)
     try:
         running = service.start(
             exe, args, cwd=request.repo_root, timeout_s=service.config.pyrefly_timeout_s, ok_codes=_OK_EXITS
@@ -157,7 +161,7 @@ def start_indexing(
     return PyreflyIndexing(request, running, scratch)
 
 
-def _arguments(request: IndexRequest, scratch: Path) -> list[str]:
+def _arguments(request: IndexRequest, scratch: Path, python: str) -> list[str]:
     return [
         "check",
         "--config", str(scratch / "pyrefly.toml"),
@@ -165,7 +169,9 @@ def _arguments(request: IndexRequest, scratch: Path) -> list[str]:
         "--report-scip-project-name", request.project,
         "--report-scip-project-version", PROJECT_VERSION,
         "--relative-to", str(request.repo_root.resolve()),
-        "--python-interpreter-path", sys.executable,
+        "--python-interpreter-path", python,  # third-party packages: those installed there
+        "--python-version", PYTHON_VERSION,
+        "--python-platform", PYTHON_PLATFORM,
         "--output-format", "json",
         "--output", str(scratch / "errors.json"),
         "--summary=none",  # an optional value: `--summary none` would make `none` a file to check
