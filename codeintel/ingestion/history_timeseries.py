@@ -25,20 +25,21 @@ blobs, and store the samples and the table laid out from them.
 
 from __future__ import annotations
 
+import ast
 import fnmatch
 import functools
 import hashlib
 import logging
 from array import array
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import pyarrow as pa
 
-from codeintel.analysis.definitions import DefKind, iter_definitions
+from codeintel.analysis.definitions import DefKind, FunctionNode
 from codeintel.analysis.history_timeseries import (
     Sample,
     TimeseriesSettings,
@@ -49,6 +50,7 @@ from codeintel.analysis.history_timeseries import (
 )
 from codeintel.analysis.metrics import compute_function_metrics
 from codeintel.config import ScanProfile
+from codeintel.gcpause import gc_paused
 from codeintel.ingestion.history.blobs import BlobReader
 from codeintel.ingestion.history.outline import decode_source, ordinals, parse_outline, source_lines, walk
 from codeintel.ingestion.history.versions import id_text, name_key, ordinals_of_keys
@@ -79,6 +81,7 @@ class Executor(Protocol):
 
     def map(self, fn: Callable[[T], R], items: Sequence[T], priority: int = 0) -> list[R]: ...
 _REGULAR_FILE_MODES = (b"100644", b"100755")
+LAYOUT_MEMORY_LIMIT = "256MB"
 _TREE_MODE = b"40000"
 
 
@@ -97,8 +100,9 @@ def measuring_code_digest() -> str:
 @dataclass(frozen=True, slots=True)
 class TimeseriesPlan:
     """The samples of this run, oldest first; which stored ones stay as they are; the digests
-    stored beside the samples (scan profile) and the blobs (measuring code, size limit), and
-    whether stored blobs were measured by other code (they are measured again)."""
+    stored beside the samples (scan profile) and the blobs (measuring code, size limit);
+    whether stored blobs were measured by other code (they are dropped), and whether every
+    blob is measured again (a full run: nothing stored is used)."""
 
     samples: list[Sample]
     kept: frozenset[datetime]
@@ -106,39 +110,41 @@ class TimeseriesPlan:
     listing: str
     code: str
     stale_blobs: bool = False
+    fresh: bool = False
 
     @property
     def unchanged(self) -> bool:
-        return not self.stale_blobs and self.kept == self.stored == {s.time for s in self.samples}
+        return not (self.stale_blobs or self.fresh) and self.kept == self.stored == {s.time for s in self.samples}
 
     @property
     def new(self) -> list[Sample]:
         return [s for s in self.samples if s.time not in self.kept]
 
 
-def plan_timeseries(gateway: StorageGateway, settings: TimeseriesSettings, profile: ScanProfile) -> TimeseriesPlan:
-    """The samples the grid asks for on the history stored now, against the samples stored."""
+def plan_timeseries(
+    gateway: StorageGateway, settings: TimeseriesSettings, profile: ScanProfile, *, full: bool = False
+) -> TimeseriesPlan:
+    """The samples the grid asks for on the history stored now, against the samples stored
+    (none kept when `full`)."""
     listing = hashlib.blake2b(
         repr((profile.include, profile.exclude, profile.ignored_dirs)).encode(), digest_size=8
     ).hexdigest()
     code = f"{measuring_code_digest()}-{profile.max_file_size}"
-    rows = gateway.query(f"SELECT sample_time, sha, listing FROM {Table.TIMESERIES_SAMPLES}").to_pylist()
-    stored = frozenset(r["sample_time"] for r in rows)
-    valid = {(r["sample_time"], r["sha"]) for r in rows if r["listing"] == listing}
-    stale = gateway.query(f"SELECT 1 FROM {Table.TIMESERIES_BLOBS} WHERE code <> ? LIMIT 1", [code]).num_rows > 0
-    head = gateway.query(
-        f"SELECT c.sha, c.committer_time FROM {Table.HISTORY_STATE} s JOIN {Table.COMMITS} c ON c.sha = s.head"
-    ).to_pylist()
+    with gateway.reader() as con:  # one connection for the plan's few reads
+        rows = con.execute(f"SELECT sample_time, sha, listing FROM {Table.TIMESERIES_SAMPLES}").fetchall()
+        stale = con.execute(f"SELECT 1 FROM {Table.TIMESERIES_BLOBS} WHERE code <> ? LIMIT 1", [code]).fetchall()
+        head = con.execute(
+            f"SELECT c.sha, c.committer_time FROM {Table.HISTORY_STATE} s JOIN {Table.COMMITS} c ON c.sha = s.head"
+        ).fetchall()
+        commits = con.execute(f"SELECT sha, parents[1], committer_time FROM {Table.COMMITS}").fetchall() if head else []
+    stored = frozenset(r[0] for r in rows)
+    valid = {(t, sha) for t, sha, used in rows if used == listing and not full}
     if not head or settings.samples == 0:
-        return TimeseriesPlan([], frozenset(), stored, listing, code, stale)
-    commits = gateway.query(f"SELECT sha, parents[1] AS parent, committer_time FROM {Table.COMMITS}")
-    known = zip(
-        commits["sha"].to_pylist(), commits["parent"].to_pylist(), commits["committer_time"].to_pylist(), strict=True
-    )
-    chain = first_parent_chain(head[0]["sha"], {sha: (parent, time) for sha, parent, time in known})
-    samples = choose_samples(chain, sample_times(head[0]["committer_time"], settings))
+        return TimeseriesPlan([], frozenset(), stored, listing, code, bool(stale), full)
+    chain = first_parent_chain(head[0][0], {sha: (parent, time) for sha, parent, time in commits})
+    samples = choose_samples(chain, sample_times(head[0][1], settings))
     kept = frozenset(s.time for s in samples if (s.time, s.sha) in valid)
-    return TimeseriesPlan(samples, kept, stored, listing, code, stale)
+    return TimeseriesPlan(samples, kept, stored, listing, code, bool(stale), full)
 
 
 # ------------------------------------------------------------------------------------ files
@@ -153,6 +159,8 @@ class TreeLister:
         self._profile = profile
         self._ignored = {d.encode("utf-8", "surrogateescape") for d in profile.ignored_dirs}
         self._seen: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        self._packages: frozenset[str] = frozenset()
+        self._modules: dict[str, str] = {}
 
     def files(self, commit: str) -> dict[str, str]:
         """Path (as stored: `safe_text`) -> blob of each file of `commit` the scan profile takes."""
@@ -167,6 +175,19 @@ class TreeLister:
             if any(fnmatch.fnmatch(path, pat) for pat in p.include)
             and not any(fnmatch.fnmatch(path, pat) for pat in p.exclude)
         }
+
+    def module_names(self, paths: Iterable[str]) -> dict[str, str]:
+        """The import name of each path, with the packages of the same listing (as the scan);
+        names already given with the same packages are not worked out again."""
+        listed = list(paths)
+        packages = frozenset(p.rpartition("/")[0] for p in listed if p.endswith("/__init__.py"))
+        if packages != self._packages:
+            self._packages, self._modules = packages, {}
+        known, package_set = self._modules, set(packages)
+        for p in listed:
+            if p not in known:
+                known[p] = module_name(p, package_set)[0]
+        return {p: known[p] for p in listed}
 
     def _tree(self, tree: str, prefix: str, id_len: int) -> list[tuple[str, str]]:
         found = self._seen.get((tree, prefix))
@@ -195,11 +216,6 @@ def _fs_name(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")  # as the file system names it (PEP 383)
 
 
-def module_names(paths: Iterable[str]) -> dict[str, str]:
-    """The import name of each path, with the packages of the same listing (as the scan)."""
-    listed = list(paths)
-    packages = {str(PurePosixPath(p).parent) for p in listed if p.endswith("/__init__.py")}
-    return {p: module_name(p, packages)[0] for p in listed}
 
 
 # ------------------------------------------------------------------------------------ metrics
@@ -214,32 +230,45 @@ class MeasureJob:
     code: str
 
 
-def measure_blobs(job: MeasureJob) -> list[tuple[Any, ...]]:
-    """Rows of `history.timeseries_blobs` (catalog column order) for each blob of `job`."""
+def measure_blobs(job: MeasureJob) -> pa.Table:
+    """The rows of `history.timeseries_blobs` for each blob of `job`; a function whose text
+    another version of the same file already had is not measured again."""
     rows: list[tuple[Any, ...]] = []
-    for blob, path, data in job.blobs:
-        try:
-            rows.extend(measure_blob(blob, path, data, job.max_size, job.code))
-        except Exception as exc:  # a bug of ours on one blob: that blob has no functions, nothing else lost
-            logger.debug("measuring %s (%s) failed", blob, path, exc_info=True)
-            rows.append(_module_row(blob, 0, None, f"extractor_error: {type(exc).__name__}: {exc}", job.code))
-    return rows
+    known: dict[str, tuple[int, ...]] = {}
+    last_path = None
+    with gc_paused():  # trees and rows: see codeintel.gcpause
+        for blob, path, data in job.blobs:
+            if path != last_path:  # the versions of one file come together: keep the texts of one file's only
+                known, last_path = {}, path
+            try:
+                rows.extend(measure_blob(blob, path, data, job.max_size, job.code, known))
+            except Exception as exc:  # a bug of ours on one blob: that blob has no functions, nothing else lost
+                logger.debug("measuring %s (%s) failed", blob, path, exc_info=True)
+                rows.append(_module_row(blob, 0, None, f"extractor_error: {type(exc).__name__}: {exc}", job.code))
+        return to_arrow(Table.TIMESERIES_BLOBS, rows)
 
 
-def measure_blob(blob: str, path: str, data: bytes | None, max_size: int, code: str) -> list[tuple[Any, ...]]:
-    """The module row and one row per function and method of one blob (see the module docstring)."""
+def measure_blob(
+    blob: str, path: str, data: bytes | None, max_size: int, code: str, known: dict[str, tuple[int, ...]] | None = None
+) -> list[tuple[Any, ...]]:
+    """The module row and one row per function and method of one blob (see the module docstring).
+
+    `known`: metrics by the text of a function's span (decorators to last line), filled and
+    reused: the same text parses to the same tree, so it measures the same.
+    """
+    known = {} if known is None else known
     if data is None:
         return [_module_row(blob, 0, None, "missing: git has no such object", code)]
     parsed = parse_bytes(path, data, max_size)
     if isinstance(parsed, ParsedFile):
         rows = [_module_row(blob, len(parsed.lines), "ast", None, code)]
-        for d in iter_definitions(parsed.tree, "", path, len(parsed.lines)):
-            if d.kind in (DefKind.FUNCTION, DefKind.METHOD):
-                m = compute_function_metrics(d.node, parsed.lines)  # type: ignore[arg-type]
-                rows.append((
-                    blob, str(d.kind), d.qualname, d.ordinal, name_key(d.qualname), d.start_line, d.end_line,
-                    m.loc, m.sloc, m.cyclomatic, m.max_nesting_depth, m.param_count, "ast", None, code,
-                ))  # fmt: skip
+        for qualname, ordinal, kind, start, end, node in iter_functions(parsed.tree):
+            text = "\n".join(parsed.lines[start - 1 : end])
+            values = known.get(text)
+            if values is None:
+                m = compute_function_metrics(node, parsed.lines)
+                values = known[text] = (m.loc, m.sloc, m.cyclomatic, m.max_nesting_depth, m.param_count)
+            rows.append((blob, kind, qualname, ordinal, name_key(qualname), start, end, *values, "ast", None, code))
         return rows
     problem = f"{parsed.kind}: {parsed.message}"
     if parsed.kind in (ProblemKind.BINARY, ProblemKind.TOO_LARGE):
@@ -257,16 +286,42 @@ def measure_blob(blob: str, path: str, data: bytes | None, max_size: int, code: 
     return rows
 
 
+def iter_functions(tree: ast.Module) -> Iterator[tuple[str, int, str, int, int, FunctionNode]]:
+    """(qualified name, same-name ordinal, kind, first line, last line, node) of each function
+    and method, named as `codeintel.analysis.definitions.iter_definitions` names them (its walk,
+    without the decorators' text and the docstrings only stored definitions need)."""
+    seen: dict[str, int] = {}
+    stack: list[tuple[ast.stmt, str | None, str]] = [(child, None, DefKind.MODULE) for child in reversed(tree.body)]
+    while stack:
+        node, parent, parent_kind = stack.pop()
+        if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            qualname = node.name if parent is None else f"{parent}.{node.name}"
+            ordinal = seen.get(qualname, 0)
+            seen[qualname] = ordinal + 1
+            if isinstance(node, ast.ClassDef):
+                kind = DefKind.CLASS
+            else:
+                kind = DefKind.METHOD if parent_kind == DefKind.CLASS else DefKind.FUNCTION
+                start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+                yield qualname, ordinal, str(kind), start, node.end_lineno or node.lineno, node
+            stack.extend((child, qualname, kind) for child in reversed(node.body))
+            continue
+        nested: list[ast.stmt] = [*getattr(node, "body", ()), *getattr(node, "orelse", ()), *getattr(node, "finalbody", ())]
+        for part in (*getattr(node, "handlers", ()), *getattr(node, "cases", ())):
+            nested.extend(part.body)
+        stack.extend((child, parent, parent_kind) for child in reversed(nested))
+
+
 def _module_row(blob: str, n_lines: int, parser: str | None, problem: str | None, code: str) -> tuple[Any, ...]:
     return (blob, "module", "", 0, 0, 1, n_lines, n_lines, None, None, None, None, parser, problem, code)
 
 
 def _measure(
     blobs: BlobReader, wanted: Sequence[tuple[str, str]], max_size: int, code: str, executor: Executor
-) -> list[tuple[Any, ...]]:
+) -> list[pa.Table]:
     """Rows for the (blob, path) of `wanted`: contents read here, measured on the executor's
     workers (serially when the work is small), a few megabytes at a time."""
-    rows: list[tuple[Any, ...]] = []
+    rows: list[pa.Table] = []
     pending: list[tuple[str, str, bytes | None]] = []
     size = 0
     for blob, path in wanted:
@@ -282,20 +337,23 @@ def _measure(
 
 def _measure_pending(
     pending: list[tuple[str, str, bytes | None]], size: int, max_size: int, code: str, executor: Executor
-) -> list[tuple[Any, ...]]:
+) -> list[pa.Table]:
     if not pending:
         return []
     if len(pending) < _SMALL_WORK[0] or size < _SMALL_WORK[1] or executor.workers < 2:
-        return measure_blobs(MeasureJob(tuple(pending), max_size, code))
-    count = min(len(pending), executor.workers * 4)
+        return [measure_blobs(MeasureJob(tuple(pending), max_size, code))]
+    by_path: dict[str, list[tuple[str, str, bytes | None]]] = {}
+    for item in pending:  # the versions of a file together: most of their functions measure once
+        by_path.setdefault(item[1], []).append(item)
+    count = min(len(by_path), executor.workers * 4)
     batches: list[list[tuple[str, str, bytes | None]]] = [[] for _ in range(count)]
     loads = [0] * count
-    for item in sorted(pending, key=lambda p: -len(p[2] or b"")):  # largest first, onto the lightest batch
-        slot = loads.index(min(loads))
-        batches[slot].append(item)
-        loads[slot] += len(item[2] or b"") + 1
+    for group in sorted(by_path.values(), key=lambda g: -sum(len(p[2] or b"") for p in g)):  # largest first,
+        slot = loads.index(min(loads))  # onto the lightest batch
+        batches[slot].extend(group)
+        loads[slot] += sum(len(p[2] or b"") + 1 for p in group)
     jobs = [MeasureJob(tuple(batch), max_size, code) for batch in batches if batch]
-    return [row for rows in executor.map(measure_blobs, jobs) for row in rows]
+    return executor.map(measure_blobs, jobs)
 
 
 # ------------------------------------------------------------------------------------ collect and store
@@ -308,7 +366,7 @@ class TimeseriesFacts:
 
     samples: list[tuple[Any, ...]] = field(default_factory=list)
     files: list[tuple[Any, ...]] = field(default_factory=list)
-    blobs: list[tuple[Any, ...]] = field(default_factory=list)
+    blobs: list[pa.Table] = field(default_factory=list)
     lineages: pa.Table = field(default_factory=lambda: _lineage_table({}))
     file_ids: pa.Table = field(default_factory=lambda: _file_id_table({}))
     measured: int = 0
@@ -323,26 +381,34 @@ def collect_timeseries(
 ) -> TimeseriesFacts:
     """List the new samples' files, measure the blobs not measured yet, and read the lineages
     of every (path, blob) of the samples."""
+    with gc_paused():  # rows of every sample and blob alive together: no collection walks them
+        return _collect(gateway, blobs, plan, profile, executor)
+
+
+def _collect(
+    gateway: StorageGateway, blobs: BlobReader, plan: TimeseriesPlan, profile: ScanProfile, executor: Executor
+) -> TimeseriesFacts:
     facts = TimeseriesFacts()
     lister = TreeLister(blobs, profile)
-    keys: set[tuple[str, str]] = set()
-    if plan.kept:
-        kept = gateway.query(
-            f"SELECT DISTINCT path, blob FROM {Table.TIMESERIES_FILES} WHERE list_contains(?, sample_time)",
-            [sorted(plan.kept)],
+    with gateway.reader() as con:
+        keys: set[tuple[str, str]] = set(
+            con.execute(
+                f"SELECT DISTINCT path, blob FROM {Table.TIMESERIES_FILES} WHERE list_contains(?, sample_time)",
+                [sorted(plan.kept)],
+            ).fetchall()
         )
-        keys.update(zip(kept["path"].to_pylist(), kept["blob"].to_pylist(), strict=True))
+        measured = con.execute(
+            f"SELECT blob FROM {Table.TIMESERIES_BLOBS} WHERE kind = 'module' AND code = ?", [plan.code]
+        ).fetchall()
+    done = set() if plan.fresh else {b for (b,) in measured}
     for sample in plan.new:
         files = lister.files(sample.sha)
-        modules = module_names(files)
+        modules = lister.module_names(files)
         facts.samples.append((sample.time, sample.sha, sample.committed_at, len(files), plan.listing))
         facts.files.extend((sample.time, path, blob, modules[path]) for path, blob in sorted(files.items()))
         keys.update(files.items())
-    measured = gateway.query(
-        f"SELECT blob FROM {Table.TIMESERIES_BLOBS} WHERE kind = 'module' AND code = ?", [plan.code]
-    )
-    done = set(measured["blob"].to_pylist())
-    wanted = sorted({blob: path for path, blob in sorted(keys) if blob not in done}.items())
+    # by path: a file's versions measured together (see measure_blobs)
+    wanted = sorted({blob: path for path, blob in sorted(keys) if blob not in done}.items(), key=lambda bp: (bp[1], bp[0]))
     facts.blobs = _measure(blobs, wanted, profile.max_file_size, plan.code, executor)
     facts.measured = len(wanted)
     facts.lineages, facts.file_ids = read_lineages(gateway, keys)
@@ -364,6 +430,7 @@ def read_lineages(gateway: StorageGateway, keys: Iterable[tuple[str, str]]) -> t
             f"SELECT v.path, v.blob, v.file_id, v.lineages, v.name_keys FROM {Table.VERSIONS} v "
             "JOIN _ci_ts_keys k ON k.path = v.path AND k.blob = v.blob"
         ).fetchall()
+    texts: dict[int, str] = {}
     for path, blob, file_id, packed_lineages, packed_keys in found:
         file_cols["path"].append(path)
         file_cols["blob"].append(blob)
@@ -371,9 +438,11 @@ def read_lineages(gateway: StorageGateway, keys: Iterable[tuple[str, str]]) -> t
         lineages, name_keys = array("q"), array("I")
         lineages.frombytes(packed_lineages)
         name_keys.frombytes(packed_keys)
-        for key, ordinal, lineage in zip(name_keys, ordinals_of_keys(name_keys), lineages, strict=True):
-            for column, value in zip(lineage_cols.values(), (path, blob, key, ordinal, id_text(lineage)), strict=True):
-                column.append(value)
+        lineage_cols["path"].extend([path] * len(name_keys))
+        lineage_cols["blob"].extend([blob] * len(name_keys))
+        lineage_cols["name_key"].extend(name_keys)
+        lineage_cols["ordinal"].extend(ordinals_of_keys(name_keys))
+        lineage_cols["lineage_id"].extend([texts.get(v) or texts.setdefault(v, id_text(v)) for v in lineages])
     return _lineage_table(lineage_cols), _file_id_table(file_cols)
 
 
@@ -393,13 +462,15 @@ def _file_id_table(columns: dict[str, list[Any]]) -> pa.Table:
 def store_timeseries(writer: Writer, plan: TimeseriesPlan, facts: TimeseriesFacts) -> int:
     """Replace the samples not kept, add the blobs measured, drop blobs no sample holds, and
     lay `analytics.history_timeseries` out again; returns the rows written."""
+    writer.execute(f"SET memory_limit = '{LAYOUT_MEMORY_LIMIT}'")  # this connection's: the layout spills beyond
     kept = sorted(plan.kept)
     for table in (Table.TIMESERIES_SAMPLES, Table.TIMESERIES_FILES):
         writer.execute(f"DELETE FROM {table} WHERE NOT list_contains(?::TIMESTAMPTZ[], sample_time)", [kept])
-    writer.execute(f"DELETE FROM {Table.TIMESERIES_BLOBS} WHERE code <> ?", [plan.code])
+    writer.execute(f"DELETE FROM {Table.TIMESERIES_BLOBS} WHERE code <> ? OR ?", [plan.code, plan.fresh])
     writer.insert(Table.TIMESERIES_SAMPLES, to_arrow(Table.TIMESERIES_SAMPLES, facts.samples))
     writer.insert(Table.TIMESERIES_FILES, to_arrow(Table.TIMESERIES_FILES, facts.files))
-    writer.insert(Table.TIMESERIES_BLOBS, to_arrow(Table.TIMESERIES_BLOBS, facts.blobs))
+    for measured in facts.blobs:
+        writer.insert(Table.TIMESERIES_BLOBS, measured)
     writer.execute(
         f"DELETE FROM {Table.TIMESERIES_BLOBS} WHERE blob NOT IN (SELECT blob FROM {Table.TIMESERIES_FILES})"
     )

@@ -6,6 +6,7 @@ unparsable old versions, a sample where nothing changed (nothing parsed), and in
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import os
 import subprocess
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from codeintel.analysis.definitions import iter_definitions
 from codeintel.analysis.history_timeseries import (
     TimeseriesSettings,
     choose_samples,
@@ -129,6 +131,65 @@ def test_each_grid_point_takes_the_first_parent_commit_that_stood_then() -> None
     assert [(s.time, s.sha) for s in samples] == [(monday(0), "c1"), (monday(1), "c1"), (monday(2), "c3")]
     commits = {"c2": ("c1", at[1]), "c1": ("c0", at[0])}  # c0 not known: a shallow clone's boundary
     assert first_parent_chain("c2", commits) == [("c2", at[1]), ("c1", at[0])]
+
+
+TRICKY = """
+import x
+if x:
+    def f(): pass
+elif x > 1:
+    def f(): pass
+else:
+    @decorate
+    @decorate.more(1)
+    def f(): pass
+try:
+    def g(): pass
+except ValueError:
+    def h(): pass
+else:
+    def g(): pass
+finally:
+    def k(): pass
+try:
+    pass
+except* TypeError:
+    def h(): pass
+match x:
+    case 1:
+        def m(): pass
+    case _:
+        class M:
+            def m(self): pass
+class C:
+    @property
+    def p(self): return 1
+    @p.setter
+    def p(self, v): pass
+    def outer(self):
+        def inner(): pass
+        class Local:
+            async def meth(self): pass
+        for i in x:
+            def inner(): pass
+        return inner
+async def a():
+    with y:
+        def w(): pass
+    while x:
+        def w(): pass
+"""
+
+
+def test_functions_are_named_as_the_stored_definitions_name_them() -> None:
+    tree = ast.parse(TRICKY)
+    expected = [
+        (d.qualname, d.ordinal, str(d.kind), d.start_line, d.end_line)
+        for d in iter_definitions(tree, "m", "m.py", len(TRICKY.splitlines()))
+        if d.kind in ("function", "method")
+    ]
+    assert [f[:5] for f in ingest_timeseries.iter_functions(tree)] == expected
+    assert len(expected) == 19
 
 
 # ------------------------------------------------------------------------------------ metrics over time
@@ -365,6 +426,8 @@ def test_incremental_runs_equal_a_cold_run(repo: DatedRepo, make_indexer: MakeIn
     assert notes["history_timeseries"].startswith("1 samples listed")
     cold = make_indexer(repo.root, db=tmp_path / "cold" / "codeintel.duckdb")
     export(cold)
+    assert digests(indexer) == digests(cold)
+    assert export(indexer, full=True)["history_timeseries"] == "4 samples listed, 6 blobs parsed"  # --full: none reused
     assert digests(indexer) == digests(cold)
     assert rows(indexer, "SELECT count(*) FROM history.timeseries_samples") == [(4,)]
     names = "SELECT DISTINCT t.qualname FROM analytics.history_timeseries t JOIN core.goids g USING (goid) "
