@@ -124,8 +124,10 @@ class SnapshotIndex:
             "SELECT goid, kind, full_name, path, start_line, end_line, name, module, qualname, is_test, "
             "callers, callees, unresolved_calls, parent_goid, cyclomatic FROM docs.symbols ORDER BY path, start_line, goid"
         ).fetchall()
+        same: dict[str, str] = {}  # one string object per kind, path and module (the rows repeat them)
         for r in rows:
-            s = Symbol(*r[:11])
+            kind, path, module = (same.setdefault(v, v) for v in (r[1], r[3], r[7]))
+            s = Symbol(r[0], kind, r[2], path, r[4], r[5], r[6], module, r[8], r[9], r[10])
             self.symbols[s.goid] = s
             self.facts[s.goid] = SymbolFacts(*r[11:15])
             self.by_full_name[s.full_name].append(s)
@@ -175,23 +177,32 @@ class SnapshotIndex:
 
     def load_extras(self, cur: duckdb.DuckDBPyConnection) -> None:
         """What `find_symbol` by prefix and `hotspots` read (see the class docstring)."""
-        self.prefixes = cur.execute(
+        found = cur.execute(
             f"""SELECT low, goid, bit_or(field)::INTEGER FROM (
                     SELECT name_lower AS low, goid, {NAME} AS field FROM docs.symbols
                     UNION ALL SELECT qualname_lower, goid, {QUALNAME} FROM docs.symbols
                     UNION ALL SELECT full_name_lower, goid, {FULL_NAME} FROM docs.symbols)
                 GROUP BY ALL ORDER BY low, goid"""
         ).fetchall()
+        # names already lower case are the symbols' own strings, GOIDs too: one object for each text
+        same = {text: text for s in self.symbols.values() for text in (s.goid, s.name, s.qualname, s.full_name)}
+        self.prefixes = [(same.get(low, low), same.get(goid, goid), fields) for low, goid, fields in found]
+        del found, same
         ranks = ", ".join(
             f"row_number() OVER (ORDER BY {HOTSPOT_COLUMNS[at]} DESC, full_name, goid)" for at in HOTSPOT_METRICS.values()
         )
         rows = cur.execute(f"SELECT goid, {', '.join(HOTSPOT_COLUMNS)}, {ranks} FROM docs.v_function_summary").fetchall()
         width = 1 + len(HOTSPOT_COLUMNS)
+        shown = {}  # GOID -> the row without its ranks, shared by the rankings (names shared with the symbols)
+        for r in rows:
+            s = self.symbols.get(r[0])
+            name, module = (s.full_name, s.module) if s is not None and (s.full_name, s.module) == (r[1], r[8]) else (r[1], r[8])
+            shown[r[0]] = (r[0], name, *r[2:8], module, r[9])
         ranked = {}
         for i, (metric, at) in enumerate(HOTSPOT_METRICS.items()):
             having = [r for r in rows if r[1 + at] is not None]
             having.sort(key=operator.itemgetter(width + i))
-            ranked[metric] = [r[:width] for r in having]
+            ranked[metric] = [shown[r[0]] for r in having]
         self.hot_ranked = ranked
         self.function_graph = {r[0]: (r[5], r[6]) for r in rows}
 
