@@ -9,12 +9,14 @@ brackets (outside string literals), never by a pattern.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 _OPEN = {"(": ")", "[": "]", "{": "}"}
 _CLOSE = frozenset(_OPEN.values())
 _TAIL = ": ..."
+_SPECIAL = re.compile(r"""[()\[\]{}'"\\]""")
 
 
 # (GOID, SCIP symbol, hover signature) of every function and method the crosswalk names
@@ -80,13 +82,13 @@ def _matching(text: str, at: int) -> int:
     """The index of the bracket closing the one at `at` (-1: none), strings skipped."""
     stack: list[str] = []
     quote = ""
-    i = at
-    while i < len(text):
-        ch = text[i]
+    escaped = -1
+    for m in _SPECIAL.finditer(text, at):
+        ch, i = m.group(), m.start()
         if quote:
-            if ch == "\\":
-                i += 1
-            elif ch == quote:
+            if ch == "\\" and escaped != i:
+                escaped = i + 1  # the next character is escaped
+            elif ch == quote and escaped != i:
                 quote = ""
         elif ch in ("'", '"'):
             quote = ch
@@ -97,5 +99,4 @@ def _matching(text: str, at: int) -> int:
                 return -1
             if not stack:
                 return i
-        i += 1
     return -1

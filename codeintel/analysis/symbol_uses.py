@@ -115,7 +115,8 @@ def symbol_uses_sql() -> str:
                f.display_name, f.def_goid, f.def_kind
         FROM core.scip_occurrences o
         JOIN defs f ON f.symbol = o.symbol
-        WHERE NOT o.is_definition AND o.path IN (SELECT path FROM fresh)
+        JOIN fresh fr ON fr.path = o.path  -- a join: `IN (SELECT ...)` here makes the ASOF join below slow
+        WHERE NOT o.is_definition
     ),
     sited AS (  -- the first name site inside the occurrence (`.app` of `from .app import x` starts at the dot)
         SELECT u.*, CASE WHEN n.col < u.end_col OR u.end_line > u.line THEN n.name END AS site_name,

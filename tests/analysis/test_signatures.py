@@ -15,12 +15,13 @@ from codeintel.analysis.signatures import return_type
         ("f: def f[F: (...) -> Any](f: F) -> F: ...", "F"),  # an arrow inside the type parameters
         ("f: def f(cb: (int) -> str) -> (int) -> str: ...", "(int) -> str"),  # a callable returned
         ("f: def f(x: Literal[')']) -> None: ...", "None"),  # a bracket in a string
+        ("f: def f(x: Literal['\\')']) -> int: ...", "int"),  # an escaped quote in a string
         ("route: def route(self) -> [T: (...) -> Any](T) -> T: ...", "[T: (...) -> Any](T) -> T"),
         ("x: int", None),
         ("f: def f(x", None),
         (None, None),
     ],
-    ids=["plain", "multi-line", "type-params", "callable", "string", "generic-callable", "no-def", "cut", "none"],
+    ids=["plain", "multi-line", "type-params", "callable", "string", "escaped-quote", "generic-callable", "no-def", "cut", "none"],
 )
 def test_the_return_type_follows_the_parameter_list(signature: str | None, expected: str | None) -> None:
     assert return_type(signature) == expected
