@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from codeintel.analysis.callgraph import extract_call_facts, facts_to_json
 from codeintel.analysis.definitions import DefKind, iter_definitions
 from codeintel.analysis.goids import make_goid
@@ -37,6 +39,7 @@ from codeintel.ingestion.parsing import (
 )
 from codeintel.ingestion.scan import hash_bytes
 from codeintel.storage.catalog import Table, spec_of
+from codeintel.storage.gateway import to_arrow
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +68,8 @@ class FileOutput:
     path: str
     hash: str | None
     rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
+    # rows already in the table's Arrow schema (many rows: built in the worker, pickled compactly)
+    tables: dict[str, pa.Table] = field(default_factory=dict)
 
     def add(self, table: str, record: Any) -> None:
         names = spec_of(table).column_names
@@ -141,6 +146,7 @@ def _extract(
                 EXTRACTORS[name](batch, ref, parsed, out)
         except Exception as exc:
             out.rows.clear()
+            out.tables.clear()
             out.add(Table.PARSE_ERRORS, extractor_problem(ref.path, step, exc))
             logger.debug("extractor %s failed on %s", name, ref.path, exc_info=True)
     return found
@@ -218,9 +224,9 @@ def _call_facts(batch: FileBatch, ref: FileRef, parsed: ParsedFile, out: FileOut
 
 def _cst(batch: FileBatch, ref: FileRef, data: bytes, step: str, out: FileOutput) -> None:
     found = extract_cst(data, repo=batch.repo, path=ref.path, module=ref.module)
-    out.rows[Table.COMMENTS] = found.comments
-    out.rows[Table.DEF_HEADERS] = found.headers
-    out.rows[Table.NAME_SITES] = found.names
+    out.tables[Table.COMMENTS] = to_arrow(Table.COMMENTS, found.comments)
+    out.tables[Table.DEF_HEADERS] = to_arrow(Table.DEF_HEADERS, found.headers)
+    out.tables[Table.NAME_SITES] = to_arrow(Table.NAME_SITES, found.names)
     # a syntax error or undecodable bytes are no row of its own: the file's one core.parse_errors
     # row is ast_ingest's, and these rows are what tree-sitter recovered around them
     for line, _, kind, message in found.problems:

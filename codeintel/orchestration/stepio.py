@@ -68,9 +68,11 @@ class FileDelta:
         rows = [row for out in self.outputs for row in out.rows.get(table, ())]
         columns = list(zip(*rows, strict=True)) if rows else [() for _ in spec.columns]
         schema = spec.arrow_schema
-        return pa.Table.from_arrays(
+        built = pa.Table.from_arrays(
             [arrow_array(list(col), schema.field(i).type) for i, col in enumerate(columns)], schema=schema
         )
+        ready = [out.tables[table] for out in self.outputs if table in out.tables]  # built by the workers
+        return pa.concat_tables([built, *ready]) if ready else built
 
     def apply(self, writer: Writer, run_id: str) -> int:
         """Replace the rows of the stale files in every table and record what was processed."""
@@ -135,7 +137,9 @@ def collect_file_delta(ctx: PipelineContext, work: FileWork, *, priority: int = 
     return delta
 
 
-def _extract_isolating_deaths(executor: StepExecutor, jobs: list[FileBatch], priority: int) -> list[list[dict[str, FileOutput]]]:
+def _extract_isolating_deaths(
+    executor: StepExecutor, jobs: list[FileBatch], priority: int
+) -> list[list[dict[str, FileOutput]]]:
     """`extract_batch` over `jobs`; when a worker process dies on the way (killed by the OOM
     killer, a crash in native code), the files are tried again to find the ones it dies on:
     batch by batch, then file by file in a batch that still kills its worker.  Such a file gets
@@ -156,7 +160,9 @@ def _extract_isolating_deaths(executor: StepExecutor, jobs: list[FileBatch], pri
                 single = replace(job, files=(ref,))
                 alone = _map_one(executor, single, priority) if len(job.files) > 1 else None
                 if alone is None:
-                    logger.warning("%s: the worker process extracting it died; recorded in %s", ref.path, Table.PARSE_ERRORS)
+                    logger.warning(
+                        "%s: the worker process extracting it died; recorded in %s", ref.path, Table.PARSE_ERRORS
+                    )
                 outputs.extend(alone if alone is not None else [_died_on(single, ref)])
         found.append(outputs)
     return found
@@ -178,7 +184,9 @@ def _died_on(job: FileBatch, ref: FileRef) -> dict[str, FileOutput]:
     for name, step in zip(job.extractors, job.steps, strict=True):
         out = outputs[name] = FileOutput(ref.path, ref.hash)
         message = "the worker process extracting this file died (killed, out of memory, or a crash in native code)"
-        out.add(Table.PARSE_ERRORS, ParseProblem(ref.path, ProblemKind.WORKER_DIED, None, None, message, step, "WorkerDied"))
+        out.add(
+            Table.PARSE_ERRORS, ParseProblem(ref.path, ProblemKind.WORKER_DIED, None, None, message, step, "WorkerDied")
+        )
     return outputs
 
 
@@ -295,7 +303,8 @@ def align_code_version(ctx: PipelineContext, step: str, code_version: str) -> bo
             w.execute(f"DELETE FROM {Table.STEP_FILE_STATE} WHERE step = ?", [step])
         w.execute(f"DELETE FROM {Table.STEP_STATE} WHERE step = ?", [step])
         w.execute(
-            f"INSERT INTO {Table.STEP_STATE} VALUES (?, ?, '', ?, ?, NULL)", [step, ctx.run_id, ctx.run_id, code_version]
+            f"INSERT INTO {Table.STEP_STATE} VALUES (?, ?, '', ?, ?, NULL)",
+            [step, ctx.run_id, ctx.run_id, code_version],
         )
     return found is not None
 
