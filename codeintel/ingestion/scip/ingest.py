@@ -141,7 +141,7 @@ class ScipDelta:
             return "GOIDs changed: crosswalk refreshed, nothing indexed"
         return (
             f"{self.mode}: {len(self.indexed)} files indexed in {self.rounds} pyrefly run(s) "
-            f"({self.pyrefly_seconds:.1f} s), {len(self.not_indexed)} without a document"
+            f"(collected {self.pyrefly_seconds:.1f} s after they started), {len(self.not_indexed)} without a document"
         )
 
     def add(self, name: str, table: pa.Table) -> None:
