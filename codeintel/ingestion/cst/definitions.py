@@ -208,14 +208,12 @@ def header_rows(defn: CstDefinition, source: bytes, text: OneLine, path: str) ->
 
 
 def _header_colon(node: Any) -> Any | None:
-    """The `:` ending the header (the last `:` token before the body)."""
-    colon = None
-    for child in node.children:
-        if child.type == ":":
-            colon = child
-        elif child.type == "block":
-            break
-    return colon
+    """The `:` ending the header (before the body, comments aside)."""
+    at = node.child_by_field_name("body")
+    at = at.prev_sibling if at is not None else None
+    while at is not None and at.type == "comment":
+        at = at.prev_sibling
+    return at if at is not None and at.type == ":" else None
 
 
 _PARAM_KINDS = {
@@ -265,7 +263,9 @@ def _decorators(decorated: Any | None, text: OneLine) -> list[tuple[str, int]]:
     found = []
     for child in decorated.children:
         if child.type == "decorator":
-            expr = next((c for c in child.named_children if c.type != "comment"), None)
+            expr = child.named_child(0)
+            while expr is not None and expr.type == "comment":
+                expr = expr.next_named_sibling
             if expr is not None:
                 found.append((text.node(expr) or "", child.start_point[0] + 1))
     return found
