@@ -228,9 +228,9 @@ def http_app(server: MCPServer[Any], host: str, token: str | None) -> Any:
 def serve(db: Path, repo: Path | None = None, http: str | None = None, token: str | None = None) -> None:
     """Run the server until the client (stdio) or the process (HTTP) ends it."""
     store = SnapshotStore(db, repo)
+    server = build_server(Service(store))  # first: opening the snapshot starts its index loading in a thread
     info = store.open()  # fail at start, with the reason, when there is nothing to serve
     logger.info("serving %s", info.line())
-    server = build_server(Service(store))
     try:
         if http is None:
             server.run("stdio")
