@@ -1,7 +1,8 @@
 """Walking the stored call graph: callers or callees hop by hop, from one symbol or several.
 
 Each hop reads the whole frontier's edges from the snapshot's index (`SnapshotIndex.hop`: the
-resolved edges of `graph.call_edges` at or above a minimum confidence, one row per caller/callee
+resolved edges of `graph.call_edges_merged` (the points-to call graph with the call sites the type
+checker resolves: resolution 'scip') at or above a minimum confidence, one row per caller/callee
 pair, in memory); the walk keeps, per origin, how every symbol was first reached (hop, the symbol it was reached from,
 the edge's confidence and call line), which gives one witness path per reached symbol.  Ties
 are broken by confidence, then GOID: the same walk on the same snapshot gives the same paths.

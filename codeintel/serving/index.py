@@ -1,9 +1,9 @@
 """What the server holds in memory per snapshot: the symbol index and the call graph as arrays.
 
 Most calls name a few symbols and walk a few hops, and each such step was a DuckDB statement of
-several milliseconds (a scan of `docs.symbols` or `graph.call_edges`, a plan per statement).
+several milliseconds (a scan of `docs.symbols` or the call edges, a plan per statement).
 `SnapshotIndex` reads `docs.symbols`, `docs.unresolved_names`, the `@overload` definitions and
-`graph.call_edges` once when a snapshot is opened (a few hundred ms for sqlalchemy, in a thread
+`graph.call_edges_merged` (points-to edges and the type checker's) once when a snapshot is opened (a few hundred ms for sqlalchemy, in a thread
 of its own while the server starts) and answers those steps from memory: symbols by GOID, name,
 dotted name and path; callers and callees as compressed sparse rows (per symbol, its edges sorted
 by neighbour).  It only copies what the pipeline built; it is dropped with its snapshot, so a
@@ -54,8 +54,8 @@ NAME, QUALNAME, FULL_NAME = symbols.NAME, symbols.QUALNAME, 4
 HOTSPOT_COLUMNS = ("full_name", "path || ':' || start_line", "cyclomatic", "loc", "call_fan_in", "pagerank", "betweenness", "module", "subsystem_id")
 HOTSPOT_METRICS = {"complexity": 2, "size": 3, "fan_in": 4, "pagerank": 5, "betweenness": 6}  # metric -> position above
 _IDS_SQL = """WITH ids AS (SELECT goid, (row_number() OVER (ORDER BY goid) - 1)::INTEGER AS id FROM (
-                  SELECT goid FROM docs.symbols UNION SELECT caller_goid FROM graph.call_edges
-                  UNION SELECT callee_goid FROM graph.call_edges) WHERE goid IS NOT NULL)"""
+                  SELECT goid FROM docs.symbols UNION SELECT caller_goid FROM graph.call_edges_merged
+                  UNION SELECT callee_goid FROM graph.call_edges_merged) WHERE goid IS NOT NULL)"""
 
 
 class Adjacency:
@@ -166,7 +166,7 @@ class SnapshotIndex:
         found = cur.execute(
             f"""{_IDS_SQL}
                SELECT a.id AS caller, b.id AS callee, e.confidence AS conf, coalesce(e.line::BIGINT, $none) AS line
-               FROM graph.call_edges e JOIN ids a ON a.goid = e.caller_goid JOIN ids b ON b.goid = e.callee_goid
+               FROM graph.call_edges_merged e JOIN ids a ON a.goid = e.caller_goid JOIN ids b ON b.goid = e.callee_goid
                WHERE e.caller_goid <> e.callee_goid AND e.confidence IS NOT NULL""",
             {"none": int(NO_LINE)},
         ).fetchnumpy()

@@ -145,8 +145,8 @@ def _symbol_card(c: Call, found: Lookup, max_lines: int) -> Answer:
     # calls may have been resolved to any definition of the name (overloads): count over all
     facts_of = q.index.facts[s.goid]
     calls = (s.callers, facts_of.callees, facts_of.unresolved_calls, facts_of.parent_goid) if not found.others else q.first(
-        """SELECT (SELECT count(DISTINCT caller_goid) FROM graph.call_edges WHERE callee_goid IN (SELECT unnest($g::VARCHAR[]))),
-                  (SELECT count(DISTINCT callee_goid) FROM graph.call_edges WHERE caller_goid IN (SELECT unnest($g::VARCHAR[]))),
+        """SELECT (SELECT count(DISTINCT caller_goid) FROM graph.call_edges_merged WHERE callee_goid IN (SELECT unnest($g::VARCHAR[]))),
+                  (SELECT count(DISTINCT callee_goid) FROM graph.call_edges_merged WHERE caller_goid IN (SELECT unnest($g::VARCHAR[]))),
                   (SELECT sum(unresolved_calls) FROM docs.symbols WHERE goid IN (SELECT unnest($g::VARCHAR[]))),
                   (SELECT parent_goid FROM docs.symbols WHERE goid = $s)""",
         {"g": found.goids, "s": s.goid},

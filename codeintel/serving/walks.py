@@ -142,7 +142,7 @@ def _paths(c: Call, source: Lookup, target: Lookup, depth: int, conf: float, lim
     steps = []
     for a, b in itertools.pairwise(paths[0]):
         line = c.q.first(
-            "SELECT min(line), max(confidence) FROM graph.call_edges WHERE caller_goid = ? AND callee_goid = ? AND confidence >= ?",
+            "SELECT min(line), max(confidence) FROM graph.call_edges_merged WHERE caller_goid = ? AND callee_goid = ? AND confidence >= ?",
             [a, b, conf],
         )
         caller, callee = syms.get(a), syms.get(b)

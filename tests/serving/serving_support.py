@@ -197,6 +197,14 @@ PROJECT: dict[str, str | bytes | None] = {
             def run(self, job):
                 return handle(job)
     ''',
+    "pkg/typed.py": '''
+        """Calls only the type checker resolves: the engine comes in as an annotated parameter."""
+        from pkg.core import Engine
+
+
+        def drive(engine: Engine) -> str:
+            return engine.run("select 1")
+    ''',
     "pkg/cycle_a.py": '''
         from pkg import cycle_b
 
@@ -306,9 +314,9 @@ def git_diff(repo: Path) -> str:
 
 
 def callers_bfs(served: Served, start: list[str], depth: int, direction: str = "callers") -> dict[str, int]:
-    """A reference walk over graph.call_edges, independent of the server's: goid -> first hop."""
+    """A reference walk over graph.call_edges_merged, independent of the server's: goid -> first hop."""
     edges = served.query(
-        "SELECT DISTINCT caller_goid, callee_goid FROM graph.call_edges "
+        "SELECT DISTINCT caller_goid, callee_goid FROM graph.call_edges_merged "
         "WHERE caller_goid IS NOT NULL AND callee_goid IS NOT NULL AND caller_goid <> callee_goid"
     )
     nxt: dict[str, set[str]] = defaultdict(set)

@@ -64,7 +64,7 @@ def test_status_says_how_far_the_working_tree_is_ahead_of_the_snapshot(served: S
 def test_find_symbol_matches_exactly_then_by_prefix_then_fuzzily_as_the_index_says(served: Served) -> None:
     exact = served.mcp.json("find_symbol", name="normalize")
     (callers,) = served.query(
-        "SELECT count(DISTINCT caller_goid) FROM graph.call_edges e JOIN docs.symbols s ON s.goid = e.callee_goid "
+        "SELECT count(DISTINCT caller_goid) FROM graph.call_edges_merged e JOIN docs.symbols s ON s.goid = e.callee_goid "
         "WHERE s.full_name = 'pkg.helpers.normalize'"
     )[0]
     assert exact["sections"][0]["rows"] == [["function", "pkg.helpers.normalize", "pkg/helpers.py:5-7", 1, callers, goids_of(served, "pkg.helpers.normalize")[0][:12]]]
@@ -120,6 +120,19 @@ def test_get_symbol_gives_the_card_and_the_source_as_the_file_holds_it(served: S
     assert [r[0] for r in cls["sections"][0]["rows"]] == ["__init__", "run", "_plan"]
 
 
+def test_call_graph_walks_the_edges_only_the_type_checker_resolves(served: Served) -> None:
+    """`engine.run()` on an annotated parameter: the points-to graph leaves it unresolved, pyrefly
+    resolves it (graph.call_edges_merged, resolution 'scip'); the tools walk it."""
+    ((resolution, caller),) = served.query(
+        "SELECT resolution, caller FROM graph.call_edges_merged WHERE callee = 'pkg.core.Engine.run' AND path = 'pkg/typed.py'"
+    )
+    assert (resolution, caller) == ("scip", "pkg.typed.drive")
+    callers = served.mcp.json("call_graph", symbol="pkg.core.Engine.run", depth=1, limit=50)
+    assert "pkg.typed.drive" in {r[2] for r in callers["sections"][0]["rows"]}
+    callees = served.mcp.json("call_graph", symbol="pkg.typed.drive", direction="callees", depth=1)
+    assert [r[2] for r in callees["sections"][0]["rows"]] == ["pkg.core.Engine.run"]
+
+
 def test_call_graph_walks_callers_and_callees_hop_by_hop_as_the_edges_say(served: Served) -> None:
     start = goids_of(served, "pkg.helpers.normalize")
     expected = callers_bfs(served, start, 5)
@@ -142,7 +155,7 @@ def test_call_graph_walks_callers_and_callees_hop_by_hop_as_the_edges_say(served
     dynamic = served.mcp.json("call_graph", symbol="pkg.api.dynamic", direction="callees")
     assert dynamic["sections"][0]["total"] == 0 and dynamic["facts"]["lower bound"].startswith("yes")
     confident = served.mcp.json("call_graph", symbol="pkg.helpers.normalize", depth=5, min_confidence=1.0)
-    (low,) = served.query("SELECT count(*) FROM graph.call_edges WHERE callee_goid IS NOT NULL AND confidence < 1")[0]
+    (low,) = served.query("SELECT count(*) FROM graph.call_edges_merged WHERE callee_goid IS NOT NULL AND confidence < 1")[0]
     assert low > 0 or confident["sections"][0]["total"] == answer["sections"][0]["total"]
 
 
@@ -174,7 +187,7 @@ def test_trace_path_finds_the_shortest_paths_and_how_far_a_symbol_reaches(served
     for _, callee, at, _conf in steps:
         path, line = at.rsplit(":", 1)
         assert served.query(
-            "SELECT count(*) FROM graph.call_edges WHERE path = ? AND line = ? AND callee = ?", [path, int(line), callee]
+            "SELECT count(*) FROM graph.call_edges_merged WHERE path = ? AND line = ? AND callee = ?", [path, int(line), callee]
         ) == [(1,)]
     none = served.mcp.json("trace_path", source="pkg.helpers.normalize", target="pkg.api.handle")
     assert "no call path" in none["title"]
