@@ -9,6 +9,7 @@ in deterministic topological order, in this process, with no Prefect at all.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import time
 import traceback
@@ -53,9 +54,15 @@ from codeintel.analysis.typed_calls import (
 from codeintel.errors import PipelineCycleError, StepFailedError, ToolNotFoundError, UnknownStepError, did_you_mean
 from codeintel.ingestion.change_tracker import ChangeTracker
 from codeintel.ingestion.history import store as history_store
-from codeintel.ingestion.history.apart import walk_history
+from codeintel.ingestion.history.apart import ColdWalk, start_cold_walk, walk_history
 from codeintel.ingestion.history.blobs import open_blobs
-from codeintel.ingestion.history.collect import HistorySettings, PlanMode, plan_history, read_repo_history
+from codeintel.ingestion.history.collect import (
+    HistoryPlan,
+    HistorySettings,
+    PlanMode,
+    plan_history,
+    read_repo_history,
+)
 from codeintel.ingestion.history_timeseries import (
     TimeseriesFacts,
     collect_timeseries,
@@ -614,21 +621,30 @@ class GitHistoryStep:
 
     name: ClassVar[str] = "git_history"
     deps: ClassVar[tuple[str, ...]] = ()  # git, not the code analysis: it runs beside it
+    # the local runner runs steps one by one: a cold walk (its own process) starts after the scan
+    # and runs beside the code analysis; this step, later in the list, collects it
+    start_ahead: ClassVar[StartAhead] = StartAhead("repo_scan", lambda ctx: _start_cold_walk(ctx))
 
     def run(self, ctx: PipelineContext) -> StepResult:
+        ahead = ctx.run_ahead.take(self.name)
+        try:
+            return self._run(ctx, ahead if isinstance(ahead, ColdWalk) else None)
+        finally:
+            if ahead is not None:
+                ahead.cancel()  # done with it (idempotent), or unused
+
+    def _run(self, ctx: PipelineContext, started: ColdWalk | None) -> StepResult:
         settings = _history_settings(ctx)
         repo, gateway = ctx.repo_root, ctx.gateway
-        now = read_repo_history(ctx.tool_service, repo, settings)
-        stored = history_store.read_stored_history(gateway)
-        plan = plan_history(ctx.tool_service, repo, now, stored, full=ctx.config.full)
+        plan, stored_head = _history_plan(ctx, settings)
         if plan.mode == PlanMode.NOOP:
             return StepResult.noop(plan.reason)
         if plan.mode == PlanMode.NONE:
-            with step_writer(ctx, self.name, self.deps, changed=stored.head is not None) as w:
+            with step_writer(ctx, self.name, self.deps, changed=stored_head is not None) as w:
                 history_store.clear_history(w)
             return StepResult(note=plan.reason, skipped=True)
         with walk_history(
-            ctx.tool_service, repo, ctx.config.snapshot.repo_name, plan, settings,
+            ctx.tool_service, repo, ctx.config.snapshot.repo_name, plan, settings, started,
             generations=lambda shas: history_store.read_generations(gateway, shas),
             stored_versions=lambda keys: history_store.read_versions(gateway, keys),
             stored_head=lambda: history_store.read_head(gateway),
@@ -636,6 +652,21 @@ class GitHistoryStep:
         ) as facts, step_writer(ctx, self.name, self.deps) as w:  # fmt: skip
             rows = history_store.store_history(w, plan, facts)
         return StepResult(rows, note=f"{plan.mode}: {len(facts.commits)} commits walked, {len(plan.gone)} gone")
+
+
+def _history_plan(ctx: PipelineContext, settings: HistorySettings) -> tuple[HistoryPlan, str | None]:
+    """What the history walk has to do now, and the HEAD it last walked to."""
+    now = read_repo_history(ctx.tool_service, ctx.repo_root, settings)
+    stored = history_store.read_stored_history(ctx.gateway)
+    return plan_history(ctx.tool_service, ctx.repo_root, now, stored, full=ctx.config.full), stored.head
+
+
+def _start_cold_walk(ctx: PipelineContext) -> ColdWalk | None:
+    settings = _history_settings(ctx)
+    plan, _ = _history_plan(ctx, settings)
+    if plan.mode != PlanMode.COLD:
+        return None  # new commits only: quick, done in the step's turn
+    return start_cold_walk(ctx.tool_service, ctx.repo_root, ctx.config.snapshot.repo_name, plan, settings)
 
 
 def _history_settings(ctx: PipelineContext) -> HistorySettings:
@@ -729,20 +760,22 @@ def _replace_with_queries(ctx: PipelineContext, step: PipelineStep, queries: Map
 
 PIPELINE_STEPS: tuple[PipelineStep, ...] = (
     RepoScanStep(),
-    GitHistoryStep(),  # needs nothing: ready with repo_scan, it runs beside the code analysis
-    FunctionHistoryStep(),
-    ChangeCouplingStep(),
-    OwnershipStep(),
     AstIngestStep(),
     CstIngestStep(),
     GoidsStep(),
     FunctionMetricsStep(),
     ImportGraphStep(),
     CallGraphStep(),
-    HistoryTimeseriesStep(),  # needs the history and the GOIDs only
     ScipIngestStep(),  # after call_graph locally: pyrefly, started after repo_scan, ran beside it
     CallGraphTypesStep(),  # the call graph with the type checker's answers: after both
     SymbolUsesStep(),
+    # needs nothing (Prefect and Dask run it beside the code analysis); locally a cold walk
+    # started after repo_scan has run beside the steps above
+    GitHistoryStep(),
+    FunctionHistoryStep(),
+    ChangeCouplingStep(),
+    OwnershipStep(),
+    HistoryTimeseriesStep(),  # needs the history and the GOIDs only
     HotspotsStep(),
     GraphMetricsStep(),
     SubsystemsStep(),
@@ -786,12 +819,16 @@ def topological_order(names: Iterable[str], deps: Mapping[str, tuple[str, ...]] 
     rank = {name: index for index, name in enumerate(deps)}
     sorter = TopologicalSorter({n: [d for d in deps[n] if d in wanted] for n in wanted})
     sorter.prepare()
+    ready: list[tuple[int, str]] = []
     order: list[str] = []
-    while sorter.is_active():
-        ready = sorted(sorter.get_ready(), key=lambda n: (rank.get(n, len(rank)), n))
-        order.extend(ready)
-        sorter.done(*ready)
-    return order
+    while True:
+        for name in sorter.get_ready():
+            heapq.heappush(ready, (rank.get(name, len(rank)), name))
+        if not ready:
+            return order
+        _, name = heapq.heappop(ready)  # the first declared of the steps ready now
+        order.append(name)
+        sorter.done(name)
 
 
 def file_work_ahead(names: Sequence[str]) -> dict[str, list[FileWork]]:

@@ -123,3 +123,36 @@ def test_outside_git_the_walk_is_skipped_and_the_rest_runs(tmp_path: Path, make_
     steps = indexer.step_runs(run.run_id)
     assert steps["git_history"]["status"] == "skipped"
     assert indexer.query("SELECT count(*) FROM docs.v_function_summary WHERE history_commits IS NULL") == [(2,)]
+
+
+def test_the_local_runner_starts_a_cold_walk_after_the_scan_and_collects_it_in_its_turn(
+    tmp_path: Path, make_repo: Any, make_indexer: Any, monkeypatch: Any
+) -> None:
+    """Steps run one by one locally: the walk (a process of its own) works beside the code
+    analysis; its tables equal those of a walk done in the step's own turn."""
+    from codeintel.orchestration import steps
+
+    events: list[str] = []
+    real_start = steps.start_cold_walk
+
+    def recording_start(*args: Any) -> Any:
+        events.append("walk started")
+        return real_start(*args)
+
+    monkeypatch.setattr(steps, "start_cold_walk", recording_start)
+    repo = make_repo(tmp_path, FILES)
+    _edits(repo, 3)
+    ahead = make_indexer(repo, tmp_path / "ahead" / "a.duckdb")
+    run = ahead.run(on_event=lambda name, what, _: events.append(f"{name} {what}"))
+    assert run.ok, run.failed
+    assert events.index("walk started") == events.index("repo_scan done") + 1
+    assert events.index("walk started") < events.index("ast_ingest start") < events.index("git_history start")
+
+    # the same walk in the step's own turn (nothing started ahead: git_history alone, then the rest)
+    monkeypatch.setattr(steps, "start_cold_walk", real_start)
+    alone = make_indexer(repo, tmp_path / "alone" / "a.duckdb")
+    assert alone.run(["git_history"]).ok
+    assert alone.run().ok
+    for table in ("history.commits", "history.function_changes", "history.lineages", "analytics.function_history"):
+        sql = f"SELECT * FROM {table} ORDER BY ALL"
+        assert ahead.query(sql) == alone.query(sql), table

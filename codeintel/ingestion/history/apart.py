@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import threading
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -57,41 +58,83 @@ class Rows:
         return self._table.num_rows
 
 
+class ColdWalk:
+    """A cold walk running in its child process (`start_cold_walk`); `facts` waits for it."""
+
+    def __init__(self, plan: HistoryPlan, request: dict[str, Any], tmp: tempfile.TemporaryDirectory[str]) -> None:
+        self.plan = plan
+        self._tmp = tmp
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "codeintel.ingestion.history.apart"],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        self._stderr = b""
+        self._done = threading.Thread(target=self._talk, args=(json.dumps(request).encode(),), daemon=True)
+        self._done.start()
+
+    def _talk(self, request: bytes) -> None:
+        _, self._stderr = self._process.communicate(request)
+
+    def same_walk(self, plan: HistoryPlan) -> bool:
+        """Whether this walk is the one `plan` asks for (nothing moved since it started)."""
+        return plan.mode == PlanMode.COLD and plan.repo == self.plan.repo
+
+    @contextmanager
+    def facts(self, repo: Path) -> Iterator[HistoryFacts]:
+        """The walk's facts, backed by files that exist until the block ends (then cleaned up)."""
+        try:
+            self._done.join()
+            tmp = Path(self._tmp.name)
+            result_file = tmp / "result.json"
+            if self._process.returncode != 0 or not result_file.is_file():
+                error = self._stderr.decode("utf-8", "replace")[-3000:]
+                raise CodeIntelError(f"the history walk of {repo} failed (exit {self._process.returncode}): {error}")
+            result = json.loads(result_file.read_text())
+            tables = {}
+            for name in _OUTPUTS:
+                with pa.memory_map(str(tmp / f"{name}.arrow")) as source:
+                    tables[name] = Rows(result["tables"][name], pa.ipc.open_file(source).read_all())
+            yield HistoryFacts(
+                tables["commits"], tables["file_changes"], tables["function_changes"], tables["versions"],
+                tables["head_files"], tables["head_defs"], result["head_paths"], True, result["stats"], result["timings"],
+            )  # fmt: skip
+        finally:
+            self.cancel()
+
+    def cancel(self) -> None:
+        """Stop the walk if it still runs and remove its files (idempotent)."""
+        if self._process.poll() is None:
+            self._process.kill()
+        self._done.join()
+        self._tmp.cleanup()
+
+
+def start_cold_walk(
+    tools: ToolService, repo: Path, repo_name: str, plan: HistoryPlan, settings: HistorySettings
+) -> ColdWalk:
+    """Start walking the whole history in a child process (it reads nothing stored, so it can
+    run beside anything else: the local runner starts it right after the scan)."""
+    assert plan.mode == PlanMode.COLD
+    tmp = tempfile.TemporaryDirectory(prefix="codeintel-history-")
+    request = {
+        "repo": str(repo),
+        "repo_name": repo_name,
+        "tools": asdict(tools.config),
+        "settings": asdict(settings),
+        "repo_history": {"head": plan.repo.head, "shallow": sorted(plan.repo.shallow), "digest": plan.repo.digest},
+        "out": tmp.name,
+    }
+    return ColdWalk(plan, request, tmp)
+
+
 @contextmanager
 def cold_walk_apart(
     tools: ToolService, repo: Path, repo_name: str, plan: HistoryPlan, settings: HistorySettings
 ) -> Iterator[HistoryFacts]:
     """Walk the whole history in a child process; the facts (backed by files that exist until
     the block ends)."""
-    assert plan.mode == PlanMode.COLD
-    with tempfile.TemporaryDirectory(prefix="codeintel-history-") as tmp:
-        request = {
-            "repo": str(repo),
-            "repo_name": repo_name,
-            "tools": asdict(tools.config),
-            "settings": asdict(settings),
-            "repo_history": {"head": plan.repo.head, "shallow": sorted(plan.repo.shallow), "digest": plan.repo.digest},
-            "out": tmp,
-        }
-        done = subprocess.run(
-            [sys.executable, "-m", "codeintel.ingestion.history.apart"],
-            input=json.dumps(request).encode(),
-            capture_output=True,
-            check=False,
-        )
-        result_file = Path(tmp) / "result.json"
-        if done.returncode != 0 or not result_file.is_file():
-            error = done.stderr.decode("utf-8", "replace")[-3000:]
-            raise CodeIntelError(f"the history walk of {repo} failed (exit {done.returncode}): {error}")
-        result = json.loads(result_file.read_text())
-        tables = {}
-        for name in _OUTPUTS:
-            with pa.memory_map(str(Path(tmp) / f"{name}.arrow")) as source:
-                tables[name] = Rows(result["tables"][name], pa.ipc.open_file(source).read_all())
-        yield HistoryFacts(
-            tables["commits"], tables["file_changes"], tables["function_changes"], tables["versions"],
-            tables["head_files"], tables["head_defs"], result["head_paths"], True, result["stats"], result["timings"],
-        )  # fmt: skip
+    with start_cold_walk(tools, repo, repo_name, plan, settings).facts(repo) as facts:
+        yield facts
 
 
 @contextmanager
@@ -101,11 +144,16 @@ def walk_history(
     repo_name: str,
     plan: HistoryPlan,
     settings: HistorySettings,
+    started: ColdWalk | None = None,
     **readers: Any,
 ) -> Iterator[HistoryFacts]:
-    """The facts of the walk `plan` asks for: a cold walk apart (`cold_walk_apart`), new
-    commits in this process (`collect_history`, with `readers` of what is stored)."""
-    if plan.mode == PlanMode.COLD:
+    """The facts of the walk `plan` asks for: a cold walk apart (`cold_walk_apart`, or the one
+    `started` ahead when it is that walk), new commits in this process (`collect_history`, with
+    `readers` of what is stored)."""
+    if started is not None and started.same_walk(plan):
+        with started.facts(repo) as facts:
+            yield facts
+    elif plan.mode == PlanMode.COLD:
         with cold_walk_apart(tools, repo, repo_name, plan, settings) as facts:
             yield facts
     else:
