@@ -554,6 +554,13 @@ def _when_ast_ingest_starts(action: Callable[[], None]) -> Callable[[str, str, A
     return on_event
 
 
+def _besides_the_indexer(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows other than scip_ingest's: pyrefly, started right after the scan, may or may not
+    have read the file before it went (if not, one `missing` row of its own, redone next run)."""
+    assert all(e["kind"] == "missing" for e in errors if e["step"] == "scip_ingest"), errors
+    return [e for e in errors if e["step"] != "scip_ingest"]
+
+
 def test_a_file_deleted_between_scan_and_parse_is_missing_then_redone_or_cleared(
     tmp_path: Path, make_repo: MakeRepo, make_indexer: MakeIndexer
 ) -> None:
@@ -567,7 +574,7 @@ def test_a_file_deleted_between_scan_and_parse_is_missing_then_redone_or_cleared
     idx = make_indexer(repo)
     export(idx, on_event=_when_ast_ingest_starts(delete_both))
     for path in ("doomed.py", "back.py"):
-        (error,) = errors_of(idx, path)
+        (error,) = _besides_the_indexer(errors_of(idx, path))
         assert (error["step"], error["kind"]) == ("ast_ingest", "missing")
         assert "No such file" in error["message"]
         assert rows_of(idx, path) == dict.fromkeys(STEP_TABLES, 0)
@@ -597,7 +604,7 @@ def test_a_file_replaced_by_a_fifo_between_scan_and_parse_is_never_opened_for_re
 
     idx = make_indexer(repo)
     export(idx, on_event=_when_ast_ingest_starts(swap))
-    (error,) = errors_of(idx, "swapped.py")
+    (error,) = _besides_the_indexer(errors_of(idx, "swapped.py"))
     assert (error["step"], error["kind"]) == ("ast_ingest", "missing")
     assert "not a regular file" in error["message"]
     assert_good_indexed(idx)

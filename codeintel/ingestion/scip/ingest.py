@@ -25,6 +25,8 @@ import pyarrow.compute as pc
 from codeintel.analysis.crosswalk import GoidRow, ScipDefinition, build_crosswalk, goid_of_symbols
 from codeintel.analysis.enclosing import EnclosingIndex
 from codeintel.ingestion.change_tracker import StaleFiles
+from codeintel.ingestion.filework import UNREAD
+from codeintel.ingestion.parsing import ParseProblem, read_source
 from codeintel.ingestion.scip.decode import (
     DecodedIndex,
     PathStripper,
@@ -32,7 +34,13 @@ from codeintel.ingestion.scip.decode import (
     decode_index,
     to_tables,
 )
-from codeintel.ingestion.scip.pyrefly import IndexRequest, PyreflyIndexing, source_roots, start_indexing
+from codeintel.ingestion.scip.pyrefly import (
+    IndexRequest,
+    PyreflyIndexing,
+    is_regular_file,
+    source_roots,
+    start_indexing,
+)
 from codeintel.ingestion.tools import ToolService
 from codeintel.storage.catalog import Table, spec_of
 from codeintel.storage.gateway import StorageGateway, Writer
@@ -124,6 +132,7 @@ class ScipDelta:
     tables: dict[str, list[pa.Table]] = field(default_factory=dict)
     externals: list[pa.Table] = field(default_factory=list)
     not_indexed: list[str] = field(default_factory=list)
+    unreadable: dict[str, str] = field(default_factory=dict)  # not indexed, and unreadable now: why
     pyrefly_seconds: float = 0.0
     rounds: int = 0
     mode: str = PlanMode.NONE
@@ -220,6 +229,10 @@ def run_rounds(
         files = tuple(sorted(users))
     indexed_docs = set(delta.table(Table.SCIP_DOCUMENTS)["path"].to_pylist())
     delta.not_indexed = sorted(set(delta.indexed) - indexed_docs)
+    for path in delta.not_indexed:  # gone or replaced since the scan: a `missing` row, redone next run
+        found = read_source(repo_root, path)
+        if isinstance(found, ParseProblem):
+            delta.unreadable[path] = found.message
     return delta
 
 
@@ -322,8 +335,8 @@ def collect_scip(
             (the step records a skip).
     """
     plan = plan_scip(gateway, [f.path for f in stale.to_process], stale.gone, full=full)
-    if ahead is not None and ahead.plan != plan:
-        logger.info("scip: the run started ahead no longer fits the plan: started again")
+    if ahead is not None and (ahead.plan != plan or not all(is_regular_file(repo_root, f) for f in plan.files)):
+        logger.info("scip: the run started ahead no longer fits the plan or its files: started again")
         ahead.cancel()
         ahead = None
     if plan.mode == PlanMode.NONE:
@@ -436,9 +449,15 @@ def _write_scip(w: Writer, delta: ScipDelta, run_id: str) -> int:
     )
     _refresh_symbol_goids(w, mapping, clear)
     w.delete_paths(Table.PARSE_ERRORS, clear, f" AND step = '{STEP}'")
-    errors = [(p, STEP, "not_indexed", None, None, _not_indexed_reason(p), None, None) for p in delta.not_indexed]
+    errors = [
+        (p, STEP, "missing", None, None, delta.unreadable[p], None, None)
+        if p in delta.unreadable
+        else (p, STEP, "not_indexed", None, None, _not_indexed_reason(p), None, None)
+        for p in delta.not_indexed
+    ]
     written += w.insert(Table.PARSE_ERRORS, errors)
-    current = dict(delta.plan.hashes)
+    # a file that could not be read counts as processed with no file's hash: redone when it is back
+    current = {p: (UNREAD if p in delta.unreadable else h) for p, h in delta.plan.hashes}
     done = [(p, current[p]) for p in (current if delta.mode == PlanMode.FULL else delta.indexed) if p in current]
     gone = sorted(set(delta.plan.gone))
     if delta.mode == PlanMode.FULL:

@@ -16,12 +16,13 @@ import json
 import logging
 import os
 import shutil
+import stat
 import sys
 import sysconfig
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from codeintel.config import ToolsConfig
@@ -138,6 +139,14 @@ class PyreflyIndexing:
         shutil.rmtree(self.scratch, ignore_errors=True)
 
 
+def is_regular_file(repo_root: Path, path: str) -> bool:
+    """Whether `repo_root/path` is (still) a regular file, not following a symlink."""
+    try:
+        return stat.S_ISREG(os.lstat(repo_root / fs_path(path)).st_mode)
+    except OSError:
+        return False
+
+
 def start_indexing(
     service: ToolService, request: IndexRequest, *, scratch_parent: Path | None = None
 ) -> PyreflyIndexing:
@@ -147,6 +156,11 @@ def start_indexing(
         ToolNotFoundError: pyrefly is not installed (or the configured path is wrong).
     """
     exe = find_pyrefly(service.config)
+    # a file replaced since the scan by something else than a regular file (a FIFO would block
+    # pyrefly's read until its timeout) is not given: no document, a `missing` row, redone next run
+    regular = tuple(f for f in request.files if is_regular_file(request.repo_root, f))
+    if len(regular) != len(request.files):
+        request = replace(request, files=regular)
     scratch = Path(tempfile.mkdtemp(prefix="codeintel-scip-", dir=scratch_parent))
     (scratch / "pyrefly.toml").write_text(config_text(request), encoding="utf-8")
     args = _arguments(request, scratch, service.config.pyrefly_python or sys.executable)
