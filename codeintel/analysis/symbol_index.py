@@ -18,6 +18,39 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from codeintel.analysis.callgraph.model import CallKind
+from codeintel.storage.catalog import Table
+
+# what the symbol index is built from: every GOID with its call counts and metrics
+SYMBOL_INDEX_SQL = f"""
+    SELECT g.goid, g.urn, g.kind, g.module, g.qualname, g.name, g.path, g.start_line, g.end_line, g.parent_goid,
+           i.callers, o.callees, u.unresolved_calls, m.cyclomatic, m.loc
+    FROM {Table.GOIDS} g
+    LEFT JOIN (SELECT callee_goid AS goid, count(DISTINCT caller_goid) AS callers FROM {Table.CALL_EDGES_MERGED}
+               WHERE callee_goid IS NOT NULL GROUP BY 1) i USING (goid)
+    LEFT JOIN (SELECT caller_goid AS goid, count(DISTINCT callee_goid) AS callees FROM {Table.CALL_EDGES_MERGED}
+               WHERE callee_goid IS NOT NULL GROUP BY 1) o USING (goid)
+    LEFT JOIN (SELECT caller_goid AS goid, count(*) AS unresolved_calls FROM {Table.CALL_EDGES_MERGED}
+               WHERE kind = '{CallKind.UNRESOLVED}' GROUP BY 1) u USING (goid)
+    LEFT JOIN {Table.FUNCTION_METRICS} m USING (goid)
+"""
+UNRESOLVED_SITES_SQL = (
+    f"SELECT callee_text, caller_goid FROM {Table.CALL_EDGES_MERGED} WHERE kind = '{CallKind.UNRESOLVED}'"
+)
+
+
+def docs_complete_sql(views: int) -> str:
+    """Whether the docs schema holds its `views` views and tables filled for the graph stored."""
+    return (
+        f"SELECT count(*) >= {views} AND (SELECT count(*) FROM {Table.SYMBOLS}) = "
+        f"(SELECT count(*) FROM {Table.GOIDS}) AND ((SELECT count(*) FROM {Table.UNRESOLVED_NAMES}) > 0 OR NOT EXISTS "
+        f"(SELECT 1 FROM {Table.CALL_EDGES_MERGED} WHERE kind = '{CallKind.UNRESOLVED}')) "
+        f"AND ((SELECT count(*) FROM {Table.MODULE_EDGES}) > 0 "
+        f"OR NOT EXISTS (SELECT 1 FROM {Table.IMPORT_EDGES} WHERE target_kind = 'internal')) "
+        "FROM duckdb_views() WHERE schema_name = 'docs'"
+    )
+
+
 _TEST_FILE = re.compile(r"(^|/)((tests?|testing)/|test_[^/]*\.py$|[^/]*_test\.py$)")
 # the name an unresolved call site calls: the last identifier of its text (`a.b(...).c` calls `c`);
 # docs.v_unresolved_calls extracts it with the same pattern

@@ -215,4 +215,7 @@ MERGE_COUNTS_SQL = f"""SELECT count(*) FILTER (WHERE resolution = '{SCIP_RESOLUT
     count(*) FILTER (WHERE ends_with(resolution, '{AGREED_SUFFIX}')) FROM graph.call_edges_merged"""
 
 # without a SCIP index: the points-to edges as they are
+# whether there is an index at all (scip_ingest skipped or indexed nothing: the steps degrade)
+SCIP_INDEXED_SQL = "SELECT count(*) > 0 FROM core.scip_documents"
+NO_SCIP_NOTE = "no SCIP index (scip_ingest skipped or indexed nothing)"
 COPY_CALL_EDGES_SQL = "SELECT * FROM graph.call_edges ORDER BY path, line, col, callee NULLS FIRST, kind, caller"

@@ -18,12 +18,23 @@ from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from typing import ClassVar, Protocol
 
-import pyarrow as pa
-
-from codeintel.analysis.call_edges import CALL_EDGE_ORDER, GoidIndex, GoidKey, solve_call_edges
-from codeintel.analysis.callgraph.model import FACTS_VERSION, CallKind, facts_without_positions
+from codeintel.analysis.call_edges import CALL_EDGE_ORDER, GoidKey, solve_call_edges
+from codeintel.analysis.call_relink import Moves, goid_fixes, moves_table, read_goid_keys, same_program
+from codeintel.analysis.callgraph.model import FACTS_VERSION
 from codeintel.analysis.goids import DefinitionRef, build_goids
-from codeintel.analysis.graph_metrics import NodeGraphMetrics, compute_graph_metrics
+from codeintel.analysis.graph_inputs import (
+    CALL_PAIRS_SQL,
+    FUNCTIONS_SQL,
+    IMPORT_PAIRS_SQL,
+    KINDS_SQL,
+    MODULE_CALL_PAIRS_SQL,
+    MODULES_SQL,
+    function_metric_rows,
+    metric_row,
+    read_nodes,
+    read_weighted_edges,
+)
+from codeintel.analysis.graph_metrics import compute_graph_metrics
 from codeintel.analysis.history import (
     HistoryAnalyticsSettings,
     change_coupling_sql,
@@ -38,7 +49,13 @@ from codeintel.analysis.history_timeseries import TimeseriesSettings
 from codeintel.analysis.imports import ImportSite, import_cycles_and_layers, resolve_imports
 from codeintel.analysis.signatures import DEFINITION_SIGNATURES_SQL, definition_types
 from codeintel.analysis.subsystems import detect_subsystems
-from codeintel.analysis.symbol_index import build_symbol_index, build_unresolved_names
+from codeintel.analysis.symbol_index import (
+    SYMBOL_INDEX_SQL,
+    UNRESOLVED_SITES_SQL,
+    build_symbol_index,
+    build_unresolved_names,
+    docs_complete_sql,
+)
 from codeintel.analysis.symbol_uses import symbol_use_edges_sql, symbol_uses_sql
 from codeintel.analysis.typed_calls import (
     CLASS_BASES_SQL,
@@ -46,6 +63,8 @@ from codeintel.analysis.typed_calls import (
     COPY_CALL_EDGES_SQL,
     INITS_SQL,
     MERGE_COUNTS_SQL,
+    NO_SCIP_NOTE,
+    SCIP_INDEXED_SQL,
     ClassBase,
     constructor_targets,
     constructors_table,
@@ -54,15 +73,10 @@ from codeintel.analysis.typed_calls import (
 from codeintel.errors import PipelineCycleError, StepFailedError, ToolNotFoundError, UnknownStepError, did_you_mean
 from codeintel.ingestion.change_tracker import ChangeTracker
 from codeintel.ingestion.history import store as history_store
-from codeintel.ingestion.history.apart import ColdWalk, start_cold_walk, walk_history
+from codeintel.ingestion.history.apart import ColdWalk
 from codeintel.ingestion.history.blobs import open_blobs
-from codeintel.ingestion.history.collect import (
-    HistoryPlan,
-    HistorySettings,
-    PlanMode,
-    plan_history,
-    read_repo_history,
-)
+from codeintel.ingestion.history.collect import PlanMode
+from codeintel.ingestion.history.walk import history_plan, history_settings, start_cold_walk_if_cold, walk_with_stored
 from codeintel.ingestion.history_timeseries import (
     TimeseriesFacts,
     collect_timeseries,
@@ -90,7 +104,7 @@ from codeintel.orchestration.stepio import (
     step_writer,
     write_file_delta,
 )
-from codeintel.storage.catalog import Table, spec_of
+from codeintel.storage.catalog import Table
 from codeintel.storage.gateway import columns_to_arrow, to_arrow
 from codeintel.storage.views import view_statements
 
@@ -262,9 +276,8 @@ class ImportGraphStep:
             [("src_path", "ascending"), ("line", "ascending")]
         )
         sites = [ImportSite(**row) for row in stored.to_pylist()]
-        exports = {
-            r["module"]: _tuple(r["all_names"]) for r in current_rows(ctx, Table.MODULE_EXPORTS, delta).to_pylist()
-        }
+        exported = current_rows(ctx, Table.MODULE_EXPORTS, delta).to_pylist()
+        exports = {r["module"]: None if r["all_names"] is None else tuple(r["all_names"]) for r in exported}
         found = ctx.gateway.query(f"SELECT module, bool_or(is_package) AS pkg FROM {Table.MODULES} GROUP BY module")
         modules = dict(zip(found["module"].to_pylist(), found["pkg"].to_pylist(), strict=True))
         resolved = resolve_imports(sites, modules, exports)
@@ -299,10 +312,11 @@ class CallGraphStep:
         ctx.release_workers()  # the solve below is one process: it needs the memory and the core
         if not delta.stale and inputs_unchanged(ctx, self.name, self.deps):
             return StepResult.noop("up to date")
-        keys = [GoidKey(**k) for k in ctx.gateway.query(f"SELECT {_GOID_KEY_COLUMNS} FROM {Table.GOIDS}").to_pylist()]
-        moves = _same_program(ctx, delta)
-        if moves is not None:
-            return self._relink(ctx, delta, keys, moves)
+        keys = read_goid_keys(ctx.gateway)
+        if not (ctx.config.full or not delta.stale or delta.stale.gone):
+            moves = same_program(ctx.gateway, delta.outputs)
+            if moves is not None:
+                return self._relink(ctx, delta, keys, moves)
         extracted = time.perf_counter()
         stored = current_rows(ctx, Table.CALL_FACTS, delta).sort_by("path")  # solve order must not vary
         texts = stored.column("facts").to_pylist()
@@ -322,93 +336,24 @@ class CallGraphStep:
 
     def _relink(self, ctx: PipelineContext, delta: FileDelta, keys: list[GoidKey], moves: Moves) -> StepResult:
         """The changed files gave the facts stored for them, up to positions: the solve would give
-        the stored edges, at the sites' new positions.
-
-        Moved sites get their new line and column; GOIDs are looked up again (definitions may
-        have moved), per distinct caller and callee.  When nothing changed, the step keeps its
-        output version, so the graph steps downstream have nothing to redo.
-        """
-        index = GoidIndex(keys)
-        callers = ctx.gateway.query(f"SELECT DISTINCT path, caller, caller_module, caller_goid FROM {Table.CALL_EDGES}")
-        caller_fix = [
-            {**r, "caller_goid": found}
-            for r in callers.to_pylist()
-            if (found := index.caller(r["path"], r["caller"], r["caller_module"])) != r["caller_goid"]
-        ]
-        callees = ctx.gateway.query(f"SELECT DISTINCT callee, callee_goid FROM {Table.CALL_EDGES} WHERE callee IS NOT NULL")
-        callee_fix = [
-            {**r, "callee_goid": found} for r in callees.to_pylist() if (found := index.callee(r["callee"])) != r["callee_goid"]
-        ]
-        changed = bool(caller_fix or callee_fix or moves)
-        with step_writer(ctx, self.name, self.deps, changed=changed) as w:
+        the stored edges, at the sites' new positions (`call_relink`).  When nothing changed, the
+        step keeps its output version, so the graph steps downstream have nothing to redo."""
+        fixes = goid_fixes(ctx.gateway, keys)
+        with step_writer(ctx, self.name, self.deps, changed=bool(fixes or moves)) as w:
             rows = delta.apply(w, ctx.run_id)
             if moves:
-                moved = pa.table(list(zip(*moves, strict=True)), names=["path", "old_line", "old_col", "line", "col"])
                 match = {"path": "path", "line": "old_line", "col": "old_col"}
-                rows += w.update_from(Table.CALL_EDGES, moved, match, ("line", "col"))
-            if caller_fix:
+                rows += w.update_from(Table.CALL_EDGES, moves_table(moves), match, ("line", "col"))
+            if fixes.callers.num_rows:
                 match = {"path": "path", "caller": "caller", "caller_module": "caller_module"}
-                rows += w.update_from(Table.CALL_EDGES, pa.Table.from_pylist(caller_fix, callers.schema), match, ("caller_goid",))
-            if callee_fix:
-                match = {"callee": "callee"}
-                rows += w.update_from(Table.CALL_EDGES, pa.Table.from_pylist(callee_fix, callees.schema), match, ("callee_goid",))
+                rows += w.update_from(Table.CALL_EDGES, fixes.callers, match, ("caller_goid",))
+            if fixes.callees.num_rows:
+                rows += w.update_from(Table.CALL_EDGES, fixes.callees, {"callee": "callee"}, ("callee_goid",))
         done = [f"{len(moves)} sites moved"] if moves else []
-        done += ["GOIDs relinked"] if caller_fix or callee_fix else []
+        done += ["GOIDs relinked"] if fixes else []
         note = ", ".join(done) or "edges unchanged"
         logger.info("call_graph: the facts of %d changed files are the same: no solve, %s", len(delta.outputs), note)
         return StepResult(rows, len(delta.outputs), 0, f"facts unchanged, {note}")
-
-
-_GOID_KEY_COLUMNS = ", ".join(GoidKey.__dataclass_fields__)
-
-
-Moves = list[tuple[str, int, int, int, int]]  # path, old line, old column, new line, new column
-
-
-def _same_program(ctx: PipelineContext, delta: FileDelta) -> Moves | None:
-    """Whether every changed file gave the call facts stored for it, up to positions; if so, the
-    sites that moved (else None: the solver has a new program, or a file is gone).
-
-    Edits of comments, docstrings, blank lines, or of code without calls, names or constants
-    do: the program the solver sees is then the one it solved last time.  Positions must map one
-    to one (two sites merging into one position would merge their edges): else None.
-    """
-    if ctx.config.full or not delta.stale or delta.stale.gone:
-        return None
-    spec = spec_of(Table.CALL_FACTS)
-    found = ctx.gateway.query(
-        f"SELECT {spec.path_column}, module, facts FROM {Table.CALL_FACTS} WHERE list_contains(?, {spec.path_column})",
-        [sorted(o.path for o in delta.outputs)],
-    )
-    stored = {r[spec.path_column]: (r["module"], r["facts"]) for r in found.to_pylist()}
-    moves: Moves = []
-    for out in delta.outputs:
-        rows = out.rows.get(Table.CALL_FACTS, [])
-        before = stored.get(out.path)
-        if not rows or before is None:
-            if rows or before is not None:
-                return None  # facts appeared or disappeared (a file that now parses, or no longer does)
-            continue
-        (_, module, text), = rows
-        if module != before[0]:
-            return None
-        new_doc, new_at = facts_without_positions(text)
-        old_doc, old_at = facts_without_positions(before[1])
-        if new_doc != old_doc:
-            return None
-        mapping: dict[tuple[int, int], tuple[int, int]] = {}
-        for old, new in zip(old_at, new_at, strict=True):
-            if mapping.setdefault(old, new) != new:
-                return None  # one old position is now two
-        if len(set(mapping.values())) != len(mapping):
-            return None  # two old positions are now one
-        moves.extend((out.path, *old, *new) for old, new in sorted(mapping.items()) if old != new)
-    return moves
-
-
-
-SCIP_INDEXED_SQL = f"SELECT count(*) > 0 FROM {Table.SCIP_DOCUMENTS}"
-NO_SCIP_NOTE = "no SCIP index (scip_ingest skipped or indexed nothing)"
 
 
 def _scip_indexed(ctx: PipelineContext) -> bool:
@@ -469,17 +414,6 @@ class SymbolUsesStep:
         return StepResult(w.rows_written, note=f"{w.rows_written} rows")
 
 
-# what the graph steps read: node lists and (source, target, weight) pairs; calls: the merged
-# edges (the points-to analysis's and the type checker's, graph.call_edges_merged)
-MODULES_SQL = f"SELECT DISTINCT module FROM {Table.MODULES} ORDER BY module"
-CALL_PAIRS_SQL = f"""SELECT caller_goid, callee_goid, count(*)::DOUBLE FROM {Table.CALL_EDGES_MERGED}
-    WHERE caller_goid IS NOT NULL AND callee_goid IS NOT NULL GROUP BY ALL ORDER BY ALL"""
-IMPORT_PAIRS_SQL = f"""SELECT src_module, dst_module, count(*)::DOUBLE FROM {Table.IMPORT_EDGES}
-    WHERE target_kind = 'internal' AND NOT is_type_checking AND src_module <> dst_module GROUP BY ALL ORDER BY ALL"""
-MODULE_CALL_PAIRS_SQL = f"""SELECT e.caller_module, g.module, count(*)::DOUBLE FROM {Table.CALL_EDGES_MERGED} e
-    JOIN {Table.GOIDS} g ON g.goid = e.callee_goid WHERE e.caller_module <> g.module GROUP BY ALL ORDER BY ALL"""
-
-
 @dataclass(frozen=True)
 class GraphMetricsStep:
     """Fan-in/out, PageRank, betweenness, closeness, cycles and layers of call and import graphs."""
@@ -489,24 +423,19 @@ class GraphMetricsStep:
 
     # what it reads: a new call graph or import graph with the same pairs (code moved, calls
     # to externals changed) leaves it up to date, and the steps after it too
-    reads: ClassVar[tuple[str, ...]] = (
-        f"SELECT goid, kind FROM {Table.GOIDS}", MODULES_SQL, CALL_PAIRS_SQL, IMPORT_PAIRS_SQL
-    )
+    reads: ClassVar[tuple[str, ...]] = (KINDS_SQL, MODULES_SQL, CALL_PAIRS_SQL, IMPORT_PAIRS_SQL)
 
     def run(self, ctx: PipelineContext) -> StepResult:
         if inputs_unchanged(ctx, self.name, self.deps, content=self.reads):
             return StepResult.noop("up to date")
-        functions = _column(ctx, f"SELECT goid FROM {Table.GOIDS} ORDER BY goid")
-        modules = _column(ctx, MODULES_SQL)
-        by_function = compute_graph_metrics(functions, _weighted_edges(ctx, CALL_PAIRS_SQL))
-        by_module = compute_graph_metrics(modules, _weighted_edges(ctx, IMPORT_PAIRS_SQL))
-        kinds = _kinds(ctx)
+        functions = read_nodes(ctx.gateway, FUNCTIONS_SQL)
+        modules = read_nodes(ctx.gateway, MODULES_SQL)
+        by_function = compute_graph_metrics(functions, read_weighted_edges(ctx.gateway, CALL_PAIRS_SQL))
+        by_module = compute_graph_metrics(modules, read_weighted_edges(ctx.gateway, IMPORT_PAIRS_SQL))
+        function_rows = function_metric_rows(ctx.gateway, by_function)
         with step_writer(ctx, self.name, self.deps, content=self.reads) as w:
-            w.replace_all(
-                Table.GRAPH_METRICS_FUNCTIONS,
-                [_as_row("goid", m) for m in by_function if kinds[m.node_id] in ("function", "method")],
-            )
-            w.replace_all(Table.GRAPH_METRICS_MODULES, [_as_row("module", m) for m in by_module])
+            w.replace_all(Table.GRAPH_METRICS_FUNCTIONS, function_rows)
+            w.replace_all(Table.GRAPH_METRICS_MODULES, [metric_row("module", m) for m in by_module])
         return StepResult(w.rows_written, note=f"{len(functions)} call-graph nodes, {len(modules)} modules")
 
 
@@ -522,54 +451,13 @@ class SubsystemsStep:
     def run(self, ctx: PipelineContext) -> StepResult:
         if inputs_unchanged(ctx, self.name, self.deps, content=self.reads):
             return StepResult.noop("up to date")
-        modules = _column(ctx, MODULES_SQL)
-        systems, members = detect_subsystems(
-            modules, _weighted_edges(ctx, IMPORT_PAIRS_SQL), _weighted_edges(ctx, MODULE_CALL_PAIRS_SQL)
-        )
+        modules = read_nodes(ctx.gateway, MODULES_SQL)
+        imports, calls = (read_weighted_edges(ctx.gateway, sql) for sql in (IMPORT_PAIRS_SQL, MODULE_CALL_PAIRS_SQL))
+        systems, members = detect_subsystems(modules, imports, calls)
         with step_writer(ctx, self.name, self.deps, content=self.reads) as w:
             w.replace_all(Table.SUBSYSTEMS, systems)
             w.replace_all(Table.SUBSYSTEM_MODULES, members)
         return StepResult(w.rows_written, note=f"{len(systems)} subsystems")
-
-
-def _column(ctx: PipelineContext, sql: str) -> list[str]:
-    return [str(v) for v in ctx.gateway.query(sql).column(0).to_pylist()]
-
-
-def _weighted_edges(ctx: PipelineContext, sql: str) -> list[tuple[str, str, float]]:
-    table = ctx.gateway.query(sql)
-    return list(zip(*(table.column(i).to_pylist() for i in range(3)), strict=True))
-
-
-def _kinds(ctx: PipelineContext) -> dict[str, str]:
-    table = ctx.gateway.query(f"SELECT goid, kind FROM {Table.GOIDS}")
-    return dict(zip(table["goid"].to_pylist(), table["kind"].to_pylist(), strict=True))
-
-
-def _as_row(id_column: str, metrics: NodeGraphMetrics) -> dict[str, object]:
-    row = {f: getattr(metrics, f) for f in NodeGraphMetrics.__dataclass_fields__ if f != "node_id"}
-    row[id_column] = metrics.node_id
-    return row
-
-
-def _tuple(values: list[str] | None) -> tuple[str, ...] | None:
-    return None if values is None else tuple(values)
-
-
-# what the symbol index is built from: every GOID with its call counts and metrics
-SYMBOL_INDEX_SQL = f"""
-    SELECT g.goid, g.urn, g.kind, g.module, g.qualname, g.name, g.path, g.start_line, g.end_line, g.parent_goid,
-           i.callers, o.callees, u.unresolved_calls, m.cyclomatic, m.loc
-    FROM {Table.GOIDS} g
-    LEFT JOIN (SELECT callee_goid AS goid, count(DISTINCT caller_goid) AS callers FROM {Table.CALL_EDGES_MERGED}
-               WHERE callee_goid IS NOT NULL GROUP BY 1) i USING (goid)
-    LEFT JOIN (SELECT caller_goid AS goid, count(DISTINCT callee_goid) AS callees FROM {Table.CALL_EDGES_MERGED}
-               WHERE callee_goid IS NOT NULL GROUP BY 1) o USING (goid)
-    LEFT JOIN (SELECT caller_goid AS goid, count(*) AS unresolved_calls FROM {Table.CALL_EDGES_MERGED}
-               WHERE kind = '{CallKind.UNRESOLVED}' GROUP BY 1) u USING (goid)
-    LEFT JOIN {Table.FUNCTION_METRICS} m USING (goid)
-"""
-UNRESOLVED_SITES_SQL = f"SELECT callee_text, caller_goid FROM {Table.CALL_EDGES_MERGED} WHERE kind = '{CallKind.UNRESOLVED}'"
 
 
 @dataclass(frozen=True)
@@ -592,19 +480,13 @@ class DocsViewsStep:
 
     def run(self, ctx: PipelineContext) -> StepResult:
         statements = view_statements()
-        views_exist = (
-            f"SELECT count(*) >= {len(statements)} AND (SELECT count(*) FROM {Table.SYMBOLS}) = "
-            f"(SELECT count(*) FROM {Table.GOIDS}) AND ((SELECT count(*) FROM {Table.UNRESOLVED_NAMES}) > 0 OR NOT EXISTS "
-            f"(SELECT 1 FROM {Table.CALL_EDGES_MERGED} WHERE kind = '{CallKind.UNRESOLVED}')) AND ((SELECT count(*) FROM {Table.MODULE_EDGES}) > 0 "
-            f"OR NOT EXISTS (SELECT 1 FROM {Table.IMPORT_EDGES} WHERE target_kind = 'internal')) FROM duckdb_views() WHERE schema_name = 'docs'"
-        )
-        if inputs_unchanged(ctx, self.name, self.deps, check=views_exist):
+        if inputs_unchanged(ctx, self.name, self.deps, check=docs_complete_sql(len(statements))):
             return StepResult.noop("up to date")
         symbols = build_symbol_index(ctx.gateway.query(SYMBOL_INDEX_SQL).to_pylist())
         unresolved = ctx.gateway.query(UNRESOLVED_SITES_SQL)
         names = build_unresolved_names(zip(unresolved["callee_text"].to_pylist(), unresolved["caller_goid"].to_pylist(), strict=True))
         module_edges = [(kind, src, dst, int(n)) for kind, sql in (("import", IMPORT_PAIRS_SQL), ("call", MODULE_CALL_PAIRS_SQL))
-                        for src, dst, n in _weighted_edges(ctx, sql)]  # fmt: skip
+                        for src, dst, n in read_weighted_edges(ctx.gateway, sql)]  # fmt: skip
         with step_writer(ctx, self.name, self.deps) as w:
             w.replace_all(Table.SYMBOLS, symbols)
             w.replace_all(Table.UNRESOLVED_NAMES, names)
@@ -623,7 +505,17 @@ class GitHistoryStep:
     deps: ClassVar[tuple[str, ...]] = ()  # git, not the code analysis: it runs beside it
     # the local runner runs steps one by one: a cold walk (its own process) starts after the scan
     # and runs beside the code analysis; this step, later in the list, collects it
-    start_ahead: ClassVar[StartAhead] = StartAhead("repo_scan", lambda ctx: _start_cold_walk(ctx))
+    start_ahead: ClassVar[StartAhead] = StartAhead(
+        "repo_scan",
+        lambda ctx: start_cold_walk_if_cold(
+            ctx.tool_service,
+            ctx.repo_root,
+            ctx.config.snapshot.repo_name,
+            ctx.gateway,
+            history_settings(ctx.config.execution.history),
+            full=ctx.config.full,
+        ),
+    )
 
     def run(self, ctx: PipelineContext) -> StepResult:
         ahead = ctx.run_ahead.take(self.name)
@@ -634,44 +526,22 @@ class GitHistoryStep:
                 ahead.cancel()  # done with it (idempotent), or unused
 
     def _run(self, ctx: PipelineContext, started: ColdWalk | None) -> StepResult:
-        settings = _history_settings(ctx)
+        settings = history_settings(ctx.config.execution.history)
         repo, gateway = ctx.repo_root, ctx.gateway
-        plan, stored_head = _history_plan(ctx, settings)
+        plan, stored_head = history_plan(ctx.tool_service, repo, gateway, settings, full=ctx.config.full)
         if plan.mode == PlanMode.NOOP:
             return StepResult.noop(plan.reason)
         if plan.mode == PlanMode.NONE:
             with step_writer(ctx, self.name, self.deps, changed=stored_head is not None) as w:
                 history_store.clear_history(w)
             return StepResult(note=plan.reason, skipped=True)
-        with walk_history(
-            ctx.tool_service, repo, ctx.config.snapshot.repo_name, plan, settings, started,
-            generations=lambda shas: history_store.read_generations(gateway, shas),
-            stored_versions=lambda keys: history_store.read_versions(gateway, keys),
-            stored_head=lambda: history_store.read_head(gateway),
-            stored_deletions=lambda shas: history_store.read_deletions(gateway, shas),
-        ) as facts, step_writer(ctx, self.name, self.deps) as w:  # fmt: skip
+        project = ctx.config.snapshot.repo_name
+        with (
+            walk_with_stored(ctx.tool_service, repo, project, gateway, plan, settings, started) as facts,
+            step_writer(ctx, self.name, self.deps) as w,
+        ):
             rows = history_store.store_history(w, plan, facts)
         return StepResult(rows, note=f"{plan.mode}: {len(facts.commits)} commits walked, {len(plan.gone)} gone")
-
-
-def _history_plan(ctx: PipelineContext, settings: HistorySettings) -> tuple[HistoryPlan, str | None]:
-    """What the history walk has to do now, and the HEAD it last walked to."""
-    now = read_repo_history(ctx.tool_service, ctx.repo_root, settings)
-    stored = history_store.read_stored_history(ctx.gateway)
-    return plan_history(ctx.tool_service, ctx.repo_root, now, stored, full=ctx.config.full), stored.head
-
-
-def _start_cold_walk(ctx: PipelineContext) -> ColdWalk | None:
-    settings = _history_settings(ctx)
-    plan, _ = _history_plan(ctx, settings)
-    if plan.mode != PlanMode.COLD:
-        return None  # new commits only: quick, done in the step's turn
-    return start_cold_walk(ctx.tool_service, ctx.repo_root, ctx.config.snapshot.repo_name, plan, settings)
-
-
-def _history_settings(ctx: PipelineContext) -> HistorySettings:
-    h = ctx.config.execution.history
-    return HistorySettings(h.huge_commit_files, h.bot_pattern, h.timeout_s)
 
 
 @dataclass(frozen=True)

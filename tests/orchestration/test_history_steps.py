@@ -130,16 +130,16 @@ def test_the_local_runner_starts_a_cold_walk_after_the_scan_and_collects_it_in_i
 ) -> None:
     """Steps run one by one locally: the walk (a process of its own) works beside the code
     analysis; its tables equal those of a walk done in the step's own turn."""
-    from codeintel.orchestration import steps
+    from codeintel.ingestion.history import walk
 
     events: list[str] = []
-    real_start = steps.start_cold_walk
+    real_start = walk.start_cold_walk
 
     def recording_start(*args: Any) -> Any:
         events.append("walk started")
         return real_start(*args)
 
-    monkeypatch.setattr(steps, "start_cold_walk", recording_start)
+    monkeypatch.setattr(walk, "start_cold_walk", recording_start)
     repo = make_repo(tmp_path, FILES)
     _edits(repo, 3)
     ahead = make_indexer(repo, tmp_path / "ahead" / "a.duckdb")
@@ -149,7 +149,7 @@ def test_the_local_runner_starts_a_cold_walk_after_the_scan_and_collects_it_in_i
     assert events.index("walk started") < events.index("ast_ingest start") < events.index("git_history start")
 
     # the same walk in the step's own turn (nothing started ahead: git_history alone, then the rest)
-    monkeypatch.setattr(steps, "start_cold_walk", real_start)
+    monkeypatch.setattr(walk, "start_cold_walk", real_start)
     alone = make_indexer(repo, tmp_path / "alone" / "a.duckdb")
     assert alone.run(["git_history"]).ok
     assert alone.run().ok

@@ -1,0 +1,67 @@
+"""What the git_history step reads and starts: its settings, the plan of the walk (from git and
+what is stored), a cold walk started ahead, and the walk itself with readers of what is stored."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from codeintel.config import HistoryConfig
+from codeintel.ingestion.history import store
+from codeintel.ingestion.history.apart import ColdWalk, start_cold_walk, walk_history
+from codeintel.ingestion.history.collect import (
+    HistoryFacts,
+    HistoryPlan,
+    HistorySettings,
+    PlanMode,
+    plan_history,
+    read_repo_history,
+)
+from codeintel.ingestion.tools import ToolService
+from codeintel.storage.gateway import StorageGateway
+
+
+def history_settings(config: HistoryConfig) -> HistorySettings:
+    return HistorySettings(config.huge_commit_files, config.bot_pattern, config.timeout_s)
+
+
+def history_plan(
+    tools: ToolService, repo: Path, gateway: StorageGateway, settings: HistorySettings, *, full: bool
+) -> tuple[HistoryPlan, str | None]:
+    """What the history walk has to do now, and the HEAD it last walked to."""
+    now = read_repo_history(tools, repo, settings)
+    stored = store.read_stored_history(gateway)
+    return plan_history(tools, repo, now, stored, full=full), stored.head
+
+
+def start_cold_walk_if_cold(
+    tools: ToolService, repo: Path, repo_name: str, gateway: StorageGateway, settings: HistorySettings, *, full: bool
+) -> ColdWalk | None:
+    """A cold walk started in its own process when the plan is a cold walk (new commits only are
+    quick: done in the step's turn)."""
+    plan, _ = history_plan(tools, repo, gateway, settings, full=full)
+    if plan.mode != PlanMode.COLD:
+        return None
+    return start_cold_walk(tools, repo, repo_name, plan, settings)
+
+
+@contextmanager
+def walk_with_stored(
+    tools: ToolService,
+    repo: Path,
+    repo_name: str,
+    gateway: StorageGateway,
+    plan: HistoryPlan,
+    settings: HistorySettings,
+    started: ColdWalk | None,
+) -> Iterator[HistoryFacts]:
+    """`walk_history` with readers of what `gateway` has stored (new commits continue lineages)."""
+    with walk_history(
+        tools, repo, repo_name, plan, settings, started,
+        generations=lambda shas: store.read_generations(gateway, shas),
+        stored_versions=lambda keys: store.read_versions(gateway, keys),
+        stored_head=lambda: store.read_head(gateway),
+        stored_deletions=lambda shas: store.read_deletions(gateway, shas),
+    ) as facts:  # fmt: skip
+        yield facts
