@@ -70,6 +70,13 @@ def iter_definitions(tree: ast.Module, module: str, path: str, n_lines: int) -> 
         False,
         tree,
     )
+    for node, qualname, ordinal, kind, parent in walk_definitions(tree):
+        yield _definition(node, path, module, qualname, ordinal, kind, parent)
+
+
+def walk_definitions(tree: ast.Module) -> Iterator[tuple[ast.ClassDef | FunctionNode, str, int, DefKind, str | None]]:
+    """(node, qualified name, same-name ordinal, kind, parent's qualified name) of every class,
+    function and method in source order: the naming rules every reader of definitions shares."""
     seen: dict[str, int] = {}
     # explicit stack (not recursion): deeply nested analysed code must not exhaust the stack;
     # definitions are statements, so only statement lists are walked, never expressions
@@ -81,7 +88,7 @@ def iter_definitions(tree: ast.Module, module: str, path: str, n_lines: int) -> 
             ordinal = seen.get(qualname, 0)
             seen[qualname] = ordinal + 1
             kind = _kind(node, parent_kind)
-            yield _definition(node, path, module, qualname, ordinal, kind, parent)
+            yield node, qualname, ordinal, kind, parent
             stack.extend((child, qualname, kind) for child in reversed(node.body))
         else:
             stack.extend((child, parent, parent_kind) for child in reversed(_nested_statements(node)))

@@ -39,7 +39,7 @@ from typing import Any, Protocol, TypeVar
 
 import pyarrow as pa
 
-from codeintel.analysis.definitions import DefKind, FunctionNode
+from codeintel.analysis.definitions import DefKind, FunctionNode, walk_definitions
 from codeintel.analysis.history_timeseries import (
     Sample,
     TimeseriesSettings,
@@ -288,28 +288,11 @@ def measure_blob(
 
 def iter_functions(tree: ast.Module) -> Iterator[tuple[str, int, str, int, int, FunctionNode]]:
     """(qualified name, same-name ordinal, kind, first line, last line, node) of each function
-    and method, named as `codeintel.analysis.definitions.iter_definitions` names them (its walk,
-    without the decorators' text and the docstrings only stored definitions need)."""
-    seen: dict[str, int] = {}
-    stack: list[tuple[ast.stmt, str | None, str]] = [(child, None, DefKind.MODULE) for child in reversed(tree.body)]
-    while stack:
-        node, parent, parent_kind = stack.pop()
-        if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
-            qualname = node.name if parent is None else f"{parent}.{node.name}"
-            ordinal = seen.get(qualname, 0)
-            seen[qualname] = ordinal + 1
-            if isinstance(node, ast.ClassDef):
-                kind = DefKind.CLASS
-            else:
-                kind = DefKind.METHOD if parent_kind == DefKind.CLASS else DefKind.FUNCTION
-                start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
-                yield qualname, ordinal, str(kind), start, node.end_lineno or node.lineno, node
-            stack.extend((child, qualname, kind) for child in reversed(node.body))
-            continue
-        nested: list[ast.stmt] = [*getattr(node, "body", ()), *getattr(node, "orelse", ()), *getattr(node, "finalbody", ())]
-        for part in (*getattr(node, "handlers", ()), *getattr(node, "cases", ())):
-            nested.extend(part.body)
-        stack.extend((child, parent, parent_kind) for child in reversed(nested))
+    and method, named as core.ast_nodes names them (`walk_definitions`)."""
+    for node, qualname, ordinal, kind, _ in walk_definitions(tree):
+        if not isinstance(node, ast.ClassDef):
+            start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            yield qualname, ordinal, str(kind), start, node.end_lineno or node.lineno, node
 
 
 def _module_row(blob: str, n_lines: int, parser: str | None, problem: str | None, code: str) -> tuple[Any, ...]:
