@@ -39,9 +39,10 @@ _GIT_IDENTITY = (
 )  # fmt: skip
 
 
-def git(repo: Path, *args: str, date_index: int = 0) -> str:
-    """Run git in `repo` with a fixed identity and no user/system config; return stdout."""
-    date = f"2024-01-{1 + date_index % 28:02d}T12:00:00+00:00"
+def git(repo: Path, *args: str, date_index: int = 0, date: str | None = None) -> str:
+    """Run git in `repo` with a fixed identity and no user/system config; return stdout.  The
+    author and committer date: `date` (ISO 8601), else the `date_index`th day of January 2024."""
+    date = date or f"2024-01-{1 + date_index % 28:02d}T12:00:00+00:00"
     env = {
         **os.environ,
         "GIT_CONFIG_GLOBAL": os.devnull,

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import os
-import subprocess
-import textwrap
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +23,7 @@ from codeintel.analysis.history_timeseries import (
     sample_times,
 )
 from codeintel.ingestion import history_timeseries as ingest_timeseries
+from tests.conftest import git, write_files
 
 Indexer = MakeIndexer = Any
 
@@ -53,29 +51,11 @@ class DatedRepo:
         self.git("init", "-q", "-b", "main")
 
     def git(self, *args: str, when: datetime | None = None) -> str:
-        stamp = (when or DAY0).isoformat()
-        env = {
-            **os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp,
-        }  # fmt: skip
-        ident = ["-c", "user.name=CodeIntel Tests", "-c", "user.email=tests@codeintel.invalid", "-c", "commit.gpgsign=false"]
-        done = subprocess.run(["git", *ident, *args], cwd=self.root, env=env, capture_output=True, check=False)
-        if done.returncode != 0:
-            raise RuntimeError(f"git {' '.join(args)}: {done.stderr.decode()}")
-        return done.stdout.decode()
+        return git(self.root, *args, date=(when or DAY0).isoformat())
 
     def commit(self, week: float, files: dict[str, str | bytes | None], message: str = "change") -> str:
         """Write `files` (str dedented; None deletes) and commit them `week` weeks after DAY0."""
-        for rel, content in files.items():
-            path = self.root / rel
-            if content is None:
-                path.unlink()
-                continue
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(content, bytes):
-                path.write_bytes(content)
-            else:
-                path.write_text(textwrap.dedent(content), encoding="utf-8")
+        write_files(self.root, files)
         self.git("add", "-A")
         self.git("commit", "-q", "--allow-empty", "-m", message, when=DAY0 + week * WEEK)
         return self.git("rev-parse", "HEAD").strip()

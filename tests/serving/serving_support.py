@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import subprocess
-import textwrap
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -31,19 +30,13 @@ from codeintel.ingestion.tools import ToolService
 from codeintel.orchestration.context import PipelineContext, PipelineContextConfig
 from codeintel.orchestration.steps import PipelineRun, run_pipeline
 from codeintel.serving.snapshot import SnapshotStore
+from tests.conftest import git as conftest_git
+from tests.conftest import write_files
 
 SERVED_STEPS = ["docs_views"]  # and its ancestors: everything the server reads
-_GIT_IDENTITY = (
-    "-c", "user.name=CodeIntel Tests", "-c", "user.email=tests@codeintel.invalid",
-    "-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main",
-)  # fmt: skip
-
-
 def git(repo: Path, *args: str, date_index: int = 0) -> str:
-    """Run git in `repo` with a fixed identity and date, no user or system config; stdout."""
-    date = f"2024-02-{1 + date_index % 28:02d}T12:00:00+00:00"
-    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1", "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
-    return subprocess.run(["git", *_GIT_IDENTITY, *args], cwd=repo, env=env, capture_output=True, text=True, check=True).stdout
+    """`tests.conftest.git`, dated in February 2024."""
+    return conftest_git(repo, *args, date=f"2024-02-{1 + date_index % 28:02d}T12:00:00+00:00")
 
 
 @dataclass
@@ -63,16 +56,7 @@ class Project:
         return project
 
     def write(self, files: Mapping[str, str | bytes | None]) -> None:
-        for rel, content in files.items():
-            path = self.repo / rel
-            if content is None:
-                path.unlink()
-                continue
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(content, bytes):
-                path.write_bytes(content)
-            else:
-                path.write_text(textwrap.dedent(content), encoding="utf-8")
+        write_files(self.repo, files)
 
     def commit(self, message: str = "change") -> str:
         git(self.repo, "add", "-A")
