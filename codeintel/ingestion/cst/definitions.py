@@ -157,6 +157,10 @@ class OneLine:
     def node(self, node: Any | None) -> str | None:
         return None if node is None else self.span(node.start_byte, node.end_byte)
 
+    def plain(self, node: Any) -> str:
+        """The text of a node that holds no comment and no line break (a name)."""
+        return self.source[node.start_byte : node.end_byte].decode("utf-8", "replace")
+
 
 def _join(m: re.Match[bytes]) -> bytes:
     """A line break in a header (with the blanks around it): one space, none next to a bracket;
@@ -184,7 +188,7 @@ def header_rows(defn: CstDefinition, source: bytes, text: OneLine, path: str) ->
     returns = None if is_class else text.node(node.child_by_field_name("return_type"))
     decorators = _decorators(defn.decorated, text)
     type_params = text.node(node.child_by_field_name("type_parameters"))
-    is_async = not is_class and node.children[0].type == "async"
+    is_async = not is_class and node.child(0).type == "async"
     line, col = node.start_point
     return (
         defn.goid,
@@ -230,6 +234,9 @@ def _params(parameters: Any | None, text: OneLine) -> list[tuple[str, str, str |
     keyword_only = False
     for child in parameters.named_children:
         kind = child.type
+        if kind == "identifier":  # most parameters: a bare name
+            found.append((text.plain(child), "keyword_only" if keyword_only else "positional_or_keyword", None, None))
+            continue
         if kind == "comment":
             continue
         if kind == "positional_separator":  # `/`: everything before is positional-only

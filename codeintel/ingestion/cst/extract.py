@@ -27,10 +27,11 @@ characters.
 from __future__ import annotations
 
 import functools
-from bisect import bisect_right
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+import numpy as np
 
 from codeintel.analysis.enclosing import innermost_by_line
 from codeintel.ingestion.cst.definitions import OneLine, find_definitions, header_rows, module_span
@@ -153,12 +154,20 @@ def _query() -> Any:
 
 @dataclass(slots=True)
 class CstRows:
-    """Rows for one file, in catalog column order, and the problems met (line, col, kind, message)."""
+    """Rows for one file, in catalog column order, and the problems met (line, col, kind, message).
+
+    Name sites, by far the most rows, are kept as columns (`name_columns`, by column name in
+    catalog order); `names` gives them as rows.
+    """
 
     comments: list[tuple[Any, ...]] = field(default_factory=list)
     headers: list[tuple[Any, ...]] = field(default_factory=list)
-    names: list[tuple[Any, ...]] = field(default_factory=list)
+    name_columns: dict[str, list[Any]] = field(default_factory=dict)
     problems: list[tuple[int | None, int | None, str, str]] = field(default_factory=list)
+
+    @property
+    def names(self) -> list[tuple[Any, ...]]:
+        return list(zip(*self.name_columns.values(), strict=True))
 
 
 def extract_cst(data: bytes, *, repo: str, path: str, module: str) -> CstRows:
@@ -185,7 +194,7 @@ def extract_cst(data: bytes, *, repo: str, path: str, module: str) -> CstRows:
     one_line = OneLine(source, comment_ranges)
     rows.headers = [header_rows(d, source, one_line, path) for d in defs]
     rows.comments = _comment_rows(comment_nodes, source, path, enclosing, module_goid.goid)
-    rows.names = _name_rows(caps, source, path, enclosing, module_goid.goid)
+    rows.name_columns = _name_columns(caps, source, path, enclosing, module_goid.goid)
     return rows
 
 
@@ -228,101 +237,170 @@ def _comment_rows(
     return found
 
 
-def _name_rows(
+def _name_columns(
     caps: dict[str, list[Any]], source: bytes, path: str, enclosing: list[str | None], module_goid: str
-) -> list[tuple[Any, ...]]:
-    starts, ends, roles = _flat_contexts(caps)
+) -> dict[str, list[Any]]:
+    """core.name_sites' columns for one file (by name, in catalog order), built a column at a
+    time: a name's line, context, call and attribute are found by bisection (numpy) over arrays of
+    start and end bytes, not by a Python step per name."""
+    ids = caps.get("id", [])
+    count = len(ids)
+    starts_list = [node.start_byte for node in ids]
+    ends_list = [node.end_byte for node in ids]
+    starts = np.array(starts_list, dtype=np.int64)
+    ends = np.array(ends_list, dtype=np.int64)
+    line_starts = _line_starts(source)
+    lines = np.searchsorted(line_starts, starts, side="right")
+    cols = starts - line_starts[lines - 1]
+    call_at, called = _lookup(_last_by_end(caps, "callee", "applied"), ends)
+    roles = np.where(called, _CODE[Role.CALL], _CODE[Role.READ]).astype(np.int8)
+    # a context (import, decorator, bases, annotation) gives its names its role, but for names
+    # whose position decides it: keyword arguments and definitions always, writes and deletes
+    # outside a context
+    in_context = _apply_contexts(caps, starts, roles)
+    weak_role, weak = _lookup(_weak_roles(caps), starts)
+    weak &= ~in_context
+    roles[weak] = weak_role[weak]
+    strong_role, strong = _lookup(_strong_roles(caps), starts)
+    roles[strong] = strong_role[strong]
+    call_at = call_at[called]
+    call_lines = np.searchsorted(line_starts, call_at, side="right")
+    attr_at, attributed = _lookup(_last_by_end(caps, "attribute"), ends)
+    line_list = lines.tolist()
+    per_line = [goid or module_goid for goid in enclosing]
+    if len(per_line) <= len(line_starts):  # a name on a line past the module's last (never in practice)
+        per_line += [module_goid] * (len(line_starts) + 1 - len(per_line))
+    return {
+        "path": [path] * count,
+        "line": line_list,
+        "col": cols.tolist(),
+        "end_line": line_list,
+        "end_col": (cols + (ends - starts)).tolist(),
+        "name": _texts(source, starts_list, ends_list),
+        "role": _ROLE_NAMES[roles].tolist(),
+        "enclosing_goid": np.array(per_line, dtype=object)[lines].tolist(),
+        "call_line": _scatter(count, called, call_lines),
+        "call_col": _scatter(count, called, call_at - line_starts[call_lines - 1]),
+        "qualifier": _qualifiers(source, attr_at, attributed, starts_list),
+    }
 
-    def context(start: int) -> str | None:
-        at = bisect_right(starts, start) - 1
-        return roles[at] if at >= 0 and start < ends[at] else None
 
-    # start byte -> the role of a name whose position alone decides it: written or deleted names
-    # (unless a context holds them), keyword arguments and definitions (whatever holds them)
+_ROLE_NAMES = np.array([role.value for role in Role], dtype=object)
+_CODE = {role.value: code for code, role in enumerate(Role)}
+
+
+def _apply_contexts(caps: dict[str, list[Any]], starts: Any, roles: Any) -> Any:
+    """Set the role of the names (by start byte) a context holds; returns which it holds."""
+    ctx_starts, ctx_ends, ctx_roles = _flat_contexts(caps)
+    if not ctx_starts:
+        return np.zeros(len(starts), dtype=bool)
+    at = np.searchsorted(np.array(ctx_starts, dtype=np.int64), starts, side="right") - 1
+    inside = at >= 0
+    at = np.maximum(at, 0)
+    inside &= starts < np.array(ctx_ends, dtype=np.int64)[at]
+    roles[inside] = np.array([_CODE[r] for r in ctx_roles], dtype=np.int8)[at[inside]]
+    return inside
+
+
+def _lookup(table: tuple[Any, Any], keys: Any) -> tuple[Any, Any]:
+    """For each of `keys`, the value `table` (sorted unique keys, values) has for it, and whether
+    it has one (values where it has none are arbitrary)."""
+    found_keys, values = table
+    if len(found_keys) == 0:
+        return np.zeros(len(keys), dtype=values.dtype), np.zeros(len(keys), dtype=bool)
+    at = np.minimum(np.searchsorted(found_keys, keys), len(found_keys) - 1)
+    return values[at], found_keys[at] == keys
+
+
+def _last_by_end(caps: dict[str, list[Any]], *names: str) -> tuple[Any, Any]:
+    """(sorted unique end bytes, start bytes) of the nodes captured as `names`: where several end
+    at one byte, the last captured."""
+    nodes = [node for name in names for node in caps.get(name, ())]
+    ends = np.array([node.end_byte for node in nodes], dtype=np.int64)
+    starts = np.array([node.start_byte for node in nodes], dtype=np.int64)
+    return _last_wins(ends, starts)
+
+
+def _last_wins(keys: Any, values: Any) -> tuple[Any, Any]:
+    """(sorted unique keys, the value of each key's last occurrence)."""
+    unique, first = np.unique(keys[::-1], return_index=True)
+    return unique, values[::-1][first]
+
+
+def _weak_roles(caps: dict[str, list[Any]]) -> tuple[Any, Any]:
+    """(start bytes, role codes) of the names written or deleted (a context holding them wins)."""
     weak: dict[int, str] = {}
     for node in caps.get("write", ()):
         weak[node.start_byte] = Role.WRITE.value
     for node in caps.get("target", ()):
-        _mark_targets(node, Role.WRITE.value, weak)
+        if node.type == "identifier":  # most targets
+            weak[node.start_byte] = Role.WRITE.value
+        else:
+            _mark_targets(node, Role.WRITE.value, weak)
     for node in caps.get("delete_target", ()):
         _mark_targets(node, Role.DELETE.value, weak)
-    decided = {start: context(start) or role for start, role in weak.items()}
-    for node in caps.get("keyword_argument", ()):
-        decided[node.start_byte] = Role.KEYWORD_ARGUMENT.value
-    for node in caps.get("definition", ()):
-        decided[node.start_byte] = Role.DEFINITION.value
-    line_starts = _line_starts(source)
-    # end byte of a name -> (call line, call col) if a call calls it, and where the object of the
-    # attribute it names starts if it names one
-    by_end: dict[int, tuple[int | None, int | None, int | None]] = {
-        node.end_byte: (None, None, node.start_byte) for node in caps.get("attribute", ())
-    }
-    for node in (*caps.get("callee", ()), *caps.get("applied", ())):
-        end = node.end_byte
-        line, col = _position(line_starts, node.start_byte)
-        by_end[end] = (line, col, by_end.get(end, _NOT_SPECIAL)[2])
-    if len(enclosing) <= len(line_starts):  # a name on a line past the module's last (never in practice)
-        enclosing = [*enclosing, *([module_goid] * (len(line_starts) + 1 - len(enclosing)))]
-    found: list[tuple[Any, ...]] = []
-    append = found.append
-    get_decided, get_by_end, bisect = decided.get, by_end.get, bisect_right
-    read, call = Role.READ.value, Role.CALL.value
-    # captures do not come in source order: a name's line and the context holding it are found by
-    # bisection
-    for node in caps.get("id", ()):
-        start = node.start_byte
-        end = node.end_byte
-        call_line, call_col, qualified = get_by_end(end, _NOT_SPECIAL)
-        role = get_decided(start)
-        if role is None:
-            at = bisect(starts, start) - 1
-            if at >= 0 and start < ends[at]:
-                role = roles[at]
-            else:
-                role = read if call_line is None else call
-        line = bisect(line_starts, start)
-        col = start - line_starts[line - 1]
-        append(
-            (
-                path,
-                line,
-                col,
-                line,
-                col + end - start,
-                source[start:end].decode("utf-8", "replace"),
-                role,
-                enclosing[line] or module_goid,
-                call_line,
-                call_col,
-                None if qualified is None else _qualifier(source, qualified, start),
-            )
-        )
+    keys = np.fromiter(weak.keys(), dtype=np.int64, count=len(weak))
+    codes = np.array([_CODE[role] for role in weak.values()], dtype=np.int8)
+    order = np.argsort(keys)
+    return keys[order], codes[order]
+
+
+def _strong_roles(caps: dict[str, list[Any]]) -> tuple[Any, Any]:
+    """(start bytes, role codes) of keyword arguments and definitions (whatever holds them; a
+    definition wins over a keyword argument)."""
+    keywords = caps.get("keyword_argument", [])
+    definitions = caps.get("definition", [])
+    starts = np.array([node.start_byte for node in (*keywords, *definitions)], dtype=np.int64)
+    codes = np.repeat(
+        np.array([_CODE[Role.KEYWORD_ARGUMENT], _CODE[Role.DEFINITION]], dtype=np.int8),
+        [len(keywords), len(definitions)],
+    )
+    return _last_wins(starts, codes)
+
+
+def _texts(source: bytes, starts: list[int], ends: list[int]) -> list[str]:
+    """The text of each name (bytes start:end)."""
+    if source.isascii():  # byte offsets are character offsets: decode once
+        text = source.decode("ascii")
+        return [text[s:e] for s, e in zip(starts, ends, strict=True)]
+    return [source[s:e].decode("utf-8", "replace") for s, e in zip(starts, ends, strict=True)]
+
+
+def _scatter(count: int, present: Any, values: Any) -> list[int | None]:
+    """A column of `count` values: `values` where `present`, None elsewhere."""
+    found: list[int | None] = [None] * count
+    for at, value in zip(np.flatnonzero(present).tolist(), values.tolist(), strict=True):
+        found[at] = value
     return found
 
 
-_NOT_SPECIAL: tuple[None, None, None] = (None, None, None)
+def _qualifiers(source: bytes, attr_starts: Any, present: Any, name_starts: list[int]) -> list[str | None]:
+    """The qualifier column: for each name an attribute ends with, its object's text."""
+    found: list[str | None] = [None] * len(name_starts)
+    seen: dict[bytes, str] = {}
+    for at, start in zip(np.flatnonzero(present).tolist(), attr_starts[present].tolist(), strict=True):
+        name_start = name_starts[at]
+        raw = source[max(start, name_start - 4 * MAX_QUALIFIER) : name_start]
+        qualifier = seen.get(raw)
+        if qualifier is None:
+            qualifier = seen[raw] = _qualifier(raw)
+        found[at] = qualifier
+    return found
 
 
-def _line_starts(source: bytes) -> list[int]:
+def _line_starts(source: bytes) -> Any:
     """The byte offset where each line starts (line N at index N - 1)."""
-    starts = [0]
-    find = source.find
-    at = find(b"\n")
-    while at >= 0:
-        at += 1
-        starts.append(at)
-        at = find(b"\n", at)
-    return starts
+    breaks = np.flatnonzero(np.frombuffer(source, dtype=np.uint8) == _NEWLINE) + 1
+    return np.concatenate((np.zeros(1, dtype=np.int64), breaks.astype(np.int64)))
 
 
-def _position(line_starts: list[int], offset: int) -> tuple[int, int]:
-    line = bisect_right(line_starts, offset)
-    return line, offset - line_starts[line - 1]
+_NEWLINE = ord("\n")
 
 
-def _qualifier(source: bytes, start: int, name_start: int) -> str:
-    """The object of an attribute: its source text before the dot, on one line, bounded."""
-    raw = source[max(start, name_start - 4 * MAX_QUALIFIER) : name_start].rstrip(b" \t\r\n\\\f")
+def _qualifier(raw: bytes) -> str:
+    """The object of an attribute from the source before its name (at most 4 * MAX_QUALIFIER
+    bytes of it): its text before the dot, on one line, bounded."""
+    raw = raw.rstrip(b" \t\r\n\\\f")
     qualifier = raw[:-1].rstrip(b" \t\r\n\\\f").decode("utf-8", "replace")  # the dot
     if "\n" in qualifier or "  " in qualifier:
         qualifier = " ".join(qualifier.split())
