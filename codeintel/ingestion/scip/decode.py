@@ -11,6 +11,7 @@ out sorted, so the tables never depend on the indexer's document order.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -18,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from codeintel.ingestion.parsing import read_source
 from codeintel.ingestion.scip import scip_pb2
@@ -46,15 +49,18 @@ class PathStripper:
 
     prefixes: tuple[str, ...]
     _pattern: re.Pattern[str] | None = field(default=None, init=False)
+    _roots: tuple[str, ...] = field(default=(), init=False)
 
     def __post_init__(self) -> None:
         roots = sorted({p.rstrip("/") for p in self.prefixes if p and p != "/"}, key=len, reverse=True)
         if roots:
             alternatives = "|".join(re.escape(r) for r in roots)
             self._pattern = re.compile(rf"(?:file://)?(?:{alternatives})/?")
+            self._roots = tuple(roots)
 
     def __call__(self, text: str) -> str:
-        if self._pattern is None or not text:
+        # every match holds a root: a substring test skips the regex for most texts
+        if self._pattern is None or not text or not any(r in text for r in self._roots):
             return text
         return self._pattern.sub("", text)
 
@@ -101,23 +107,23 @@ _OCCURRENCE_SCHEMA = pa.schema(
 Enclosing = Callable[[str, list[int]], list[str | None]]  # (path, lines) -> enclosing GOIDs
 
 
-def _occurrence_batch(
-    path: str, rows: list[tuple[int, int, str, int, int, int]], enclosing: Enclosing | None
-) -> pa.RecordBatch:
-    """One document's occurrences (rows sorted by line, col, symbol) as a batch."""
-    line, col, symbol, end_line, end_col, roles = zip(*rows, strict=True) if rows else ((),) * 6
-    n = len(rows)
-    goids = enclosing(path, list(line)) if enclosing is not None else [None] * n
+def _occurrence_batch(path: str, occ: _Occurrences, enclosing: Enclosing | None) -> pa.RecordBatch:
+    """One document's occurrences (sorted by line, col, symbol, end, roles) as a batch; the
+    enclosing GOIDs are looked up once per distinct line."""
+    n = len(occ.line)
+    if enclosing is not None and n:
+        lines, at = np.unique(occ.line, return_inverse=True)
+        per_line = pa.array(enclosing(path, lines.tolist()), pa.string()).dictionary_encode()
+        goids: pa.Array = per_line.take(pa.array(at.astype(np.int32)))
+    else:
+        goids = pa.DictionaryArray.from_arrays(pa.nulls(n, pa.int32()), pa.array([], pa.string()))
     arrays = [
-        pa.DictionaryArray.from_arrays(pa.array([0] * n, pa.int32()), pa.array([path], pa.string())),
-        pa.array(symbol, pa.string()).dictionary_encode(), pa.array(line, pa.int32()),
-        pa.array(col, pa.int32()), pa.array(end_line, pa.int32()), pa.array(end_col, pa.int32()),
-        pa.array([r & _DEFINITION == _DEFINITION for r in roles], pa.bool_()), pa.array(roles, pa.int32()),
-        pa.array(goids, pa.string()).dictionary_encode(),
+        pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([path], pa.string())),
+        occ.symbol, pa.array(occ.line, pa.int32()), pa.array(occ.col, pa.int32()),
+        pa.array(occ.end_line, pa.int32()), pa.array(occ.end_col, pa.int32()),
+        pa.array(occ.roles & _DEFINITION == _DEFINITION), pa.array(occ.roles, pa.int32()), goids,
     ]  # fmt: skip
-    return pa.RecordBatch.from_arrays(
-        [a.cast(f.type) for a, f in zip(arrays, _OCCURRENCE_SCHEMA, strict=True)], schema=_OCCURRENCE_SCHEMA
-    )
+    return pa.RecordBatch.from_arrays(arrays, schema=_OCCURRENCE_SCHEMA)
 
 
 @dataclass(slots=True)
@@ -210,6 +216,21 @@ class _Columns:
         self._encoding = encoding
         self._cache: dict[int, list[int] | None] = {}
 
+    def non_ascii_lines(self) -> np.ndarray:
+        """The (0-based) lines where a code unit position is not a byte offset."""
+        if self._ascii:
+            return np.zeros(0, np.int64)
+        return np.array([i for i, raw in enumerate(self._lines) if not raw.isascii()], np.int64)
+
+    def byte_cols(self, lines: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """`byte_col` of each (line, col), converting only those on non-ASCII lines."""
+        if self._ascii or not len(lines):
+            return cols
+        out = cols.copy()
+        for i in np.flatnonzero(np.isin(lines, self.non_ascii_lines())).tolist():
+            out[i] = self.byte_col(int(lines[i]), int(cols[i]))
+        return out
+
     def byte_col(self, line: int, col: int) -> int:
         if self._ascii:
             return col
@@ -245,43 +266,84 @@ def _read(repo_root: Path, path: str) -> bytes | None:
     return found if isinstance(found, bytes) else None
 
 
+@dataclass(frozen=True, slots=True)
+class _Occurrences:
+    """One document's occurrences as columns, sorted by (line, col, symbol, end_line, end_col,
+    roles); positions already CodeIntel's."""
+
+    line: np.ndarray
+    col: np.ndarray
+    end_line: np.ndarray
+    end_col: np.ndarray
+    roles: np.ndarray
+    symbol: pa.DictionaryArray
+    count: int  # every occurrence of the document, those without a valid range too
+
+
+def _read_occurrences(doc: scip_pb2.Document, cols: _Columns) -> _Occurrences:
+    """The occurrences' ranges read in bulk (no Python step per occurrence beyond reading its
+    fields), converted and sorted with numpy/Arrow; a range of another length than 3 or 4 is skipped."""
+    occurrences = doc.occurrences
+    n = len(occurrences)
+    ranges = [o.range for o in occurrences]
+    lengths = np.fromiter(map(len, ranges), np.int64, n)
+    flat = np.fromiter(itertools.chain.from_iterable(ranges), np.int64, int(lengths.sum()))
+    del ranges
+    keep = (lengths == 3) | (lengths == 4)
+    starts = (np.cumsum(lengths) - lengths)[keep]
+    four = (lengths[keep] == 4).astype(np.int64)
+    start_line, start_col = flat[starts], flat[starts + 1]
+    end_line = np.where(four == 1, flat[starts + 2], start_line)
+    end_col = flat[starts + 2 + four]
+    roles = np.fromiter((o.symbol_roles for o in occurrences), np.int64, n)[keep]
+    symbols = pa.array([o.symbol for o in occurrences], pa.string())
+    if not keep.all():
+        symbols = symbols.filter(pa.array(keep))
+    encoded = symbols.dictionary_encode()
+    codes = np.asarray(encoded.indices)
+    rank = np.asarray(pc.rank(encoded.dictionary, sort_keys="ascending"))[codes]  # Python's str order
+    start_col = cols.byte_cols(start_line, start_col)
+    end_col = cols.byte_cols(end_line, end_col)
+    order = np.lexsort((roles, end_col, end_line, rank, start_col, start_line))
+    return _Occurrences(
+        start_line[order] + 1, start_col[order], end_line[order] + 1, end_col[order], roles[order],
+        pa.DictionaryArray.from_arrays(pa.array(codes[order]), encoded.dictionary), n,
+    )  # fmt: skip
+
+
+def _first_definitions(occ: _Occurrences) -> tuple[dict[str, tuple[int, int]], str]:
+    """Each defined symbol's first definition (line, col), and the module a `__init__:` symbol
+    defined here names (first in order whose module is not empty)."""
+    definitions = np.flatnonzero(occ.roles & _DEFINITION)
+    codes = np.asarray(occ.symbol.indices)[definitions]
+    found, first = np.unique(codes, return_index=True)
+    names = occ.symbol.dictionary.take(pa.array(found)).to_pylist()
+    at = definitions[first]
+    first_def = dict(zip(names, zip(occ.line[at].tolist(), occ.col[at].tolist(), strict=True), strict=True))
+    module = ""
+    is_init = np.asarray(pc.ends_with(occ.symbol.dictionary, "__init__:").fill_null(False))
+    for code in codes[is_init[codes]].tolist():
+        module = parse_symbol(occ.symbol.dictionary[code].as_py()).module
+        if module:
+            break
+    return first_def, module
+
+
 def _decode_document(
     doc: scip_pb2.Document, repo_root: Path, strip: PathStripper, out: DecodedIndex, enclosing: Enclosing | None
 ) -> None:
     path = doc.relative_path
-    data = _read(repo_root, path)
-    cols = _Columns(data, doc.position_encoding)
-    rows = []
-    convert = cols.byte_col
-    for o in doc.occurrences:
-        r = o.range
-        if len(r) == 3:
-            sl, sc, el, ec = r[0], r[1], r[0], r[2]
-        elif len(r) == 4:
-            sl, sc, el, ec = r
-        else:
-            continue
-        if cols.ascii:
-            rows.append((sl + 1, sc, o.symbol, el + 1, ec, o.symbol_roles))
-        else:
-            rows.append((sl + 1, convert(sl, sc), o.symbol, el + 1, convert(el, ec), o.symbol_roles))
-    rows.sort()
-    first_def: dict[str, tuple[int | None, int | None]] = {}
-    module = ""
-    for line, col, symbol, _, _, roles in rows:
-        if roles & _DEFINITION:
-            first_def.setdefault(symbol, (line, col))
-            if not module and symbol.endswith("__init__:"):
-                module = parse_symbol(symbol).module
-    definitions = sum(1 for r in rows if r[5] & _DEFINITION)
-    out.occurrences[path] = _occurrence_batch(path, rows, enclosing)
+    occ = _read_occurrences(doc, _Columns(_read(repo_root, path), doc.position_encoding))
+    first_def, module = _first_definitions(occ)
+    definitions = int(np.count_nonzero(occ.roles & _DEFINITION))
+    out.occurrences[path] = _occurrence_batch(path, occ, enclosing)
     interface: list[str] = []
     symbols: list[tuple[object, ...]] = []
     for info in doc.symbols:
         symbol = info.symbol
-        parsed = parse_symbol(symbol)
-        if parsed.kind == SymbolKind.LOCAL:
+        if symbol.startswith("local "):  # parse_symbol's SymbolKind.LOCAL
             continue
+        parsed = parse_symbol(symbol)
         signature, documentation = _hover(info.documentation, strip)
         relationships = _relationships(info)
         def_line, def_col = first_def.get(symbol, (None, None))
@@ -297,7 +359,7 @@ def _decode_document(
     digest = hashlib.blake2b("\n".join(sorted(interface)).encode(), digest_size=12).hexdigest()
     out.documents.add(
         (path, module or None, doc.language or "python", _ENCODINGS.get(doc.position_encoding, "unspecified"),
-         len(doc.occurrences), definitions, count, 0, None, digest)
+         occ.count, definitions, count, 0, None, digest)
     )  # fmt: skip
 
 
@@ -308,6 +370,9 @@ def _symbol_batch(rows: list[tuple[object, ...]]) -> pa.RecordBatch:
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in _SYMBOL_SCHEMA]
     arrays = [pa.array(list(c), f.type) for c, f in zip(columns, _SYMBOL_SCHEMA, strict=True)]
     return pa.RecordBatch.from_arrays(arrays, schema=_SYMBOL_SCHEMA)
+
+
+_KIND_PREFIX = re.compile(r"^\([a-z ]+\) ")
 
 
 def _hover(parts: Iterable[str], strip: PathStripper) -> tuple[str | None, str | None]:
@@ -321,7 +386,7 @@ def _hover(parts: Iterable[str], strip: PathStripper) -> tuple[str | None, str |
     if head.startswith("```"):
         body = head.split("\n", 1)[1] if "\n" in head else ""
         body = body.rsplit("```", 1)[0].strip()
-        signature = re.sub(r"^\([a-z ]+\) ", "", body) or None
+        signature = _KIND_PREFIX.sub("", body, count=1) or None
     else:
         rest = texts[0]
     docs = "\n\n".join(t for t in (rest.strip(), *texts[1:]) if t.strip())

@@ -476,7 +476,8 @@ def _not_indexed_reason(path: str) -> str:
 
 def _refresh_symbol_goids(w: Writer, mapping: dict[tuple[str, str], str], fresh_paths: Sequence[str]) -> None:
     """GOIDs of the stored symbols of files not indexed now (their files' GOIDs may have moved)."""
-    rows = [(s, p, g) for (s, p), g in mapping.items() if p not in set(fresh_paths)]
+    fresh = set(fresh_paths)
+    rows = [(s, p, g) for (s, p), g in mapping.items() if p not in fresh]
     table = pa.table(
         {"symbol": pa.array([r[0] for r in rows], pa.string()), "def_path": pa.array([r[1] for r in rows], pa.string()),
          "goid": pa.array([r[2] for r in rows], pa.string())}

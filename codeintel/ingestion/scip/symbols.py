@@ -48,7 +48,7 @@ class ParsedSymbol:
 _SUFFIX_KIND = {"#": SymbolKind.CLASS, ".": SymbolKind.VARIABLE, ":": SymbolKind.MODULE, "!": SymbolKind.MACRO}
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 12)
 def parse_symbol(symbol: str) -> ParsedSymbol:
     """Parse one SCIP symbol string (never raises: malformed parts give kind `unknown`)."""
     if symbol.startswith("local "):
@@ -119,10 +119,37 @@ _DESCRIPTOR = re.compile(
 )
 
 
+# the same alternatives as one `findall` (a tuple per descriptor, no match objects): the fast path
+_DESCRIPTOR_GROUPS = re.compile(
+    rf"\(({_QUOTED}|[^)`]*)\)|\[({_QUOTED}|[^\]`]*)\]|({_QUOTED}|[^/#.:!(\[`\s]+)(\([^)]*\)\.|[/#.:!])"
+)
+
+
 def _descriptors(text: str) -> list[tuple[str, str]]:
     """(name, suffix) pairs; suffix '/', '#', '.', ':', '!', '().' (method), '()' (parameter), '[]'.
 
     Stops at the first part that is not a descriptor (a malformed tail is dropped)."""
+    out: list[tuple[str, str]] = []
+    covered = 0
+    for param, tparam, name, suffix in _DESCRIPTOR_GROUPS.findall(text):
+        if name:
+            covered += len(name) + len(suffix)
+            out.append(
+                (name[1:-1].replace("``", "`") if name[0] == "`" else name, "()." if suffix[0] == "(" else suffix)
+            )
+        elif param:
+            covered += len(param) + 2
+            out.append((_unquote(param), "()"))
+        elif tparam:
+            covered += len(tparam) + 2
+            out.append((_unquote(tparam), "[]"))
+        else:  # `()` or `[]`: which one is not told by findall
+            return _descriptors_slow(text)
+    # the matches tile the text only when nothing was skipped between them
+    return out if covered == len(text) else _descriptors_slow(text)
+
+
+def _descriptors_slow(text: str) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     at = 0
     for m in _DESCRIPTOR.finditer(text):
