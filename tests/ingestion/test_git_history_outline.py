@@ -14,11 +14,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
 from codeintel.analysis.definitions import iter_definitions
+from codeintel.errors import CodeIntelError
 from codeintel.ingestion.history.gitlog import log_args, parse_log, read_ahead, unquote_path
-from codeintel.ingestion.history.lineage import line_diff
+from codeintel.ingestion.history.lineage import Columns, line_diff
 from codeintel.ingestion.history.outline import (
     Def,
     apply_hunks,
@@ -29,6 +31,7 @@ from codeintel.ingestion.history.outline import (
     update_outline,
     walk,
 )
+from codeintel.storage.catalog import Table
 
 BASE = textwrap.dedent(
     '''
@@ -304,3 +307,28 @@ def test_an_error_reading_the_stream_is_raised_to_the_reader() -> None:
 
     with read_ahead(io.BufferedReader(Broken())) as ahead, pytest.raises(OSError, match="the pipe broke"):
         ahead.read()
+
+
+def test_spooled_rows_are_written_batch_by_batch_and_read_back_whole(tmp_path: Path) -> None:
+    """A cold walk apart spools its rows: each full chunk goes to the file (none is held), and
+    the file read back is the table the rows make in memory."""
+    names = ("path", "blob", "file_id", "n_lines", "lineages", "name_keys", "created_by")
+    rows = [(f"pkg/m{i % 3}.py", f"{i:040x}", f"{i % 2:016x}", i, bytes([i]) * 8, b"", f"{i:040x}") for i in range(7)]
+    spooled, held = Columns(Table.VERSIONS, names, chunk=2), Columns(Table.VERSIONS, names, chunk=2)
+    spooled.spool(tmp_path / "versions.arrow")
+    schema_only = (tmp_path / "versions.arrow").stat().st_size
+    for row in rows:
+        spooled.add(*row)
+        held.add(*row)
+    assert (tmp_path / "versions.arrow").stat().st_size > schema_only  # full chunks written already
+    with pytest.raises(CodeIntelError):
+        spooled.table()
+    spooled.close()
+    with pa.memory_map(str(tmp_path / "versions.arrow")) as source:
+        back = pa.ipc.open_stream(source).read_all()
+
+    def plain(column: Any) -> list[Any]:
+        return (column.cast(column.type.value_type) if pa.types.is_dictionary(column.type) else column).to_pylist()
+
+    assert back.num_rows == len(spooled) == 7
+    assert {n: plain(back.column(n)) for n in names} == {n: held.values(n) for n in names}

@@ -3,7 +3,7 @@
 A whole history's walk builds millions of small objects (the outlines of thousands of file
 versions) that Python keeps the memory of once freed; run apart, that memory is the system's
 again when the walk ends, and the step's process only holds the rows, which come back as Arrow
-IPC files (memory-mapped).  `python -m codeintel.ingestion.history.apart` reads its request as
+IPC stream files (memory-mapped), written batch by batch as the walk goes (not held by it).  `python -m codeintel.ingestion.history.apart` reads its request as
 JSON on stdin and writes the files into the directory it names.
 """
 
@@ -33,29 +33,34 @@ from codeintel.ingestion.history.collect import (
     RepoHistory,
     collect_history,
 )
+from codeintel.ingestion.history.lineage import Columns
 from codeintel.ingestion.tools import ToolService
 
 _OUTPUTS = ("commits", "file_changes", "function_changes", "versions", "head_files", "head_defs")
 
 
 class Rows:
-    """Rows of one table read back from an Arrow IPC file (as `lineage.Columns` offers them)."""
+    """Rows of one table in an Arrow IPC stream file (as `lineage.Columns` offers them), read
+    (memory-mapped) each time they are asked for: the step's process holds no table it is done
+    with (a mapped file's pages count in its memory)."""
 
-    def __init__(self, table_name: str, table: pa.Table) -> None:
+    def __init__(self, table_name: str, path: Path, n_rows: int) -> None:
         self.table_name = table_name
-        self._table = table
+        self._path = path
+        self._rows = n_rows
 
     def table(self) -> pa.Table:
-        return self._table
+        with pa.memory_map(str(self._path)) as source:
+            return pa.ipc.open_stream(source).read_all()
 
     def values(self, name: str) -> list[Any]:
-        column = self._table.column(name)
+        column = self.table().column(name)
         if pa.types.is_dictionary(column.type):
             column = column.cast(column.type.value_type)
         return column.to_pylist()
 
     def __len__(self) -> int:
-        return self._table.num_rows
+        return self._rows
 
 
 class ColdWalk:
@@ -90,10 +95,9 @@ class ColdWalk:
                 error = self._stderr.decode("utf-8", "replace")[-3000:]
                 raise CodeIntelError(f"the history walk of {repo} failed (exit {self._process.returncode}): {error}")
             result = json.loads(result_file.read_text())
-            tables = {}
-            for name in _OUTPUTS:
-                with pa.memory_map(str(tmp / f"{name}.arrow")) as source:
-                    tables[name] = Rows(result["tables"][name], pa.ipc.open_file(source).read_all())
+            tables = {
+                name: Rows(result["tables"][name], tmp / f"{name}.arrow", result["rows"][name]) for name in _OUTPUTS
+            }
             yield HistoryFacts(
                 tables["commits"], tables["file_changes"], tables["function_changes"], tables["versions"],
                 tables["head_files"], tables["head_defs"], result["head_paths"], True, result["stats"], result["timings"],
@@ -176,14 +180,17 @@ def main() -> int:
         facts = collect_history(
             ToolService(ToolsConfig(**request["tools"])), Path(request["repo"]), request["repo_name"], plan,
             HistorySettings(**request["settings"]), generations=_refuse, stored_versions=_refuse, stored_head=dict,
+            spool=out,
         )  # fmt: skip
         columns = {name: getattr(facts, name) for name in _OUTPUTS}
         for name, rows in columns.items():
-            table = rows.table().unify_dictionaries()  # one dictionary per column: what IPC files hold
-            with pa.OSFile(str(out / f"{name}.arrow"), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-                writer.write_table(table)
+            assert isinstance(rows, Columns)
+            if name in ("head_files", "head_defs"):  # made after the walk: not spooled yet
+                rows.spool(out / f"{name}.arrow")
+            rows.close()
         result = {
             "tables": {name: str(rows.table_name) for name, rows in columns.items()},
+            "rows": {name: len(rows) for name, rows in columns.items()},
             "stats": facts.stats,
             "head_paths": facts.head_paths,
             "timings": facts.timings,

@@ -212,12 +212,15 @@ def collect_history(
     stored_versions: Callable[[Iterable[VersionKey]], dict[VersionKey, StoredVersion]],
     stored_head: Callable[[], dict[str, str]],
     stored_deletions: Callable[[Iterable[str]], dict[str, list[Deletion]]] = lambda _: {},
+    spool: Path | None = None,
 ) -> HistoryFacts:
     """Walk the commits `plan` asks for and return the rows to store.
 
     The callables read what an earlier run stored (used by incremental walks): generations of
     commits, versions by (path, blob), HEAD's (path -> blob) as walked last, and the
-    definitions commits deleted (of the walked commits the new ones descend from).
+    definitions commits deleted (of the walked commits the new ones descend from).  With
+    `spool`, a cold walk writes the rows of the walked commits to Arrow IPC stream files there
+    as it goes (`<table field>.arrow`, ended by `Columns.close`) instead of holding them.
     """
     started = time.perf_counter()
     head = plan.repo.head
@@ -239,6 +242,9 @@ def collect_history(
             commits: Iterable[CommitRecord] = parse_log(ahead)
             if cold:
                 walker = HistoryWalker(blobs, walk_settings, shallow=plan.repo.shallow)
+                if spool is not None:
+                    for name, columns in walker.out.tables().items():
+                        columns.spool(spool / f"{name}.arrow")
                 walker.walk(commits)
             else:
                 records = list(commits)
@@ -271,7 +277,7 @@ def collect_history(
     )  # fmt: skip
     out = walker.out
     return HistoryFacts(
-        out.commits, out.file_changes, out.function_changes, walker.version_rows(), files, rows, head_paths, cold,
+        out.commits, out.file_changes, out.function_changes, out.versions, files, rows, head_paths, cold,
         dict(out.stats), timings,
     )  # fmt: skip
 

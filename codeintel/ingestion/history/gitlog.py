@@ -116,7 +116,7 @@ class ReadAhead:
     writing it goes on while the walk works (a pipe holds 64 KiB: without this, git waits for
     the walk, and the walk for git)."""
 
-    def __init__(self, stream: IO[bytes], chunk_size: int = 1 << 20, ahead: int = 24) -> None:
+    def __init__(self, stream: IO[bytes], chunk_size: int = 1 << 20, ahead: int = 4) -> None:
         self._queue: queue.Queue[bytes] = queue.Queue(maxsize=ahead)
         self._stop = threading.Event()
         self._error: BaseException | None = None

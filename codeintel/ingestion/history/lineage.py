@@ -28,10 +28,12 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
+from codeintel.errors import CodeIntelError
 from codeintel.ingestion.history.blobs import BlobReader
 from codeintel.ingestion.history.gitlog import CommitRecord, FileDiff, Hunk, MergeFile
 from codeintel.ingestion.history.outline import (
@@ -96,7 +98,8 @@ class WalkSettings:
 class Columns:
     """Rows of one stored table, gathered as columns and turned into Arrow every `chunk` rows
     (a history is hundreds of thousands of rows: as Python objects they would not fit); text
-    columns dictionary-encoded (shas, paths, names repeat row after row)."""
+    columns dictionary-encoded (shas, paths, names repeat row after row).  Spooled (`spool`),
+    each chunk goes to an Arrow IPC stream file instead of memory (a cold walk apart)."""
 
     def __init__(self, table: str, names: tuple[str, ...], chunk: int = 50_000) -> None:
         schema = spec_of(table).arrow_schema
@@ -113,6 +116,24 @@ class Columns:
         self._pending: list[list[Any]] = [[] for _ in names]
         self._batches: list[pa.RecordBatch] = []
         self._rows = 0
+        self._sink: pa.NativeFile | None = None
+        self._writer: pa.ipc.RecordBatchStreamWriter | None = None
+
+    def spool(self, path: Path) -> None:
+        """Write the rows to an Arrow IPC stream at `path` from now on (`close` ends it)."""
+        self._sink = pa.OSFile(str(path), "wb")
+        self._writer = pa.ipc.new_stream(self._sink, self.schema)
+        for batch in self._batches:
+            self._writer.write_batch(batch)
+        self._batches = []
+
+    def close(self) -> None:
+        """End the spooled file (every row written)."""
+        self._flush()
+        if self._writer is not None and self._sink is not None:
+            self._writer.close()
+            self._sink.close()
+            self._writer = self._sink = None
 
     def add(self, *values: Any) -> None:
         for column, value in zip(self._pending, values, strict=True):
@@ -127,10 +148,16 @@ class Columns:
             for col, kind in zip(self._pending, self._types, strict=True):
                 array = arrow_array(col, kind)
                 arrays.append(array.dictionary_encode() if kind == pa.string() else array)
-            self._batches.append(pa.RecordBatch.from_arrays(arrays, schema=self.schema))
+            batch = pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+            if self._writer is not None:
+                self._writer.write_batch(batch)
+            else:
+                self._batches.append(batch)
             self._pending = [[] for _ in self.names]
 
     def table(self) -> pa.Table:
+        if self._writer is not None or self._sink is not None:
+            raise CodeIntelError(f"the rows of {self.table_name} were spooled to a file")
         self._flush()
         return pa.Table.from_batches(self._batches, schema=self.schema)
 
@@ -164,7 +191,15 @@ class WalkOutput:
     commits: Columns = field(default_factory=lambda: Columns(Table.COMMITS, COMMIT_COLUMNS))
     file_changes: Columns = field(default_factory=lambda: Columns(Table.FILE_CHANGES, FILE_CHANGE_COLUMNS))
     function_changes: Columns = field(default_factory=lambda: Columns(Table.FUNCTION_CHANGES, FUNCTION_CHANGE_COLUMNS))
+    versions: Columns = field(default_factory=lambda: Columns(Table.VERSIONS, VERSION_COLUMNS, chunk=5_000))
     stats: Counter[str] = field(default_factory=Counter)
+
+    def tables(self) -> dict[str, Columns]:
+        """The tables, by the name of their field."""
+        return {
+            "commits": self.commits, "file_changes": self.file_changes, "function_changes": self.function_changes,
+            "versions": self.versions,
+        }  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,7 +278,6 @@ class HistoryWalker:
         self._bots = re.compile(settings.bot_pattern, re.IGNORECASE)
         self._names: dict[str, str] = {}
         self._name_keys: dict[str, int] = {}
-        self.new_versions: list[tuple[VersionKey, str]] = []  # versions this walk made, and by which commit
         self._texts: dict[str, list[str]] = {}  # blob -> lines, for the commit being walked
         # per commit, the definitions it deleted for good (not moved): a child may add them again
         self.deletions: dict[str, list[Deletion]] = dict(deletions or {})
@@ -684,22 +718,13 @@ class HistoryWalker:
                 version.lineages = before.lineages
         self.versions[work.new_key] = version
         self.outlines.put(work.new_key, Source(work.new_root, work.new_lines, work.encoding), len(version.names))
-        self.new_versions.append((work.new_key, sha))
+        lineages, keys = version.packed(self._name_keys)
+        self.out.versions.add(*work.new_key, id_text(version.file_id), version.n_lines, lineages, keys, sha)
         return {}
 
     def release(self) -> None:
         """Let go of the outlines and lines kept for the walk (what follows needs little)."""
         self.outlines = OutlineCache(20_000, 50_000)
-
-    def version_rows(self) -> Columns:
-        """The versions this walk made, as rows of `history.versions`."""
-        rows = Columns(Table.VERSIONS, VERSION_COLUMNS, chunk=5_000)
-        for (path, blob), sha in self.new_versions:
-            version = self.versions[(path, blob)]
-            assert isinstance(version, Version)
-            lineages, keys = version.packed(self._name_keys)
-            rows.add(path, blob, id_text(version.file_id), version.n_lines, lineages, keys, sha)
-        return rows
 
     # ------------------------------------------------------------------------ versions and blobs
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 import pyarrow as pa
 
 from codeintel.analysis.history import lineages_sql
-from codeintel.ingestion.history.collect import HistoryFacts, HistoryPlan, StoredHistory
+from codeintel.ingestion.history.collect import HistoryFacts, HistoryPlan, StoredHistory, TableRows
 from codeintel.ingestion.history.lineage import Deletion
 from codeintel.ingestion.history.versions import StoredVersion, VersionKey, id_value
 from codeintel.storage.catalog import Table
@@ -96,10 +96,11 @@ def clear_history(writer: Writer) -> None:
 def store_history(writer: Writer, plan: HistoryPlan, facts: HistoryFacts) -> int:
     """Write what a walk found (see the module docstring); returns the rows written."""
     writer.execute(f"SET memory_limit = '{STORE_MEMORY_LIMIT}'")  # this connection's: it spills beyond
-    touched: set[str] = set(facts.function_changes.values("lineage_id"))
+    touched: set[str] = set()  # the lineages to compute again (a cold walk computes all)
     if facts.cold:
         clear_history(writer)
     else:
+        touched.update(facts.function_changes.values("lineage_id"))
         if plan.gone:
             gone = _register(writer, "_ci_gone", sha=plan.gone)
             touched.update(
@@ -117,17 +118,11 @@ def store_history(writer: Writer, plan: HistoryPlan, facts: HistoryFacts) -> int
         )
         for table in (Table.HEAD_DEFS, Table.HEAD_FILES):
             writer.execute(f"DELETE FROM {table} WHERE path IN (SELECT path FROM {paths})")
-    touched.update(facts.head_defs.values("lineage_id"))
+        touched.update(facts.head_defs.values("lineage_id"))
     written = 0
-    for columns in (
-        facts.commits,
-        facts.file_changes,
-        facts.function_changes,
-        facts.versions,
-        facts.head_files,
-        facts.head_defs,
-    ):
-        written += writer.insert(columns.table_name, columns.table())
+    # the versions after the lineages: the query then runs beside the fewest uncommitted rows
+    for columns in (facts.commits, facts.file_changes, facts.function_changes, facts.head_files, facts.head_defs):
+        written += _insert(writer, columns)
     if facts.cold:
         writer.execute(f"DELETE FROM {Table.LINEAGES}")
         written += insert_query(writer, Table.LINEAGES, lineages_sql(only_touched=False))
@@ -135,6 +130,7 @@ def store_history(writer: Writer, plan: HistoryPlan, facts: HistoryFacts) -> int
         _register(writer, "_ci_touched", lineage_id=sorted(touched))
         writer.execute(f"DELETE FROM {Table.LINEAGES} WHERE lineage_id IN (SELECT lineage_id FROM _ci_touched)")
         written += insert_query(writer, Table.LINEAGES, lineages_sql(only_touched=True))
+    written += _insert(writer, facts.versions)
     writer.execute(f"DELETE FROM {Table.HISTORY_STATE}")
     total = writer.con.execute(f"SELECT count(*) FROM {Table.COMMITS}").fetchone()
     writer.execute(
@@ -142,6 +138,10 @@ def store_history(writer: Writer, plan: HistoryPlan, facts: HistoryFacts) -> int
         [plan.repo.head, sorted(plan.repo.shallow), plan.repo.digest, str(plan.mode), total[0] if total else 0],
     )
     return written
+
+
+def _insert(writer: Writer, rows: TableRows) -> int:
+    return writer.insert(rows.table_name, rows.table())
 
 
 def insert_query(writer: Writer, table: str, sql: str) -> int:
