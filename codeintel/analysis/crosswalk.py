@@ -7,14 +7,16 @@ SCIP symbol's qualified name is its descriptors after the module (`App#route().d
 definition repeated under one name (a property and its setter, conditional definitions: GOID
 ordinals 0, 1, ...) is one SCIP symbol: every ordinal maps to it.  Where the kinds disagree (a
 decorated function the checker sees as an attribute), a definition still matches on file and
-qualified name alone when that is unambiguous (`match` = 'name').
+qualified name alone when that is unambiguous (`match` = 'name').  Where several symbols fit one
+key, the least (by code point) wins.
+
+The crosswalk is one SQL query over core.goids and the repository symbols of core.scip_symbols
+(the ones stored for other files and the ones just written), run inside scip_ingest's write, so
+no GOID or symbol becomes a Python object.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -24,64 +26,45 @@ class CrosswalkMatch(StrEnum):
     PATH = "path"  # a module: its file (the checker named the module otherwise)
 
 
-@dataclass(frozen=True, slots=True)
-class GoidRow:
-    goid: str
-    path: str
-    kind: str
-    qualname: str
-    ordinal: int
+DEFINITION_KINDS = ("module", "class", "function", "method", "attribute", "variable")
 
 
-@dataclass(frozen=True, slots=True)
-class ScipDefinition:
-    """A repository symbol defined in `path` (from core.scip_symbols)."""
-
-    symbol: str
-    path: str
-    kind: str
-    qualified_name: str
-
-
-CrosswalkRow = tuple[str, str, str, str, str, str]  # goid, symbol, path, kind, qualname, match
-
-_MATCHABLE = ("module", "class", "function", "method")
-
-
-def build_crosswalk(goids: Iterable[GoidRow], symbols: Iterable[ScipDefinition]) -> list[CrosswalkRow]:
-    """One row per GOID that a SCIP symbol names, sorted by GOID."""
-    exact: dict[tuple[str, str, str], str] = {}
-    by_name: dict[tuple[str, str], list[str]] = defaultdict(list)
-    modules: dict[str, str] = {}
-    for s in sorted(symbols, key=lambda s: (s.path, s.symbol)):
-        if s.kind == "module":
-            modules.setdefault(s.path, s.symbol)
-            exact.setdefault((s.path, "module", s.qualified_name), s.symbol)
-        elif s.kind in _MATCHABLE or s.kind in ("attribute", "variable"):
-            exact.setdefault((s.path, s.kind, s.qualified_name), s.symbol)
-            by_name[(s.path, s.qualified_name)].append(s.symbol)
-    rows: list[CrosswalkRow] = []
-    for g in goids:
-        symbol = exact.get((g.path, g.kind, g.qualname))
-        match = CrosswalkMatch.QUALNAME
-        if symbol is None and g.kind == "module":
-            symbol, match = modules.get(g.path), CrosswalkMatch.PATH
-        elif symbol is None:
-            candidates = by_name.get((g.path, g.qualname), [])
-            symbol, match = (candidates[0] if len(candidates) == 1 else None), CrosswalkMatch.NAME
-        if symbol is not None:
-            rows.append((g.goid, symbol, g.path, g.kind, g.qualname, str(match)))
-    rows.sort()
-    return rows
+def crosswalk_sql(goids: str, symbols: str) -> str:
+    """The query giving the crosswalk's rows (goid, symbol, path, kind, qualname, match), sorted:
+    one per GOID that a repository symbol of `symbols` names."""
+    kinds = ", ".join(f"'{k}'" for k in DEFINITION_KINDS)
+    return f"""
+        WITH defs AS (
+            SELECT symbol, def_path AS path, kind, qualified_name FROM {symbols}
+            WHERE def_path IS NOT NULL AND kind IN ({kinds})
+        ),
+        exact AS (SELECT path, kind, qualified_name, min(symbol) AS symbol FROM defs GROUP BY ALL),
+        modules AS (SELECT path, min(symbol) AS symbol FROM defs WHERE kind = 'module' GROUP BY ALL),
+        by_name AS (
+            SELECT path, qualified_name, min(symbol) AS symbol, count(*) AS n FROM defs
+            WHERE kind <> 'module' GROUP BY ALL
+        ),
+        matched AS (
+            SELECT g.goid, g.path, g.kind, g.qualname,
+                   CASE WHEN e.symbol IS NOT NULL THEN e.symbol
+                        WHEN g.kind = 'module' THEN m.symbol
+                        WHEN b.n = 1 THEN b.symbol END AS symbol,
+                   CASE WHEN e.symbol IS NOT NULL THEN '{CrosswalkMatch.QUALNAME}'
+                        WHEN g.kind = 'module' THEN '{CrosswalkMatch.PATH}'
+                        ELSE '{CrosswalkMatch.NAME}' END AS match
+            FROM {goids} g
+            LEFT JOIN exact e ON e.path = g.path AND e.kind = g.kind AND e.qualified_name = g.qualname
+            LEFT JOIN modules m ON g.kind = 'module' AND m.path = g.path
+            LEFT JOIN by_name b ON g.kind <> 'module' AND b.path = g.path AND b.qualified_name = g.qualname
+        )
+        SELECT goid, symbol, path, kind, qualname, match FROM matched WHERE symbol IS NOT NULL ORDER BY ALL"""
 
 
-def goid_of_symbols(goids: Iterable[GoidRow], crosswalk: Iterable[CrosswalkRow]) -> dict[tuple[str, str], str]:
-    """Per (SCIP symbol, defining path), the GOID it names (the lowest ordinal where several
-    definitions share it)."""
-    ordinal = {g.goid: g.ordinal for g in goids}
-    best: dict[tuple[str, str], tuple[int, str]] = {}
-    for goid, symbol, path, *_ in crosswalk:
-        key = (ordinal.get(goid, 0), goid)
-        if (symbol, path) not in best or key < best[(symbol, path)]:
-            best[(symbol, path)] = key
-    return {at: goid for at, (_, goid) in best.items()}
+def symbol_goids_sql(goids: str, crosswalk: str) -> str:
+    """The query giving, per (symbol, path) of `crosswalk`, the GOID it names: the lowest ordinal
+    where several definitions share the symbol (then the least GOID)."""
+    return f"""
+        SELECT c.symbol, c.path AS def_path, arg_min(c.goid, (coalesce(g.ordinal, 0), c.goid)) AS goid
+        FROM {crosswalk} c LEFT JOIN (SELECT goid, any_value(ordinal) AS ordinal FROM {goids} GROUP BY goid) g
+            USING (goid)
+        GROUP BY c.symbol, c.path"""

@@ -20,9 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from codeintel.analysis.crosswalk import GoidRow, ScipDefinition, build_crosswalk, goid_of_symbols
+from codeintel.analysis.crosswalk import crosswalk_sql, symbol_goids_sql
 from codeintel.analysis.enclosing import EnclosingIndex
 from codeintel.ingestion.change_tracker import StaleFiles
 from codeintel.ingestion.filework import UNREAD
@@ -136,8 +135,8 @@ class ScipDelta:
     pyrefly_seconds: float = 0.0
     rounds: int = 0
     mode: str = PlanMode.NONE
-    final: dict[str, pa.Table] = field(default_factory=dict)  # what is written, GOIDs filled in
-    mapping: dict[tuple[str, str], str] = field(default_factory=dict)  # (symbol, path) -> GOID
+    final: dict[str, pa.Table] = field(default_factory=dict)  # what is written (symbols' GOIDs: by the write)
+    enclosing: EnclosingIndex | None = None  # the last round's (every current file)
 
     @property
     def cleared(self) -> list[str]:
@@ -183,6 +182,7 @@ def run_rounds(
     indexing = ahead.indexing if ahead is not None else None
     enclosing = enclosing_index(gateway, sorted(all_files))
     added = [p for p in plan.changed if p not in stored_iface]
+    delta.enclosing = enclosing
     while files:
         if indexing is None:
             indexing = start(IndexRequest(repo_root, files, plan.source_roots, project))
@@ -275,48 +275,6 @@ def enclosing_index(gateway: StorageGateway, paths: Sequence[str]) -> EnclosingI
     )
 
 
-_DEFINITION_KINDS = ("module", "class", "function", "method", "attribute", "variable")
-
-
-def crosswalk(
-    gateway: StorageGateway, new_symbols: pa.Table, replaced_paths: Sequence[str], *, everything: bool = False
-) -> tuple[pa.Table, pa.Table, dict[tuple[str, str], str]]:
-    """The whole crosswalk (stored symbols of other files + the new ones, against core.goids),
-    the new symbols with their GOIDs, and the (symbol, path) -> GOID map for every symbol."""
-    goids = [
-        GoidRow(**r)
-        for r in gateway.query(f"SELECT goid, path, kind, qualname, ordinal FROM {Table.GOIDS}").to_pylist()
-    ]
-    kinds = list(_DEFINITION_KINDS)
-    stored = (
-        []
-        if everything
-        else gateway.query(
-            f"""SELECT symbol, def_path AS path, kind, qualified_name FROM {Table.SCIP_SYMBOLS}
-            WHERE def_path IS NOT NULL AND list_contains(?, kind) AND NOT list_contains(?, def_path)""",
-            [kinds, sorted(replaced_paths)],
-        ).to_pylist()
-    )
-    fresh = new_symbols.select(["symbol", "def_path", "kind", "qualified_name"])
-    fresh = fresh.filter(pc.is_in(fresh["kind"], pa.array(kinds)))
-    definitions = [ScipDefinition(**r) for r in stored] + [
-        ScipDefinition(s, p, k, q) for s, p, k, q in zip(*(c.to_pylist() for c in fresh.columns), strict=True)
-    ]
-    del fresh
-    rows = build_crosswalk(goids, definitions)
-    mapping = goid_of_symbols(goids, rows)
-    schema = spec_of(Table.GOID_CROSSWALK).arrow_schema
-    table = pa.table([pa.array([r[i] for r in rows], f.type) for i, f in enumerate(schema)], schema=schema)
-    if new_symbols.num_rows:
-        keyed = [
-            mapping.get((s, p))
-            for s, p in zip(new_symbols["symbol"].to_pylist(), new_symbols["def_path"].to_pylist(), strict=True)
-        ]
-        at = new_symbols.schema.get_field_index("goid")
-        new_symbols = new_symbols.set_column(at, "goid", pa.array(keyed, pa.string()))
-    return table, new_symbols, mapping
-
-
 def collect_scip(
     gateway: StorageGateway,
     service: ToolService,
@@ -342,21 +300,16 @@ def collect_scip(
     if plan.mode == PlanMode.NONE:
         if ahead is not None:
             ahead.cancel()
-        delta = ScipDelta(plan)
-        delta.final[Table.GOID_CROSSWALK], _, delta.mapping = crosswalk(gateway, _empty(Table.SCIP_SYMBOLS), [])
-        return delta
+        return ScipDelta(plan)
     roots = (str(repo_root), str(repo_root.resolve()))
     delta = run_rounds(gateway, plan, StartFn(service), ahead, roots, project, repo_root)
-    index = enclosing_index(gateway, delta.indexed)
+    index = delta.enclosing or enclosing_index(gateway, delta.indexed)
     diagnostics = with_enclosing(_sort(delta, Table.TYPE_DIAGNOSTICS), index)
     documents = _with_diagnostic_counts(delta.table(Table.SCIP_DOCUMENTS), diagnostics)
     delta.final[Table.SCIP_DOCUMENTS] = _with_file_hashes(documents, dict(plan.hashes))
     delta.final[Table.SCIP_OCCURRENCES] = _sort(delta, Table.SCIP_OCCURRENCES)
     delta.final[Table.TYPE_DIAGNOSTICS] = diagnostics
-    replaced = delta.cleared if delta.mode != PlanMode.FULL else [p for p, _ in plan.hashes]
-    delta.final[Table.GOID_CROSSWALK], delta.final[Table.SCIP_SYMBOLS], delta.mapping = crosswalk(
-        gateway, delta.table(Table.SCIP_SYMBOLS), replaced, everything=delta.mode == PlanMode.FULL
-    )
+    delta.final[Table.SCIP_SYMBOLS] = delta.table(Table.SCIP_SYMBOLS)
     return delta
 
 
@@ -396,10 +349,6 @@ def _with_file_hashes(documents: pa.Table, hashes: dict[str, str]) -> pa.Table:
     return documents.set_column(documents.schema.get_field_index("hash"), "hash", column)
 
 
-def _empty(name: str) -> pa.Table:
-    return spec_of(name).arrow_schema.empty_table()
-
-
 def write_scip(w: Writer, delta: ScipDelta, run_id: str) -> int:
     """Replace the rows of the indexed and deleted files, merge externals, refresh GOIDs, record
     the files processed (inside the step's transaction)."""
@@ -416,11 +365,9 @@ def write_scip(w: Writer, delta: ScipDelta, run_id: str) -> int:
 def _write_scip(w: Writer, delta: ScipDelta, run_id: str) -> int:
     from codeintel.ingestion.change_tracker import ChangeTracker
 
-    mapping = delta.mapping
-    written = w.replace_all(Table.GOID_CROSSWALK, delta.final[Table.GOID_CROSSWALK])
-    if delta.mode == PlanMode.NONE:
-        _refresh_symbol_goids(w, mapping, [])
-        return written
+    if delta.mode == PlanMode.NONE:  # GOIDs changed
+        return _write_crosswalk(w)
+    written = 0
     gateway_tables = delta.final
     clear = delta.cleared
     if delta.mode == PlanMode.FULL:
@@ -447,7 +394,7 @@ def _write_scip(w: Writer, delta: ScipDelta, run_id: str) -> int:
         f"""DELETE FROM {Table.SCIP_SYMBOLS} WHERE def_path IS NULL
             AND symbol NOT IN (SELECT DISTINCT symbol FROM {Table.SCIP_OCCURRENCES})"""
     )
-    _refresh_symbol_goids(w, mapping, clear)
+    written += _write_crosswalk(w)
     w.delete_paths(Table.PARSE_ERRORS, clear, f" AND step = '{STEP}'")
     errors = [
         (p, STEP, "missing", None, None, delta.unreadable[p], None, None)
@@ -474,23 +421,22 @@ def _not_indexed_reason(path: str) -> str:
     return "pyrefly gave no document for this file (not type-checked)"
 
 
-def _refresh_symbol_goids(w: Writer, mapping: dict[tuple[str, str], str], fresh_paths: Sequence[str]) -> None:
-    """GOIDs of the stored symbols of files not indexed now (their files' GOIDs may have moved)."""
-    fresh = set(fresh_paths)
-    rows = [(s, p, g) for (s, p), g in mapping.items() if p not in fresh]
-    table = pa.table(
-        {"symbol": pa.array([r[0] for r in rows], pa.string()), "def_path": pa.array([r[1] for r in rows], pa.string()),
-         "goid": pa.array([r[2] for r in rows], pa.string())}
-    )  # fmt: skip
-    w.con.register("_scip_goids", table)
+def _write_crosswalk(w: Writer) -> int:
+    """The crosswalk of core.goids and the repository symbols as now written, and each symbol's
+    GOID from it (a symbol no GOID names has none); returns the crosswalk's rows."""
+    w.execute(f"DELETE FROM {Table.GOID_CROSSWALK}")
+    found = w.con.execute(
+        f"INSERT INTO {Table.GOID_CROSSWALK} {crosswalk_sql(Table.GOIDS, Table.SCIP_SYMBOLS)}"
+    ).fetchone()
+    written = int(found[0]) if found else 0
+    w.rows_written += written
     w.execute(
-        f"""UPDATE {Table.SCIP_SYMBOLS} s SET goid = m.goid FROM _scip_goids m
+        f"""UPDATE {Table.SCIP_SYMBOLS} s SET goid = m.goid
+            FROM ({symbol_goids_sql(Table.GOIDS, Table.GOID_CROSSWALK)}) m
             WHERE s.symbol = m.symbol AND s.def_path = m.def_path AND s.goid IS DISTINCT FROM m.goid"""
     )
     w.execute(
         f"""UPDATE {Table.SCIP_SYMBOLS} s SET goid = NULL WHERE s.goid IS NOT NULL AND NOT EXISTS
-            (SELECT 1 FROM _scip_goids m WHERE m.symbol = s.symbol AND m.def_path = s.def_path)
-            AND NOT list_contains(?, s.def_path)""",
-        [sorted(fresh_paths)],
+            (SELECT 1 FROM {Table.GOID_CROSSWALK} c WHERE c.symbol = s.symbol AND c.path = s.def_path)"""
     )
-    w.con.unregister("_scip_goids")
+    return written
