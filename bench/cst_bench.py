@@ -5,11 +5,12 @@ place: nothing is written into it).  Runs the product command
 ``python -m codeintel export REPO --db TMP/c.duckdb --select cst_ingest --quiet --workers N``
 cold, then again with nothing changed, and reports per run: wall time, the ``cst_ingest`` step's
 time from the work DB's ledger (``meta.step_runs``), peak RSS of the process tree (psutil,
-sampled every 20 ms) and the rows of the three tables.  In this process it then times, over the
-files the scan kept: reading them, tree-sitter's bare parse (one process, wall and CPU), and
-``extract_cst`` alone (one process, CPU: parse included), so the ratio step / bare parse is the
-figure the issue asks for (<= 2).  Run it under ``flock /tmp/codeintel-bench.lock`` on a shared
-machine and note the load.
+sampled every 20 ms), the CPU seconds of that tree (the whole export, parent and workers: a
+figure the load of other processes sways less than wall time) and the rows of the three tables.
+In this process it then times, over the files the scan kept: reading them, tree-sitter's bare
+parse (one process, wall and CPU), and ``extract_cst`` alone (one process, CPU: parse included),
+so the ratio step / bare parse is the figure the issue asks for (<= 2).  Run it under
+``flock /tmp/codeintel-bench.lock`` on a shared machine and note the load.
 """
 
 from __future__ import annotations
@@ -41,16 +42,19 @@ def run_export(repo: Path, db: Path, workers: int) -> dict[str, float]:
     process = subprocess.Popen(command)
     root = psutil.Process(process.pid)
     peak = 0
+    cpu: dict[int, float] = {}  # pid -> CPU seconds when last seen
     while process.poll() is None:
-        peak = max(peak, _tree_rss(root))
+        peak = max(peak, _sample_tree(root, cpu))
         time.sleep(0.02)
     wall = time.perf_counter() - started
     if process.returncode != 0:
         raise SystemExit(f"export failed with exit code {process.returncode}: {' '.join(command)}")
-    return {"wall_s": round(wall, 2), "peak_rss_mb": round(peak / 2**20, 1)}
+    return {"wall_s": round(wall, 2), "peak_rss_mb": round(peak / 2**20, 1), "tree_cpu_s": round(sum(cpu.values()), 2)}
 
 
-def _tree_rss(root: psutil.Process) -> int:
+def _sample_tree(root: psutil.Process, cpu: dict[int, float]) -> int:
+    """RSS of the process tree now; records each member's CPU seconds so far in `cpu` (a sample
+    every 20 ms: what a process spends in its last 20 ms is missed)."""
     total = 0
     try:
         members = [root, *root.children(recursive=True)]
@@ -58,7 +62,10 @@ def _tree_rss(root: psutil.Process) -> int:
         return 0
     for member in members:
         try:
-            total += member.memory_info().rss
+            with member.oneshot():
+                total += member.memory_info().rss
+                times = member.cpu_times()
+            cpu[member.pid] = times.user + times.system
         except psutil.NoSuchProcess:
             continue
     return total

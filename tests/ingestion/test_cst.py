@@ -532,3 +532,20 @@ def test_beside_extractors_of_the_ast_tree_cst_still_reads_what_ast_cannot_parse
     assert set(column(outputs["newer.py"]["cst"], Table.DEF_HEADERS, "qualname")) == {"first", "Box", "Box.put"}
     assert len(fine["definitions"].rows[Table.AST_NODES]) == 2
     assert column(fine["cst"], Table.COMMENTS, "tag") == ["TODO"]
+
+
+def test_name_site_columns_are_the_catalogs_and_give_the_same_table_as_the_rows() -> None:
+    """Name sites come as columns (`CstRows.name_columns`, what a worker can hand to Arrow as they
+    are) and as rows (`CstRows.names`): both the catalog's columns, in its order, one table."""
+    from codeintel.ingestion.cst.extract import extract_cst
+    from codeintel.storage.gateway import columns_to_arrow, to_arrow
+
+    source = (USES["app/service.py"] + HEADERS + TRICKY).encode()
+    found = extract_cst(source, repo="repo", path="app/service.py", module="app.service")
+    assert list(found.name_columns) == list(CATALOG[Table.NAME_SITES].column_names)
+    assert {len(values) for values in found.name_columns.values()} == {len(found.names)}
+    assert len(found.names) > 100
+    by_columns = columns_to_arrow(Table.NAME_SITES, found.name_columns)
+    assert by_columns.equals(to_arrow(Table.NAME_SITES, found.names))
+    roles = set(by_columns.column("role").to_pylist())
+    assert roles >= {"call", "read", "write", "import", "definition", "keyword_argument", "annotation", "decorator"}

@@ -281,7 +281,7 @@ def _name_columns(
         "enclosing_goid": np.array(per_line, dtype=object)[lines].tolist(),
         "call_line": _scatter(count, called, call_lines),
         "call_col": _scatter(count, called, call_at - line_starts[call_lines - 1]),
-        "qualifier": _qualifiers(source, attr_at, attributed, starts_list),
+        "qualifier": _qualifiers(source, attr_at, attributed, starts),
     }
 
 
@@ -374,13 +374,15 @@ def _scatter(count: int, present: Any, values: Any) -> list[int | None]:
     return found
 
 
-def _qualifiers(source: bytes, attr_starts: Any, present: Any, name_starts: list[int]) -> list[str | None]:
+def _qualifiers(source: bytes, attr_starts: Any, present: Any, name_starts: Any) -> list[str | None]:
     """The qualifier column: for each name an attribute ends with, its object's text."""
     found: list[str | None] = [None] * len(name_starts)
     seen: dict[bytes, str] = {}
-    for at, start in zip(np.flatnonzero(present).tolist(), attr_starts[present].tolist(), strict=True):
-        name_start = name_starts[at]
-        raw = source[max(start, name_start - 4 * MAX_QUALIFIER) : name_start]
+    where = np.flatnonzero(present)
+    ends = name_starts[where]
+    starts = np.maximum(attr_starts[where], ends - 4 * MAX_QUALIFIER)
+    for at, start, end in zip(where.tolist(), starts.tolist(), ends.tolist(), strict=True):
+        raw = source[start:end]
         qualifier = seen.get(raw)
         if qualifier is None:
             qualifier = seen[raw] = _qualifier(raw)
