@@ -277,7 +277,7 @@ class HistoryWalker:
         self.out = WalkOutput()
         self._bots = re.compile(settings.bot_pattern, re.IGNORECASE)
         self._names: dict[str, str] = {}
-        self._name_keys: dict[str, int] = {}
+        self._packed: dict[str, tuple[tuple[str, ...], bytes]] = {}  # per path, the names packed last and their keys
         self._texts: dict[str, list[str]] = {}  # blob -> lines, for the commit being walked
         # per commit, the definitions it deleted for good (not moved): a child may add them again
         self.deletions: dict[str, list[Deletion]] = dict(deletions or {})
@@ -718,8 +718,10 @@ class HistoryWalker:
                 version.lineages = before.lineages
         self.versions[work.new_key] = version
         self.outlines.put(work.new_key, Source(work.new_root, work.new_lines, work.encoding), len(version.names))
-        lineages, keys = version.packed(self._name_keys)
-        self.out.versions.add(*work.new_key, id_text(version.file_id), version.n_lines, lineages, keys, sha)
+        path = work.new_key[0]
+        lineages, keys = version.packed(self._packed.get(path))
+        self._packed[path] = (version.names, keys)
+        self.out.versions.add(path, work.new_key[1], id_text(version.file_id), version.n_lines, lineages, keys, sha)
         return {}
 
     def release(self) -> None:
@@ -810,14 +812,16 @@ class _Ordinals:
 
     def of(self, d: Def) -> int:
         if self._counts is None:
-            self._counts = Counter(x.qualname for x in self._defs)
-            seen: dict[str, int] = {}
-            for x in self._defs:
-                if self._counts[x.qualname] > 1:
-                    n = seen.get(x.qualname, 0)
-                    seen[x.qualname] = n + 1
-                    self._dups[id(x)] = n
+            self._counts = Counter([x.qualname for x in self._defs])
+            if len(self._counts) < len(self._defs):  # some name occurs twice
+                seen: dict[str, int] = {}
+                for x in self._defs:
+                    if self._counts[x.qualname] > 1:
+                        n = seen.get(x.qualname, 0)
+                        seen[x.qualname] = n + 1
+                        self._dups[id(x)] = n
         return self._dups.get(id(d), 0)
+
 
 
 def _ignored(sha: str, ignore: frozenset[str]) -> bool:

@@ -70,15 +70,23 @@ class Def:
 
     def shifted(self, delta: int) -> Def:
         """A copy `delta` lines further down (its whole subtree; the same object for 0)."""
-        if delta == 0:
-            return self
-        return Def(
-            self.name, self.qualname, self.kind, self.start + delta, self.line + delta, self.body + delta,
-            self.end + delta, self.col, self.body_col, [c.shifted(delta) for c in self.children], self.lineage,
-        )  # fmt: skip
+        return self if delta == 0 else _shifted(self, delta)
 
     def __repr__(self) -> str:
         return f"Def({self.qualname!r}, {self.kind}, {self.start}-{self.end})"
+
+
+_new_def = object.__new__
+
+
+def _shifted(d: Def, delta: int) -> Def:
+    # slots set directly: versions copy millions of definitions (a call of __init__ costs half again)
+    new: Def = _new_def(Def)
+    new.name, new.qualname, new.kind, new.col, new.body_col = d.name, d.qualname, d.kind, d.col, d.body_col
+    new.start, new.line, new.body, new.end = d.start + delta, d.line + delta, d.body + delta, d.end + delta
+    new.lineage = d.lineage
+    new.children = [_shifted(c, delta) for c in d.children] if d.children else []
+    return new
 
 
 def walk(root: Def) -> list[Def]:
@@ -461,6 +469,15 @@ def _structural(raw: bytes) -> bool:
     return raw.lstrip().startswith(_STRUCTURAL) or _TRIPLE[0] in raw or _TRIPLE[1] in raw
 
 
+def _maybe_structural(lines: Sequence[bytes]) -> bool:
+    """Whether some line of `lines` may be `_structural` (False: none is; one search of the
+    lines joined instead of one test per line)."""
+    if not lines:
+        return False
+    text = b"\n".join(lines)
+    return b"def" in text or b"class" in text or b"@" in text or b"async" in text or _TRIPLE[0] in text or _TRIPLE[1] in text
+
+
 class _Change:
     """A hunk as the update sees it: the old lines it changes, `a..b` (inserting after line p:
     a = p + 1, b = p), and what its text may do to the definitions around it."""
@@ -482,7 +499,8 @@ class _Change:
         self.hunk = hunk
         self.a = hunk.old_start if hunk.old_count else hunk.old_start + 1
         self.b = self.a + hunk.old_count - 1
-        self.structural = any(_structural(raw) for raw in hunk.removed)
+        self.structural = _maybe_structural(hunk.removed) and any(_structural(raw) for raw in hunk.removed)
+        check_added = _maybe_structural(hunk.added)
         self.removed_indent: int | None = None  # of its first removed line of code
         for raw in hunk.removed:
             text = raw.lstrip()
@@ -498,7 +516,7 @@ class _Change:
             text = raw.lstrip()
             if not text or text.startswith(b"#"):
                 continue
-            self.structural = self.structural or _structural(raw)
+            self.structural = self.structural or (check_added and _structural(raw))
             width = len(raw) - len(text)
             if self.indent is None:
                 self.indent = self.least_indent = width

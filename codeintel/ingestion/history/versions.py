@@ -64,11 +64,15 @@ class Version:
             "".join([d.kind[0] for d in defs]),
         )
 
-    def packed(self, cache: dict[str, int] | None = None) -> tuple[bytes, bytes]:
-        """(lineages, name keys) as bytes, for storage (`cache`: name keys already computed)."""
-        cache = {} if cache is None else cache
-        keys = array("I", [cache.get(n) or cache.setdefault(n, name_key(n)) for n in self.names])
-        return self.lineages.tobytes(), keys.tobytes()
+    def packed(self, known: tuple[tuple[str, ...], bytes] | None = None) -> tuple[bytes, bytes]:
+        """(lineages, name keys) as bytes, for storage.  `known`: names packed before and their
+        keys, used when they are this version's (most versions of a file name the definitions
+        the one before did)."""
+        if known is not None and known[0] == self.names:
+            keys = known[1]
+        else:
+            keys = array("I", [name_key(n) for n in self.names]).tobytes()
+        return self.lineages.tobytes(), keys
 
     def defs(self) -> Iterable[tuple[str, str, int, int]]:
         """(qualified name, kind, same-name ordinal, lineage) of each definition."""
