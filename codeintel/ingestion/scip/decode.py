@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 
 from codeintel.ingestion.parsing import read_source
 from codeintel.ingestion.scip import scip_pb2
+from codeintel.ingestion.scip.spill import Spill
 from codeintel.ingestion.scip.symbols import SymbolKind, parse_symbol
 from codeintel.storage.catalog import Table, spec_of
 
@@ -128,12 +129,31 @@ def _occurrence_batch(path: str, occ: _Occurrences, enclosing: Enclosing | None)
 
 @dataclass(slots=True)
 class DecodedIndex:
-    """What one indexer run gave, as Arrow batches (unsorted until `to_tables`)."""
+    """What one indexer run gave: documents and externals as Arrow, each document's symbols
+    (sorted by symbol) and occurrences (sorted) spilled to disk under its path."""
 
+    symbols: Spill
+    occurrences: Spill
     documents: _Batches = field(default_factory=lambda: _Batches(Table.SCIP_DOCUMENTS))
-    symbols: dict[str, pa.RecordBatch] = field(default_factory=dict)  # per path, sorted by symbol
-    occurrences: dict[str, pa.RecordBatch] = field(default_factory=dict)  # per path, sorted
     externals: dict[str, tuple[object, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def spilled_to(cls, spill_dir: Path) -> DecodedIndex:
+        return cls(
+            Spill(spill_dir / "symbols.arrows", _SYMBOL_SCHEMA),
+            Spill(spill_dir / "occurrences.arrows", _OCCURRENCE_SCHEMA),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedTables:
+    """A decoded index as the tables store it: documents and externals sorted; symbols and
+    occurrences read back from disk in path order."""
+
+    documents: pa.Table
+    symbols: Spill
+    externals: pa.Table
+    occurrences: Spill
 
 
 def iter_index_fields(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
@@ -178,18 +198,20 @@ def decode_index(
     index_path: Path,
     repo_root: Path,
     strip: PathStripper,
+    spill_dir: Path,
     wanted: set[str] | None = None,
     enclosing: Enclosing | None = None,
 ) -> DecodedIndex:
     """Decode the index at `index_path` (documents outside `wanted`, when given, are skipped);
-    `enclosing` gives the occurrences' enclosing GOIDs.
+    `enclosing` gives the occurrences' enclosing GOIDs; symbols and occurrences go to files in
+    `spill_dir`.
 
     Raises:
         IndexDecodeError: The file is not a readable SCIP index.
     """
-    out = DecodedIndex()
     if not index_path.is_file():
         raise IndexDecodeError(f"the indexer wrote no index ({index_path.name} is missing)")
+    out = DecodedIndex.spilled_to(spill_dir)
     with index_path.open("rb", buffering=1 << 20) as stream:
         try:
             for number, payload in iter_index_fields(stream):
@@ -204,6 +226,9 @@ def decode_index(
             raise
         except Exception as exc:  # protobuf's DecodeError and friends
             raise IndexDecodeError(f"{index_path.name}: {type(exc).__name__}: {exc}") from exc
+        finally:
+            out.symbols.close()
+            out.occurrences.close()
     return out
 
 
@@ -336,7 +361,7 @@ def _decode_document(
     occ = _read_occurrences(doc, _Columns(_read(repo_root, path), doc.position_encoding))
     first_def, module = _first_definitions(occ)
     definitions = int(np.count_nonzero(occ.roles & _DEFINITION))
-    out.occurrences[path] = _occurrence_batch(path, occ, enclosing)
+    out.occurrences.add(path, _occurrence_batch(path, occ, enclosing))
     interface: list[str] = []
     symbols: list[tuple[object, ...]] = []
     for info in doc.symbols:
@@ -354,7 +379,7 @@ def _decode_document(
         if parsed.kind in _INTERFACE_KINDS and "()." not in symbol.rpartition("/")[2][:-3]:
             interface.append(f"{symbol}\x00{signature}\x00{' '.join(relationships)}")
     symbols.sort(key=lambda row: str(row[0]))
-    out.symbols[path] = _symbol_batch(symbols)
+    out.symbols.add(path, _symbol_batch(symbols))
     count = len(symbols)
     digest = hashlib.blake2b("\n".join(sorted(interface)).encode(), digest_size=12).hexdigest()
     out.documents.add(
@@ -422,20 +447,19 @@ def _external_row(info: scip_pb2.SymbolInformation, strip: PathStripper) -> tupl
 # ----------------------------------------------------------------------------- to Arrow
 
 
-def to_tables(decoded: DecodedIndex, project_package: str) -> dict[str, pa.Table]:
+def to_tables(decoded: DecodedIndex, project_package: str) -> DecodedTables:
     """The decoded rows as sorted Arrow tables (documents, repository symbols, externals, occurrences).
 
     Externals naming the project's own package (repository files outside this run's documents)
     are dropped: their rows come from the documents that define them.
     """
     externals = [row for row in decoded.externals.values() if row[5] != project_package]
-    occ = pa.Table.from_batches([decoded.occurrences[p] for p in sorted(decoded.occurrences)], _OCCURRENCE_SCHEMA)
-    return {
-        "documents": _sorted(decoded.documents.table(), ["path"]),
-        "symbols": pa.Table.from_batches([decoded.symbols[p] for p in sorted(decoded.symbols)], _SYMBOL_SCHEMA),
-        "externals": _sorted(_table(Table.SCIP_SYMBOLS, externals), ["symbol"]),
-        "occurrences": occ,  # sorted per document, documents in path order
-    }
+    return DecodedTables(
+        _sorted(decoded.documents.table(), ["path"]),
+        decoded.symbols,
+        _sorted(_table(Table.SCIP_SYMBOLS, externals), ["symbol"]),
+        decoded.occurrences,  # sorted per document, documents in path order
+    )
 
 
 def _table(table: str, rows: list[tuple[object, ...]]) -> pa.Table:

@@ -15,19 +15,21 @@ the result equals a full run's.
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 
 from codeintel.analysis.crosswalk import crosswalk_sql, symbol_goids_sql
 from codeintel.analysis.enclosing import EnclosingIndex
+from codeintel.errors import StorageError
 from codeintel.ingestion.change_tracker import StaleFiles
 from codeintel.ingestion.filework import UNREAD
 from codeintel.ingestion.parsing import ParseProblem, read_source
 from codeintel.ingestion.scip.decode import (
-    DecodedIndex,
     PathStripper,
     decode_diagnostics,
     decode_index,
@@ -40,6 +42,7 @@ from codeintel.ingestion.scip.pyrefly import (
     source_roots,
     start_indexing,
 )
+from codeintel.ingestion.scip.spill import Spill
 from codeintel.ingestion.tools import ToolService
 from codeintel.storage.catalog import Table, spec_of
 from codeintel.storage.gateway import StorageGateway, Writer
@@ -128,15 +131,19 @@ class ScipDelta:
 
     plan: ScipPlan
     indexed: list[str] = field(default_factory=list)
-    tables: dict[str, list[pa.Table]] = field(default_factory=dict)
+    tables: dict[str, list[pa.Table | Spill]] = field(default_factory=dict)
     externals: list[pa.Table] = field(default_factory=list)
     not_indexed: list[str] = field(default_factory=list)
     unreadable: dict[str, str] = field(default_factory=dict)  # not indexed, and unreadable now: why
     pyrefly_seconds: float = 0.0
     rounds: int = 0
     mode: str = PlanMode.NONE
-    final: dict[str, pa.Table] = field(default_factory=dict)  # what is written (symbols' GOIDs: by the write)
+    final: dict[str, pa.Table | Spill] = field(default_factory=dict)  # what is written (symbols' GOIDs: by the write)
     enclosing: EnclosingIndex | None = None  # the last round's (every current file)
+    # the rounds' spilled symbols and occurrences (removed after the write, or when collected)
+    spill: tempfile.TemporaryDirectory[str] = field(
+        default_factory=lambda: tempfile.TemporaryDirectory(prefix="codeintel-scip-decoded-")
+    )
 
     @property
     def cleared(self) -> list[str]:
@@ -152,12 +159,18 @@ class ScipDelta:
             f"(collected {self.pyrefly_seconds:.1f} s after they started), {len(self.not_indexed)} without a document"
         )
 
-    def add(self, name: str, table: pa.Table) -> None:
+    def add(self, name: str, table: pa.Table | Spill) -> None:
         self.tables.setdefault(name, []).append(table)
 
     def table(self, name: str) -> pa.Table:
-        parts = self.tables.get(name, [])
+        parts = [p.read_all() if isinstance(p, Spill) else p for p in self.tables.get(name, [])]
         return pa.concat_tables(parts) if parts else spec_of(name).arrow_schema.empty_table()
+
+    def source(self, name: str) -> pa.Table | Spill:
+        """What the write inserts: one round's spilled batches as they are, several rounds' rows
+        together (small runs)."""
+        parts = self.tables.get(name, [])
+        return parts[0] if len(parts) == 1 else self.table(name)
 
 
 def run_rounds(
@@ -191,7 +204,8 @@ def run_rounds(
             delta.pyrefly_seconds += output.seconds
             strip = PathStripper((*strip_roots, str(output.scratch)))
             wanted = set(files)
-            decoded: DecodedIndex = decode_index(output.index, repo_root, strip, wanted, enclosing.lookup_many)
+            spill_dir = Path(tempfile.mkdtemp(dir=delta.spill.name))
+            decoded = decode_index(output.index, repo_root, strip, spill_dir, wanted, enclosing.lookup_many)
             tables = to_tables(decoded, project)
             diagnostics = decode_diagnostics(output.diagnostics, repo_root, strip, wanted)
         finally:
@@ -200,14 +214,14 @@ def run_rounds(
         delta.rounds += 1
         delta.indexed.extend(files)
         for name, table in (
-            (Table.SCIP_DOCUMENTS, tables["documents"]), (Table.SCIP_SYMBOLS, tables["symbols"]),
-            (Table.SCIP_OCCURRENCES, tables["occurrences"]), (Table.TYPE_DIAGNOSTICS, diagnostics),
+            (Table.SCIP_DOCUMENTS, tables.documents), (Table.SCIP_SYMBOLS, tables.symbols),
+            (Table.SCIP_OCCURRENCES, tables.occurrences), (Table.TYPE_DIAGNOSTICS, diagnostics),
         ):  # fmt: skip
             delta.add(name, table)
-        delta.externals.append(tables["externals"])
+        delta.externals.append(tables.externals)
         if delta.mode == PlanMode.FULL:
             break
-        docs = tables["documents"]
+        docs = tables.documents
         new_iface = dict(zip(docs["path"].to_pylist(), docs["interface_hash"].to_pylist(), strict=True))
         changed = [p for p in files if new_iface.get(p) != stored_iface.get(p)]
         done = set(delta.indexed)
@@ -307,9 +321,12 @@ def collect_scip(
     diagnostics = with_enclosing(_sort(delta, Table.TYPE_DIAGNOSTICS), index)
     documents = _with_diagnostic_counts(delta.table(Table.SCIP_DOCUMENTS), diagnostics)
     delta.final[Table.SCIP_DOCUMENTS] = _with_file_hashes(documents, dict(plan.hashes))
-    delta.final[Table.SCIP_OCCURRENCES] = _sort(delta, Table.SCIP_OCCURRENCES)
+    one_round = len(delta.tables.get(Table.SCIP_OCCURRENCES, [])) == 1  # sorted already: read back as it is
+    delta.final[Table.SCIP_OCCURRENCES] = (
+        delta.source(Table.SCIP_OCCURRENCES) if one_round else _sort(delta, Table.SCIP_OCCURRENCES)
+    )
     delta.final[Table.TYPE_DIAGNOSTICS] = diagnostics
-    delta.final[Table.SCIP_SYMBOLS] = delta.table(Table.SCIP_SYMBOLS)
+    delta.final[Table.SCIP_SYMBOLS] = delta.source(Table.SCIP_SYMBOLS)
     return delta
 
 
@@ -374,9 +391,13 @@ def _write_scip(w: Writer, delta: ScipDelta, run_id: str) -> int:
         clear = sorted(
             set(clear) | {p for (p,) in w.con.execute(f"SELECT path FROM {Table.SCIP_DOCUMENTS}").fetchall()}
         )
-    for name in (Table.SCIP_DOCUMENTS, Table.SCIP_SYMBOLS, Table.SCIP_OCCURRENCES, Table.TYPE_DIAGNOSTICS):
+    # the occurrences first: DuckDB writes their row groups out as they fill, and their Arrow
+    # copy is let go before the symbols, which DuckDB holds in memory until the commit
+    for name in (Table.SCIP_OCCURRENCES, Table.SCIP_SYMBOLS, Table.SCIP_DOCUMENTS, Table.TYPE_DIAGNOSTICS):
         w.delete_paths(name, clear)
-        written += w.insert(name, gateway_tables[name])
+        written += _insert(w, name, gateway_tables.pop(name))
+        delta.tables.pop(name, None)
+        pa.default_memory_pool().release_unused()
     # externals: one row per symbol any occurrence names (the same whichever run brought it)
     externals = (
         pa.concat_tables(delta.externals) if delta.externals else spec_of(Table.SCIP_SYMBOLS).arrow_schema.empty_table()
@@ -395,6 +416,7 @@ def _write_scip(w: Writer, delta: ScipDelta, run_id: str) -> int:
             AND symbol NOT IN (SELECT DISTINCT symbol FROM {Table.SCIP_OCCURRENCES})"""
     )
     written += _write_crosswalk(w)
+    delta.spill.cleanup()
     w.delete_paths(Table.PARSE_ERRORS, clear, f" AND step = '{STEP}'")
     errors = [
         (p, STEP, "missing", None, None, delta.unreadable[p], None, None)
@@ -419,6 +441,20 @@ def _not_indexed_reason(path: str) -> str:
     except UnicodeEncodeError:
         return "pyrefly cannot be given a file whose name is not UTF-8 (its config is TOML): not type-checked"
     return "pyrefly gave no document for this file (not type-checked)"
+
+
+def _insert(w: Writer, name: str, source: pa.Table | Spill) -> int:
+    """Append a table, or spilled batches read one at a time."""
+    if isinstance(source, pa.Table):
+        return w.insert(name, source)
+    w.con.register("_scip_rows", source.reader())
+    try:
+        w.execute(f"INSERT INTO {name} BY NAME SELECT * FROM _scip_rows")
+    except duckdb.Error as exc:  # as Writer.insert: the real error, not the unregister's
+        raise StorageError(f"writing {source.num_rows} rows to {name} failed: {exc}") from exc
+    w.con.unregister("_scip_rows")
+    w.rows_written += source.num_rows
+    return source.num_rows
 
 
 def _write_crosswalk(w: Writer) -> int:
