@@ -39,7 +39,7 @@ from codeintel.ingestion.parsing import (
 )
 from codeintel.ingestion.scan import hash_bytes
 from codeintel.storage.catalog import Table, spec_of
-from codeintel.storage.gateway import to_arrow
+from codeintel.storage.gateway import columns_to_arrow, to_arrow
 
 logger = logging.getLogger(__name__)
 
@@ -226,7 +226,7 @@ def _cst(batch: FileBatch, ref: FileRef, data: bytes, step: str, out: FileOutput
     found = extract_cst(data, repo=batch.repo, path=ref.path, module=ref.module)
     out.tables[Table.COMMENTS] = to_arrow(Table.COMMENTS, found.comments)
     out.tables[Table.DEF_HEADERS] = to_arrow(Table.DEF_HEADERS, found.headers)
-    out.tables[Table.NAME_SITES] = to_arrow(Table.NAME_SITES, found.names)
+    out.tables[Table.NAME_SITES] = columns_to_arrow(Table.NAME_SITES, found.name_columns)
     # a syntax error or undecodable bytes are no row of its own: the file's one core.parse_errors
     # row is ast_ingest's, and these rows are what tree-sitter recovered around them
     for line, _, kind, message in found.problems:
