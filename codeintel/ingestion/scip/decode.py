@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -27,6 +27,7 @@ from codeintel.ingestion.parsing import read_source
 from codeintel.ingestion.scip import scip_pb2
 from codeintel.ingestion.scip.spill import Spill
 from codeintel.ingestion.scip.symbols import SymbolKind, parse_symbol
+from codeintel.ingestion.scip.wire import DocumentLite, RawOccurrences, read_occurrences
 from codeintel.storage.catalog import Table, spec_of
 
 _DEFINITION = 1
@@ -216,9 +217,9 @@ def decode_index(
         try:
             for number, payload in iter_index_fields(stream):
                 if number == _DOCUMENTS:
-                    doc = scip_pb2.Document.FromString(payload)
+                    doc = DocumentLite.FromString(payload)
                     if wanted is None or doc.relative_path in wanted:
-                        _decode_document(doc, repo_root, strip, out, enclosing)
+                        _decode_document(doc, payload, repo_root, strip, out, enclosing)
                 elif number == _EXTERNALS:
                     info = scip_pb2.SymbolInformation.FromString(payload)
                     out.externals.setdefault(info.symbol, _external_row(info, strip))
@@ -305,25 +306,40 @@ class _Occurrences:
     count: int  # every occurrence of the document, those without a valid range too
 
 
-def _read_occurrences(doc: scip_pb2.Document, cols: _Columns) -> _Occurrences:
-    """The occurrences' ranges read in bulk (no Python step per occurrence beyond reading its
-    fields), converted and sorted with numpy/Arrow; a range of another length than 3 or 4 is skipped."""
-    occurrences = doc.occurrences
+def _raw_occurrences(doc: Any, payload: bytes) -> RawOccurrences:
+    """The occurrences' fields, from their bytes (`wire`), or through the generated class where
+    the fast path declines."""
+    raw = read_occurrences(list(doc.occurrences))
+    if raw is not None:
+        return raw
+    occurrences = scip_pb2.Document.FromString(payload).occurrences
     n = len(occurrences)
     ranges = [o.range for o in occurrences]
     lengths = np.fromiter(map(len, ranges), np.int64, n)
     flat = np.fromiter(itertools.chain.from_iterable(ranges), np.int64, int(lengths.sum()))
     del ranges
-    keep = (lengths == 3) | (lengths == 4)
-    starts = (np.cumsum(lengths) - lengths)[keep]
-    four = (lengths[keep] == 4).astype(np.int64)
-    start_line, start_col = flat[starts], flat[starts + 1]
-    end_line = np.where(four == 1, flat[starts + 2], start_line)
-    end_col = flat[starts + 2 + four]
-    roles = np.fromiter((o.symbol_roles for o in occurrences), np.int64, n)[keep]
-    symbols = pa.array([o.symbol for o in occurrences], pa.string())
-    if not keep.all():
-        symbols = symbols.filter(pa.array(keep))
+    starts = np.cumsum(lengths) - lengths
+    first = np.full((n, 4), -1, np.int64)
+    for k in range(4):
+        rows = np.flatnonzero(lengths > k)
+        first[rows, k] = flat[starts[rows] + k]
+    roles = np.fromiter((o.symbol_roles for o in occurrences), np.int64, n)
+    return RawOccurrences(lengths, first, pa.array([o.symbol for o in occurrences], pa.string()), roles)
+
+
+def _read_occurrences(doc: Any, payload: bytes, cols: _Columns) -> _Occurrences:
+    """The occurrences' ranges read in bulk (no Python step per occurrence), converted and sorted
+    with numpy/Arrow; a range of another length than 3 or 4 is skipped."""
+    raw = _raw_occurrences(doc, payload)
+    n = len(raw.roles)
+    keep = (raw.range_values == 3) | (raw.range_values == 4)
+    first = raw.ranges[keep]
+    four = raw.range_values[keep] == 4
+    start_line, start_col = first[:, 0], first[:, 1]
+    end_line = np.where(four, first[:, 2], start_line)
+    end_col = np.where(four, first[:, 3], first[:, 2])
+    roles = raw.roles[keep]
+    symbols = raw.symbols if keep.all() else raw.symbols.filter(pa.array(keep))
     encoded = symbols.dictionary_encode()
     codes = np.asarray(encoded.indices)
     rank = np.asarray(pc.rank(encoded.dictionary, sort_keys="ascending"))[codes]  # Python's str order
@@ -355,10 +371,11 @@ def _first_definitions(occ: _Occurrences) -> tuple[dict[str, tuple[int, int]], s
 
 
 def _decode_document(
-    doc: scip_pb2.Document, repo_root: Path, strip: PathStripper, out: DecodedIndex, enclosing: Enclosing | None
+    doc: Any, payload: bytes, repo_root: Path, strip: PathStripper, out: DecodedIndex, enclosing: Enclosing | None
 ) -> None:
+    """One document (`doc`: a `DocumentLite` of `payload`) into `out`."""
     path = doc.relative_path
-    occ = _read_occurrences(doc, _Columns(_read(repo_root, path), doc.position_encoding))
+    occ = _read_occurrences(doc, payload, _Columns(_read(repo_root, path), doc.position_encoding))
     first_def, module = _first_definitions(occ)
     definitions = int(np.count_nonzero(occ.roles & _DEFINITION))
     out.occurrences.add(path, _occurrence_batch(path, occ, enclosing))
