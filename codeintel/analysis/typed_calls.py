@@ -44,24 +44,17 @@ CONSTRUCTORS_TABLE = "_ci_constructors"  # (class_goid, callee_goid), registered
 _CALLED_NAME = r"regexp_extract(e.callee_text, '([A-Za-z_][A-Za-z0-9_]*)\s*$', 1)"
 
 # the bases of every class, in order, as the type checker resolves them: a repository class
-# (base_goid) or an external one (its SCIP symbol).  Keyword values (`metaclass=M`: every base
-# site after a keyword in the class's header) are no bases; `class C(Base[T])` reads T as one.
+# (base_goid) or an external one (its SCIP symbol).  The name sites say which names are bases:
+# not keyword values (`metaclass=M`) nor type arguments (`T` in `class C(Base[T])`).
 CLASS_BASES_SQL = f"""
     WITH goid_of AS ({SYMBOL_GOIDS_SQL}), fresh AS ({FRESH_PATHS_SQL})
     SELECT n.enclosing_goid AS class_goid, d.goid AS base_goid, o.symbol AS base_symbol
     FROM core.name_sites n
     JOIN core.goids c ON c.goid = n.enclosing_goid AND c.kind = 'class'
-    JOIN core.def_headers h ON h.goid = c.goid
     JOIN core.scip_occurrences o ON o.path = n.path AND o.line = n.line AND o.col = n.col AND NOT o.is_definition
     LEFT JOIN goid_of d ON d.symbol = o.symbol
     WHERE n.role = 'base_class' AND n.path IN (SELECT path FROM fresh)
           AND (d.kind = 'class' OR (d.goid IS NULL AND ends_with(o.symbol, '#')))
-          AND NOT EXISTS (
-              SELECT 1 FROM core.name_sites k
-              WHERE k.path = n.path AND k.enclosing_goid = n.enclosing_goid AND k.role = 'keyword_argument'
-                AND (k.line > h.line OR (k.line = h.line AND k.col > h.col))
-                AND (k.line < n.line OR (k.line = n.line AND k.col < n.col))
-          )
     ORDER BY n.enclosing_goid, n.line, n.col
 """
 

@@ -180,6 +180,7 @@ class CstIngestStep:
     name: ClassVar[str] = "cst_ingest"
     # GOIDs come from its own tree-sitter definitions, by core.goids' rules: it needs only the scan
     deps: ClassVar[tuple[str, ...]] = ("repo_scan",)
+    code_version: ClassVar[str] = "2"  # 2: a decorator's or base's arguments keep their own roles
     file_work: ClassVar[FileWork] = FileWork(name, "cst", (Table.COMMENTS, Table.DEF_HEADERS, Table.NAME_SITES))
 
     def run(self, ctx: PipelineContext) -> StepResult:

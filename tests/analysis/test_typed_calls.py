@@ -86,6 +86,28 @@ FILES = {
         def make_model() -> Model:
             return Model()
         """,
+    "pkg/generic.py": """
+        from typing import Generic, TypeVar
+
+        T = TypeVar("T")
+
+
+        class Item:
+            def __init__(self, name: str = "") -> None:
+                self.name = name
+
+
+        class Box(Generic[T]):
+            pass
+
+
+        class ItemBox(Box[Item]):
+            pass
+
+
+        def make_box() -> ItemBox:
+            return ItemBox()
+        """,
     "pkg/service.py": """
         from pkg.models import Session
 
@@ -168,6 +190,15 @@ def test_a_metaclass_is_no_base_of_its_instances(shop: Any) -> None:
     merged = _edges(shop, Table.CALL_EDGES_MERGED, "pkg/meta.py", 12)
     assert [c for c, *_ in merged] == [c for c, *_ in pointsto] == ["pkg.meta.Model"]
     assert merged[0][2].endswith("+scip")
+
+
+def test_a_type_argument_is_no_base(shop: Any) -> None:
+    """`class ItemBox(Box[Item])`: Item is no base, so `ItemBox()` does not construct an Item."""
+    merged = _edges(shop, Table.CALL_EDGES_MERGED, "pkg/generic.py", 21)
+    assert merged and all(not c.startswith("pkg.generic.Item.") for c, *_ in merged), merged
+    assert shop.query(
+        "SELECT name, role FROM core.name_sites WHERE path = 'pkg/generic.py' AND line = 16 ORDER BY col"
+    ) == [("ItemBox", "definition"), ("Box", "base_class"), ("Item", "annotation")]
 
 
 def test_graph_metrics_and_views_count_the_merged_edges(shop: Any) -> None:

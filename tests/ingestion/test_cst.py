@@ -402,7 +402,7 @@ def test_name_sites_give_each_role_across_files(tmp_path: Path, make_repo: Any, 
     assert role[("models.py", 10, "User")] == "definition"
     assert role[("models.py", 10, "Base")] == "base_class"
     assert role[("models.py", 10, "metaclass")] == "keyword_argument"
-    assert role[("models.py", 10, "type")] == "base_class"
+    assert role[("models.py", 10, "type")] == "read"  # a keyword's value is no base
     assert role[("models.py", 13, "new")] == "definition"
     assert role[("models.py", 13, "str")] == "annotation"
     assert sites[("models.py", 14, "replace")] == ("call", 14, 15, "dataclasses")
@@ -434,6 +434,59 @@ def test_name_sites_give_each_role_across_files(tmp_path: Path, make_repo: Any, 
     goids = dict(idx.query("SELECT qualname, goid FROM core.goids"))
     assert enclosing["14:replace"] == goids["User.rename"]
     assert enclosing["1:dataclasses"] == goids["app.models"]
+
+
+HEADER_ARGUMENTS = """\
+import functools
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+def methods():
+    return ["GET"]
+
+
+class Store(Generic[T]):
+    def route(self, rule, methods=None):
+        return lambda f: f
+
+
+class Users(Store[list[T]], functools.partial):
+    @Store.route("/users", methods=methods())
+    @functools.lru_cache(maxsize=len(methods()))
+    def all(self):
+        return []
+"""
+
+
+def test_a_decorators_or_bases_arguments_keep_their_own_roles(tmp_path: Path, make_repo: Any, make_indexer: Any) -> None:
+    """What a decorator applies and what a class derives from take the context's role; names in
+    their arguments are called, read or type arguments as anywhere else."""
+    idx = _index(make_repo, make_indexer, tmp_path, {"pkg/__init__.py": "", "pkg/app.py": HEADER_ARGUMENTS})
+    found = idx.query(
+        "SELECT line, name, role, call_line, call_col FROM core.name_sites WHERE path = 'pkg/app.py' AND line >= 11"
+        " AND role <> 'definition' ORDER BY line, col"
+    )
+    assert found == [
+        (11, "Generic", "base_class", None, None),
+        (11, "T", "annotation", None, None),
+        (13, "f", "read", None, None),
+        (16, "Store", "base_class", None, None),
+        (16, "list", "annotation", None, None),
+        (16, "T", "annotation", None, None),
+        (16, "functools", "base_class", None, None),
+        (16, "partial", "base_class", None, None),
+        (17, "Store", "decorator", None, None),
+        (17, "route", "decorator", 17, 5),  # the decorator's site, as the call graph puts it
+        (17, "methods", "keyword_argument", None, None),
+        (17, "methods", "call", 17, 35),
+        (18, "functools", "decorator", None, None),
+        (18, "lru_cache", "decorator", 18, 5),
+        (18, "maxsize", "keyword_argument", None, None),
+        (18, "len", "call", 18, 33),
+        (18, "methods", "call", 18, 37),
+    ]
 
 
 def test_call_sites_sit_where_the_call_graph_puts_them(tmp_path: Path, make_repo: Any, make_indexer: Any) -> None:

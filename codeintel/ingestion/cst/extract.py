@@ -8,9 +8,10 @@ Name roles, first that applies (an identifier has one):
   import (any identifier of an import statement: module path parts, names, aliases);
   definition (the name of a def or class, a parameter, a type parameter);
   keyword_argument (`k` in `f(k=v)` or `class A(metaclass=M)`, `x` in `case P(x=0)`);
-  decorator / base_class / annotation (any identifier inside a decorator expression, a class's
-  bases and keywords, a parameter's or return's annotation, an annotated assignment's type, type
-  parameter bounds, a `type` alias's value);
+  decorator / base_class / annotation (any identifier of the expression a decorator applies or
+  calls, and of a class's base, but not of their arguments: `g` in `@d(g())` is a call, `M` in
+  `metaclass=M` a read, `T` in `class C(Base[T])` an annotation; a parameter's or return's
+  annotation, an annotated assignment's type, type parameter bounds, a `type` alias's value);
   write (targets of `=`, augmented and annotated assignment, `for`, comprehensions, `with ... as`,
   `except ... as`, `:=`, `global`/`nonlocal`, match captures, a `type` alias's name; the attribute
   name in `a.b = 1`: `a` is read) and delete (`del x`, `del a.b`'s `b`);
@@ -119,8 +120,14 @@ _QUERY = "\n".join(
         "(import_statement) @ctx_import",
         "(import_from_statement) @ctx_import",
         "(future_import_statement) @ctx_import",
-        "(decorator) @ctx_decorator",
-        "(class_definition superclasses: (argument_list) @ctx_base_class)",
+        # a decorator's and a base's own expression, not its arguments (`g` in `@d(g())` is called,
+        # `T` in `class C(Base[T])` is a type argument)
+        "(decorator [(identifier) (attribute)] @ctx_decorator)",
+        "(decorator (call function: (_) @ctx_decorator))",
+        "(decorator (subscript value: (_) @ctx_decorator))",
+        "(class_definition superclasses: (argument_list [(identifier) (attribute)] @ctx_base_class))",
+        "(class_definition superclasses: (argument_list (subscript value: (_) @ctx_base_class)))",
+        "(class_definition superclasses: (argument_list (subscript subscript: (_) @ctx_annotation)))",
         "(typed_parameter type: (type) @ctx_annotation)",
         "(typed_default_parameter type: (type) @ctx_annotation)",
         "(function_definition return_type: (type) @ctx_annotation)",
