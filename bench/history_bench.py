@@ -68,15 +68,37 @@ HISTORY_TABLES = {
 }
 
 
+def _process_kind(p: psutil.Process) -> str:
+    """What a process of the export is: the export itself, the history walk apart, or a tool."""
+    args = p.cmdline()
+    if "codeintel.ingestion.history.apart" in args:
+        return "history walk"
+    if args and args[0].endswith("git"):
+        return "git " + next((a for a in args[1:] if not a.startswith("-") and "=" not in a), "")
+    return Path(args[0]).name if args else "?"
+
+
 def run_measured(argv: list[str]) -> dict[str, Any]:
     """One export in a fresh interpreter: wall time, and peak RSS of the largest process and of
-    the whole tree, sampled every 20 ms."""
+    the whole tree, sampled every 20 ms; the peak of each kind of process (`_process_kind`)."""
     started = time.perf_counter()
     proc = psutil.Popen([sys.executable, "-c", RUNNER, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak_tree = peak_one = 0
+    kinds: dict[int, str] = {}
+    peaks: dict[str, int] = {}
     while proc.poll() is None:
         try:
-            rss = [p.memory_info().rss for p in [proc, *proc.children(recursive=True)] if p.is_running()]
+            rss = []
+            for p in [proc, *proc.children(recursive=True)]:
+                try:
+                    one = p.memory_info().rss
+                    kind = kinds.get(p.pid) or ("export" if p.pid == proc.pid else _process_kind(p))
+                    if not kind.startswith("python"):  # a child not yet started is a python too
+                        kinds[p.pid] = kind
+                except psutil.Error:
+                    continue
+                rss.append(one)
+                peaks[kind] = max(peaks.get(kind, 0), one)
             peak_tree, peak_one = max(peak_tree, sum(rss)), max(peak_one, max(rss, default=0))
         except psutil.Error:
             pass
@@ -90,6 +112,7 @@ def run_measured(argv: list[str]) -> dict[str, Any]:
         "pipeline_s": round(float(result["pipeline_s"]), 3),
         "peak_rss_largest_mb": round(peak_one / 2**20, 1),
         "peak_rss_tree_mb": round(peak_tree / 2**20, 1),
+        "peak_rss_by_process_mb": {k: round(v / 2**20, 1) for k, v in sorted(peaks.items(), key=lambda kv: -kv[1])},
     }
 
 
