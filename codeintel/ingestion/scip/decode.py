@@ -52,6 +52,7 @@ class PathStripper:
     prefixes: tuple[str, ...]
     _pattern: re.Pattern[str] | None = field(default=None, init=False)
     _roots: tuple[str, ...] = field(default=(), init=False)
+    _common: str = field(default="", init=False)  # what every root starts with
 
     def __post_init__(self) -> None:
         roots = sorted({p.rstrip("/") for p in self.prefixes if p and p != "/"}, key=len, reverse=True)
@@ -59,10 +60,12 @@ class PathStripper:
             alternatives = "|".join(re.escape(r) for r in roots)
             self._pattern = re.compile(rf"(?:file://)?(?:{alternatives})/?")
             self._roots = tuple(roots)
+            low, high = min(roots), max(roots)  # their common prefix is every root's
+            self._common = low[: next((i for i, (a, b) in enumerate(zip(low, high, strict=False)) if a != b), len(low))]
 
     def __call__(self, text: str) -> str:
         # every match holds a root: a substring test skips the regex for most texts
-        if self._pattern is None or not text or not any(r in text for r in self._roots):
+        if self._pattern is None or not text or self._common not in text or not any(r in text for r in self._roots):
             return text
         return self._pattern.sub("", text)
 

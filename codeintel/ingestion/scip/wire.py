@@ -146,22 +146,24 @@ def _ranges(buf: np.ndarray, at: np.ndarray, length: np.ndarray) -> tuple[np.nda
     """Each packed range's number of values and its first four values (as int32)."""
     n = len(at)
     ranges = np.full((n, 4), -1, np.int64)
-    has = np.flatnonzero(at >= 0)
-    ends = np.where(at >= 0, at + length, 0)
-    terminal = np.concatenate(([0], np.cumsum(buf < 0x80)))
     counts = np.zeros(n, np.int64)
-    counts[has] = terminal[ends[has]] - terminal[at[has]]
-    if (buf[np.maximum(ends[has] - 1, 0)][length[has] > 0] >= 0x80).any():
-        return None, None  # a truncated value
+    ends = at + length
     pos = at.copy()
-    for k in range(4):
-        rows = has[counts[has] > k]
+    rows = np.flatnonzero((at >= 0) & (length > 0))
+    k = 0
+    while rows.size:
         read = _varints(buf, pos[rows])
         if read is None:
             return None, None
         value, end = read
-        ranges[rows, k] = (value & np.uint64(0xFFFFFFFF)).astype(np.uint32).view(np.int32)
+        if k < 4:
+            ranges[rows, k] = (value & np.uint64(0xFFFFFFFF)).astype(np.uint32).view(np.int32)
+        counts[rows] += 1
         pos[rows] = end
+        if (end > ends[rows]).any():
+            return None, None  # a value runs past its range
+        rows = rows[end < ends[rows]]
+        k += 1
     return counts, ranges
 
 
