@@ -29,6 +29,7 @@ the same machine at the same time:
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import json
 import random
@@ -43,6 +44,8 @@ from typing import Any
 
 import duckdb
 import psutil
+
+from codeintel.analysis.definitions import walk_definitions
 
 RUNNER = """
 import json, sys, time
@@ -240,12 +243,18 @@ def agreement(repo: Path, db: Path, n: int, seed: int, details: Path | None = No
         renames = {(sha, old, new) for sha, old, new in con.execute(
             "SELECT sha, old_path, path FROM history.file_changes WHERE status = 'R'").fetchall()}  # fmt: skip
         ours: dict[str, set[str]] = {}
+        where: dict[str, dict[str, tuple[str, str | None]]] = {}  # per sha: the path then, and before
+        names: dict[str, dict[str, tuple[str, str]]] = {}  # per sha: the qualname then, and before
         moved_in: dict[str, int] = {}  # generation of the last move from another file (not a file rename)
         for goid, _, _, _, _, lineage in sample:
             rows = con.execute(
-                "SELECT sha, event, lines_added + lines_deleted, old_path, path FROM history.function_changes WHERE lineage_id = ?",
+                "SELECT sha, event, lines_added + lines_deleted, old_path, path, qualname, old_qualname "
+                "FROM history.function_changes WHERE lineage_id = ?",
                 [lineage],
             ).fetchall()
+            names[goid] = {r[0]: (r[5], r[6] or r[5]) for r in rows}
+            rows = [r[:5] for r in rows]
+            where[goid] = {sha: (path, old_path) for sha, _, _, old_path, path in rows}
             ours[goid] = {
                 sha for sha, event, lines, old_path, path in rows
                 if lines > 0 or event == "created" or (event == "moved" and old_path and (sha, old_path, path) not in renames)
@@ -260,6 +269,7 @@ def agreement(repo: Path, db: Path, n: int, seed: int, details: Path | None = No
     totals = {"raw": [0, 0, 0], "tight": [0, 0, 0]}  # true positives, ours only, theirs only
     per_function: dict[str, list[tuple[float, float]]] = {"raw": [], "tight": []}
     kinds: Counter[str] = Counter()
+    text_check: Counter[str] = Counter()
     worst = []
     started = time.perf_counter()
     dumped = []
@@ -283,6 +293,12 @@ def agreement(repo: Path, db: Path, n: int, seed: int, details: Path | None = No
             t[0], t[1], t[2] = t[0] + len(both), t[1] + len(kept - theirs), t[2] + len(theirs - kept)
             per_function[mode].append((len(both) / len(kept) if kept else 1.0, len(both) / len(theirs) if theirs else 1.0))
             if mode == "tight" and kept != theirs:
+                for sha in kept - theirs:  # is git log -L or are we wrong? the function's own text says
+                    (now_path, old_path), (now_name, old_name) = where[goid][sha], names[goid][sha]
+                    before = _function_text(repo, f"{sha}^", old_path or now_path, old_name)
+                    after = _function_text(repo, sha, now_path, now_name)
+                    verdict = "unknown" if before is None or after is None else "changed" if before != after else "same"
+                    text_check[verdict] += 1
                 kinds["ours only"] += len(kept - theirs)
                 kinds["git log -L only"] += len(theirs - kept)
                 worst.append((len(kept ^ theirs), f"{path}::{qualname}", sorted(kept - theirs)[:3], sorted(theirs - kept)[:3]))
@@ -303,7 +319,52 @@ def agreement(repo: Path, db: Path, n: int, seed: int, details: Path | None = No
             "commits_git_log_L": tp + fn,
         }
     result.update(disagreements=dict(kinds), worst=worst[:10], git_log_L_s=round(time.perf_counter() - started, 1))
+    # the commits only we attribute (tight): does the function's text (by its name then, at the
+    # commit's first parent and at the commit) differ?  "same": a move that changed no line of it
+    result["ours_only_by_text"] = dict(text_check)
     return result
+
+
+def _function_text(repo: Path, rev: str, path: str, qualname: str) -> str | None:
+    """The source of the definition named `qualname` in `path` at `rev` (ast, else tree-sitter
+    for code ast cannot parse), or None."""
+    shown = subprocess.run(["git", "-C", str(repo), "show", f"{rev}:{path}"], capture_output=True, check=False)
+    if shown.returncode != 0:
+        return None
+    data = shown.stdout
+    try:
+        tree = ast.parse(data)
+    except (SyntaxError, ValueError):
+        return _function_text_ts(data, qualname)
+    lines = data.decode("utf-8", "replace").splitlines()
+    for node, name, *_ in walk_definitions(tree):
+        if name == qualname:
+            start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            return "\n".join(lines[start - 1 : node.end_lineno])
+    return None
+
+
+def _function_text_ts(data: bytes, qualname: str) -> str | None:
+    import tree_sitter
+    import tree_sitter_python
+
+    parser = tree_sitter.Parser(tree_sitter.Language(tree_sitter_python.language()))
+    blocks = {"block", "if_statement", "elif_clause", "else_clause", "try_statement", "except_clause",
+              "finally_clause", "with_statement", "for_statement", "while_statement"}  # fmt: skip
+    stack: list[tuple[Any, str]] = [(parser.parse(data).root_node, "")]
+    while stack:
+        node, prefix = stack.pop()
+        for child in node.children:
+            defn = child.child_by_field_name("definition") if child.type == "decorated_definition" else child
+            if defn is not None and defn.type in ("function_definition", "class_definition"):
+                name = defn.child_by_field_name("name").text.decode()
+                full = f"{prefix}.{name}" if prefix else name
+                if full == qualname:
+                    return data[child.start_byte : child.end_byte].decode("utf-8", "replace")
+                stack.append((defn.child_by_field_name("body"), full))
+            elif child.type in blocks:
+                stack.append((child, prefix))
+    return None
 
 
 def _same_changes(repo: Path) -> dict[str, str]:
