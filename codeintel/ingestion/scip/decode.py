@@ -1,11 +1,14 @@
 """Decode a SCIP index into Arrow tables, one document at a time.
 
-The index is read through a memory map: the top-level `Index` fields are walked by tag and
-length in the raw bytes and each `Document` is parsed on its own with the generated class, so
-the whole `Index` message is never held.  Ranges are converted to CodeIntel's positions (line
-1-based, column 0-based in UTF-8 bytes, end exclusive) using the file's text; hover docs lose
-machine paths (the repository root, the indexer's scratch directory, `file://` URIs).  Rows come
-out sorted, so the tables never depend on the indexer's document order.
+The index is read as a stream: the top-level `Index` fields are walked by tag and length in the
+raw bytes and each `Document` is parsed on its own (as `wire.DocumentLite`: its occurrences
+decoded from their bytes in bulk, its symbols with the generated class), so neither the whole
+`Index` message nor one occurrence is ever a Python object.  Ranges are converted to CodeIntel's
+positions (line 1-based, column 0-based in UTF-8 bytes, end exclusive) with numpy, using the
+file's text only on its non-ASCII lines; hover docs lose machine paths (the repository root, the
+indexer's scratch directory, `file://` URIs).  Each document's symbols and occurrences go to disk
+(`spill.Spill`) until the write.  Rows come out sorted, so the tables never depend on the
+indexer's document order.
 """
 
 from __future__ import annotations
