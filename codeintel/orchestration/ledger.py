@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Sequence
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -86,13 +87,17 @@ def begin_step(gateway: StorageGateway, run_id: str, step: str, attempt: int | N
 def finish_step(
     gateway: StorageGateway, run_id: str, step: str, attempt: int, status: str, *,
     rows: int = 0, files: int = 0, deleted: int = 0, note: str | None = None, error: str | None = None,
+    ran: tuple[datetime, datetime] | None = None,
 ) -> None:  # fmt: skip
+    """Record how the step ended; `ran`: when its own work started and ended (the runner's
+    bookkeeping before and after it left out), else from `begin_step` to now."""
+    started, finished = ran or (None, None)
     with gateway.writer(f"run {run_id} step {step} finish") as w:
         w.execute(
-            f"UPDATE {Table.STEP_RUNS} SET status = ?, finished_at = now(), rows_written = ?, "
-            "files_processed = ?, files_deleted = ?, note = ?, error = ? "
-            "WHERE run_id = ? AND step = ? AND attempt = ?",
-            [status, rows, files, deleted, note, error, run_id, step, attempt],
+            f"UPDATE {Table.STEP_RUNS} SET status = ?, started_at = coalesce(?, started_at), "
+            "finished_at = coalesce(?, now()), rows_written = ?, files_processed = ?, files_deleted = ?, "
+            "note = ?, error = ? WHERE run_id = ? AND step = ? AND attempt = ?",
+            [status, started, finished, rows, files, deleted, note, error, run_id, step, attempt],
         )
 
 

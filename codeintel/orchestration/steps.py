@@ -15,6 +15,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from graphlib import CycleError, TopologicalSorter
 from typing import ClassVar, Protocol
 
@@ -730,15 +731,17 @@ def run_step(ctx: PipelineContext, name: str, attempt: int | None = None) -> Ste
         logger.info("step %s: analysis code changed since its last run; reprocessing everything", name)
     elif getattr(step, "file_work", None) is not None and (retried := retry_files_our_code_failed(ctx, name)):
         logger.info("step %s: extraction code changed; retrying %d files it failed on", name, retried)
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), datetime.now(UTC)  # the ledger times the step's own work
     try:
         result = step.run(ctx)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         logger.error("step %s failed (attempt %d): %s", name, attempt, error)
         logger.debug("%s", traceback.format_exc())
-        ledger.finish_step(ctx.gateway, ctx.run_id, name, attempt, RunStatus.FAILED, error=error[:4000])
+        ran = (started_at, datetime.now(UTC))
+        ledger.finish_step(ctx.gateway, ctx.run_id, name, attempt, RunStatus.FAILED, error=error[:4000], ran=ran)
         raise
+    ran = (started_at, datetime.now(UTC))
     status = RunStatus.SKIPPED if result.skipped else RunStatus.SUCCEEDED
     ledger.finish_step(
         ctx.gateway,
@@ -750,6 +753,7 @@ def run_step(ctx: PipelineContext, name: str, attempt: int | None = None) -> Ste
         files=result.files_processed,
         deleted=result.files_deleted,
         note=result.note,
+        ran=ran,
     )
     logger.info("step %s %s in %.2fs: %s", name, status, time.perf_counter() - started, result)
     return result

@@ -13,7 +13,7 @@ import operator
 import os
 import shutil
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -164,6 +164,17 @@ class StorageGateway:
             rel = con.sql(sql, params=[safe_value(p) for p in params] if params else None)
             return rel.to_arrow_table() if rel is not None else pa.table({})
 
+    @contextmanager
+    def held_reader(self) -> Iterator[HeldReader]:
+        """A `query` that keeps one read connection (and the shared lock) from its first query
+        until `release()` or the end of the block: a burst of small reads opens one connection,
+        not one each.  Release it before taking the writer in the same process."""
+        held = HeldReader(self)
+        try:
+            yield held
+        finally:
+            held.release()
+
     def read(self, table: str, where: str = "", params: Sequence[Any] | None = None) -> pa.Table:
         """Read a catalog table (optionally filtered by a SQL `where` clause)."""
         spec = spec_of(table)
@@ -223,6 +234,25 @@ class StorageGateway:
             return duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.Error as exc:
             raise StorageError(f"cannot open {self.path}: {exc}") from exc
+
+
+class HeldReader:
+    """See `StorageGateway.held_reader`."""
+
+    def __init__(self, gateway: StorageGateway) -> None:
+        self._gateway = gateway
+        self._held = ExitStack()
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
+        if self._con is None:
+            self._con = self._held.enter_context(self._gateway.reader())
+        rel = self._con.sql(sql, params=[safe_value(p) for p in params] if params else None)
+        return rel.to_arrow_table() if rel is not None else pa.table({})
+
+    def release(self) -> None:
+        self._con = None
+        self._held.close()
 
 
 def refuse_foreign(path: Path) -> int | None:

@@ -7,6 +7,7 @@ fake DAG (where `c+` and `@c` differ) and on the real one, `state:modified` agai
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from graphlib import TopologicalSorter
 from typing import Any
@@ -220,6 +221,35 @@ def test_run_step_with_an_unknown_name_suggests_a_close_match(tmp_path: Any, mak
         pytest.raises(UnknownStepError, match="did you mean 'repo_scan'"),
     ):
         run_step(ctx, "repo_scn")
+
+
+def test_the_ledger_times_the_steps_own_work_not_the_runners_bookkeeping(
+    tmp_path: Any, make_repo: Any, make_indexer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """meta.step_runs' started_at/finished_at bound the step's `run` (a slow code-version check
+    before it is the runner's, not the step's time)."""
+    from codeintel.orchestration import steps
+
+    real_align, real_run = steps.align_code_version, steps.RepoScanStep.run
+
+    def slow_align(*args: Any) -> bool:
+        time.sleep(1.0)
+        return real_align(*args)
+
+    def slow_run(self: Any, ctx: PipelineContext) -> StepResult:
+        time.sleep(0.3)
+        return real_run(self, ctx)
+
+    monkeypatch.setattr(steps, "align_code_version", slow_align)
+    monkeypatch.setattr(steps.RepoScanStep, "run", slow_run)
+    indexer = make_indexer(make_repo(tmp_path, {"pkg/__init__.py": ""}))
+    run = indexer.run(["repo_scan"])
+    assert run.ok
+    ((seconds,),) = indexer.query(
+        "SELECT epoch(finished_at) - epoch(started_at) FROM meta.step_runs WHERE run_id = ? AND step = 'repo_scan'",
+        [run.run_id],
+    )
+    assert 0.3 <= seconds < 1.0, seconds
 
 
 # ---------------------------------------------------------------------------- state:modified

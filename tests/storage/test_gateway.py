@@ -207,6 +207,34 @@ def test_readers_share_the_lock(tmp_path: Path) -> None:
         assert first.execute("SELECT 1").fetchone() == second.execute("SELECT 1").fetchone()
 
 
+def test_a_held_reader_opens_one_connection_for_its_queries_and_lets_writers_in_once_released(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gateway = make_gateway(tmp_path, lock_timeout_s=0.3)
+    opened: list[bool] = []
+    real_connect = StorageGateway._connect
+
+    def counting_connect(self: StorageGateway, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+        opened.append(read_only)
+        return real_connect(self, read_only=read_only)
+
+    monkeypatch.setattr(StorageGateway, "_connect", counting_connect)
+    with gateway.held_reader() as reads:
+        assert opened == []  # nothing opened before the first query
+        for _ in range(3):
+            assert reads.query("SELECT count(*) FROM core.files").column(0).to_pylist() == [0]
+        assert opened == [True]
+        with pytest.raises(StorageLockTimeout), gateway.writer("while the reader is held"):
+            pass
+        reads.release()
+        with gateway.writer("after the release") as w:
+            w.execute("INSERT INTO core.files (path) VALUES ('written')")
+        assert reads.query("SELECT path FROM core.files").column(0).to_pylist() == ["written"]  # opened again
+    assert opened == [True, False, True]
+    with gateway.writer("after the block"):  # the block's end let go of the connection it reopened
+        pass
+
+
 def test_the_lock_is_released_when_its_holder_dies(tmp_path: Path, lock_holder: Holder) -> None:
     lock_holder.proc.kill()
     lock_holder.proc.wait(timeout=10)

@@ -18,7 +18,9 @@ from codeintel.ingestion.history.collect import HistoryFacts, HistoryPlan, Store
 from codeintel.ingestion.history.lineage import Deletion
 from codeintel.ingestion.history.versions import StoredVersion, VersionKey, id_value
 from codeintel.storage.catalog import Table
-from codeintel.storage.gateway import StorageGateway, Writer
+from codeintel.storage.gateway import HeldReader, StorageGateway, Writer
+
+Reads = StorageGateway | HeldReader  # what the stored reads query through
 
 STORE_MEMORY_LIMIT = "192MB"
 
@@ -28,7 +30,7 @@ HISTORY_TABLES = (
 )  # fmt: skip
 
 
-def read_stored_history(gateway: StorageGateway) -> StoredHistory:
+def read_stored_history(gateway: Reads) -> StoredHistory:
     found = gateway.query(f"SELECT head, shallow, digest FROM {Table.HISTORY_STATE} LIMIT 1").to_pylist()
     if not found:
         return StoredHistory()
@@ -36,7 +38,7 @@ def read_stored_history(gateway: StorageGateway) -> StoredHistory:
     return StoredHistory(row["head"], frozenset(row["shallow"] or ()), row["digest"])
 
 
-def read_generations(gateway: StorageGateway, shas: Iterable[str]) -> dict[str, int]:
+def read_generations(gateway: Reads, shas: Iterable[str]) -> dict[str, int]:
     wanted = sorted(set(shas))
     if not wanted:
         return {}
@@ -44,7 +46,7 @@ def read_generations(gateway: StorageGateway, shas: Iterable[str]) -> dict[str, 
     return dict(zip(rows["sha"].to_pylist(), rows["generation"].to_pylist(), strict=True))
 
 
-def read_versions(gateway: StorageGateway, keys: Iterable[VersionKey]) -> dict[VersionKey, StoredVersion]:
+def read_versions(gateway: Reads, keys: Iterable[VersionKey]) -> dict[VersionKey, StoredVersion]:
     wanted = set(keys)
     if not wanted:
         return {}
@@ -64,7 +66,7 @@ def read_versions(gateway: StorageGateway, keys: Iterable[VersionKey]) -> dict[V
     return found
 
 
-def read_deletions(gateway: StorageGateway, shas: Iterable[str]) -> dict[str, list[Deletion]]:
+def read_deletions(gateway: Reads, shas: Iterable[str]) -> dict[str, list[Deletion]]:
     """Per commit, the definitions it deleted (what `HistoryWalker.deletions` held for it)."""
     wanted = sorted(set(shas))
     if not wanted:
@@ -83,7 +85,7 @@ def read_deletions(gateway: StorageGateway, shas: Iterable[str]) -> dict[str, li
     return found
 
 
-def read_head(gateway: StorageGateway) -> dict[str, str]:
+def read_head(gateway: Reads) -> dict[str, str]:
     rows = gateway.query(f"SELECT path, blob FROM {Table.HEAD_FILES}")
     return dict(zip(rows["path"].to_pylist(), rows["blob"].to_pylist(), strict=True))
 

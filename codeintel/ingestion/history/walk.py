@@ -56,12 +56,14 @@ def walk_with_stored(
     settings: HistorySettings,
     started: ColdWalk | None,
 ) -> Iterator[HistoryFacts]:
-    """`walk_history` with readers of what `gateway` has stored (new commits continue lineages)."""
-    with walk_history(
+    """`walk_history` with readers of what `gateway` has stored (new commits continue lineages):
+    one read connection for all of them, let go before the caller writes the facts."""
+    with gateway.held_reader() as reads, walk_history(
         tools, repo, repo_name, plan, settings, started,
-        generations=lambda shas: store.read_generations(gateway, shas),
-        stored_versions=lambda keys: store.read_versions(gateway, keys),
-        stored_head=lambda: store.read_head(gateway),
-        stored_deletions=lambda shas: store.read_deletions(gateway, shas),
+        generations=lambda shas: store.read_generations(reads, shas),
+        stored_versions=lambda keys: store.read_versions(reads, keys),
+        stored_head=lambda: store.read_head(reads),
+        stored_deletions=lambda shas: store.read_deletions(reads, shas),
     ) as facts:  # fmt: skip
+        reads.release()
         yield facts
