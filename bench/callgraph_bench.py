@@ -29,6 +29,7 @@ from pathlib import Path
 
 import duckdb
 import psutil
+from measure import sample_tree
 
 
 def clone(repo: str, into: Path) -> Path:
@@ -48,7 +49,7 @@ def run_export(clone_dir: Path, db: Path, workers: int) -> dict[str, float]:
     root = psutil.Process(process.pid)
     peak = 0
     while process.poll() is None:
-        peak = max(peak, _tree_rss(root))
+        peak = max(peak, sample_tree(root))
         time.sleep(0.02)
     wall = time.perf_counter() - started
     if process.returncode != 0:
@@ -60,20 +61,6 @@ def run_export(clone_dir: Path, db: Path, workers: int) -> dict[str, float]:
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
-
-
-def _tree_rss(root: psutil.Process) -> int:
-    total = 0
-    try:
-        members = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0
-    for member in members:
-        try:
-            total += member.memory_info().rss
-        except psutil.NoSuchProcess:
-            continue
-    return total
 
 
 def step_seconds(work_db: Path) -> dict[str, float]:

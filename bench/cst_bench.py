@@ -27,6 +27,7 @@ from pathlib import Path
 
 import duckdb
 import psutil
+from measure import sample_tree
 
 from codeintel.ingestion.cst.extract import extract_cst
 from codeintel.ingestion.cst.parser import python_parser
@@ -44,31 +45,12 @@ def run_export(repo: Path, db: Path, workers: int) -> dict[str, float]:
     peak = 0
     cpu: dict[int, float] = {}  # pid -> CPU seconds when last seen
     while process.poll() is None:
-        peak = max(peak, _sample_tree(root, cpu))
+        peak = max(peak, sample_tree(root, cpu))
         time.sleep(0.02)
     wall = time.perf_counter() - started
     if process.returncode != 0:
         raise SystemExit(f"export failed with exit code {process.returncode}: {' '.join(command)}")
     return {"wall_s": round(wall, 2), "peak_rss_mb": round(peak / 2**20, 1), "tree_cpu_s": round(sum(cpu.values()), 2)}
-
-
-def _sample_tree(root: psutil.Process, cpu: dict[int, float]) -> int:
-    """RSS of the process tree now; records each member's CPU seconds so far in `cpu` (a sample
-    every 20 ms: what a process spends in its last 20 ms is missed)."""
-    total = 0
-    try:
-        members = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0
-    for member in members:
-        try:
-            with member.oneshot():
-                total += member.memory_info().rss
-                times = member.cpu_times()
-            cpu[member.pid] = times.user + times.system
-        except psutil.NoSuchProcess:
-            continue
-    return total
 
 
 def step_seconds(work_db: Path, step: str) -> float:

@@ -26,6 +26,7 @@ from codeintel.ingestion import filework
 from codeintel.ingestion.tools import ToolService
 from codeintel.orchestration.context import PipelineContext, PipelineContextConfig
 from codeintel.orchestration.steps import PipelineRun, StepEvent, run_pipeline
+from codeintel.storage.catalog import CATALOG
 from codeintel.storage.gateway import StorageGateway
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -168,6 +169,12 @@ class Indexer:
             return con.execute(sql, list(params) if params else []).fetchall()
         finally:
             con.close()
+
+    def table_rows(self, table: str, *, without: Sequence[str] = ()) -> list[tuple[Any, ...]]:
+        """Every row of a catalog table on the published copy, in catalog column order (but the
+        columns `without`), sorted: for comparing two databases' tables."""
+        columns = ", ".join(f'"{c}"' for c in CATALOG[table].column_names if c not in without)
+        return sorted(self.query(f"SELECT {columns} FROM {table}"), key=repr)
 
     def work_query(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
         """Rows of `sql` on the work database (through the gateway's shared lock)."""

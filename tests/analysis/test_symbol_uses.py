@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from codeintel.storage.catalog import CATALOG, Table
+from codeintel.storage.catalog import Table
 
 FILES = {
     "pkg/__init__.py": "",
@@ -77,11 +77,6 @@ def _uses(idx: Any, def_qualname: str) -> set[tuple[str, str, str, int]]:
         [_goid(idx, def_qualname)],
     )
     return set(rows)
-
-
-def _rows(idx: Any, table: str) -> list[tuple[Any, ...]]:
-    cols = ", ".join(f'"{c}"' for c in CATALOG[table].column_names)
-    return sorted(idx.query(f"SELECT {cols} FROM {table}"), key=repr)
 
 
 @pytest.fixture
@@ -185,7 +180,7 @@ def test_an_incremental_run_equals_a_full_run(shop: Any) -> None:
         }
     )
     assert shop.run().ok
-    incremental = [_rows(shop, t) for t in USE_TABLES]
+    incremental = [shop.table_rows(t) for t in USE_TABLES]
     assert ("read", "save") in {(k, u) for k, u, _, _ in _uses(shop, "pkg.models")}
     assert shop.run(full=True).ok
-    assert [_rows(shop, t) for t in USE_TABLES] == incremental
+    assert [shop.table_rows(t) for t in USE_TABLES] == incremental

@@ -131,11 +131,6 @@ def _edges(idx: Any, table: str, path: str, line: int) -> list[tuple[Any, ...]]:
     )
 
 
-def _rows(idx: Any, table: str) -> list[tuple[Any, ...]]:
-    cols = ", ".join(f'"{c}"' for c in CATALOG[table].column_names)
-    return sorted(idx.query(f"SELECT {cols} FROM {table}"), key=repr)
-
-
 @pytest.fixture
 def shop(indexed_copy: Any) -> Any:
     return indexed_copy("typed_calls", FILES)
@@ -220,7 +215,7 @@ def test_without_the_indexer_the_merged_edges_are_the_call_graph(make_repo: Any,
     assert status["scip_ingest"]["status"] == "skipped"
     assert status["call_graph_types"]["status"] == "succeeded"
     assert "no SCIP index" in status["call_graph_types"]["note"]
-    assert _rows(idx, Table.CALL_EDGES_MERGED) == _rows(idx, Table.CALL_EDGES)
+    assert idx.table_rows(Table.CALL_EDGES_MERGED) == idx.table_rows(Table.CALL_EDGES)
     assert idx.query("SELECT count(*) FROM graph.call_edges_merged WHERE resolution LIKE '%scip'") == [(0,)]
     merge = _goid(idx, "Session.merge")
     assert idx.query("SELECT fan_in FROM analytics.graph_metrics_functions WHERE goid = ?", [merge]) == [(0,)]
@@ -260,10 +255,10 @@ def test_an_incremental_run_equals_a_full_run(shop: Any) -> None:
         }
     )
     assert shop.run().ok
-    incremental = _rows(shop, Table.CALL_EDGES_MERGED)
+    incremental = shop.table_rows(Table.CALL_EDGES_MERGED)
     assert ("pkg/service.py", 10) in {(r[4], r[5]) for r in incremental if r[10] in ("scip", "attribute+scip")}
     assert shop.run(full=True).ok
-    assert _rows(shop, Table.CALL_EDGES_MERGED) == incremental
+    assert shop.table_rows(Table.CALL_EDGES_MERGED) == incremental
 
 
 # ------------------------------------------------------------------ the constructor rule, plain data

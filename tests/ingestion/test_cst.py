@@ -506,11 +506,7 @@ def test_call_sites_sit_where_the_call_graph_puts_them(tmp_path: Path, make_repo
 
 
 def _tables(idx: Any) -> dict[str, list[tuple[Any, ...]]]:
-    found: dict[str, list[tuple[Any, ...]]] = {}
-    for table in (Table.COMMENTS, Table.DEF_HEADERS, Table.NAME_SITES):
-        cols = ", ".join(f'"{c}"' for c in CATALOG[table].column_names)
-        found[table] = sorted(idx.query(f"SELECT {cols} FROM {table}"), key=repr)
-    return found
+    return {table: idx.table_rows(table) for table in (Table.COMMENTS, Table.DEF_HEADERS, Table.NAME_SITES)}
 
 
 def test_an_edit_reprocesses_that_file_and_equals_a_full_run(tmp_path: Path, make_repo: Any, make_indexer: Any) -> None:

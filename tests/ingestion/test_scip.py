@@ -22,7 +22,7 @@ from codeintel.ingestion.scip import ingest as scip_ingest
 from codeintel.ingestion.scip import regenerate
 from codeintel.ingestion.scip.decode import IndexDecodeError, iter_index_fields
 from codeintel.ingestion.scip.symbols import SymbolKind, parse_symbol
-from codeintel.storage.catalog import CATALOG, Table
+from codeintel.storage.catalog import Table
 
 SCIP_TABLES = (
     Table.SCIP_DOCUMENTS,
@@ -75,11 +75,6 @@ SHOP = {
     # enough files that re-indexing two of them stays below the share for a full run
     **{f"pkg/filler{i}.py": f"VALUE{i} = {i}\n" for i in range(8)},
 }
-
-
-def _rows(idx: Any, table: str) -> list[tuple[Any, ...]]:
-    cols = ", ".join(f'"{c}"' for c in CATALOG[table].column_names)
-    return sorted(idx.query(f"SELECT {cols} FROM {table}"), key=repr)
 
 
 def _status(idx: Any, run_id: str) -> dict[str, Any]:
@@ -261,7 +256,7 @@ def test_an_incremental_run_equals_a_full_run(
     assert status["files_processed"] == indexed, status["note"]
     twin = _full_twin(make_indexer, shop, tmp_path, "twin")
     for table in SCIP_TABLES:
-        assert _rows(shop, table) == _rows(twin, table), table
+        assert shop.table_rows(table) == twin.table_rows(table), table
 
 
 def test_users_of_a_changed_interface_are_indexed_again(shop: Any) -> None:
@@ -336,11 +331,11 @@ def test_hostile_files_cost_at_most_their_own_rows(make_repo: Any, make_indexer:
 
 
 def _edit_and_run(shop: Any, **settings: Any) -> tuple[Any, dict[str, Any]]:
-    before = {t: _rows(shop, t) for t in SCIP_TABLES}
+    before = {t: shop.table_rows(t) for t in SCIP_TABLES}
     shop.git.apply({"pkg/other.py": "def alone() -> int:\n    return 3\n"})
     run = shop.run(**settings)
     assert run.ok and run.published
-    after = {t: _rows(shop, t) for t in SCIP_TABLES}
+    after = {t: shop.table_rows(t) for t in SCIP_TABLES}
     assert after == before, "a skipped scip_ingest keeps the stored index"
     return run, _status(shop, run.run_id)
 
