@@ -14,9 +14,10 @@ from __future__ import annotations
 import ast
 import logging
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import Any
 
 from codeintel.analysis.graph_metrics import compute_cycles_and_layers
 
@@ -435,6 +436,18 @@ def resolve_imports(
     edges = [_follow_reexport(edge, bindings) for edge in direct]
     edges.sort(key=lambda e: (e.src_path, e.src_module, e.line, e.col, e.imported_name or ""))
     return edges
+
+
+def import_graph(
+    site_rows: Iterable[Mapping[str, Any]], export_rows: Iterable[Mapping[str, Any]], modules: Mapping[str, bool]
+) -> tuple[list[ImportEdge], list[ModuleLayer]]:
+    """The import graph from stored rows: `resolve_imports` over the import sites (rows of
+    core.import_sites, in source order) with the modules' literal `__all__` (rows of
+    core.module_exports), then `import_cycles_and_layers`."""
+    sites = [ImportSite(**row) for row in site_rows]
+    exports = {r["module"]: None if r["all_names"] is None else tuple(r["all_names"]) for r in export_rows}
+    edges = resolve_imports(sites, modules, exports)
+    return edges, import_cycles_and_layers(sorted(modules), edges)
 
 
 # --------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 
@@ -124,8 +125,11 @@ def _mro(cls: str, parents: Mapping[str, Sequence[str]], done: dict[str, list[st
     return merged
 
 
-def constructors_table(targets: Mapping[str, str]) -> pa.Table:
-    """`constructor_targets` as the table the merge reads (`CONSTRUCTORS_TABLE`)."""
+def constructors_table(base_rows: Iterable[Mapping[str, Any]], init_rows: Iterable[Mapping[str, Any]]) -> pa.Table:
+    """What constructing each class calls (`constructor_targets` over the rows of
+    `CLASS_BASES_SQL` and `INITS_SQL`), as the table the merge reads (`CONSTRUCTORS_TABLE`)."""
+    bases = [ClassBase(**r) for r in base_rows]
+    targets = constructor_targets(bases, {r["class_goid"]: r["init_goid"] for r in init_rows})
     classes = sorted(targets)
     return pa.table(
         {"class_goid": pa.array(classes, pa.string()), "callee_goid": pa.array([targets[c] for c in classes], pa.string())}

@@ -47,7 +47,7 @@ from codeintel.analysis.history import (
     settings_note,
 )
 from codeintel.analysis.history_timeseries import TimeseriesSettings
-from codeintel.analysis.imports import ImportSite, import_cycles_and_layers, resolve_imports
+from codeintel.analysis.imports import import_graph
 from codeintel.analysis.signatures import DEFINITION_SIGNATURES_SQL, definition_types
 from codeintel.analysis.subsystems import detect_subsystems
 from codeintel.analysis.symbol_index import (
@@ -66,8 +66,6 @@ from codeintel.analysis.typed_calls import (
     MERGE_COUNTS_SQL,
     NO_SCIP_NOTE,
     SCIP_INDEXED_SQL,
-    ClassBase,
-    constructor_targets,
     constructors_table,
     merged_call_edges_sql,
 )
@@ -274,17 +272,12 @@ class ImportGraphStep:
         delta = collect_file_delta(ctx, self.file_work)
         if not delta.stale and inputs_unchanged(ctx, self.name, self.deps):
             return StepResult.noop("up to date")
-        stored = current_rows(ctx, Table.IMPORT_SITES, delta).sort_by(
-            [("src_path", "ascending"), ("line", "ascending")]
-        )
-        sites = [ImportSite(**row) for row in stored.to_pylist()]
-        exported = current_rows(ctx, Table.MODULE_EXPORTS, delta).to_pylist()
-        exports = {r["module"]: None if r["all_names"] is None else tuple(r["all_names"]) for r in exported}
+        sites = current_rows(ctx, Table.IMPORT_SITES, delta).sort_by([("src_path", "ascending"), ("line", "ascending")])
+        exports = current_rows(ctx, Table.MODULE_EXPORTS, delta)
         found = ctx.gateway.query(f"SELECT module, bool_or(is_package) AS pkg FROM {Table.MODULES} GROUP BY module")
         modules = dict(zip(found["module"].to_pylist(), found["pkg"].to_pylist(), strict=True))
-        resolved = resolve_imports(sites, modules, exports)
-        edges = to_arrow(Table.IMPORT_EDGES, resolved)
-        layers = to_arrow(Table.IMPORT_LAYERS, import_cycles_and_layers(sorted(modules), resolved))
+        resolved, module_layers = import_graph(sites.to_pylist(), exports.to_pylist(), modules)
+        edges, layers = to_arrow(Table.IMPORT_EDGES, resolved), to_arrow(Table.IMPORT_LAYERS, module_layers)
         # an edit that leaves every import as it was changes nothing downstream
         changed = not (same_rows(ctx, Table.IMPORT_EDGES, edges) and same_rows(ctx, Table.IMPORT_LAYERS, layers))
         with step_writer(ctx, self.name, self.deps, changed=changed) as w:
@@ -376,9 +369,8 @@ class CallGraphTypesStep:
         if inputs_unchanged(ctx, self.name, self.deps):
             return StepResult.noop("up to date")
         indexed = _scip_indexed(ctx)
-        bases = [ClassBase(**r) for r in ctx.gateway.query(CLASS_BASES_SQL).to_pylist()] if indexed else []
-        inits = {r["class_goid"]: r["init_goid"] for r in ctx.gateway.query(INITS_SQL).to_pylist()} if indexed else {}
-        constructors = constructors_table(constructor_targets(bases, inits))
+        bases, inits = (ctx.gateway.query(sql).to_pylist() if indexed else [] for sql in (CLASS_BASES_SQL, INITS_SQL))
+        constructors = constructors_table(bases, inits)
         with step_writer(ctx, self.name, self.deps) as w:
             w.con.register(CONSTRUCTORS_TABLE, constructors)
             w.execute(f"DELETE FROM {Table.CALL_EDGES_MERGED}")
