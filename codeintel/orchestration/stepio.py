@@ -72,7 +72,7 @@ class FileDelta:
             [arrow_array(list(col), schema.field(i).type) for i, col in enumerate(columns)], schema=schema
         )
         ready = [out.tables[table] for out in self.outputs if table in out.tables]  # built by the workers
-        return pa.concat_tables([built, *ready]) if ready else built
+        return _one_chunk(pa.concat_tables([built, *ready])) if ready else built
 
     def apply(self, writer: Writer, run_id: str) -> int:
         """Replace the rows of the stale files in every table and record what was processed."""
@@ -89,6 +89,17 @@ class FileDelta:
         processed = [(o.path, o.hash) for o in self.outputs if o.hash is not None]
         ChangeTracker.record(writer, self.step, run_id, processed, self.stale.gone)
         return written
+
+
+# DuckDB inserts a table of one chunk per column in about 60% of the time it takes for the same
+# rows in a chunk per file (sqlalchemy's name sites: 0.5 s against 0.8 s); joining them is a copy
+# (15 ms there).  Past this size the copy may not fit in 32-bit string offsets and is not tried.
+_MAX_ONE_CHUNK_BYTES = 1 << 30
+
+
+def _one_chunk(table: pa.Table) -> pa.Table:
+    """`table` with each column in one chunk (what DuckDB inserts fastest), when not huge."""
+    return table.combine_chunks() if table.nbytes < _MAX_ONE_CHUNK_BYTES else table
 
 
 def collect_file_delta(ctx: PipelineContext, work: FileWork, *, priority: int = 0) -> FileDelta:

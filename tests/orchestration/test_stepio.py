@@ -1,0 +1,33 @@
+"""The rows a per-file step gathers from its workers, as the step's one write receives them."""
+
+from __future__ import annotations
+
+from codeintel.ingestion.change_tracker import FileRef, StaleFiles
+from codeintel.ingestion.filework import FileOutput
+from codeintel.orchestration.stepio import FileDelta
+from codeintel.storage.catalog import Table
+from codeintel.storage.gateway import to_arrow
+
+
+def _comment(path: str, line: int) -> tuple[object, ...]:
+    return (path, line, 0, 5, "# hey", "own_line", "g", None, None, None, None)
+
+
+def test_a_deltas_tables_come_in_one_chunk_per_column_with_every_files_rows() -> None:
+    """Workers send a table per file; DuckDB inserts one chunk far faster than many small ones."""
+    paths = [f"m{i}.py" for i in range(5)]
+    refs = tuple(FileRef(p, p[:-3], False, "h", 10) for p in paths)
+    delta = FileDelta("cst_ingest", (Table.COMMENTS,), StaleFiles(refs, ()))
+    for i, path in enumerate(paths):
+        out = FileOutput(path, "h")
+        out.tables[Table.COMMENTS] = to_arrow(Table.COMMENTS, [_comment(path, n) for n in range(1, i + 2)])
+        delta.outputs.append(out)
+    delta.outputs[0].rows[Table.COMMENTS] = [_comment("m0.py", 99)]  # rows given as tuples join them
+    table = delta.arrow(Table.COMMENTS)
+    assert {column.num_chunks for column in table.columns} == {1}
+    assert table.num_rows == 1 + sum(range(1, 6))
+    assert sorted(zip(table["path"].to_pylist(), table["line"].to_pylist(), strict=True))[:3] == [
+        ("m0.py", 1),
+        ("m0.py", 99),
+        ("m1.py", 1),
+    ]
