@@ -50,10 +50,16 @@ def to_arrow(table: str, rows: Iterable[Any]) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def columns_to_arrow(table: str, columns: Mapping[str, Sequence[Any]]) -> pa.Table:
-    """Columns by name (every column of `table`) to `table`'s Arrow schema."""
+def columns_to_arrow(table: str, columns: Mapping[str, Sequence[Any] | pa.Array]) -> pa.Table:
+    """Columns by name (every column of `table`: values, or Arrow arrays) to `table`'s Arrow schema."""
     schema = spec_of(table).arrow_schema
-    return pa.Table.from_arrays([arrow_array(columns[f.name], f.type) for f in schema], schema=schema)
+    return pa.Table.from_arrays([_column(columns[f.name], f.type) for f in schema], schema=schema)
+
+
+def _column(values: Sequence[Any] | pa.Array, type: pa.DataType) -> pa.Array:
+    if isinstance(values, pa.Array):
+        return values if values.type == type else values.cast(type)
+    return arrow_array(values, type)
 
 
 class Writer:

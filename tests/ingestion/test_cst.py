@@ -598,3 +598,27 @@ def test_name_site_columns_are_the_catalogs_and_give_the_same_table_as_the_rows(
     assert by_columns.equals(to_arrow(Table.NAME_SITES, found.names))
     roles = set(by_columns.column("role").to_pylist())
     assert roles >= {"call", "read", "write", "import", "definition", "keyword_argument", "annotation", "decorator"}
+
+
+@pytest.mark.parametrize(
+    ("source", "names"),
+    [
+        (
+            "caf\u00e9 = \u00e9t\u00e9(x)  # \u00e9\nprint(caf\u00e9.\u00e9t\u00e9)\n".encode(),
+            ["café", "été", "x", "print", "café", "été"],
+        ),
+        (b"x = '\xff'\ny = x.real\n", ["x", "y", "x", "real"]),  # a byte that is not UTF-8 between names
+        (b"ab\xffc = 1\nd = ab\n", ["ab", "c", "d", "ab"]),  # ... and where a name would be
+        (b"pass\n", []),
+    ],
+    ids=["non-ascii", "bad-byte-in-string", "bad-byte-in-name", "no-names"],
+)
+def test_each_name_sites_text_is_the_source_at_its_position(source: bytes, names: list[str]) -> None:
+    """Names are cut from the source in bulk where it is UTF-8, elsewhere one by one (U+FFFD)."""
+    from codeintel.ingestion.cst.extract import extract_cst
+
+    found = sorted(extract_cst(source, repo="repo", path="m.py", module="m").names, key=lambda row: row[1:3])
+    assert [row[5] for row in found] == names
+    lines = source.split(b"\n")
+    for _, line, col, _, end_col, name, *_ in found:
+        assert name == lines[line - 1][col:end_col].decode("utf-8", "replace")

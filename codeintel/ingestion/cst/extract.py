@@ -33,11 +33,13 @@ from enum import StrEnum
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from codeintel.analysis.enclosing import innermost_by_line
 from codeintel.ingestion.cst.definitions import OneLine, find_definitions, header_rows, module_span
 from codeintel.ingestion.cst.parser import prepare_source, python_language, python_parser
 from codeintel.ingestion.cst.pragmas import parse_comment
+from codeintel.storage.text import arrow_array, safe_text
 
 
 class Role(StrEnum):
@@ -163,18 +165,19 @@ def _query() -> Any:
 class CstRows:
     """Rows for one file, in catalog column order, and the problems met (line, col, kind, message).
 
-    Name sites, by far the most rows, are kept as columns (`name_columns`, by column name in
-    catalog order); `names` gives them as rows.
+    Name sites, by far the most rows, are kept as Arrow columns of the catalog's types
+    (`name_columns`, by column name in catalog order), built from arrays rather than a Python
+    value at a time; `names` gives them as rows.
     """
 
     comments: list[tuple[Any, ...]] = field(default_factory=list)
     headers: list[tuple[Any, ...]] = field(default_factory=list)
-    name_columns: dict[str, list[Any]] = field(default_factory=dict)
+    name_columns: dict[str, pa.Array] = field(default_factory=dict)
     problems: list[tuple[int | None, int | None, str, str]] = field(default_factory=list)
 
     @property
     def names(self) -> list[tuple[Any, ...]]:
-        return list(zip(*self.name_columns.values(), strict=True))
+        return list(zip(*(column.to_pylist() for column in self.name_columns.values()), strict=True))
 
 
 def extract_cst(data: bytes, *, repo: str, path: str, module: str) -> CstRows:
@@ -246,16 +249,16 @@ def _comment_rows(
 
 def _name_columns(
     caps: dict[str, list[Any]], source: bytes, path: str, enclosing: list[str | None], module_goid: str
-) -> dict[str, list[Any]]:
-    """core.name_sites' columns for one file (by name, in catalog order), built a column at a
-    time: a name's line, context, call and attribute are found by bisection (numpy) over arrays of
-    start and end bytes, not by a Python step per name."""
+) -> dict[str, pa.Array]:
+    """core.name_sites' columns for one file (by name, in catalog order, as Arrow arrays), built a
+    column at a time: a name's line, context, call and attribute are found by bisection (numpy)
+    over arrays of start and end bytes, not by a Python step per name."""
     ids = caps.get("id", [])
     count = len(ids)
-    starts_list = [node.start_byte for node in ids]
-    ends_list = [node.end_byte for node in ids]
-    starts = np.array(starts_list, dtype=np.int64)
-    ends = np.array(ends_list, dtype=np.int64)
+    starts = np.array([node.start_byte for node in ids], dtype=np.int64)
+    ends = np.array([node.end_byte for node in ids], dtype=np.int64)
+    order = np.argsort(starts, kind="stable")  # the query gives them in no fixed order
+    starts, ends = starts[order], ends[order]
     line_starts = _line_starts(source)
     lines = np.searchsorted(line_starts, starts, side="right")
     cols = starts - line_starts[lines - 1]
@@ -273,26 +276,26 @@ def _name_columns(
     call_at = call_at[called]
     call_lines = np.searchsorted(line_starts, call_at, side="right")
     attr_at, attributed = _lookup(_last_by_end(caps, "attribute"), ends)
-    line_list = lines.tolist()
     per_line = [goid or module_goid for goid in enclosing]
     if len(per_line) <= len(line_starts):  # a name on a line past the module's last (never in practice)
         per_line += [module_goid] * (len(line_starts) + 1 - len(per_line))
+    line_column = _int32(lines)
     return {
-        "path": [path] * count,
-        "line": line_list,
-        "col": cols.tolist(),
-        "end_line": line_list,
-        "end_col": (cols + (ends - starts)).tolist(),
-        "name": _texts(source, starts_list, ends_list),
-        "role": _ROLE_NAMES[roles].tolist(),
-        "enclosing_goid": np.array(per_line, dtype=object)[lines].tolist(),
-        "call_line": _scatter(count, called, call_lines),
-        "call_col": _scatter(count, called, call_at - line_starts[call_lines - 1]),
-        "qualifier": _qualifiers(source, attr_at, attributed, starts),
+        "path": pa.repeat(safe_text(path), count).cast(pa.string()),
+        "line": line_column,
+        "col": _int32(cols),
+        "end_line": line_column,
+        "end_col": _int32(cols + (ends - starts)),
+        "name": _texts(source, starts, ends),
+        "role": _ROLE_NAMES.take(roles),
+        "enclosing_goid": arrow_array(per_line, pa.string()).take(lines),
+        "call_line": _int32(_scatter(count, called, call_lines), missing=~called),
+        "call_col": _int32(_scatter(count, called, call_at - line_starts[call_lines - 1]), missing=~called),
+        "qualifier": arrow_array(_qualifiers(source, attr_at, attributed, starts), pa.string()),
     }
 
 
-_ROLE_NAMES = np.array([role.value for role in Role], dtype=object)
+_ROLE_NAMES = pa.array([role.value for role in Role], type=pa.string())
 _CODE = {role.value: code for code, role in enumerate(Role)}
 
 
@@ -365,19 +368,38 @@ def _strong_roles(caps: dict[str, list[Any]]) -> tuple[Any, Any]:
     return _last_wins(starts, codes)
 
 
-def _texts(source: bytes, starts: list[int], ends: list[int]) -> list[str]:
-    """The text of each name (bytes start:end)."""
-    if source.isascii():  # byte offsets are character offsets: decode once
-        text = source.decode("ascii")
-        return [text[s:e] for s, e in zip(starts, ends, strict=True)]
-    return [source[s:e].decode("utf-8", "replace") for s, e in zip(starts, ends, strict=True)]
+def _texts(source: bytes, starts: Any, ends: Any) -> pa.Array:
+    """The text of each name (bytes start:end, in source order), as an Arrow string array.
+
+    Arrow takes them straight from the source: the names and the gaps between them are the
+    values of one string array over the source's bytes (offsets start0, end0, start1, ...), and
+    every other value is a name.  Where that does not hold (bytes that are not UTF-8: U+FFFD
+    then; names out of order, never seen) each name is decoded on its own.
+    """
+    count = len(starts)
+    bounds = np.empty(2 * count, dtype=np.int64)
+    bounds[0::2], bounds[1::2] = starts, ends
+    if count and len(source) < 2**31 and bool(np.all(bounds[1:] >= bounds[:-1])):
+        spans = pa.StringArray.from_buffers(2 * count - 1, pa.py_buffer(bounds.astype(np.int32)), pa.py_buffer(source))
+        try:
+            spans.validate(full=True)  # UTF-8
+        except pa.ArrowInvalid:
+            pass
+        else:
+            return spans.take(np.arange(0, 2 * count, 2))
+    found = [source[s:e].decode("utf-8", "replace") for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
+    return arrow_array(found, pa.string())
 
 
-def _scatter(count: int, present: Any, values: Any) -> list[int | None]:
-    """A column of `count` values: `values` where `present`, None elsewhere."""
-    found: list[int | None] = [None] * count
-    for at, value in zip(np.flatnonzero(present).tolist(), values.tolist(), strict=True):
-        found[at] = value
+def _int32(values: Any, missing: Any = None) -> pa.Array:
+    """An int32 column of `values` (a numpy array), null where `missing`."""
+    return pa.array(values.astype(np.int32), mask=missing)
+
+
+def _scatter(count: int, present: Any, values: Any) -> Any:
+    """`count` values: `values` where `present`, 0 elsewhere."""
+    found = np.zeros(count, dtype=np.int64)
+    found[present] = values
     return found
 
 
