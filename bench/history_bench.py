@@ -33,6 +33,7 @@ import ast
 import hashlib
 import json
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -230,6 +231,10 @@ def agreement(repo: Path, db: Path, n: int, seed: int, details: Path | None = No
     function's last move from another file: the commits older than that left out of both.  In both,
     the commits that are one change landed twice (a cherry-pick: same author, author time and
     subject) count as one: `git log -L` follows one side of a merge where both agree.
+    `tight_edges`: `tight` without the commits only we list that change nothing of the function
+    but lines right before its first line or right after its last, deleted: a pure deletion
+    next to a range is outside it, so `git log -L` never lists one (checked on a three-commit
+    repository: deleting a function's last line is not listed, deleting a middle one is).
     """
     con = duckdb.connect(str(db), read_only=True)
     try:
@@ -266,8 +271,8 @@ def agreement(repo: Path, db: Path, n: int, seed: int, details: Path | None = No
             moved_in[goid] = max(moves, default=0)
     finally:
         con.close()
-    totals = {"raw": [0, 0, 0], "tight": [0, 0, 0]}  # true positives, ours only, theirs only
-    per_function: dict[str, list[tuple[float, float]]] = {"raw": [], "tight": []}
+    totals = {"raw": [0, 0, 0], "tight": [0, 0, 0], "tight_edges": [0, 0, 0]}  # true positives, ours only, theirs only
+    per_function: dict[str, list[tuple[float, float]]] = {"raw": [], "tight": [], "tight_edges": []}
     kinds: Counter[str] = Counter()
     text_check: Counter[str] = Counter()
     worst = []
@@ -292,13 +297,24 @@ def agreement(repo: Path, db: Path, n: int, seed: int, details: Path | None = No
             t = totals[mode]
             t[0], t[1], t[2] = t[0] + len(both), t[1] + len(kept - theirs), t[2] + len(theirs - kept)
             per_function[mode].append((len(both) / len(kept) if kept else 1.0, len(both) / len(theirs) if theirs else 1.0))
-            if mode == "tight" and kept != theirs:
+            if mode == "tight":
+                edges = 0
                 for sha in kept - theirs:  # is git log -L or are we wrong? the function's own text says
                     (now_path, old_path), (now_name, old_name) = where[goid][sha], names[goid][sha]
                     before = _function_text(repo, f"{sha}^", old_path or now_path, old_name)
                     after = _function_text(repo, sha, now_path, now_name)
                     verdict = "unknown" if before is None or after is None else "changed" if before != after else "same"
+                    if verdict == "changed" and _edge_deletions_only(repo, sha, now_path, old_path, now_name):
+                        verdict = "changed: lines deleted at its first or last line alone"
+                        edges += 1
                     text_check[verdict] += 1
+                # what git log -L cannot list: a commit that only deletes lines right before a
+                # function's first line or right after its last (its range holds neither)
+                t = totals["tight_edges"]
+                t[0], t[1], t[2] = t[0] + len(both), t[1] + len(kept - theirs) - edges, t[2] + len(theirs - kept)
+                seen = len(kept) - edges
+                per_function["tight_edges"].append((len(both) / seen if seen else 1.0, len(both) / len(theirs) if theirs else 1.0))
+            if mode == "tight" and kept != theirs:
                 kinds["ours only"] += len(kept - theirs)
                 kinds["git log -L only"] += len(theirs - kept)
                 worst.append((len(kept ^ theirs), f"{path}::{qualname}", sorted(kept - theirs)[:3], sorted(theirs - kept)[:3]))
@@ -328,6 +344,13 @@ def agreement(repo: Path, db: Path, n: int, seed: int, details: Path | None = No
 def _function_text(repo: Path, rev: str, path: str, qualname: str) -> str | None:
     """The source of the definition named `qualname` in `path` at `rev` (ast, else tree-sitter
     for code ast cannot parse), or None."""
+    found = _function_lines(repo, rev, path, qualname)
+    return found[2] if found is not None else None
+
+
+def _function_lines(repo: Path, rev: str, path: str, qualname: str) -> tuple[int, int, str] | None:
+    """The first and last line and the source of the definition named `qualname` in `path` at
+    `rev`, or None."""
     shown = subprocess.run(["git", "-C", str(repo), "show", f"{rev}:{path}"], capture_output=True, check=False)
     if shown.returncode != 0:
         return None
@@ -335,16 +358,41 @@ def _function_text(repo: Path, rev: str, path: str, qualname: str) -> str | None
     try:
         tree = ast.parse(data)
     except (SyntaxError, ValueError):
-        return _function_text_ts(data, qualname)
+        return _function_lines_ts(data, qualname)
     lines = data.decode("utf-8", "replace").splitlines()
     for node, name, *_ in walk_definitions(tree):
         if name == qualname:
             start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
-            return "\n".join(lines[start - 1 : node.end_lineno])
+            end = node.end_lineno or node.lineno
+            return start, end, "\n".join(lines[start - 1 : end])
     return None
 
 
-def _function_text_ts(data: bytes, qualname: str) -> str | None:
+def _edge_deletions_only(repo: Path, sha: str, path: str, old_path: str | None, qualname: str) -> bool:
+    """Whether what commit `sha` changed of the function `qualname` (in `path` there) is lines
+    deleted right before its first line or right after its last, nothing else: lines `git log -L`
+    cannot see (a pure deletion next to its range is outside it).  False for a merge."""
+    span = _function_lines(repo, sha, path, qualname)
+    if span is None:
+        return False
+    start, end, _ = span
+    diff = subprocess.run(
+        ["git", "-C", str(repo), "diff", "-M", "-U0", "--no-color", f"{sha}^", sha, "--", *{path, old_path or path}],
+        capture_output=True, text=True, errors="replace", check=False,
+    )  # fmt: skip
+    if diff.returncode != 0 or len(git(repo, "rev-list", "--parents", "-n", "1", sha).split()) != 2:
+        return False
+    touching = []
+    for m in re.finditer(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@", diff.stdout, re.MULTILINE):
+        first, count = int(m.group(1)), int(m.group(2) if m.group(2) is not None else 1)
+        if count and first <= end and first + count - 1 >= start:
+            touching.append(False)  # lines of the function written
+        elif not count and start - 1 <= first <= end:  # deleted after new line `first`
+            touching.append(first in (start - 1, end))
+    return bool(touching) and all(touching)
+
+
+def _function_lines_ts(data: bytes, qualname: str) -> tuple[int, int, str] | None:
     import tree_sitter
     import tree_sitter_python
 
@@ -360,7 +408,8 @@ def _function_text_ts(data: bytes, qualname: str) -> str | None:
                 name = defn.child_by_field_name("name").text.decode()
                 full = f"{prefix}.{name}" if prefix else name
                 if full == qualname:
-                    return data[child.start_byte : child.end_byte].decode("utf-8", "replace")
+                    text = data[child.start_byte : child.end_byte].decode("utf-8", "replace")
+                    return child.start_point[0] + 1, child.end_point[0] + 1, text
                 stack.append((defn.child_by_field_name("body"), full))
             elif child.type in blocks:
                 stack.append((child, prefix))
