@@ -63,7 +63,12 @@ class FileBatch:
 
 @dataclass(slots=True)
 class FileOutput:
-    """Rows produced for one file, and the hash of the content they came from."""
+    """Rows produced for one file, and the hash of the content they came from.
+
+    Pickled (a worker's result on its way to the step's process), each Arrow table travels as an
+    Arrow IPC stream: pickling a small table array by array costs far more than its bytes
+    (sqlalchemy's cst_ingest, three tables a file: 0.7 s of the workers' time, against 0.1 s).
+    """
 
     path: str
     hash: str | None
@@ -74,6 +79,25 @@ class FileOutput:
     def add(self, table: str, record: Any) -> None:
         names = spec_of(table).column_names
         self.rows.setdefault(table, []).append(tuple(getattr(record, n) for n in names))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        streams = {name: _to_ipc(table) for name, table in self.tables.items()}
+        return _file_output, (self.path, self.hash, self.rows, streams)
+
+
+def _to_ipc(table: pa.Table) -> pa.Buffer:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as stream:
+        stream.write_table(table)
+    return sink.getvalue()
+
+
+def _file_output(
+    path: str, digest: str | None, rows: dict[str, list[tuple[Any, ...]]], streams: dict[str, pa.Buffer]
+) -> FileOutput:
+    """A `FileOutput` back from its pickled form (`FileOutput.__reduce__`)."""
+    tables = {name: pa.ipc.open_stream(stream).read_all() for name, stream in streams.items()}
+    return FileOutput(path, digest, rows, tables)
 
 
 Parsed = ParsedFile | ParseProblem | None  # None: not parsed with ast (no extractor needs the tree)
