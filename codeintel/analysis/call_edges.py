@@ -22,7 +22,8 @@ from codeintel.gcpause import free_in_background, gc_paused
 
 @dataclass(frozen=True, slots=True)
 class GoidKey:
-    """What identifies a GOID by name: its file, module, qualified name, kind and ordinal."""
+    """What identifies a GOID by name: its file, module, qualified name, kind and ordinal; and
+    whether its definition runs only under a type checker (`if TYPE_CHECKING:`)."""
 
     goid: str
     path: str
@@ -30,6 +31,7 @@ class GoidKey:
     qualname: str
     kind: str
     ordinal: int
+    type_checking: bool = False
 
     @property
     def full_name(self) -> str:
@@ -139,12 +141,14 @@ _UNSEEN: Any = object()
 
 
 class GoidIndex:
-    """GOIDs by name: a caller's enclosing definition in its file, a callee's by full name."""
+    """GOIDs by name: a caller's enclosing definition in its file, a callee's by full name.  A
+    name defined more than once in a file names its first definition that runs (a stub under
+    `if TYPE_CHECKING:` yields to its twin in the else branch: the one calls reach)."""
 
     def __init__(self, goids: Sequence[GoidKey]) -> None:
         self.by_file: dict[tuple[str, str], str] = {}
         self.by_name: dict[str, str] = {}
-        for ref in sorted(goids, key=lambda k: (k.path, k.ordinal, k.qualname)):
+        for ref in sorted(goids, key=lambda k: (k.path, k.type_checking, k.ordinal, k.qualname)):
             self.by_file.setdefault((ref.path, ref.full_name), ref.goid)
             self.by_name.setdefault(ref.full_name, ref.goid)  # two files, one module name: first path wins
 

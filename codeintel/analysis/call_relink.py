@@ -22,7 +22,6 @@ from codeintel.storage.gateway import StorageGateway
 Moves = list[tuple[str, int, int, int, int]]  # path, old line, old column, new line, new column
 
 MOVES_COLUMNS = ["path", "old_line", "old_col", "line", "col"]
-GOID_KEY_COLUMNS = ", ".join(GoidKey.__dataclass_fields__)
 
 
 def same_program(gateway: StorageGateway, outputs: Sequence[FileOutput]) -> Moves | None:
@@ -81,7 +80,12 @@ class GoidFixes:
 
 
 def read_goid_keys(gateway: StorageGateway) -> list[GoidKey]:
-    return [GoidKey(**k) for k in gateway.query(f"SELECT {GOID_KEY_COLUMNS} FROM {Table.GOIDS}").to_pylist()]
+    found = gateway.query(
+        f"""SELECT g.goid, g.path, g.module, g.qualname, g.kind, g.ordinal,
+                   coalesce(a.type_checking, false) AS type_checking
+            FROM {Table.GOIDS} g LEFT JOIN {Table.AST_NODES} a USING (path, qualname, ordinal)"""
+    )
+    return [GoidKey(**k) for k in found.to_pylist()]
 
 
 def goid_fixes(gateway: StorageGateway, keys: list[GoidKey]) -> GoidFixes:

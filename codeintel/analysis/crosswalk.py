@@ -60,11 +60,17 @@ def crosswalk_sql(goids: str, symbols: str) -> str:
         SELECT goid, symbol, path, kind, qualname, match FROM matched WHERE symbol IS NOT NULL ORDER BY ALL"""
 
 
-def symbol_goids_sql(goids: str, crosswalk: str) -> str:
-    """The query giving, per (symbol, path) of `crosswalk`, the GOID it names: the lowest ordinal
-    where several definitions share the symbol (then the least GOID)."""
+def symbol_goids_sql(goids: str, crosswalk: str, definitions: str) -> str:
+    """The query giving, per (symbol, path) of `crosswalk`, the GOID it names where several
+    definitions share the symbol: one that runs (not only under a type checker: the stub in
+    `if TYPE_CHECKING:` has its runtime twin in the else branch; `definitions` holds the flag,
+    core.ast_nodes' `type_checking`), then the lowest ordinal, then the least GOID."""
     return f"""
-        SELECT c.symbol, c.path AS def_path, arg_min(c.goid, (coalesce(g.ordinal, 0), c.goid)) AS goid
-        FROM {crosswalk} c LEFT JOIN (SELECT goid, any_value(ordinal) AS ordinal FROM {goids} GROUP BY goid) g
-            USING (goid)
+        SELECT c.symbol, c.path AS def_path,
+               arg_min(c.goid, (coalesce(g.type_checking, false), coalesce(g.ordinal, 0), c.goid)) AS goid
+        FROM {crosswalk} c LEFT JOIN (
+            SELECT g.goid, any_value(g.ordinal) AS ordinal, bool_or(coalesce(d.type_checking, false)) AS type_checking
+            FROM {goids} g LEFT JOIN {definitions} d USING (path, qualname, ordinal)
+            GROUP BY g.goid
+        ) g USING (goid)
         GROUP BY c.symbol, c.path"""

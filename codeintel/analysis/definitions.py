@@ -2,8 +2,10 @@
 
 One traversal yields every definition with its qualified name (dotted path of enclosing class
 and function names, no `<locals>`), kind, parent, spans (the start includes decorators),
-decorators, docstring and async flag.  Two definitions with the same qualified name in one file
-(a property and its setter, conditional definitions) get ordinals 0, 1, ... in source order.
+decorators, docstring, async flag, and whether it runs only under a type checker (in the body of
+`if TYPE_CHECKING:`, or the else branch of `if not TYPE_CHECKING:`, nested ones included: a stub
+whose runtime twin is in the other branch).  Two definitions with the same qualified name in one
+file (a property and its setter, conditional definitions) get ordinals 0, 1, ... in source order.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class Definition:
     docstring: str | None
     is_async: bool
     node: DefNode
+    type_checking: bool = False
 
     @property
     def full_name(self) -> str:
@@ -70,28 +73,53 @@ def iter_definitions(tree: ast.Module, module: str, path: str, n_lines: int) -> 
         False,
         tree,
     )
-    for node, qualname, ordinal, kind, parent in walk_definitions(tree):
-        yield _definition(node, path, module, qualname, ordinal, kind, parent)
+    checking: set[int] = set()
+    for node, qualname, ordinal, kind, parent in walk_definitions(tree, checking):
+        yield _definition(node, path, module, qualname, ordinal, kind, parent, id(node) in checking)
 
 
-def walk_definitions(tree: ast.Module) -> Iterator[tuple[ast.ClassDef | FunctionNode, str, int, DefKind, str | None]]:
+def walk_definitions(
+    tree: ast.Module, type_checking: set[int] | None = None
+) -> Iterator[tuple[ast.ClassDef | FunctionNode, str, int, DefKind, str | None]]:
     """(node, qualified name, same-name ordinal, kind, parent's qualified name) of every class,
-    function and method in source order: the naming rules every reader of definitions shares."""
+    function and method in source order: the naming rules every reader of definitions shares.
+    `type_checking`, when given, receives the ids of the nodes that run only under a type
+    checker (`type_checking_branches`)."""
     seen: dict[str, int] = {}
     # explicit stack (not recursion): deeply nested analysed code must not exhaust the stack;
     # definitions are statements, so only statement lists are walked, never expressions
-    stack: list[tuple[ast.stmt, str | None, str]] = [(child, None, DefKind.MODULE) for child in reversed(tree.body)]
+    stack: list[tuple[ast.stmt, str | None, str, bool]] = [
+        (child, None, DefKind.MODULE, False) for child in reversed(tree.body)
+    ]
     while stack:
-        node, parent, parent_kind = stack.pop()
+        node, parent, parent_kind, checking = stack.pop()
         if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
             qualname = node.name if parent is None else f"{parent}.{node.name}"
             ordinal = seen.get(qualname, 0)
             seen[qualname] = ordinal + 1
             kind = _kind(node, parent_kind)
+            if checking and type_checking is not None:
+                type_checking.add(id(node))
             yield node, qualname, ordinal, kind, parent
-            stack.extend((child, qualname, kind) for child in reversed(node.body))
+            stack.extend((child, qualname, kind, checking) for child in reversed(node.body))
+        elif isinstance(node, ast.If) and type_checking is not None:
+            body, orelse = type_checking_branches(node)
+            stack.extend((child, parent, parent_kind, checking or orelse) for child in reversed(node.orelse))
+            stack.extend((child, parent, parent_kind, checking or body) for child in reversed(node.body))
         else:
-            stack.extend((child, parent, parent_kind) for child in reversed(_nested_statements(node)))
+            stack.extend((child, parent, parent_kind, checking) for child in reversed(_nested_statements(node)))
+
+
+def type_checking_branches(node: ast.If) -> tuple[bool, bool]:
+    """Whether the body and whether the else branch of `node` run only under a type checker:
+    `if TYPE_CHECKING:` (or `<name>.TYPE_CHECKING`: `typing.`, `t.`...), `if not TYPE_CHECKING:`."""
+    test = node.test
+    negated = isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not)
+    inner = test.operand if isinstance(test, ast.UnaryOp) and negated else test
+    named = (isinstance(inner, ast.Name) and inner.id == "TYPE_CHECKING") or (
+        isinstance(inner, ast.Attribute) and inner.attr == "TYPE_CHECKING"
+    )
+    return (named and not negated, named and negated)
 
 
 def _nested_statements(node: ast.stmt) -> list[ast.stmt]:
@@ -120,6 +148,7 @@ def _definition(
     ordinal: int,
     kind: DefKind,
     parent: str | None,
+    type_checking: bool,
 ) -> Definition:
     start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
     return Definition(
@@ -138,6 +167,7 @@ def _definition(
         decorators=tuple(_unparse(d) for d in node.decorator_list),
         docstring=ast.get_docstring(node, clean=False),
         is_async=isinstance(node, ast.AsyncFunctionDef),
+        type_checking=type_checking,
         node=node,
     )
 

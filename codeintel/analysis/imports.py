@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
+from codeintel.analysis.definitions import type_checking_branches
 from codeintel.analysis.graph_metrics import compute_cycles_and_layers
 
 logger = logging.getLogger(__name__)
@@ -123,22 +124,11 @@ class _Scope:
     in_function: bool
 
 
-def _is_type_checking_test(test: ast.expr) -> bool:
-    """True for `TYPE_CHECKING` and any `<name>.TYPE_CHECKING` (`typing.`, `t.`...)."""
-    if isinstance(test, ast.Name):
-        return test.id == "TYPE_CHECKING"
-    return isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-
-
 def _branch_scopes(node: ast.If, scope: _Scope) -> tuple[_Scope, _Scope]:
     """Scopes of the body and the else-branch of an `if` statement."""
-    test = node.test
-    negated = isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not)
-    inner = test.operand if isinstance(test, ast.UnaryOp) and negated else test
-    if not _is_type_checking_test(inner):
-        return scope, scope
+    body, orelse = type_checking_branches(node)
     checking = _Scope(is_type_checking=True, in_function=scope.in_function)
-    return (scope, checking) if negated else (checking, scope)
+    return (checking if body else scope, checking if orelse else scope)
 
 
 def _iter_import_nodes(tree: ast.Module) -> Iterator[tuple[ast.Import | ast.ImportFrom, _Scope]]:

@@ -63,11 +63,14 @@ SCIP_ROLE_WRITE = 4
 _LAST_DESCRIPTOR = r"(?:[A-Za-z0-9_$+-]+|`(?:[^`]|``)*`)(?:[.#:]|\([^)]*\)\.)$"
 
 # SCIP symbol -> GOID (the crosswalk; one GOID per symbol: redefinitions share a symbol, the
-# first in the file is the one the call graph names too)
+# first in the file that runs, not only under a type checker, is the one the call graph names too)
 SYMBOL_GOIDS_SQL = """
-    SELECT x.symbol, arg_min(x.goid, (g.path, g.ordinal, g.goid)) AS goid, arg_min(g.kind, (g.path, g.ordinal, g.goid)) AS kind
-    FROM core.goid_crosswalk x JOIN core.goids g ON g.goid = x.goid
-    GROUP BY x.symbol
+    WITH named AS (
+        SELECT x.symbol, x.goid, g.kind, (g.path, coalesce(a.type_checking, false), g.ordinal, g.goid) AS rank
+        FROM core.goid_crosswalk x JOIN core.goids g ON g.goid = x.goid
+        LEFT JOIN core.ast_nodes a ON a.path = g.path AND a.qualname = g.qualname AND a.ordinal = g.ordinal
+    )
+    SELECT symbol, arg_min(goid, rank) AS goid, arg_min(kind, rank) AS kind FROM named GROUP BY symbol
 """
 
 # symbols defined in the repository that a use can refer to: not locals, parameters or type parameters

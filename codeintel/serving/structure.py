@@ -219,7 +219,7 @@ DESCRIPTIONS = {
     "core.goids": "one row per entity: GOID (stable id), URN, path, module, kind, qualname, lines",
     "core.files": "one row per .py file: size, hash, tracked, skip reason",
     "core.modules": "one row per module: import name, path, package",
-    "core.ast_nodes": "one row per definition: qualname, kind, spans, decorators, docstring",
+    "core.ast_nodes": "one row per definition: qualname, kind, spans, decorators, docstring, type-checking only",
     "core.parse_errors": "files a step could not use, and why",
     "analytics.function_metrics": "per function: loc, sloc, cyclomatic, nesting, parameters, typedness, returns/raises",
     "graph.call_edges": "per call site and target: caller/callee GOIDs and names, kind, resolution, confidence, path/line",

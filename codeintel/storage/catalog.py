@@ -13,7 +13,7 @@ from enum import StrEnum
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 SCHEMAS = ("core", "graph", "analytics", "docs", "meta", "history")
 
 _ARROW_TYPES: dict[str, pa.DataType] = {
@@ -214,7 +214,7 @@ _SPECS = (
             "path VARCHAR, module VARCHAR, qualname VARCHAR, ordinal INTEGER, kind VARCHAR, "
             "name VARCHAR, parent_qualname VARCHAR, start_line INTEGER, end_line INTEGER, "
             "start_col INTEGER, end_col INTEGER, def_line INTEGER, decorators VARCHAR[], "
-            "docstring VARCHAR, is_async BOOLEAN"
+            "docstring VARCHAR, is_async BOOLEAN, type_checking BOOLEAN"
         ),
         ("path", "qualname", "ordinal"),
         "ast_ingest",

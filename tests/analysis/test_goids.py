@@ -145,6 +145,55 @@ def test_conditional_definitions_get_ordinals() -> None:
     assert rows[("function", "compat", 0)].start_line < rows[("function", "compat", 1)].start_line
 
 
+def test_definitions_that_run_only_under_a_type_checker_are_flagged() -> None:
+    source = textwrap.dedent("""
+        import typing
+        from typing import TYPE_CHECKING
+
+        if TYPE_CHECKING:
+            def load(r): ...
+
+            class Stub:
+                def method(self): ...
+        else:
+            def load(r):
+                return r
+
+        if not typing.TYPE_CHECKING:
+            def runtime_only():
+                pass
+        else:
+            def checker_only():
+                pass
+
+        try:
+            if TYPE_CHECKING:
+                def nested(): ...
+        except ImportError:
+            pass
+
+        def plain():
+            if TYPE_CHECKING:
+                def inner(): ...
+        """)
+    flags = {
+        (d.qualname, d.ordinal): d.type_checking
+        for d in iter_definitions(ast.parse(source), "m", "m.py", len(source.splitlines()))
+    }
+    assert flags == {
+        ("m", 0): False,
+        ("load", 0): True,
+        ("Stub", 0): True,
+        ("Stub.method", 0): True,
+        ("load", 1): False,
+        ("runtime_only", 0): False,
+        ("checker_only", 0): True,
+        ("nested", 0): True,
+        ("plain", 0): False,
+        ("plain.inner", 0): True,
+    }
+
+
 def test_parents_link_methods_to_classes_and_top_level_to_the_module() -> None:
     rows = by_key(
         goids_of("""

@@ -115,6 +115,25 @@ FILES = {
         def save(s: Session, item: object) -> object:
             return s.merge(item)
         """,
+    "pkg/compat.py": """
+        from typing import TYPE_CHECKING
+
+
+        class Reader:
+            def read(self) -> str:
+                return ""
+
+
+        if TYPE_CHECKING:
+            def load(r: Reader) -> str: ...
+        else:
+            def load(r):
+                return r.read()
+
+
+        def use(r: Reader) -> str:
+            return load(r)
+        """,
 }
 
 
@@ -194,6 +213,30 @@ def test_a_type_argument_is_no_base(shop: Any) -> None:
     assert shop.query(
         "SELECT name, role FROM core.name_sites WHERE path = 'pkg/generic.py' AND line = 16 ORDER BY col"
     ) == [("ItemBox", "definition"), ("Box", "base_class"), ("Item", "annotation")]
+
+
+def test_a_definition_only_a_type_checker_runs_yields_to_its_runtime_twin(shop: Any) -> None:
+    """`if TYPE_CHECKING: def load(...)` / `else: def load(...)`: one SCIP symbol names both (the
+    checker sees the stub); its GOID, its uses and the calls it resolves are the one that runs."""
+    load = shop.query(
+        "SELECT ordinal, type_checking, g.goid FROM core.ast_nodes a JOIN core.goids g USING (path, qualname, ordinal) "
+        "WHERE path = 'pkg/compat.py' AND qualname = 'load' ORDER BY ordinal"
+    )
+    assert [(o, t) for o, t, _ in load] == [(0, True), (1, False)]
+    stub, runtime = load[0][2], load[1][2]
+    assert shop.query(
+        "SELECT DISTINCT goid FROM core.scip_symbols WHERE def_path = 'pkg/compat.py' AND qualified_name = 'load'"
+    ) == [(runtime,)]
+    ((line,),) = shop.query("SELECT end_line FROM core.ast_nodes WHERE path = 'pkg/compat.py' AND qualname = 'use'")
+    merged = shop.query("SELECT callee_goid, resolution FROM graph.call_edges_merged WHERE path = 'pkg/compat.py' AND line = ?", [line])
+    assert merged == [(runtime, "direct+scip")]  # the call graph's target, confirmed
+    assert shop.query("SELECT DISTINCT def_goid FROM graph.symbol_uses WHERE path = 'pkg/compat.py' AND line = ?", [line]) == [
+        (runtime,)
+    ]
+    # the calls in the runtime body are its own
+    ((body,),) = shop.query("SELECT end_line FROM core.ast_nodes WHERE path = 'pkg/compat.py' AND qualname = 'load' AND ordinal = 1")
+    assert {r[0] for r in shop.query("SELECT caller_goid FROM graph.call_edges WHERE path = 'pkg/compat.py' AND line = ?", [body])} == {runtime}
+    assert stub != runtime
 
 
 def test_graph_metrics_and_views_count_the_merged_edges(shop: Any) -> None:

@@ -474,7 +474,7 @@ def _write_crosswalk(w: Writer) -> int:
     w.rows_written += written
     w.execute(
         f"""UPDATE {Table.SCIP_SYMBOLS} s SET goid = m.goid
-            FROM ({symbol_goids_sql(Table.GOIDS, Table.GOID_CROSSWALK)}) m
+            FROM ({symbol_goids_sql(Table.GOIDS, Table.GOID_CROSSWALK, Table.AST_NODES)}) m
             WHERE s.symbol = m.symbol AND s.def_path = m.def_path AND s.goid IS DISTINCT FROM m.goid"""
     )
     w.execute(
