@@ -131,6 +131,9 @@ class _BorrowedExecutor:
     def map(self, fn: Callable[[T], R], items: Sequence[T], priority: int = 0) -> list[R]:
         return self.inner.map(fn, items, priority)
 
+    def warm_up(self) -> None:
+        self.inner.warm_up()
+
     def release(self) -> None:
         return None  # other steps of the run may be using it
 

@@ -241,6 +241,14 @@ class PipelineContext:
     def run_id(self) -> str:
         return self.config.run_id
 
+    def warm_up_workers(self) -> None:
+        """Per-file work is planned: let the executor get ready for it in the background (a
+        process pool starts what its workers fork from while the first steps run)."""
+        execution = self.config.execution
+        if self._executor is None and execution.executor == "dask" and execution.dask_address:
+            return  # a cluster is reached when work needs it, not ahead
+        self.executor.warm_up()
+
     def release_workers(self) -> None:
         """Whole-program phases call it after their per-file work (`StepExecutor.release`).
 

@@ -40,6 +40,10 @@ class StepExecutor(Protocol):
         higher `priority` goes first."""
         ...
 
+    def warm_up(self) -> None:
+        """Per-file work is planned: get ready for it in the background, so that the first `map`
+        waits less (steps before it run meanwhile)."""
+
     def release(self) -> None:
         """The calling step's per-file work is done: give back what waiting for it took."""
 
@@ -53,6 +57,9 @@ class SerialExecutor:
 
     def map(self, fn: Callable[[T], R], items: Sequence[T], priority: int = 0) -> list[R]:
         return [fn(item) for item in items]
+
+    def warm_up(self) -> None:
+        return None
 
     def release(self) -> None:
         return None
@@ -98,8 +105,7 @@ class ProcessExecutor:
         results: list[Future[R]] = [Future() for _ in items]
         with self._lock:
             if self._pool is None:
-                ctx = multiprocessing.get_context("forkserver")
-                ctx.set_forkserver_preload(_forkserver_preload())
+                ctx = _forkserver_context()
                 self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=gc.freeze)
             for item, result in zip(items, results, strict=True):
                 heapq.heappush(self._waiting, (-priority, next(self._arrivals), fn, item, result))
@@ -119,6 +125,11 @@ class ProcessExecutor:
             if error is not None:
                 raise error
         return [result.result() for result in results]
+
+    def warm_up(self) -> None:
+        """Start the forkserver in the background: it imports what workers need (0.25 s on these
+        machines) while the steps before the first `map` run, and outlives the pools it forks."""
+        threading.Thread(target=_start_forkserver, name="codeintel-forkserver", daemon=True).start()
 
     def _can_dispatch(self) -> bool:
         return bool(self._waiting) and self._pool is not None and self._in_pool < 2 * self.workers
@@ -231,6 +242,22 @@ def _fail(result: Future[Any], error: BaseException) -> None:
         result.set_exception(error)
 
 
+def _forkserver_context() -> Any:
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(_forkserver_preload())
+    return ctx
+
+
+def _start_forkserver() -> None:
+    from multiprocessing import forkserver
+
+    _forkserver_context()
+    try:
+        forkserver.ensure_running()
+    except Exception:  # the first map starts it (and reports what fails) all the same
+        logger.debug("starting the forkserver ahead failed", exc_info=True)
+
+
 def _forkserver_preload() -> list[str]:
     """Modules the forkserver imports once, so that every worker forks with them loaded.
 
@@ -270,6 +297,9 @@ class DaskExecutor:
     def map(self, fn: Callable[[T], R], items: Sequence[T], priority: int = 0) -> list[R]:
         futures = self.client.map(fn, list(items), pure=False, priority=priority)
         return list(self.client.gather(futures))
+
+    def warm_up(self) -> None:
+        return None
 
     def release(self) -> None:
         callback, self._on_release = self._on_release, None

@@ -788,9 +788,13 @@ def run_pipeline(
         StepFailedError: naming the failed steps, the steps that never ran, and the resume command
             (after publishing; `published` says whether it did).
     """
+    cold = ctx.config.full or not ctx.gateway.path.exists()  # per-file work is likely
     ctx.gateway.ensure_schema()
     names = plan_steps(ctx, selected_steps, exclude)
-    ctx.work_ahead.plan(file_work_ahead(names))
+    planned_file_work = file_work_ahead(names)
+    ctx.work_ahead.plan(planned_file_work)
+    if planned_file_work and cold:
+        ctx.warm_up_workers()
     begin_pipeline(ctx, names)
     run = PipelineRun(ctx.run_id, names)
     for name in names:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -74,6 +76,21 @@ def one_slot_client() -> Iterator[Any]:
         Client(cluster, set_as_default=False) as client,
     ):
         yield client
+
+
+def test_warming_a_process_pool_up_starts_its_forkserver_before_any_map() -> None:
+    """In a fresh process (a forkserver outlives pools: this one's may be running already)."""
+    code = (
+        "import time, psutil\n"
+        "from codeintel.orchestration.executors import ProcessExecutor\n"
+        "ProcessExecutor(1).warm_up()\n"
+        "for _ in range(100):\n"
+        "    if any('forkserver' in ' '.join(c.cmdline()) for c in psutil.Process().children()):\n"
+        "        print('started'); break\n"
+        "    time.sleep(0.05)\n"
+    )
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert found.stdout.strip() == "started"
 
 
 def test_process_workers_take_arrow_memory_from_the_system_allocator() -> None:

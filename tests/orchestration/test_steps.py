@@ -16,12 +16,14 @@ import pytest
 
 from codeintel.errors import CodeIntelError, PipelineCycleError, UnknownStepError
 from codeintel.orchestration.context import PipelineContext
+from codeintel.orchestration.executors import SerialExecutor
 from codeintel.orchestration.selection import descendants, expand_selector, modified_steps, plan_steps, select_steps
 from codeintel.orchestration.stepio import StepResult
 from codeintel.orchestration.steps import (
     PIPELINE_DEPS,
     PIPELINE_STEPS,
     PIPELINE_STEPS_BY_NAME,
+    run_pipeline,
     run_step,
     topological_order,
     validate_dag,
@@ -279,3 +281,39 @@ def test_state_modified_selects_a_step_that_did_not_run_and_its_descendants(inde
     assert {"repo_scan", "goids", "docs_views"} <= set(run.steps)
     assert indexer.step_runs(run.run_id)["function_metrics"]["files_processed"] == 1
     assert _plan(indexer, ["state:modified"]) == []
+
+
+class _RecordingExecutor(SerialExecutor):
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def warm_up(self) -> None:
+        self.calls.append("warm_up")
+
+    def map(self, fn: Any, items: Any, priority: int = 0) -> list[Any]:
+        self.calls.append("map")
+        return super().map(fn, items, priority)
+
+
+@pytest.mark.parametrize(
+    ("select", "full", "warmed"),
+    [
+        (["cst_ingest"], False, [True, False]),
+        (["cst_ingest"], True, [True, True]),
+        (["repo_scan"], True, [False, False]),
+    ],
+    ids=["per-file", "per-file-full", "none"],
+)
+def test_a_run_with_per_file_work_likely_warms_the_executor_up_before_any_step(
+    tmp_path: Any, make_repo: Any, make_indexer: Any, select: list[str], full: bool, warmed: list[bool]
+) -> None:
+    """Per-file work is likely on a first run (a new work database) or a full one: the workers' start-up (a forkserver's
+    imports) then overlaps the steps before the first map.  Another run may well have none."""
+    repo = make_repo(tmp_path, {f"m{i}.py": f"def f{i}():\n    return {i}\n" for i in range(3)})
+    indexer = make_indexer(repo)
+    for expected in warmed:
+        executor = _RecordingExecutor()
+        with PipelineContext(indexer.config(full=full), executor) as ctx:
+            run_pipeline(ctx, select, publish=False)
+        assert executor.calls[:1] == (["warm_up"] if expected else [])
+        assert executor.calls.count("warm_up") == int(expected)
