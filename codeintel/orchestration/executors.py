@@ -319,12 +319,19 @@ def worker_died(exc: BaseException) -> bool:
 
 
 def make_batches(items: Sequence[T], sizes: Sequence[int], workers: int, per_worker: int = 4) -> list[list[T]]:
-    """Split items into about `workers * per_worker` batches of similar total size (largest first)."""
+    """Split items into about `workers * per_worker` batches by total size (largest items first),
+    the last `workers` of them half the size of the others.
+
+    Executors run batches in this order, so each worker's last batch is a small one: the workers
+    then finish close together even where a byte costs more in some files than in others (a
+    worker idle while another finishes a full-size batch is lost time).
+    """
     count = max(1, min(len(items), workers * per_worker))
+    shares = [2 if i < count - workers else 1 for i in range(count)] if count > workers else [1] * count
     batches: list[list[T]] = [[] for _ in range(count)]
     loads = [0] * count
     for size, item in sorted(zip(sizes, items, strict=True), key=lambda pair: -pair[0]):
-        slot = loads.index(min(loads))
+        slot = min(range(count), key=lambda i: loads[i] / shares[i])
         batches[slot].append(item)
         loads[slot] += max(size, 1)
     return [b for b in batches if b]

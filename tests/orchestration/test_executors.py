@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from codeintel.orchestration.executors import DaskExecutor, ProcessExecutor, SerialExecutor
+from codeintel.orchestration.executors import DaskExecutor, ProcessExecutor, SerialExecutor, make_batches
 
 _GATE = threading.Event()
 _ORDER: list[str] = []
@@ -76,6 +76,20 @@ def one_slot_client() -> Iterator[Any]:
         Client(cluster, set_as_default=False) as client,
     ):
         yield client
+
+
+@pytest.mark.parametrize("workers", [1, 2, 4])
+def test_batches_hold_every_item_once_and_each_workers_last_batch_is_a_small_one(workers: int) -> None:
+    """Batches run in order: the last `workers` are about half the others, so that the workers
+    finish close together."""
+    sizes = [1000 + (i * 7919) % 5000 for i in range(400)]
+    batches = make_batches(list(range(400)), sizes, workers)
+    assert sorted(i for batch in batches for i in batch) == list(range(400))
+    assert len(batches) == 4 * workers
+    loads = [sum(sizes[i] for i in batch) for batch in batches]
+    full, last = loads[:-workers], loads[-workers:]
+    assert max(last) < 0.6 * min(full)
+    assert min(last) > 0.4 * max(full)
 
 
 def test_warming_a_process_pool_up_starts_its_forkserver_before_any_map() -> None:
