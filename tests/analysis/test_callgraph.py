@@ -333,6 +333,47 @@ def test_cases_pycg_gets_wrong(source: str, main_callees: list[str] | None) -> N
         assert result["main.d.inner"] == ["main.f"]
 
 
+def test_what_only_a_type_checker_runs_is_no_target() -> None:
+    """`TYPE_CHECKING` is false when the code runs: a stub in `if TYPE_CHECKING:` (or in the else
+    branch of `if not TYPE_CHECKING:`) is no target, and its body calls nothing; what the other
+    branch binds (an alias, the runtime definition) is."""
+    result = graph(
+        """
+        import typing
+        from typing import TYPE_CHECKING
+
+        def is_false(x):
+            return not x
+
+        def runtime(x):
+            return x
+
+        if TYPE_CHECKING:
+            def isfalse(x): ...
+            def load(x):
+                is_false(x)
+        else:
+            isfalse = is_false
+            load = runtime
+
+        if not typing.TYPE_CHECKING:
+            def checked(x):
+                return runtime(x)
+        else:
+            def checked(x):
+                return is_false(x)
+
+        def use(x):
+            isfalse(x)
+            load(x)
+            checked(x)
+        """
+    )
+    assert result["main.use"] == ["main.checked", "main.is_false", "main.runtime"]
+    assert result["main.checked"] == ["main.runtime"]
+    assert "main.isfalse" not in result and "main.load" not in result
+
+
 def test_call_site_rows_carry_kind_resolution_and_confidence() -> None:
     source = "import json\nclass A:\n    def m(self): pass\ndef f(x): pass\ndef g(): pass\nh = f if len([]) else g\nh(1)\nA().m()\njson.dumps(1)\nunknown_thing()\n"
     _, sites = build_call_graph(_entries({"main.py": source}))

@@ -3,7 +3,8 @@
 The extractor walks the tree once and writes a constraint program (copies, allocations,
 attribute and subscript loads/stores, calls, imports) over module-local variable numbers. Names
 are resolved lexically here, and flow-sensitively within a scope (`flow`: a use sees only the
-definitions that reach it); everything that needs other files (imports, base classes, builtins
+definitions that reach it; the body of `if TYPE_CHECKING:` and the else branch of
+`if not TYPE_CHECKING:` never run); everything that needs other files (imports, base classes, builtins
 shadowed by star imports) is left to the solver. A file whose tree is too deep to walk yields
 facts with an error and no constraints instead of an exception.
 """
@@ -28,6 +29,7 @@ from codeintel.analysis.callgraph.model import (
     SiteShape,
 )
 from codeintel.analysis.callgraph.scopes import Loop, Scope, resolve_scope, scan_body
+from codeintel.analysis.definitions import type_checking_branches
 
 logger = logging.getLogger(__name__)
 
@@ -200,6 +202,10 @@ class _Extractor(Bindings):
 
     def s_If(self, node: ast.If) -> None:
         self.expr(node.test)
+        checker_body, checker_else = type_checking_branches(node)
+        if checker_body or checker_else:  # `TYPE_CHECKING` is false when the code runs
+            self.stmts(node.orelse if checker_body else node.body)
+            return
         start = self.state()
         self.enter(start)
         self.stmts(node.body)

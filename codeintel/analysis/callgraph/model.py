@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Any
 
-FACTS_VERSION = 4
+FACTS_VERSION = 5  # 5: `if TYPE_CHECKING:` bodies (and `if not TYPE_CHECKING:` else branches) never run
 
 
 class CallKind(StrEnum):
