@@ -62,15 +62,12 @@ SCIP_ROLE_WRITE = 4
 # (names plain or in backquotes); removing it leaves the symbol's owner (`pkg/`: the module `pkg/__init__:`)
 _LAST_DESCRIPTOR = r"(?:[A-Za-z0-9_$+-]+|`(?:[^`]|``)*`)(?:[.#:]|\([^)]*\)\.)$"
 
-# SCIP symbol -> GOID (the crosswalk; one GOID per symbol: redefinitions share a symbol, the
-# first in the file that runs, not only under a type checker, is the one the call graph names too)
+# SCIP symbol -> GOID: the one scip_ingest gave it (`crosswalk.symbol_goids_sql`: where several
+# definitions share a symbol, the first that runs, as the call graph names it), its first file's
 SYMBOL_GOIDS_SQL = """
-    WITH named AS (
-        SELECT x.symbol, x.goid, g.kind, (g.path, coalesce(a.type_checking, false), g.ordinal, g.goid) AS rank
-        FROM core.goid_crosswalk x JOIN core.goids g ON g.goid = x.goid
-        LEFT JOIN core.ast_nodes a ON a.path = g.path AND a.qualname = g.qualname AND a.ordinal = g.ordinal
-    )
-    SELECT symbol, arg_min(goid, rank) AS goid, arg_min(kind, rank) AS kind FROM named GROUP BY symbol
+    SELECT s.symbol, arg_min(s.goid, s.def_path) AS goid, arg_min(g.kind, s.def_path) AS kind
+    FROM core.scip_symbols s JOIN core.goids g ON g.goid = s.goid
+    GROUP BY s.symbol
 """
 
 # symbols defined in the repository that a use can refer to: not locals, parameters or type parameters
