@@ -213,6 +213,12 @@ EDITS = {
     "method_becomes_module_function": lambda s: s.replace(
         "    async def wait(self):\n        await self.stop\n", "\nasync def wait(self):\n    await self.stop\n"
     ),
+    # the statement holding a nested definition deleted: it now continues the class before it
+    "block_header_deleted_before_a_nested_function": lambda s: s.replace(
+        'if os.environ.get("X"):\n    def conditional():\n        pass\nelse:\n', ""
+    ),
+    # code added after a nested function: its body's end first, then its block's
+    "function_end_then_its_block": lambda s: s.replace("        return 2\n", "        return 2\n        y = 1\n    z = 2\n"),
 }
 
 
@@ -247,6 +253,40 @@ def test_random_edits_give_the_outline_of_the_new_version() -> None:
         checked += 1
         assert signature(updated(BASE, text)) == signature(outline_of(text)), text
     assert checked > 50
+
+
+def test_random_edits_with_lines_of_every_depth_give_the_outline_of_the_new_version() -> None:
+    """As above, with single lines of code, headers and comments at each depth inserted too
+    (a header deleted or added before nested definitions, a body's end moved): 2,000 edits."""
+    import ast
+
+    lines_of_every_depth = [
+        "x = 1", "    y = 2", "        z = 3", "", "# c", "    # c", "def f():", "    def g(self):", "class K:",
+        "    pass", "        pass", "@d", "    @d", "else:", "    else:",
+    ]  # fmt: skip
+    rng = random.Random(11)
+    base = source_lines(BASE)
+    checked = 0
+    for _ in range(2000):
+        lines = list(base)
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(len(lines) + 1)
+            draw = rng.random()
+            if draw < 0.4 and lines:
+                del lines[at : at + rng.randint(1, 4)]
+            elif draw < 0.55:
+                lines[at:at] = [rng.choice(lines_of_every_depth)]
+            else:
+                start = rng.randrange(len(base))
+                lines[at:at] = base[start : start + rng.randint(1, 5)]
+        text = "\n".join(lines) + "\n"
+        try:
+            ast.parse(text)
+        except SyntaxError:
+            continue
+        checked += 1
+        assert signature(updated(BASE, text)) == signature(outline_of(text)), text
+    assert checked > 300
 
 
 def test_a_renamed_class_keeps_its_identity_through_the_lines_it_kept() -> None:

@@ -589,10 +589,21 @@ class _Change:
 
     def extends(self, col: int) -> bool:
         """Whether, after a definition at column `col` (not right after it), it may continue
-        that definition's body: its added code is all indented deeper, and does not replace
-        code at the depth it starts at (a line of what follows the definition, such as an
-        argument of a call spread over lines, stays a line of it)."""
-        return self.least_indent is not None and self.least_indent > col and self.removed_indent != self.indent
+        that definition's body: its added code begins indented deeper (what follows may be
+        shallower: the body's end, then its parent's statements), and does not replace code at
+        the depth it starts at (a line of what follows the definition, such as an argument of a
+        call spread over lines, stays a line of it)."""
+        return self.indent is not None and self.indent > col and self.removed_indent != self.indent
+
+    def shallower(self, col: int) -> bool:
+        """Whether some code it removes or adds is indented less than `col`."""
+        if self.least_indent is not None and self.least_indent < col:
+            return True
+        for raw in self.hunk.removed:
+            text = raw.lstrip()
+            if text and not text.startswith(b"#") and len(raw) - len(text) < col:
+                return True
+        return False
 
     def at_depth(self, indent: int) -> bool:
         """Whether the code it adds (if any) is all at `indent`, no deeper and no shallower."""
@@ -723,6 +734,16 @@ class _UpdateState:
                 own[j0 - 1].append(ch)
             else:
                 gaps[j0].append(ch)
+        indent = 0 if old.kind == MODULE else old.body_col
+        for ch in changes:  # a compound statement's header changed before the children nested in it
+            g = bisect_right(starts, ch.b)  # the first child after it
+            if g < n and kids[g].col > indent and (g == 0 or ch.b > ends[g - 1]) and ch.shallower(kids[g].col):
+                for k in range(g, n):
+                    if kids[k].col <= indent:
+                        break
+                    status[k] = _MEMBER
+                    gaps[k].extend(own[k])
+                    own[k] = []
         for k in range(n):
             if status[k] == _MEMBER and heads[k]:
                 gaps[k].extend(heads[k])
@@ -745,7 +766,6 @@ class _UpdateState:
                     del self.update.regions[mark[0] :], self.update.updated[mark[1] :]
                     status[k] = _MEMBER
                     gaps[k].extend(own[k] + heads[k])
-        indent = 0 if old.kind == MODULE else old.body_col
         active = [bool(gaps[g]) and not _quiet(gaps[g], indent) for g in range(n + 1)]
         quiet_end: int | None = None
         if open_end and gaps[n] and not active[n]:
