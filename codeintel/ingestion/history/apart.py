@@ -10,6 +10,7 @@ JSON on stdin and writes the files into the directory it names.
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import tempfile
@@ -25,18 +26,27 @@ import pyarrow as pa
 
 from codeintel.config import ToolsConfig
 from codeintel.errors import CodeIntelError
+from codeintel.ingestion.history import split
 from codeintel.ingestion.history.collect import (
     HistoryFacts,
     HistoryPlan,
     HistorySettings,
     PlanMode,
     RepoHistory,
+    WalkPart,
     collect_history,
 )
 from codeintel.ingestion.history.lineage import Columns
 from codeintel.ingestion.tools import ToolService
+from codeintel.storage.catalog import Table
+
+logger = logging.getLogger(__name__)
 
 _OUTPUTS = ("commits", "file_changes", "function_changes", "versions", "head_files", "head_defs")
+_TABLE_NAMES = {
+    "commits": Table.COMMITS, "file_changes": Table.FILE_CHANGES, "function_changes": Table.FUNCTION_CHANGES,
+    "versions": Table.VERSIONS, "head_files": Table.HEAD_FILES, "head_defs": Table.HEAD_DEFS,
+}  # fmt: skip
 
 
 class Rows:
@@ -88,22 +98,29 @@ class ColdWalk:
     def facts(self, repo: Path) -> Iterator[HistoryFacts]:
         """The walk's facts, backed by files that exist until the block ends (then cleaned up)."""
         try:
-            self._done.join()
-            tmp = Path(self._tmp.name)
-            result_file = tmp / "result.json"
-            if self._process.returncode != 0 or not result_file.is_file():
-                error = self._stderr.decode("utf-8", "replace")[-3000:]
-                raise CodeIntelError(f"the history walk of {repo} failed (exit {self._process.returncode}): {error}")
-            result = json.loads(result_file.read_text())
-            tables = {
-                name: Rows(result["tables"][name], tmp / f"{name}.arrow", result["rows"][name]) for name in _OUTPUTS
-            }
-            yield HistoryFacts(
-                tables["commits"], tables["file_changes"], tables["function_changes"], tables["versions"],
-                tables["head_files"], tables["head_defs"], result["head_paths"], True, result["stats"], result["timings"],
-            )  # fmt: skip
+            yield self.read(repo)
         finally:
             self.cancel()
+
+    def read(self, repo: Path) -> HistoryFacts:
+        """Wait for the walk; its facts, backed by files that exist until `cancel`."""
+        self._done.join()
+        tmp = Path(self._tmp.name)
+        result_file = tmp / "result.json"
+        if self._process.returncode != 0 or not result_file.is_file():
+            error = self._stderr.decode("utf-8", "replace")[-3000:]
+            raise CodeIntelError(f"the history walk of {repo} failed (exit {self._process.returncode}): {error}")
+        result = json.loads(result_file.read_text())
+        tables = {
+            name: Rows(result["tables"][name], tmp / f"{name}.arrow", result["rows"][name])
+            for name in (*_OUTPUTS, "orphans", "made_again")
+            if name in result["tables"]
+        }
+        return HistoryFacts(
+            tables["commits"], tables["file_changes"], tables["function_changes"], tables["versions"],
+            tables["head_files"], tables["head_defs"], result["head_paths"], True, result["stats"], result["timings"],
+            tables.get("orphans"), tables.get("made_again"),
+        )  # fmt: skip
 
     def cancel(self) -> None:
         """Stop the walk if it still runs and remove its files (idempotent)."""
@@ -117,8 +134,20 @@ def start_cold_walk(
     tools: ToolService, repo: Path, repo_name: str, plan: HistoryPlan, settings: HistorySettings
 ) -> ColdWalk:
     """Start walking the whole history in a child process (it reads nothing stored, so it can
-    run beside anything else: the local runner starts it right after the scan)."""
+    run beside anything else: the local runner starts it right after the scan).  The child
+    walks a long history in two halves at once (`split`)."""
     assert plan.mode == PlanMode.COLD
+    return _started(tools, repo, repo_name, plan, settings, None)
+
+
+def _started(
+    tools: ToolService,
+    repo: Path,
+    repo_name: str,
+    plan: HistoryPlan,
+    settings: HistorySettings,
+    part: dict[str, Any] | None,
+) -> ColdWalk:
     tmp = tempfile.TemporaryDirectory(prefix="codeintel-history-")
     request = {
         "repo": str(repo),
@@ -127,8 +156,44 @@ def start_cold_walk(
         "settings": asdict(settings),
         "repo_history": {"head": plan.repo.head, "shallow": sorted(plan.repo.shallow), "digest": plan.repo.digest},
         "out": tmp.name,
+        "part": part,
     }
     return ColdWalk(plan, request, tmp)
+
+
+def _walk_in_halves(
+    tools: ToolService, repo: Path, repo_name: str, plan: HistoryPlan, settings: HistorySettings, cut: split.Cut
+) -> tuple[dict[str, pa.Table], dict[str, Any]] | None:
+    """The tables of a cold walk whose halves (`split`) walk in two child processes at once,
+    stitched, and the walk's figures; None where they do not join (`split.stitch_ids`)."""
+    boundary = list(cut.boundary)
+    older_walk = _started(tools, repo, repo_name, plan, settings, {"older": True, "boundary": boundary})
+    newer_walk = _started(tools, repo, repo_name, plan, settings, {"older": False, "boundary": boundary})
+    try:
+        older, newer = older_walk.read(repo), newer_walk.read(repo)
+        assert newer.orphans is not None and newer.made_again is not None
+        ids = split.stitch_ids(older.versions.table(), newer.orphans.table(), newer.made_again.table())
+        if ids is None:
+            return None
+        lineages, files = ids
+        tables: dict[str, pa.Table] = {}
+        for name in _OUTPUTS:
+            new_part = getattr(newer, name).table()
+            for column in ("lineage_id", "file_id"):
+                if column in new_part.column_names:
+                    new_part = split.remap_text(new_part, column, lineages if column == "lineage_id" else files)
+            if name == "versions":
+                new_part = split.remap_packed(new_part, "lineages", lineages)
+            tables[name] = split.concat([new_part] if name.startswith("head_") else [getattr(older, name).table(), new_part])
+        stats = dict(older.stats)
+        for key, value in newer.stats.items():
+            stats[key] = stats.get(key, 0) + value
+        stats["split_at"] = cut.position
+        timings = {f"older_{k}": v for k, v in older.timings.items()} | {f"newer_{k}": v for k, v in newer.timings.items()}
+        return tables, {"stats": stats, "timings": timings, "head_paths": newer.head_paths}
+    finally:
+        older_walk.cancel()
+        newer_walk.cancel()
 
 
 @contextmanager
@@ -177,15 +242,44 @@ def main() -> int:
             PlanMode.COLD,
             RepoHistory(repo_history["head"], frozenset(repo_history["shallow"]), repo_history["digest"]),
         )
+        tools = ToolService(ToolsConfig(**request["tools"]))
+        repo, settings = Path(request["repo"]), HistorySettings(**request["settings"])
+        part = None
+        if not request.get("part") and settings.split_min_commits and repo_history["head"]:
+            cut = split.choose_cut(tools, repo, repo_history["head"], settings.split_min_commits)
+            halves = _walk_in_halves(tools, repo, request["repo_name"], plan, settings, cut) if cut else None
+            if halves is not None:
+                tables, figures = halves
+                for name, table in tables.items():
+                    with pa.OSFile(str(out / f"{name}.arrow"), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as w:
+                        w.write_table(table)
+                result = {
+                    "tables": {name: _TABLE_NAMES[name] for name in tables},
+                    "rows": {name: table.num_rows for name, table in tables.items()},
+                    **figures,
+                }
+                (out / "result.json").write_text(json.dumps(result))
+                return 0
+            if cut is not None:
+                logger.warning("history: the two halves of the walk of %s do not join; walking it whole", repo)
+        if request.get("part"):
+            boundary = tuple(request["part"]["boundary"])
+            part = WalkPart(True, boundary)
+            if not request["part"]["older"]:
+                part = WalkPart(
+                    False, boundary, split.generations(tools, repo, repo_history["head"]),
+                    split.versions_made(tools, repo, boundary, settings.timeout_s),
+                )  # fmt: skip
         facts = collect_history(
-            ToolService(ToolsConfig(**request["tools"])), Path(request["repo"]), request["repo_name"], plan,
-            HistorySettings(**request["settings"]), generations=_refuse, stored_versions=_refuse, stored_head=dict,
-            spool=out,
+            tools, repo, request["repo_name"], plan, settings, generations=_refuse, stored_versions=_refuse,
+            stored_head=dict, spool=out, part=part,
         )  # fmt: skip
         columns = {name: getattr(facts, name) for name in _OUTPUTS}
+        if facts.orphans is not None and facts.made_again is not None:
+            columns["orphans"], columns["made_again"] = facts.orphans, facts.made_again
         for name, rows in columns.items():
             assert isinstance(rows, Columns)
-            if name in ("head_files", "head_defs"):  # made after the walk: not spooled yet
+            if name in ("head_files", "head_defs", "orphans", "made_again"):  # made after the walk: not spooled yet
                 rows.spool(out / f"{name}.arrow")
             rows.close()
         result = {

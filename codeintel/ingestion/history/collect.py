@@ -84,6 +84,7 @@ class HistorySettings:
     timeout_s: float = 3600.0
     defs_budget: int = 300_000
     lines_budget: int = 800_000
+    split_min_commits: int = 4000  # a cold walk of a longer history runs in two processes at once (`split`); 0: never
 
 
 def read_repo_history(tools: ToolService, repo: Path, settings: HistorySettings) -> RepoHistory:
@@ -195,6 +196,21 @@ class HistoryFacts:
     cold: bool
     stats: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    # the newer half of a split walk (`split`): the versions made before it met as old ones, made again
+    orphans: TableRows | None = None
+    made_again: TableRows | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WalkPart:
+    """One half of a cold walk cut in two (`split`): the older one walks the commits of the
+    cut's boundary and their ancestors (no HEAD rows); the newer one the commits after them,
+    knowing the generations of every commit and which versions the older half made."""
+
+    older: bool
+    boundary: tuple[str, ...]
+    generations: dict[str, int] | None = None
+    made_before: frozenset[VersionKey] | None = None
 
 
 HEAD_FILE_COLUMNS = ("path", "blob", "file_id")
@@ -213,6 +229,7 @@ def collect_history(
     stored_head: Callable[[], dict[str, str]],
     stored_deletions: Callable[[Iterable[str]], dict[str, list[Deletion]]] = lambda _: {},
     spool: Path | None = None,
+    part: WalkPart | None = None,
 ) -> HistoryFacts:
     """Walk the commits `plan` asks for and return the rows to store.
 
@@ -221,6 +238,7 @@ def collect_history(
     definitions commits deleted (of the walked commits the new ones descend from).  With
     `spool`, a cold walk writes the rows of the walked commits to Arrow IPC stream files there
     as it goes (`<table field>.arrow`, ended by `Columns.close`) instead of holding them.
+    `part`: the half of a cold walk to do (`split`).
     """
     started = time.perf_counter()
     head = plan.repo.head
@@ -231,6 +249,8 @@ def collect_history(
         settings.defs_budget, settings.lines_budget,
     )  # fmt: skip
     revs = head + "\n" + "".join(f"^{b}\n" for b in plan.boundary)
+    if part is not None:
+        revs = "".join(f"{b}\n" for b in part.boundary) if part.older else revs + "".join(f"^{b}\n" for b in part.boundary)
     git = tools.config.git
     timings: dict[str, float] = {}
     # the walk allocates millions of objects that live on, none in a cycle: no collection walks them
@@ -241,7 +261,12 @@ def collect_history(
         ):
             commits: Iterable[CommitRecord] = parse_log(ahead)
             if cold:
-                walker = HistoryWalker(blobs, walk_settings, shallow=plan.repo.shallow)
+                newer = part is not None and not part.older
+                walker = HistoryWalker(
+                    blobs, walk_settings, shallow=plan.repo.shallow,
+                    generations=dict(part.generations or {}) if newer and part else None,
+                    made_before=part.made_before if newer and part else None,
+                )  # fmt: skip
                 if spool is not None:
                     for name, columns in walker.out.tables().items():
                         columns.spool(spool / f"{name}.arrow")
@@ -258,6 +283,13 @@ def collect_history(
                 walker.walk(records)
         timings["walk"] = time.perf_counter() - started
         walker.release()
+        if part is not None and part.older:  # HEAD is the newer half's
+            files, rows = head_rows(repo_name, [], walker.versions)
+            out = walker.out
+            return HistoryFacts(
+                out.commits, out.file_changes, out.function_changes, out.versions, files, rows, [], cold,
+                dict(out.stats), timings,
+            )  # fmt: skip
         tree = head_tree(tools, repo, head)
         before = {} if cold else stored_head()
         changed = [(p, b) for p, b in tree.items() if before.get(p) != b]
@@ -266,7 +298,8 @@ def collect_history(
         )
         missing = [k for k in changed if not isinstance(walker.versions.get(k), Version)]
         if missing:
-            walker.versions.update({k: v for k, v in stored_versions(missing).items() if k not in walker.versions})
+            if not cold:  # (cold: the versions of HEAD an older half made, `split`)
+                walker.versions.update({k: v for k, v in stored_versions(missing).items() if k not in walker.versions})
             for key in missing:
                 walker.load(key)
         files, rows = head_rows(repo_name, changed, walker.versions)
@@ -278,7 +311,7 @@ def collect_history(
     out = walker.out
     return HistoryFacts(
         out.commits, out.file_changes, out.function_changes, out.versions, files, rows, head_paths, cold,
-        dict(out.stats), timings,
+        dict(out.stats), timings, *((walker.orphans, walker.made_again) if walker.made_before is not None else ()),
     )  # fmt: skip
 
 

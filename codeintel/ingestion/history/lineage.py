@@ -256,6 +256,9 @@ class HistoryWalker:
     """Walks commits (parents first) and writes what it finds to a `WalkOutput`.
 
     `stored` looks up versions an earlier run stored (incremental runs; None when cold).
+    `made_before`: versions commits before the walked ones made, whose history another walk
+    knows (the newer half of a history cut in two, `split`): met, they are parsed, with
+    placeholder lineages and file ids (`orphans` lists them), and kept as made before.
     """
 
     def __init__(
@@ -267,8 +270,13 @@ class HistoryWalker:
         generations: dict[str, int] | None = None,
         stored: dict[VersionKey, StoredVersion] | None = None,
         deletions: dict[str, list[Deletion]] | None = None,
+        made_before: frozenset[VersionKey] | None = None,
     ) -> None:
         self.blobs = blobs
+        self.made_before = made_before
+        # versions made before, as met: as old versions (placeholders by name), made again (by position)
+        self.orphans = Columns(Table.VERSIONS, ("path", "blob", "lineages", "name_keys"))
+        self.made_again = Columns(Table.VERSIONS, ("path", "blob", "lineages", "name_keys"))
         self.settings = settings
         self.shallow = shallow
         self.generations = generations if generations is not None else {}
@@ -703,6 +711,8 @@ class HistoryWalker:
         if work.new_key is None or work.new_root is None:
             return {}
         known = self.versions.get(work.new_key)
+        if known is None and self.made_before is not None and work.new_key in self.made_before:
+            known = self._made_again(work.new_key)
         if known is not None:
             if len(defs) == len(known.lineages):
                 return {id(d): lineage for d, lineage in zip(defs, known.lineages, strict=True)}
@@ -755,7 +765,13 @@ class HistoryWalker:
             ords = _Ordinals(defs)
             for d in defs:
                 d.lineage = lineage_id("orphan", key[0], key[1], d.qualname, ords.of(d))
-            version = Version.of(lineage_id("orphan-file", key[0]), len(lines), defs)
+            if self.made_before is None:
+                version = Version.of(lineage_id("orphan-file", key[0]), len(lines), defs)
+            else:  # placeholders for the ids another walk knows (`split.stitch_ids`)
+                for d in defs:
+                    d.lineage = placeholder(key[0], d.qualname, ords.of(d))
+                version = Version.of(placeholder(key[0]), len(lines), defs)
+                self.orphans.add(key[0], key[1], *version.packed())
         else:
             align(root, version.lineages, _keys_of(version))
             if isinstance(version, StoredVersion):
@@ -764,6 +780,26 @@ class HistoryWalker:
         source = Source(root, lines, encoding)
         self.outlines.put(key, source, len(version.lineages))
         return version, source
+
+    def _made_again(self, key: VersionKey) -> Version:
+        """A version made before the commits walked (`made_before`) that one of them makes
+        again: parsed, its definitions given their placeholders (one walk gives the new
+        definitions of a version made before the lineages it has, by position: `_store`;
+        `split.stitch_ids` checks those are the lineages the placeholders stand for)."""
+        data = self.blobs.read(key[1])
+        self.out.stats["blobs_read"] += 1
+        lines = source_lines(decode_source(data)) if data is not None else []
+        encoding = source_encoding(data.split(b"\n", 2)[:2]) if data is not None else "utf-8"
+        root, _ = parse_outline(lines)
+        defs = walk(root)
+        ords = _Ordinals(defs)
+        for d in defs:
+            d.lineage = placeholder(key[0], d.qualname, ords.of(d))
+        version = Version.of(placeholder(key[0]), len(lines), defs)
+        self.versions[key] = version
+        self.outlines.put(key, Source(root, lines, encoding), len(defs))
+        self.made_again.add(key[0], key[1], *version.packed())
+        return version
 
     def _lines(self, blob: str) -> list[str]:
         """The lines of a blob of this commit (known, or read)."""
@@ -822,6 +858,13 @@ class _Ordinals:
                         self._dups[id(x)] = n
         return self._dups.get(id(d), 0)
 
+
+
+def placeholder(path: str, qualname: str = "", ordinal: int = 0) -> int:
+    """The placeholder id of a file (no name), or of a definition by name and same-name rank,
+    in a version made before the commits walked (`HistoryWalker.made_before`): one id in
+    every such version, as one lineage is (`split.stitch_ids` tells which)."""
+    return lineage_id("placeholder", path, qualname, ordinal) if qualname else lineage_id("placeholder-file", path)
 
 
 def _ignored(sha: str, ignore: frozenset[str]) -> bool:

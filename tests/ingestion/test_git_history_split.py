@@ -1,0 +1,146 @@
+"""A long history's cold walk in two halves at once (`codeintel.ingestion.history.split`).
+
+Real git histories in tmp_path, walked cold twice: in one process, and cut in two (the
+threshold lowered to these short histories).  The two halves' tables, stitched, must be the
+tables of one walk: renames, moves, a revert to a version the older half made, merges and a
+file renamed after the cut included.  Where the halves cannot be joined one to one, the history
+is walked again whole, and the tables are again one walk's.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from codeintel.config import ToolsConfig
+from codeintel.ingestion.history import split
+from codeintel.ingestion.history.apart import start_cold_walk
+from codeintel.ingestion.history.collect import HistoryPlan, HistorySettings, PlanMode, read_repo_history
+from codeintel.ingestion.tools import ToolService
+from tests.ingestion.test_git_history import git
+
+MakeRepo = Any
+TABLES = ("commits", "file_changes", "function_changes", "versions", "head_files", "head_defs")
+
+
+def cold_walk(root: Path, min_commits: int) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    """(each table's rows as sorted text, the walk's figures and timings)."""
+    tools = ToolService(ToolsConfig())
+    settings = HistorySettings(split_min_commits=min_commits)
+    plan = HistoryPlan(PlanMode.COLD, read_repo_history(tools, root, settings))
+    with start_cold_walk(tools, root, "repo", plan, settings).facts(root) as facts:
+        tables = {name: sorted(map(repr, _plain(getattr(facts, name).table()).to_pylist())) for name in TABLES}
+        figures = {**facts.stats, **facts.timings}
+    return tables, figures
+
+
+def _plain(table: pa.Table) -> pa.Table:
+    columns = [c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in table.columns]
+    return pa.table(columns, names=table.column_names)
+
+
+def function(name: str, salt: int) -> str:
+    """A function whose body tells it from the others (its name's letters) and changes with `salt`."""
+    uid = sum(map(ord, name.split("_")[0]))
+    return f"def {name}(x):\n    y = x + {salt}\n    z = y * {uid}\n    w = z - {uid % 7}\n    return w // {uid % 5 + 1}\n"
+
+
+def module(functions: dict[str, int], cls: dict[str, int] | None = None) -> str:
+    parts = [function(name, salt) for name, salt in functions.items()]
+    if cls:
+        methods = "".join(f"\n    def {m}(self):\n        return {s}\n" for m, s in cls.items())
+        parts.append(f"class Engine:{methods}")
+    return "\n\n".join(parts)
+
+
+def scripted_history(make_repo: MakeRepo, tmp_path: Path, *, rename_before_revert: bool = False) -> Any:
+    """40-odd commits: bodies edited, functions added, renamed and moved between files, a file
+    renamed, a docs-only commit every fifth; after the middle a file set back to a version of
+    before it (a revert), and a side branch merged.  With `rename_before_revert`, the reverted
+    file's function was renamed in between (its name then is another placeholder's)."""
+    a = {f"a{i}": i for i in range(5)}
+    b = {f"b{i}": i for i in range(4)}
+    d = {f"d{i}": i for i in range(3)}
+    methods = {"start": 1, "stop": 2}
+    repo = make_repo(tmp_path, {"pkg/a.py": module(a, methods), "pkg/b.py": module(b), "pkg/d.py": module(d), "README": "0"})
+    rng = random.Random(5)
+    kept_d: str | None = None
+    b_path = "pkg/b.py"
+    for i in range(1, 44):
+        kind = i % 5
+        if kind == 0:
+            repo.apply({"README": str(i)}, f"docs {i}")
+        elif kind == 1:
+            name = rng.choice(sorted(a))
+            a[name] += 10
+            methods["stop"] += 1
+            repo.apply({"pkg/a.py": module(a, methods)}, f"edit {name}")
+        elif kind == 2:
+            b[f"new{i}"] = i
+            repo.apply({b_path: module(b)}, f"add new{i}")
+        elif kind == 3:
+            old = sorted(b)[0]
+            b[f"{old}_renamed"] = b.pop(old)
+            repo.apply({b_path: module(b)}, f"rename {old}")
+        elif len(a) > 2:
+            name = sorted(a)[-1]
+            b[name] = a.pop(name)
+            repo.apply({"pkg/a.py": module(a, methods), b_path: module(b)}, f"move {name}")
+        if i == 16:
+            kept_d = module(d)
+            repo.apply({"pkg/d.py": kept_d + "\n# kept\n"}, "d as it will be again")
+            kept_d += "\n# kept\n"
+        if i in (18, 27):
+            if rename_before_revert and i == 18:
+                d = {("d1_new" if k == "d1" else k): v for k, v in d.items()}
+            else:
+                d["d1" if "d1" in d else "d1_new"] += 5
+            repo.apply({"pkg/d.py": module(d)}, f"edit d {i}")
+        if i == 30:
+            assert kept_d is not None
+            repo.apply({"pkg/d.py": kept_d}, "revert d")
+        if i == 33:
+            repo.apply({b_path: None, "pkg/c.py": module(b)}, "rename b to c")
+            b_path = "pkg/c.py"
+        if i == 36:
+            git(repo.root, "checkout", "-q", "-b", "side")
+            repo.apply({"pkg/d.py": module({**d, "side": 1})}, "on the side")
+            git(repo.root, "checkout", "-q", "-")
+            a["a0"] += 100
+            repo.apply({"pkg/a.py": module(a, methods)}, "on the main line")
+            git(repo.root, "merge", "-q", "--no-ff", "-m", "merge side", "side")
+    return repo
+
+
+def test_a_history_cut_in_two_halves_gives_the_tables_of_one_walk(make_repo: MakeRepo, tmp_path: Path) -> None:
+    repo = scripted_history(make_repo, tmp_path)
+    tools = ToolService(ToolsConfig())
+    cut = split.choose_cut(tools, repo.root, repo.head(), 10)
+    assert cut is not None and len(cut.boundary) == 1
+    assert git(repo.root, "log", "-1", "--format=%s", cut.boundary[0]).startswith("docs")
+    halves, figures = cold_walk(repo.root, 10)
+    assert figures["split_at"] == cut.position and "older_walk" in figures and "newer_walk" in figures
+    whole, figures = cold_walk(repo.root, 0)
+    assert "split_at" not in figures
+    assert halves == whole
+    assert any("revert d" in row for row in whole["commits"])
+
+
+def test_halves_that_do_not_join_are_walked_again_whole(make_repo: MakeRepo, tmp_path: Path) -> None:
+    repo = scripted_history(make_repo, tmp_path, rename_before_revert=True)
+    assert split.choose_cut(ToolService(ToolsConfig()), repo.root, repo.head(), 10) is not None
+    halves, figures = cold_walk(repo.root, 10)
+    assert "split_at" not in figures and "older_walk" not in figures  # cut, walked in halves, then whole
+    whole, _ = cold_walk(repo.root, 0)
+    assert halves == whole
+
+
+def test_a_short_history_or_one_no_commit_cuts_is_walked_whole(make_repo: MakeRepo, tmp_path: Path) -> None:
+    repo = scripted_history(make_repo, tmp_path)
+    tools = ToolService(ToolsConfig())
+    assert split.choose_cut(tools, repo.root, repo.head(), 1000) is None  # too short
+    only_code = make_repo(tmp_path, {"m.py": function("f", 0)}, [{"m.py": function("f", i)} for i in range(1, 30)], name="code")
+    assert split.choose_cut(tools, only_code.root, only_code.head(), 10) is None  # every commit changes a .py file
