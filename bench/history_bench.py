@@ -84,17 +84,25 @@ def _process_kind(p: psutil.Process) -> str:
 
 def run_measured(argv: list[str]) -> dict[str, Any]:
     """One export in a fresh interpreter: wall time, and peak RSS of the largest process and of
-    the whole tree, sampled every 20 ms; the peak of each kind of process (`_process_kind`)."""
+    the whole tree, sampled every 20 ms; the peak of each kind of process (`_process_kind`);
+    and the peak of the tree's PSS (every 200 ms: reading it costs more), which counts a page
+    that processes share once, split between them (two git processes map the same pack files:
+    their RSS counts those pages twice)."""
     started = time.perf_counter()
     proc = psutil.Popen([sys.executable, "-c", RUNNER, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak_tree = peak_one = 0
+    peak_tree = peak_one = peak_pss = 0
     kinds: dict[int, str] = {}
     peaks: dict[str, int] = {}
+    samples = 0
     while proc.poll() is None:
+        samples += 1
         try:
             rss = []
+            pss = 0
             for p in [proc, *proc.children(recursive=True)]:
                 try:
+                    if samples % 10 == 0:
+                        pss += p.memory_full_info().pss
                     one = p.memory_info().rss
                     kind = kinds.get(p.pid) or ("export" if p.pid == proc.pid else _process_kind(p))
                     if not kind.startswith("python"):  # a child not yet started is a python too
@@ -104,6 +112,7 @@ def run_measured(argv: list[str]) -> dict[str, Any]:
                 rss.append(one)
                 peaks[kind] = max(peaks.get(kind, 0), one)
             peak_tree, peak_one = max(peak_tree, sum(rss)), max(peak_one, max(rss, default=0))
+            peak_pss = max(peak_pss, pss)
         except psutil.Error:
             pass
         time.sleep(0.02)
@@ -116,6 +125,7 @@ def run_measured(argv: list[str]) -> dict[str, Any]:
         "pipeline_s": round(float(result["pipeline_s"]), 3),
         "peak_rss_largest_mb": round(peak_one / 2**20, 1),
         "peak_rss_tree_mb": round(peak_tree / 2**20, 1),
+        "peak_pss_tree_mb": round(peak_pss / 2**20, 1),
         "peak_rss_by_process_mb": {k: round(v / 2**20, 1) for k, v in sorted(peaks.items(), key=lambda kv: -kv[1])},
     }
 

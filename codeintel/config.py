@@ -78,6 +78,7 @@ class HistoryConfig:
     coupling_window_days: int = 0  # 0: the whole history
     timeseries_weeks: int = 52
     timeseries_interval_days: int = 7
+    split_min_commits: int = 4000  # a longer history's cold walk runs in two halves at once; 0: never
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +163,7 @@ _SETTINGS: dict[str, tuple[str, str, Any]] = {
     "history_coupling_window_days": ("history", "coupling_window_days", int),
     "history_timeseries_weeks": ("history", "timeseries_weeks", int),
     "history_timeseries_interval_days": ("history", "timeseries_interval_days", int),
+    "history_split_min_commits": ("history", "split_min_commits", int),
 }
 
 

@@ -254,12 +254,13 @@ def _text(table: pa.Table, column: str) -> list[Any]:
 
 
 def concat(tables: Iterable[pa.Table]) -> pa.Table:
-    """One table of `tables` (same columns; dictionary columns made plain text)."""
-    plain = []
+    """One table of `tables` (same columns; text columns dictionary-encoded, as the walk's:
+    shas, paths and names repeat row after row)."""
+    parts = []
     for table in tables:
         columns = [
-            c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in table.columns
+            c.cast(pa.string()).dictionary_encode() if c.type in (pa.string(), pa.large_string()) else c
+            for c in table.columns
         ]
-        plain.append(pa.table(columns, names=table.column_names))
-    return pa.concat_tables(plain)
-
+        parts.append(pa.table(columns, names=table.column_names))
+    return pa.concat_tables(parts)

@@ -23,7 +23,9 @@ from codeintel.storage.gateway import StorageGateway
 
 
 def history_settings(config: HistoryConfig) -> HistorySettings:
-    return HistorySettings(config.huge_commit_files, config.bot_pattern, config.timeout_s)
+    return HistorySettings(
+        config.huge_commit_files, config.bot_pattern, config.timeout_s, split_min_commits=config.split_min_commits
+    )
 
 
 def history_plan(
