@@ -144,3 +144,14 @@ def test_a_short_history_or_one_no_commit_cuts_is_walked_whole(make_repo: MakeRe
     assert split.choose_cut(tools, repo.root, repo.head(), 1000) is None  # too short
     only_code = make_repo(tmp_path, {"m.py": function("f", 0)}, [{"m.py": function("f", i)} for i in range(1, 30)], name="code")
     assert split.choose_cut(tools, only_code.root, only_code.head(), 10) is None  # every commit changes a .py file
+
+
+def test_requests_history_in_two_halves_gives_the_tables_of_one_walk(shared_dir: Path, tmp_path: Path) -> None:
+    """A real history (requests: 6,489 commits, merges of long branches) cut at the default
+    threshold: the stitched tables are one walk's, row for row."""
+    clone = tmp_path / "requests"
+    git(tmp_path, "clone", "-q", str(shared_dir / "corpora" / "requests.bundle"), str(clone))
+    halves, figures = cold_walk(clone, HistorySettings().split_min_commits)
+    assert figures.get("split_at")
+    whole, _ = cold_walk(clone, 0)
+    assert halves == whole
