@@ -155,3 +155,44 @@ def test_requests_history_in_two_halves_gives_the_tables_of_one_walk(shared_dir:
     assert figures.get("split_at")
     whole, _ = cold_walk(clone, 0)
     assert halves == whole
+
+
+def test_stopping_a_walk_in_halves_stops_both_halves(make_repo: MakeRepo, tmp_path: Path) -> None:
+    """The walk's child starts the halves in its process group: cancelling the walk kills them
+    (and their git processes) too, not only the child."""
+    import time
+
+    import psutil
+
+    repo = scripted_history(make_repo, tmp_path)
+    for i in range(300):  # long enough for the halves to be seen running, and to run on for a second
+        repo.apply({"pkg/e.py": module({f"e{j}": i for j in range(40)})} if i % 2 else {"README": f"more {i}"}, f"more {i}")
+    tools = ToolService(ToolsConfig())
+    settings = HistorySettings(split_min_commits=10)
+    plan = HistoryPlan(PlanMode.COLD, read_repo_history(tools, repo.root, settings))
+    walk = start_cold_walk(tools, repo.root, "repo", plan, settings)
+    child = psutil.Process(walk._process.pid)
+
+    def is_half(p: psutil.Process) -> bool:
+        try:
+            return "codeintel.ingestion.history.apart" in " ".join(p.cmdline())
+        except psutil.Error:  # gone, or a git process not reaped yet
+            return False
+
+    halves: list[psutil.Process] = []
+    deadline = time.monotonic() + 30
+    while len(halves) < 2 and time.monotonic() < deadline:
+        halves = [p for p in child.children() if is_half(p)]
+        time.sleep(0.01)
+    assert len(halves) == 2
+    family = halves + [p for h in halves for p in h.children(recursive=True)]
+    walk.cancel()
+    _, alive = psutil.wait_procs(family, timeout=0.3)  # killed at once, not left to finish
+
+    def running(p: psutil.Process) -> bool:
+        try:
+            return p.status() != psutil.STATUS_ZOMBIE  # (killed, its parent gone: not reaped yet)
+        except psutil.NoSuchProcess:
+            return False
+
+    assert not [p for p in alive if running(p)]

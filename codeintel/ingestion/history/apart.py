@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import traceback
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -76,13 +78,17 @@ class Rows:
 class ColdWalk:
     """A cold walk running in its child process (`start_cold_walk`); `facts` waits for it."""
 
-    def __init__(self, plan: HistoryPlan, request: dict[str, Any], tmp: tempfile.TemporaryDirectory[str]) -> None:
+    def __init__(
+        self, plan: HistoryPlan, request: dict[str, Any], tmp: tempfile.TemporaryDirectory[str], *, own_group: bool
+    ) -> None:
         self.plan = plan
         self._tmp = tmp
+        # a process group of its own: stopping it stops the walks it started too (`split`)
         self._process = subprocess.Popen(
             [sys.executable, "-m", "codeintel.ingestion.history.apart"],
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=own_group,
         )  # fmt: skip
+        self._own_group = own_group
         self._stderr = b""
         self._done = threading.Thread(target=self._talk, args=(json.dumps(request).encode(),), daemon=True)
         self._done.start()
@@ -125,7 +131,11 @@ class ColdWalk:
     def cancel(self) -> None:
         """Stop the walk if it still runs and remove its files (idempotent)."""
         if self._process.poll() is None:
-            self._process.kill()
+            if self._own_group:
+                with suppress(ProcessLookupError):
+                    os.killpg(self._process.pid, signal.SIGKILL)
+            else:
+                self._process.kill()
         self._done.join()
         self._tmp.cleanup()
 
@@ -158,7 +168,7 @@ def _started(
         "out": tmp.name,
         "part": part,
     }
-    return ColdWalk(plan, request, tmp)
+    return ColdWalk(plan, request, tmp, own_group=part is None)
 
 
 def _walk_in_halves(
