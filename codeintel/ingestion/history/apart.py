@@ -3,8 +3,10 @@
 A whole history's walk builds millions of small objects (the outlines of thousands of file
 versions) that Python keeps the memory of once freed; run apart, that memory is the system's
 again when the walk ends, and the step's process only holds the rows, which come back as Arrow
-IPC stream files (memory-mapped), written batch by batch as the walk goes (not held by it).  `python -m codeintel.ingestion.history.apart` reads its request as
-JSON on stdin and writes the files into the directory it names.
+IPC stream files (memory-mapped), written batch by batch as the walk goes (not held by it).
+`python -m codeintel.ingestion.history.apart` reads its request as JSON on stdin and writes the
+files into the directory it names.  A long history is walked in two halves at once, each in a
+child process of this one (`split`), and the tables it writes are the halves' stitched.
 """
 
 from __future__ import annotations
@@ -254,35 +256,11 @@ def main() -> int:
         )
         tools = ToolService(ToolsConfig(**request["tools"]))
         repo, settings = Path(request["repo"]), HistorySettings(**request["settings"])
-        part = None
-        if not request.get("part") and settings.split_min_commits and repo_history["head"]:
-            cut = split.choose_cut(tools, repo, repo_history["head"], settings.split_min_commits)
-            halves = _walk_in_halves(tools, repo, request["repo_name"], plan, settings, cut) if cut else None
-            if halves is not None:
-                tables, figures = halves
-                for name, table in tables.items():
-                    with pa.OSFile(str(out / f"{name}.arrow"), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as w:
-                        w.write_table(table)
-                result = {
-                    "tables": {name: _TABLE_NAMES[name] for name in tables},
-                    "rows": {name: table.num_rows for name, table in tables.items()},
-                    **figures,
-                }
-                (out / "result.json").write_text(json.dumps(result))
-                return 0
-            if cut is not None:
-                logger.warning("history: the two halves of the walk of %s do not join; walking it whole", repo)
-        if request.get("part"):
-            boundary = tuple(request["part"]["boundary"])
-            part = WalkPart(True, boundary)
-            if not request["part"]["older"]:
-                part = WalkPart(
-                    False, boundary, split.generations(tools, repo, repo_history["head"]),
-                    split.versions_made(tools, repo, boundary, settings.timeout_s),
-                )  # fmt: skip
+        if not request.get("part") and _walked_in_halves(tools, repo, request["repo_name"], plan, settings, out):
+            return 0
         facts = collect_history(
             tools, repo, request["repo_name"], plan, settings, generations=_refuse, stored_versions=_refuse,
-            stored_head=dict, spool=out, part=part,
+            stored_head=dict, spool=out, part=_part(request.get("part"), tools, repo, plan, settings),
         )  # fmt: skip
         columns = {name: getattr(facts, name) for name in _OUTPUTS}
         if facts.orphans is not None and facts.made_again is not None:
@@ -292,18 +270,61 @@ def main() -> int:
             if name in ("head_files", "head_defs", "orphans", "made_again"):  # made after the walk: not spooled yet
                 rows.spool(out / f"{name}.arrow")
             rows.close()
-        result = {
-            "tables": {name: str(rows.table_name) for name, rows in columns.items()},
-            "rows": {name: len(rows) for name, rows in columns.items()},
-            "stats": facts.stats,
-            "head_paths": facts.head_paths,
-            "timings": facts.timings,
-        }
-        (out / "result.json").write_text(json.dumps(result))
+        tables = {name: str(rows.table_name) for name, rows in columns.items()}
+        _write_result(out, tables, {name: len(rows) for name, rows in columns.items()}, facts.stats, facts.timings, facts.head_paths)
     except Exception:
         sys.stderr.write(traceback.format_exc())
         return 1
     return 0
+
+
+def _walked_in_halves(
+    tools: ToolService, repo: Path, repo_name: str, plan: HistoryPlan, settings: HistorySettings, out: Path
+) -> bool:
+    """Walk a long history in two halves (`split`) and write the stitched tables into `out`;
+    False where it is not cut, or its halves do not join (then it is walked whole)."""
+    head = plan.repo.head
+    cut = split.choose_cut(tools, repo, head, settings.split_min_commits) if settings.split_min_commits and head else None
+    halves = _walk_in_halves(tools, repo, repo_name, plan, settings, cut) if cut else None
+    if halves is None:
+        if cut is not None:
+            logger.warning("history: the two halves of the walk of %s do not join; walking it whole", repo)
+        return False
+    tables, figures = halves
+    for name, table in tables.items():
+        with pa.OSFile(str(out / f"{name}.arrow"), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+    rows = {name: table.num_rows for name, table in tables.items()}
+    _write_result(out, {name: _TABLE_NAMES[name] for name in tables}, rows, **figures)
+    return True
+
+
+def _part(
+    part: dict[str, Any] | None, tools: ToolService, repo: Path, plan: HistoryPlan, settings: HistorySettings
+) -> WalkPart | None:
+    """The half of a split walk a request asks for (the newer one learns what it needs of the older)."""
+    if not part:
+        return None
+    boundary = tuple(part["boundary"])
+    if part["older"]:
+        return WalkPart(True, boundary)
+    assert plan.repo.head is not None
+    return WalkPart(
+        False, boundary, split.generations(tools, repo, plan.repo.head),
+        split.versions_made(tools, repo, boundary, settings.timeout_s),
+    )  # fmt: skip
+
+
+def _write_result(
+    out: Path,
+    tables: dict[str, str],
+    rows: dict[str, int],
+    stats: dict[str, int],
+    timings: dict[str, float],
+    head_paths: list[str],
+) -> None:
+    result = {"tables": tables, "rows": rows, "stats": stats, "head_paths": head_paths, "timings": timings}
+    (out / "result.json").write_text(json.dumps(result))
 
 
 if __name__ == "__main__":

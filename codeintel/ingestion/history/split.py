@@ -21,7 +21,7 @@ one walk would.  Where the placeholders do not map one to one, the history is wa
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -177,6 +177,7 @@ def stitch_ids(
             if files.setdefault(placeholder(path), file_id) != file_id:
                 return None
             mine = np.frombuffer(placeholders, dtype=np.int64).tolist()
+            found: Sequence[int | None]
             if by_name:
                 found = _aligned(keys, their_lineages, their_keys)
             elif len(their_lineages) == len(placeholders):
