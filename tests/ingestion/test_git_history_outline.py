@@ -217,6 +217,11 @@ EDITS = {
     "block_header_deleted_before_a_nested_function": lambda s: s.replace(
         'if os.environ.get("X"):\n    def conditional():\n        pass\nelse:\n', ""
     ),
+    # a block of functions becomes a class, the second one's signature edited in place
+    "block_becomes_a_class": lambda s: s.replace(
+        'if os.environ.get("X"):\n    def conditional():\n        pass\nelse:\n    def conditional():',
+        "class Holder:\n    def conditional(self):\n        pass\n\n    def conditional(self, x):",
+    ),
     # code added after a nested function: its body's end first, then its block's
     "function_end_then_its_block": lambda s: s.replace("        return 2\n", "        return 2\n        y = 1\n    z = 2\n"),
 }
@@ -427,3 +432,30 @@ def test_spooled_rows_are_written_batch_by_batch_and_read_back_whole(tmp_path: P
 
     assert back.num_rows == len(spooled) == 7
     assert {n: plain(back.column(n)) for n in names} == {n: held.values(n) for n in names}
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        # code added between a header and the comments before the first statement: the body's first line moves up
+        ("def f(x):\n    # say why\n\n    return x\n", "def f(x):\n    y = 1\n    # say why\n\n    return x\n"),
+        # a header and a first statement written in one hunk
+        ("def f(x):\n    # say why\n    return x\n", "def f(x, z):\n    y = z\n    # say why\n    return x\n"),
+        # a signature edited across lines: the header only
+        ("def f(\n    x,\n):\n    # c\n    return x\n", "def f(\n    x,\n    z=1,\n):\n    # c\n    return x\n"),
+    ],
+    ids=["code_before_the_comments", "header_and_statement", "signature_lines"],
+)
+def test_lines_added_between_a_header_and_its_first_statement(old: str, new: str) -> None:
+    text = "class A:\n" + "".join(f"    {line}\n" if line else "\n" for line in old.splitlines())
+    after = "class A:\n" + "".join(f"    {line}\n" if line else "\n" for line in new.splitlines())
+    assert signature(updated(text, after)) == signature(outline_of(after))
+
+
+def test_a_block_of_functions_that_becomes_a_class_takes_them_all_in() -> None:
+    """`if flag:` over two functions becomes `class Hooks:` (the first one's header in the same
+    hunk, the second one's signature edited in a hunk of its own): both are the class's methods."""
+    old = "if flag:\n    import uuid\n\n    def a(node):\n        return 1\n\n    def b(node):\n        return 2\n"
+    new = "class Hooks:\n    def a(self, node):\n        return 1\n\n    def b(self, node):\n        return 2\n"
+    assert signature(updated(old, new)) == signature(outline_of(new))
+    assert [d.qualname for d in walk(outline_of(new))] == ["Hooks", "Hooks.a", "Hooks.b"]

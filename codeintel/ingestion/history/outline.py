@@ -720,7 +720,12 @@ class _UpdateState:
                 else:
                     status[i] = max(status[i], _TAIL)
                 own[i].append(ch)
-            elif i >= 0 and kids[i].start <= ch.b < kids[i].body and ch.keeps_header(ch.a == kids[i].start):
+            elif (
+                i >= 0
+                and kids[i].start <= ch.b < kids[i].body
+                and ch.keeps_header(ch.a == kids[i].start)
+                and not self._past_header(ch)
+            ):
                 status[i] = max(status[i], _INSIDE)  # a header edited in place
                 heads[i].append(ch)
             elif j0 <= j1:  # over a header
@@ -736,8 +741,9 @@ class _UpdateState:
                 gaps[j0].append(ch)
         indent = 0 if old.kind == MODULE else old.body_col
         for ch in changes:  # a compound statement's header changed before the children nested in it
-            g = bisect_right(starts, ch.b)  # the first child after it
-            if g < n and kids[g].col > indent and (g == 0 or ch.b > ends[g - 1]) and ch.shallower(kids[g].col):
+            g = bisect_right(starts, ch.b)  # the first child after it (not one it is inside the body of)
+            inside = g > 0 and kids[g - 1].body <= ch.a and ch.b <= ends[g - 1]
+            if g < n and kids[g].col > indent and not inside and ch.shallower(kids[g].col):
                 for k in range(g, n):
                     if kids[k].col <= indent:
                         break
@@ -925,6 +931,23 @@ class _UpdateState:
             new.end = body.last
         self.update.updated.append((new, old))
         return new
+
+    def _past_header(self, ch: _Change) -> bool:
+        """Whether code a change between a definition's first line and its first statement adds
+        comes after a line ending with a colon (the header's last, before comments or blank
+        lines): statements of the body then, not the header.  (A colon ending a line inside
+        the header's brackets makes it answer yes: the definition is parsed again.)"""
+        if ch.indent is None:
+            return False
+        at = ch.hunk.new_start - 1  # the new line before its added lines
+        colon = at >= 1 and self.new_lines()[at - 1].split("#", 1)[0].rstrip().endswith(":")
+        for raw in ch.hunk.added:
+            text = raw.split(b"#", 1)[0].strip()
+            if text:
+                if colon:
+                    return True
+                colon = text.endswith(b":")
+        return False
 
     def _plain(
         self, old: Def, changes: Sequence[_Change], n_lo: int, n_hi: int, need_first: bool, need_last: bool
