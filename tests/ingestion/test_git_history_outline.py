@@ -441,10 +441,12 @@ def test_spooled_rows_are_written_batch_by_batch_and_read_back_whole(tmp_path: P
         ("def f(x):\n    # say why\n\n    return x\n", "def f(x):\n    y = 1\n    # say why\n\n    return x\n"),
         # a header and a first statement written in one hunk
         ("def f(x):\n    # say why\n    return x\n", "def f(x, z):\n    y = z\n    # say why\n    return x\n"),
+        # code added after the blank lines that follow a header
+        ("def f(x,\n      y):\n\n\n    return x\n", "def f(x,\n      y):\n\n    z = 1\n\n    return x\n"),
         # a signature edited across lines: the header only
         ("def f(\n    x,\n):\n    # c\n    return x\n", "def f(\n    x,\n    z=1,\n):\n    # c\n    return x\n"),
     ],
-    ids=["code_before_the_comments", "header_and_statement", "signature_lines"],
+    ids=["code_before_the_comments", "header_and_statement", "code_after_blank_lines", "signature_lines"],
 )
 def test_lines_added_between_a_header_and_its_first_statement(old: str, new: str) -> None:
     text = "class A:\n" + "".join(f"    {line}\n" if line else "\n" for line in old.splitlines())

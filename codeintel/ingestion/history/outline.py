@@ -934,13 +934,16 @@ class _UpdateState:
 
     def _past_header(self, ch: _Change) -> bool:
         """Whether code a change between a definition's first line and its first statement adds
-        comes after a line ending with a colon (the header's last, before comments or blank
-        lines): statements of the body then, not the header.  (A colon ending a line inside
-        the header's brackets makes it answer yes: the definition is parsed again.)"""
+        comes after a line of code ending with a colon (the header's last; comments and blank
+        lines between): statements of the body then, not the header.  (A colon ending a line
+        inside the header's brackets makes it answer yes: the definition is parsed again.)"""
         if ch.indent is None:
             return False
-        at = ch.hunk.new_start - 1  # the new line before its added lines
-        colon = at >= 1 and self.new_lines()[at - 1].split("#", 1)[0].rstrip().endswith(":")
+        lines = self.new_lines()
+        at = ch.hunk.new_start - 1  # the last new line of code before its added lines
+        while at >= 1 and not lines[at - 1].split("#", 1)[0].strip():
+            at -= 1
+        colon = at >= 1 and lines[at - 1].split("#", 1)[0].rstrip().endswith(":")
         for raw in ch.hunk.added:
             text = raw.split(b"#", 1)[0].strip()
             if text:
