@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -236,25 +237,8 @@ def test_an_updated_outline_is_the_outline_of_the_new_version(edit: object) -> N
 def test_random_edits_give_the_outline_of_the_new_version() -> None:
     """Edits made of lines of the file itself (moved, copied, dropped), kept when the result
     still parses: the update must agree with a whole parse every time."""
-    import ast
-
-    rng = random.Random(7)
-    base = source_lines(BASE)
     checked = 0
-    for _ in range(600):
-        lines = list(base)
-        for _ in range(rng.randint(1, 3)):
-            at = rng.randrange(len(lines) + 1)
-            if rng.random() < 0.5 and lines:
-                del lines[at : at + rng.randint(1, 4)]
-            else:
-                start = rng.randrange(len(base))
-                lines[at:at] = base[start : start + rng.randint(1, 5)]
-        text = "\n".join(lines) + "\n"
-        try:
-            ast.parse(text)
-        except SyntaxError:
-            continue
+    for text in valid_edits(random.Random(7), 600, 3, delete=0.5):
         checked += 1
         assert signature(updated(BASE, text)) == signature(outline_of(text)), text
     assert checked > 50
@@ -263,24 +247,35 @@ def test_random_edits_give_the_outline_of_the_new_version() -> None:
 def test_random_edits_with_lines_of_every_depth_give_the_outline_of_the_new_version() -> None:
     """As above, with single lines of code, headers and comments at each depth inserted too
     (a header deleted or added before nested definitions, a body's end moved): 2,000 edits."""
-    import ast
-
     lines_of_every_depth = [
         "x = 1", "    y = 2", "        z = 3", "", "# c", "    # c", "def f():", "    def g(self):", "class K:",
         "    pass", "        pass", "@d", "    @d", "else:", "    else:",
     ]  # fmt: skip
-    rng = random.Random(11)
-    base = source_lines(BASE)
     checked = 0
-    for _ in range(2000):
+    for text in valid_edits(random.Random(11), 2000, 4, delete=0.4, insert=0.15, inserted=lines_of_every_depth):
+        checked += 1
+        assert signature(updated(BASE, text)) == signature(outline_of(text)), text
+    assert checked > 300
+
+
+def valid_edits(
+    rng: random.Random, tries: int, most: int, *, delete: float, insert: float = 0.0, inserted: Sequence[str] = ()
+) -> Iterator[str]:
+    """Versions of BASE that parse, each made of 1 to `most` edits: lines deleted (a `delete`
+    share of the edits), one line of `inserted` added (an `insert` share), lines of BASE copied
+    in (the rest)."""
+    import ast
+
+    base = source_lines(BASE)
+    for _ in range(tries):
         lines = list(base)
-        for _ in range(rng.randint(1, 4)):
+        for _ in range(rng.randint(1, most)):
             at = rng.randrange(len(lines) + 1)
             draw = rng.random()
-            if draw < 0.4 and lines:
+            if draw < delete and lines:
                 del lines[at : at + rng.randint(1, 4)]
-            elif draw < 0.55:
-                lines[at:at] = [rng.choice(lines_of_every_depth)]
+            elif draw < delete + insert:
+                lines[at:at] = [rng.choice(inserted)]
             else:
                 start = rng.randrange(len(base))
                 lines[at:at] = base[start : start + rng.randint(1, 5)]
@@ -289,9 +284,7 @@ def test_random_edits_with_lines_of_every_depth_give_the_outline_of_the_new_vers
             ast.parse(text)
         except SyntaxError:
             continue
-        checked += 1
-        assert signature(updated(BASE, text)) == signature(outline_of(text)), text
-    assert checked > 300
+        yield text
 
 
 def test_a_renamed_class_keeps_its_identity_through_the_lines_it_kept() -> None:
