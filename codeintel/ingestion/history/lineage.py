@@ -258,7 +258,8 @@ class HistoryWalker:
     `stored` looks up versions an earlier run stored (incremental runs; None when cold).
     `made_before`: versions commits before the walked ones made, whose history another walk
     knows (the newer half of a history cut in two, `split`): met, they are parsed, with
-    placeholder lineages and file ids (`orphans` lists them), and kept as made before.
+    placeholder lineages and file ids, and kept as made before (`orphans` lists those met as
+    old versions, `made_again` those a walked commit makes again).
     """
 
     def __init__(
@@ -763,9 +764,9 @@ class HistoryWalker:
             logger.debug("history: version %s of %s was made by no commit walked", key[1], key[0])
             defs = walk(root)
             ords = _Ordinals(defs)
-            for d in defs:
-                d.lineage = lineage_id("orphan", key[0], key[1], d.qualname, ords.of(d))
             if self.made_before is None:
+                for d in defs:
+                    d.lineage = lineage_id("orphan", key[0], key[1], d.qualname, ords.of(d))
                 version = Version.of(lineage_id("orphan-file", key[0]), len(lines), defs)
             else:  # placeholders for the ids another walk knows (`split.stitch_ids`)
                 for d in defs:
