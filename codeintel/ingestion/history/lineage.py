@@ -753,53 +753,57 @@ class HistoryWalker:
         source = self.outlines.get(key)
         if version is not None and source is not None:
             return version, source
+        parsed = self._parsed(key)
+        root, lines = parsed.root, parsed.lines or []
+        if version is None:  # a version no walked commit made: its history is unknown
+            self.out.stats["orphan_versions"] += 1
+            logger.debug("history: version %s of %s was made by no commit walked", key[1], key[0])
+            if self.made_before is None:
+                defs = walk(root)
+                ords = _Ordinals(defs)
+                for d in defs:
+                    d.lineage = lineage_id("orphan", key[0], key[1], d.qualname, ords.of(d))
+                version = Version.of(lineage_id("orphan-file", key[0]), len(lines), defs)
+            else:  # placeholders for the ids another walk knows (`split.stitch_ids`)
+                version = self._placeholders(key, parsed, self.orphans)
+        else:
+            align(root, version.lineages, _keys_of(version))
+            if isinstance(version, StoredVersion):
+                version = Version(version.file_id, version.n_lines, version.lineages, *_names_kinds(root, self._intern))
+        self.versions[key] = version
+        self.outlines.put(key, parsed, len(version.lineages))
+        return version, parsed
+
+    def _parsed(self, key: VersionKey) -> Source:
+        """The outline of the blob at `key`, parsed, with its lines."""
         data = self.blobs.read(key[1])
         self.out.stats["blobs_read"] += 1
         lines = source_lines(decode_source(data)) if data is not None else []
         encoding = source_encoding(data.split(b"\n", 2)[:2]) if data is not None else "utf-8"
         root, parser = parse_outline(lines)
         self.out.stats[f"parsed_{parser}"] += 1
-        if version is None:  # a version no walked commit made: its history is unknown
-            self.out.stats["orphan_versions"] += 1
-            logger.debug("history: version %s of %s was made by no commit walked", key[1], key[0])
-            defs = walk(root)
-            ords = _Ordinals(defs)
-            if self.made_before is None:
-                for d in defs:
-                    d.lineage = lineage_id("orphan", key[0], key[1], d.qualname, ords.of(d))
-                version = Version.of(lineage_id("orphan-file", key[0]), len(lines), defs)
-            else:  # placeholders for the ids another walk knows (`split.stitch_ids`)
-                for d in defs:
-                    d.lineage = placeholder(key[0], d.qualname, ords.of(d))
-                version = Version.of(placeholder(key[0]), len(lines), defs)
-                self.orphans.add(key[0], key[1], *version.packed())
-        else:
-            align(root, version.lineages, _keys_of(version))
-            if isinstance(version, StoredVersion):
-                version = Version(version.file_id, version.n_lines, version.lineages, *_names_kinds(root, self._intern))
-        self.versions[key] = version
-        source = Source(root, lines, encoding)
-        self.outlines.put(key, source, len(version.lineages))
-        return version, source
+        return Source(root, lines, encoding)
+
+    def _placeholders(self, key: VersionKey, parsed: Source, listed: Columns) -> Version:
+        """The version at `key` made before the commits walked (`made_before`): its parsed
+        definitions given their placeholders, listed in `listed` for the stitch."""
+        defs = walk(parsed.root)
+        ords = _Ordinals(defs)
+        for d in defs:
+            d.lineage = placeholder(key[0], d.qualname, ords.of(d))
+        version = Version.of(placeholder(key[0]), len(parsed.lines or []), defs)
+        listed.add(key[0], key[1], *version.packed())
+        return version
 
     def _made_again(self, key: VersionKey) -> Version:
         """A version made before the commits walked (`made_before`) that one of them makes
         again: parsed, its definitions given their placeholders (one walk gives the new
         definitions of a version made before the lineages it has, by position: `_store`;
         `split.stitch_ids` checks those are the lineages the placeholders stand for)."""
-        data = self.blobs.read(key[1])
-        self.out.stats["blobs_read"] += 1
-        lines = source_lines(decode_source(data)) if data is not None else []
-        encoding = source_encoding(data.split(b"\n", 2)[:2]) if data is not None else "utf-8"
-        root, _ = parse_outline(lines)
-        defs = walk(root)
-        ords = _Ordinals(defs)
-        for d in defs:
-            d.lineage = placeholder(key[0], d.qualname, ords.of(d))
-        version = Version.of(placeholder(key[0]), len(lines), defs)
+        parsed = self._parsed(key)
+        version = self._placeholders(key, parsed, self.made_again)
         self.versions[key] = version
-        self.outlines.put(key, Source(root, lines, encoding), len(defs))
-        self.made_again.add(key[0], key[1], *version.packed())
+        self.outlines.put(key, parsed, len(version.lineages))
         return version
 
     def _lines(self, blob: str) -> list[str]:
