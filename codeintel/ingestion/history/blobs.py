@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from codeintel.errors import CodeIntelError
+from codeintel.ingestion.history.gitlog import PACK_WINDOWS
 from codeintel.ingestion.tools import ToolService
 
 
@@ -45,6 +46,6 @@ def open_blobs(tools: ToolService, repo: Path, *, timeout_s: float | None = None
     git = tools.config.git
     # delta bases cached: 32 MB (git's default, 96 MB, is mostly private memory; the walk reads
     # blobs far apart in the history, so a larger cache hardly helps)
-    args = ["-c", "core.deltaBaseCacheLimit=32m", "cat-file", "--batch"]
+    args = ["-c", "core.deltaBaseCacheLimit=32m", *PACK_WINDOWS, "cat-file", "--batch"]
     with tools.process(git, args, cwd=repo, timeout_s=timeout_s) as proc:
         yield BlobReader(proc)
