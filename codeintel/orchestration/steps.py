@@ -74,7 +74,7 @@ from codeintel.ingestion.change_tracker import ChangeTracker
 from codeintel.ingestion.history import store as history_store
 from codeintel.ingestion.history.apart import ColdWalk
 from codeintel.ingestion.history.blobs import open_blobs
-from codeintel.ingestion.history.collect import PlanMode
+from codeintel.ingestion.history.plan import PlanMode
 from codeintel.ingestion.history.walk import history_plan, history_settings, start_cold_walk_if_cold, walk_with_stored
 from codeintel.ingestion.history_timeseries import (
     TimeseriesFacts,

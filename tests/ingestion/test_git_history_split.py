@@ -18,7 +18,8 @@ import pyarrow as pa
 from codeintel.config import ToolsConfig
 from codeintel.ingestion.history import split
 from codeintel.ingestion.history.apart import start_cold_walk
-from codeintel.ingestion.history.collect import HistoryPlan, HistorySettings, PlanMode, read_repo_history
+from codeintel.ingestion.history.collect import read_repo_history
+from codeintel.ingestion.history.plan import HistoryPlan, HistorySettings, PlanMode
 from codeintel.ingestion.tools import ToolService
 from tests.ingestion.test_git_history import git
 
@@ -159,7 +160,8 @@ def test_requests_history_in_two_halves_gives_the_tables_of_one_walk(shared_dir:
 
 def test_stopping_a_walk_in_halves_stops_both_halves(make_repo: MakeRepo, tmp_path: Path) -> None:
     """The walk's child starts the halves in its process group: cancelling the walk kills them
-    (and their git processes) too, not only the child."""
+    (and their git processes) too, not only the child.  While they walk, the child holds no
+    Arrow (nor the walk's modules): it waits light."""
     import time
 
     import psutil
@@ -185,6 +187,7 @@ def test_stopping_a_walk_in_halves_stops_both_halves(make_repo: MakeRepo, tmp_pa
         halves = [p for p in child.children() if is_half(p)]
         time.sleep(0.01)
     assert len(halves) == 2
+    assert not [m.path for m in child.memory_maps() if "arrow" in m.path.lower() or "numpy" in m.path.lower()]
     family = halves + [p for h in halves for p in h.children(recursive=True)]
     walk.cancel()
     _, alive = psutil.wait_procs(family, timeout=0.3)  # killed at once, not left to finish

@@ -6,7 +6,9 @@ again when the walk ends, and the step's process only holds the rows, which come
 IPC stream files (memory-mapped), written batch by batch as the walk goes (not held by it).
 `python -m codeintel.ingestion.history.apart` reads its request as JSON on stdin and writes the
 files into the directory it names.  A long history is walked in two halves at once, each in a
-child process of this one (`split`), and the tables it writes are the halves' stitched.
+child process of this one (`split`), and the tables it writes are the halves' stitched
+(`stitch`).  This module is light to import (Arrow and the walk's modules are imported where a
+walk or the stitch needs them), so that the process waiting on the halves holds little.
 """
 
 from __future__ import annotations
@@ -24,33 +26,27 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from codeintel.config import ToolsConfig
 from codeintel.errors import CodeIntelError
 from codeintel.ingestion.history import split
-from codeintel.ingestion.history.collect import (
+from codeintel.ingestion.history.plan import (
     HistoryFacts,
     HistoryPlan,
     HistorySettings,
     PlanMode,
     RepoHistory,
     WalkPart,
-    collect_history,
 )
-from codeintel.ingestion.history.lineage import Columns
 from codeintel.ingestion.tools import ToolService
-from codeintel.storage.catalog import Table
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 logger = logging.getLogger(__name__)
 
-_OUTPUTS = ("commits", "file_changes", "function_changes", "versions", "head_files", "head_defs")
-_TABLE_NAMES = {
-    "commits": Table.COMMITS, "file_changes": Table.FILE_CHANGES, "function_changes": Table.FUNCTION_CHANGES,
-    "versions": Table.VERSIONS, "head_files": Table.HEAD_FILES, "head_defs": Table.HEAD_DEFS,
-}  # fmt: skip
+_OUTPUTS = ("commits", "file_changes", "function_changes", "versions", "head_files", "head_defs")  # = stitch.OUTPUTS
 
 
 class Rows:
@@ -64,10 +60,14 @@ class Rows:
         self._rows = n_rows
 
     def table(self) -> pa.Table:
+        import pyarrow as pa  # lazy: `apart` is light to import (its process waits on two halves)
+
         with pa.memory_map(str(self._path)) as source:
             return pa.ipc.open_stream(source).read_all()
 
     def values(self, name: str) -> list[Any]:
+        import pyarrow as pa  # lazy (as in `table`)
+
         column = self.table().column(name)
         if pa.types.is_dictionary(column.type):
             column = column.cast(column.type.value_type)
@@ -177,26 +177,19 @@ def _walk_in_halves(
     tools: ToolService, repo: Path, repo_name: str, plan: HistoryPlan, settings: HistorySettings, cut: split.Cut
 ) -> tuple[dict[str, pa.Table], dict[str, Any]] | None:
     """The tables of a cold walk whose halves (`split`) walk in two child processes at once,
-    stitched, and the walk's figures; None where they do not join (`split.stitch_ids`)."""
+    stitched, and the walk's figures; None where they do not join (`stitch.stitch_ids`)."""
     boundary = list(cut.boundary)
     older_walk = _started(tools, repo, repo_name, plan, settings, {"older": True, "boundary": boundary})
     newer_walk = _started(tools, repo, repo_name, plan, settings, {"older": False, "boundary": boundary})
     try:
         older, newer = older_walk.read(repo), newer_walk.read(repo)
-        assert newer.orphans is not None and newer.made_again is not None
-        ids = split.stitch_ids(older.versions.table(), newer.orphans.table(), newer.made_again.table())
-        if ids is None:
+        # lazy: Arrow and the walk's modules are imported once the halves are done, so that this
+        # process holds about 20 MB, not 65, while they walk
+        from codeintel.ingestion.history import stitch
+
+        tables = stitch.stitched(older, newer)
+        if tables is None:
             return None
-        lineages, files = ids
-        tables: dict[str, pa.Table] = {}
-        for name in _OUTPUTS:
-            new_part = getattr(newer, name).table()
-            for column in ("lineage_id", "file_id"):
-                if column in new_part.column_names:
-                    new_part = split.remap_text(new_part, column, lineages if column == "lineage_id" else files)
-            if name == "versions":
-                new_part = split.remap_packed(new_part, "lineages", lineages)
-            tables[name] = split.concat([new_part] if name.startswith("head_") else [getattr(older, name).table(), new_part])
         stats = dict(older.stats)
         for key, value in newer.stats.items():
             stats[key] = stats.get(key, 0) + value
@@ -206,39 +199,6 @@ def _walk_in_halves(
     finally:
         older_walk.cancel()
         newer_walk.cancel()
-
-
-@contextmanager
-def cold_walk_apart(
-    tools: ToolService, repo: Path, repo_name: str, plan: HistoryPlan, settings: HistorySettings
-) -> Iterator[HistoryFacts]:
-    """Walk the whole history in a child process; the facts (backed by files that exist until
-    the block ends)."""
-    with start_cold_walk(tools, repo, repo_name, plan, settings).facts(repo) as facts:
-        yield facts
-
-
-@contextmanager
-def walk_history(
-    tools: ToolService,
-    repo: Path,
-    repo_name: str,
-    plan: HistoryPlan,
-    settings: HistorySettings,
-    started: ColdWalk | None = None,
-    **readers: Any,
-) -> Iterator[HistoryFacts]:
-    """The facts of the walk `plan` asks for: a cold walk apart (`cold_walk_apart`, or the one
-    `started` ahead when it is that walk), new commits in this process (`collect_history`, with
-    `readers` of what is stored)."""
-    if started is not None and started.same_walk(plan):
-        with started.facts(repo) as facts:
-            yield facts
-    elif plan.mode == PlanMode.COLD:
-        with cold_walk_apart(tools, repo, repo_name, plan, settings) as facts:
-            yield facts
-    else:
-        yield collect_history(tools, repo, repo_name, plan, settings, **readers)
 
 
 def _refuse(*_: object) -> Any:
@@ -258,24 +218,40 @@ def main() -> int:
         repo, settings = Path(request["repo"]), HistorySettings(**request["settings"])
         if not request.get("part") and _walked_in_halves(tools, repo, request["repo_name"], plan, settings, out):
             return 0
-        facts = collect_history(
-            tools, repo, request["repo_name"], plan, settings, generations=_refuse, stored_versions=_refuse,
-            stored_head=dict, spool=out, part=_part(request.get("part"), tools, repo, plan, settings),
-        )  # fmt: skip
-        columns = {name: getattr(facts, name) for name in _OUTPUTS}
-        if facts.orphans is not None and facts.made_again is not None:
-            columns["orphans"], columns["made_again"] = facts.orphans, facts.made_again
-        for name, rows in columns.items():
-            assert isinstance(rows, Columns)
-            if name in ("head_files", "head_defs", "orphans", "made_again"):  # made after the walk: not spooled yet
-                rows.spool(out / f"{name}.arrow")
-            rows.close()
-        tables = {name: str(rows.table_name) for name, rows in columns.items()}
-        _write_result(out, tables, {name: len(rows) for name, rows in columns.items()}, facts.stats, facts.timings, facts.head_paths)
+        _walk(tools, repo, request["repo_name"], plan, settings, out, request.get("part"))
     except Exception:
         sys.stderr.write(traceback.format_exc())
         return 1
     return 0
+
+
+def _walk(
+    tools: ToolService,
+    repo: Path,
+    repo_name: str,
+    plan: HistoryPlan,
+    settings: HistorySettings,
+    out: Path,
+    part: dict[str, Any] | None,
+) -> None:
+    """Walk the history (or the half `part` names) in this process, its tables spooled into `out`."""
+    from codeintel.ingestion.history.collect import collect_history  # lazy: see `_walk_in_halves`
+    from codeintel.ingestion.history.lineage import Columns
+
+    facts = collect_history(
+        tools, repo, repo_name, plan, settings, generations=_refuse, stored_versions=_refuse,
+        stored_head=dict, spool=out, part=_part(part, tools, repo, plan, settings),
+    )  # fmt: skip
+    columns = {name: getattr(facts, name) for name in _OUTPUTS}
+    if facts.orphans is not None and facts.made_again is not None:
+        columns["orphans"], columns["made_again"] = facts.orphans, facts.made_again
+    for name, rows in columns.items():
+        assert isinstance(rows, Columns)
+        if name in ("head_files", "head_defs", "orphans", "made_again"):  # made after the walk: not spooled yet
+            rows.spool(out / f"{name}.arrow")
+        rows.close()
+    tables = {name: str(rows.table_name) for name, rows in columns.items()}
+    _write_result(out, tables, {name: len(rows) for name, rows in columns.items()}, facts.stats, facts.timings, facts.head_paths)
 
 
 def _walked_in_halves(
@@ -290,12 +266,12 @@ def _walked_in_halves(
         if cut is not None:
             logger.warning("history: the two halves of the walk of %s do not join; walking it whole", repo)
         return False
+    from codeintel.ingestion.history import stitch  # imported by `_walk_in_halves` already
+
     tables, figures = halves
-    for name, table in tables.items():
-        with pa.OSFile(str(out / f"{name}.arrow"), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
-            writer.write_table(table)
+    stitch.write_tables(out, tables)
     rows = {name: table.num_rows for name, table in tables.items()}
-    _write_result(out, {name: _TABLE_NAMES[name] for name in tables}, rows, **figures)
+    _write_result(out, {name: str(stitch.TABLE_NAMES[name]) for name in tables}, rows, **figures)
     return True
 
 

@@ -764,7 +764,7 @@ class HistoryWalker:
                 for d in defs:
                     d.lineage = lineage_id("orphan", key[0], key[1], d.qualname, ords.of(d))
                 version = Version.of(lineage_id("orphan-file", key[0]), len(lines), defs)
-            else:  # placeholders for the ids another walk knows (`split.stitch_ids`)
+            else:  # placeholders for the ids another walk knows (`stitch.stitch_ids`)
                 version = self._placeholders(key, parsed, self.orphans)
         else:
             align(root, version.lineages, _keys_of(version))
@@ -799,7 +799,7 @@ class HistoryWalker:
         """A version made before the commits walked (`made_before`) that one of them makes
         again: parsed, its definitions given their placeholders (one walk gives the new
         definitions of a version made before the lineages it has, by position: `_store`;
-        `split.stitch_ids` checks those are the lineages the placeholders stand for)."""
+        `stitch.stitch_ids` checks those are the lineages the placeholders stand for)."""
         parsed = self._parsed(key)
         version = self._placeholders(key, parsed, self.made_again)
         self.versions[key] = version
@@ -868,7 +868,7 @@ class _Ordinals:
 def placeholder(path: str, qualname: str = "", ordinal: int = 0) -> int:
     """The placeholder id of a file (no name), or of a definition by name and same-name rank,
     in a version made before the commits walked (`HistoryWalker.made_before`): one id in
-    every such version, as one lineage is (`split.stitch_ids` tells which)."""
+    every such version, as one lineage is (`stitch.stitch_ids` tells which)."""
     return lineage_id("placeholder", path, qualname, ordinal) if qualname else lineage_id("placeholder-file", path)
 
 

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Sequence
 import pyarrow as pa
 
 from codeintel.analysis.history import lineages_sql
-from codeintel.ingestion.history.collect import HistoryFacts, HistoryPlan, StoredHistory, TableRows
 from codeintel.ingestion.history.lineage import Deletion
+from codeintel.ingestion.history.plan import HistoryFacts, HistoryPlan, StoredHistory, TableRows
 from codeintel.ingestion.history.versions import StoredVersion, VersionKey, id_value
 from codeintel.storage.catalog import Table
 from codeintel.storage.gateway import HeldReader, StorageGateway, Writer

@@ -6,18 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from codeintel.config import HistoryConfig
 from codeintel.ingestion.history import store
-from codeintel.ingestion.history.apart import ColdWalk, start_cold_walk, walk_history
-from codeintel.ingestion.history.collect import (
-    HistoryFacts,
-    HistoryPlan,
-    HistorySettings,
-    PlanMode,
-    plan_history,
-    read_repo_history,
-)
+from codeintel.ingestion.history.apart import ColdWalk, start_cold_walk
+from codeintel.ingestion.history.collect import collect_history, plan_history, read_repo_history
+from codeintel.ingestion.history.plan import HistoryFacts, HistoryPlan, HistorySettings, PlanMode
 from codeintel.ingestion.tools import ToolService
 from codeintel.storage.gateway import StorageGateway
 
@@ -69,3 +64,27 @@ def walk_with_stored(
     ) as facts:  # fmt: skip
         reads.release()
         yield facts
+
+
+@contextmanager
+def walk_history(
+    tools: ToolService,
+    repo: Path,
+    repo_name: str,
+    plan: HistoryPlan,
+    settings: HistorySettings,
+    started: ColdWalk | None = None,
+    **readers: Any,
+) -> Iterator[HistoryFacts]:
+    """The facts of the walk `plan` asks for: a cold walk in a child process (`apart`; the one
+    `started` ahead when it is that walk; the facts are backed by files that exist until the
+    block ends), new commits in this process (`collect_history`, with `readers` of what is
+    stored)."""
+    if started is not None and started.same_walk(plan):
+        with started.facts(repo) as facts:
+            yield facts
+    elif plan.mode == PlanMode.COLD:
+        with start_cold_walk(tools, repo, repo_name, plan, settings).facts(repo) as facts:
+            yield facts
+    else:
+        yield collect_history(tools, repo, repo_name, plan, settings, **readers)
