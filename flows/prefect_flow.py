@@ -127,6 +127,7 @@ class _BorrowedExecutor:
     def __init__(self, inner: StepExecutor) -> None:
         self.inner = inner
         self.workers = inner.workers
+        self.remote = inner.remote
 
     def map(self, fn: Callable[[T], R], items: Sequence[T], priority: int = 0) -> list[R]:
         return self.inner.map(fn, items, priority)

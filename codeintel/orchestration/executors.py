@@ -34,6 +34,9 @@ class StepExecutor(Protocol):
     """Maps a picklable function over items, returning results in input order."""
 
     workers: int
+    # whether `map` runs on a cluster's workers (maybe other machines), not in processes of this
+    # one: work that starts processes of its own (the history walk's halves) goes through it then
+    remote: bool
 
     def map(self, fn: Callable[[T], R], items: Sequence[T], priority: int = 0) -> list[R]:
         """`fn` over `items`, in order; where the work is queued with other steps' (a cluster),
@@ -54,6 +57,7 @@ class SerialExecutor:
     """Runs everything in the calling process."""
 
     workers = 1
+    remote = False
 
     def map(self, fn: Callable[[T], R], items: Sequence[T], priority: int = 0) -> list[R]:
         return [fn(item) for item in items]
@@ -87,6 +91,8 @@ class ProcessExecutor:
     once, and the next `map` starts a new pool.  A map raises as soon as one of its jobs fails;
     its jobs still waiting are dropped.
     """
+
+    remote = False
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
@@ -281,6 +287,8 @@ class DaskExecutor:
     at the first `release`: a step running as a task on a Dask worker takes its thread back into
     the worker's pool there (see `flows.prefect_flow.step_context`).
     """
+
+    remote = True
 
     def __init__(self, client: Any, *, owns_client: bool = False, on_release: Callable[[], None] | None = None) -> None:
         self.client = client

@@ -311,3 +311,29 @@ def test_a_failing_step_fails_the_flow_its_descendants_do_not_run_and_the_next_r
     caught_up, expected = table_digests(db), table_digests(local_db)
     del caught_up["core.change_state"], expected["core.change_state"]  # this run saw no change
     assert caught_up == expected
+
+
+def test_under_dask_the_halves_of_a_long_history_are_the_clusters_tasks(
+    dask_cluster: Any, make_repo: Any, tmp_path: Path, table_digests: Digests
+) -> None:
+    """The git_history task (on a Dask worker) hands the two halves of a cold walk (`split`) to
+    the cluster, one task each; the tables are a local run's, where they walk as processes."""
+    from distributed import Client, get_task_stream
+
+    from tests.ingestion.test_git_history_split import scripted_history
+
+    repo = scripted_history(make_repo, tmp_path)
+    (repo.root / "pyproject.toml").write_text("[tool.codeintel]\nhistory_split_min_commits = 10\n", encoding="utf-8")
+    local = tmp_path / "local.duckdb"
+    loaded = load_config(repo.root, cli={"db": local, "workers": 2}, env={})
+    with PipelineContext(PipelineContextConfig.from_loaded(loaded)) as ctx:
+        run_pipeline(ctx, ["git_history"])
+    db = tmp_path / "dask.duckdb"
+    with Client(dask_cluster) as client, get_task_stream(client) as stream:
+        state = run_flow(repo.root, db, runner="dask", dask_address=dask_cluster.scheduler_address, select=["git_history"])
+    assert state.is_completed(), state.message
+    halves = [t for t in stream.data if "walk_part" in str(t["key"])]
+    assert len(halves) == 2
+    expected = {t: d for t, d in table_digests(local).items() if t.startswith("history.")}
+    assert expected["history.function_changes"].split(":")[0] != "0"
+    assert {t: d for t, d in table_digests(db).items() if t.startswith("history.")} == expected

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from codeintel.config import ToolsConfig
 from codeintel.ingestion.history import split
-from codeintel.ingestion.history.apart import start_cold_walk
+from codeintel.ingestion.history.apart import Mapper, spread_cold_walk, start_cold_walk
 from codeintel.ingestion.history.collect import read_repo_history
 from codeintel.ingestion.history.plan import HistoryPlan, HistorySettings, PlanMode
 from codeintel.ingestion.tools import ToolService
@@ -27,12 +27,18 @@ MakeRepo = Any
 TABLES = ("commits", "file_changes", "function_changes", "versions", "head_files", "head_defs")
 
 
-def cold_walk(root: Path, min_commits: int) -> tuple[dict[str, list[str]], dict[str, Any]]:
-    """(each table's rows as sorted text, the walk's figures and timings)."""
+def cold_walk(root: Path, min_commits: int, spread: Mapper | None = None) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    """(each table's rows as sorted text, the walk's figures and timings); with `spread`, the
+    halves are its work."""
     tools = ToolService(ToolsConfig())
     settings = HistorySettings(split_min_commits=min_commits)
     plan = HistoryPlan(PlanMode.COLD, read_repo_history(tools, root, settings))
-    with start_cold_walk(tools, root, "repo", plan, settings).facts(root) as facts:
+    walk = (
+        start_cold_walk(tools, root, "repo", plan, settings)
+        if spread is None
+        else spread_cold_walk(spread, tools, root, "repo", plan, settings)
+    )
+    with walk.facts(root) as facts:
         tables = {name: sorted(map(repr, _plain(getattr(facts, name).table()).to_pylist())) for name in TABLES}
         figures = {**facts.stats, **facts.timings}
     return tables, figures
@@ -128,6 +134,28 @@ def test_a_history_cut_in_two_halves_gives_the_tables_of_one_walk(make_repo: Mak
     assert "split_at" not in figures
     assert halves == whole
     assert any("revert d" in row for row in whole["commits"])
+
+
+def test_a_cluster_walks_the_two_halves_and_they_give_the_tables_of_one_walk(make_repo: MakeRepo, tmp_path: Path) -> None:
+    """Under Dask the halves are the cluster's tasks (`spread_cold_walk`: each in a child process
+    of the worker that runs it), stitched here: one walk's tables all the same."""
+    from distributed import Client, LocalCluster, get_task_stream
+
+    from codeintel.orchestration.executors import DaskExecutor
+
+    repo = scripted_history(make_repo, tmp_path)
+    cut = split.choose_cut(ToolService(ToolsConfig()), repo.root, repo.head(), 10)
+    assert cut is not None
+    with (
+        LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+        get_task_stream(client) as stream,
+    ):
+        halves, figures = cold_walk(repo.root, 10, DaskExecutor(client))
+    assert len([t for t in stream.data if "walk_part" in str(t["key"])]) == 2  # (a task's key names its function)
+    assert figures["split_at"] == cut.position and "older_walk" in figures and "newer_walk" in figures
+    whole, _ = cold_walk(repo.root, 0)
+    assert halves == whole
 
 
 def test_halves_that_do_not_join_are_walked_again_whole(make_repo: MakeRepo, tmp_path: Path) -> None:

@@ -22,11 +22,11 @@ import sys
 import tempfile
 import threading
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from codeintel.config import ToolsConfig
 from codeintel.errors import CodeIntelError
@@ -45,6 +45,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
 
 _OUTPUTS = ("commits", "file_changes", "function_changes", "versions", "head_files", "head_defs")  # = stitch.OUTPUTS
 
@@ -114,21 +116,10 @@ class ColdWalk:
         """Wait for the walk; its facts, backed by files that exist until `cancel`."""
         self._done.join()
         tmp = Path(self._tmp.name)
-        result_file = tmp / "result.json"
-        if self._process.returncode != 0 or not result_file.is_file():
+        if self._process.returncode != 0 or not (tmp / "result.json").is_file():
             error = self._stderr.decode("utf-8", "replace")[-3000:]
             raise CodeIntelError(f"the history walk of {repo} failed (exit {self._process.returncode}): {error}")
-        result = json.loads(result_file.read_text())
-        tables = {
-            name: Rows(result["tables"][name], tmp / f"{name}.arrow", result["rows"][name])
-            for name in (*_OUTPUTS, "orphans", "made_again")
-            if name in result["tables"]
-        }
-        return HistoryFacts(
-            tables["commits"], tables["file_changes"], tables["function_changes"], tables["versions"],
-            tables["head_files"], tables["head_defs"], result["head_paths"], True, result["stats"], result["timings"],
-            tables.get("orphans"), tables.get("made_again"),
-        )  # fmt: skip
+        return _facts_in(tmp)
 
     def cancel(self) -> None:
         """Stop the walk if it still runs and remove its files (idempotent)."""
@@ -152,6 +143,57 @@ def start_cold_walk(
     return _started(tools, repo, repo_name, plan, settings, None)
 
 
+class Mapper(Protocol):
+    """What runs work where it has room (a step's executor: `orchestration.executors`)."""
+
+    def map(self, fn: Callable[[T], R], items: Sequence[T], priority: int = 0) -> list[R]: ...
+
+
+def spread_cold_walk(
+    mapper: Mapper, tools: ToolService, repo: Path, repo_name: str, plan: HistoryPlan, settings: HistorySettings
+) -> ColdWalk:
+    """A cold walk whose two halves (`split`) are `mapper`'s work (a cluster's: each half walked
+    by whichever worker has room, in a child process there: `walk_part`), then stitched in a
+    child process here; a history not cut is walked whole in a child process here.  Returns
+    once the halves are walked (the stitch runs on)."""
+    assert plan.mode == PlanMode.COLD
+    cut = _cut(tools, repo, plan, settings)
+    if cut is None:
+        return start_cold_walk(tools, repo, repo_name, plan, settings)
+    parts = [{"older": older, "boundary": list(cut.boundary)} for older in (True, False)]
+    requests = [_request(tools, repo, repo_name, plan, settings, "", part) for part in parts]
+    halves = mapper.map(walk_part, requests, priority=2)  # the longest work of a run: started first
+    tmp = tempfile.TemporaryDirectory(prefix="codeintel-history-")
+    dirs = []
+    for name, half in zip(("older", "newer"), halves, strict=True):
+        walked = Path(tmp.name) / name
+        walked.mkdir()
+        (walked / "result.json").write_text(json.dumps(half["result"]))
+        for table, data in half["files"].items():
+            (walked / f"{table}.arrow").write_bytes(data)
+        dirs.append(str(walked))
+    request = _request(tools, repo, repo_name, plan, settings, tmp.name, None)
+    return ColdWalk(plan, request | {"halves": dirs, "cut_position": cut.position}, tmp, own_group=True)
+
+
+def walk_part(request: dict[str, Any]) -> dict[str, Any]:
+    """One half of a split cold walk (the request `_request` makes, its `part` set), walked in a
+    child process of the process running this (a cluster's worker: `spread_cold_walk`); the
+    half's result and its tables' files, as bytes."""
+    with tempfile.TemporaryDirectory(prefix="codeintel-history-") as tmp:
+        done = subprocess.run(
+            [sys.executable, "-m", "codeintel.ingestion.history.apart"],
+            input=json.dumps(request | {"out": tmp}).encode(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            check=False,
+        )  # fmt: skip
+        out = Path(tmp)
+        if done.returncode != 0 or not (out / "result.json").is_file():
+            error = done.stderr.decode("utf-8", "replace")[-3000:]
+            raise CodeIntelError(f"a half of the history walk of {request['repo']} failed (exit {done.returncode}): {error}")
+        result = json.loads((out / "result.json").read_text())
+        return {"result": result, "files": {name: (out / f"{name}.arrow").read_bytes() for name in result["tables"]}}
+
+
 def _started(
     tools: ToolService,
     repo: Path,
@@ -161,44 +203,49 @@ def _started(
     part: dict[str, Any] | None,
 ) -> ColdWalk:
     tmp = tempfile.TemporaryDirectory(prefix="codeintel-history-")
-    request = {
+    request = _request(tools, repo, repo_name, plan, settings, tmp.name, part)
+    return ColdWalk(plan, request, tmp, own_group=part is None)
+
+
+def _request(
+    tools: ToolService,
+    repo: Path,
+    repo_name: str,
+    plan: HistoryPlan,
+    settings: HistorySettings,
+    out: str,
+    part: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """What a walk's child process reads on stdin (`main`)."""
+    return {
         "repo": str(repo),
         "repo_name": repo_name,
         "tools": asdict(tools.config),
         "settings": asdict(settings),
         "repo_history": {"head": plan.repo.head, "shallow": sorted(plan.repo.shallow), "digest": plan.repo.digest},
-        "out": tmp.name,
+        "out": out,
         "part": part,
     }
-    return ColdWalk(plan, request, tmp, own_group=part is None)
 
 
-def _walk_in_halves(
-    tools: ToolService, repo: Path, repo_name: str, plan: HistoryPlan, settings: HistorySettings, cut: split.Cut
-) -> tuple[dict[str, pa.Table], dict[str, Any]] | None:
-    """The tables of a cold walk whose halves (`split`) walk in two child processes at once,
-    stitched, and the walk's figures; None where they do not join (`stitch.stitch_ids`)."""
-    boundary = list(cut.boundary)
-    older_walk = _started(tools, repo, repo_name, plan, settings, {"older": True, "boundary": boundary})
-    newer_walk = _started(tools, repo, repo_name, plan, settings, {"older": False, "boundary": boundary})
-    try:
-        older, newer = older_walk.read(repo), newer_walk.read(repo)
-        # lazy: Arrow and the walk's modules are imported once the halves are done, so that this
-        # process holds about 20 MB, not 65, while they walk
-        from codeintel.ingestion.history import stitch
+def _facts_in(out: Path) -> HistoryFacts:
+    """The facts a walk wrote into `out` (its result, and its tables' files that back them)."""
+    result = json.loads((out / "result.json").read_text())
+    tables = {
+        name: Rows(result["tables"][name], out / f"{name}.arrow", result["rows"][name])
+        for name in (*_OUTPUTS, "orphans", "made_again")
+        if name in result["tables"]
+    }
+    return HistoryFacts(
+        tables["commits"], tables["file_changes"], tables["function_changes"], tables["versions"],
+        tables["head_files"], tables["head_defs"], result["head_paths"], True, result["stats"], result["timings"],
+        tables.get("orphans"), tables.get("made_again"),
+    )  # fmt: skip
 
-        tables = stitch.stitched(older, newer)
-        if tables is None:
-            return None
-        stats = dict(older.stats)
-        for key, value in newer.stats.items():
-            stats[key] = stats.get(key, 0) + value
-        stats["split_at"] = cut.position
-        timings = {f"older_{k}": v for k, v in older.timings.items()} | {f"newer_{k}": v for k, v in newer.timings.items()}
-        return tables, {"stats": stats, "timings": timings, "head_paths": newer.head_paths}
-    finally:
-        older_walk.cancel()
-        newer_walk.cancel()
+
+def _cut(tools: ToolService, repo: Path, plan: HistoryPlan, settings: HistorySettings) -> split.Cut | None:
+    head = plan.repo.head
+    return split.choose_cut(tools, repo, head, settings.split_min_commits) if settings.split_min_commits and head else None
 
 
 def _refuse(*_: object) -> Any:
@@ -216,9 +263,13 @@ def main() -> int:
         )
         tools = ToolService(ToolsConfig(**request["tools"]))
         repo, settings = Path(request["repo"]), HistorySettings(**request["settings"])
-        if not request.get("part") and _walked_in_halves(tools, repo, request["repo_name"], plan, settings, out):
-            return 0
-        _walk(tools, repo, request["repo_name"], plan, settings, out, request.get("part"))
+        if request.get("halves"):  # walked elsewhere (`spread_cold_walk`): stitched here
+            older, newer = (_facts_in(Path(walked)) for walked in request["halves"])
+            stitched = _write_stitched(out, older, newer, request["cut_position"], repo)
+        else:
+            stitched = not request.get("part") and _walked_in_halves(tools, repo, request["repo_name"], plan, settings, out)
+        if not stitched:
+            _walk(tools, repo, request["repo_name"], plan, settings, out, request.get("part"))
     except Exception:
         sys.stderr.write(traceback.format_exc())
         return 1
@@ -257,21 +308,41 @@ def _walk(
 def _walked_in_halves(
     tools: ToolService, repo: Path, repo_name: str, plan: HistoryPlan, settings: HistorySettings, out: Path
 ) -> bool:
-    """Walk a long history in two halves (`split`) and write the stitched tables into `out`;
-    False where it is not cut, or its halves do not join (then it is walked whole)."""
-    head = plan.repo.head
-    cut = split.choose_cut(tools, repo, head, settings.split_min_commits) if settings.split_min_commits and head else None
-    halves = _walk_in_halves(tools, repo, repo_name, plan, settings, cut) if cut else None
-    if halves is None:
-        if cut is not None:
-            logger.warning("history: the two halves of the walk of %s do not join; walking it whole", repo)
+    """Walk a long history in two halves (`split`) at once, each in a child process of this one,
+    and write the stitched tables into `out`; False where it is not cut, or its halves do not
+    join (then it is walked whole)."""
+    cut = _cut(tools, repo, plan, settings)
+    if cut is None:
         return False
-    from codeintel.ingestion.history import stitch  # imported by `_walk_in_halves` already
+    boundary = list(cut.boundary)
+    older_walk = _started(tools, repo, repo_name, plan, settings, {"older": True, "boundary": boundary})
+    newer_walk = _started(tools, repo, repo_name, plan, settings, {"older": False, "boundary": boundary})
+    try:
+        return _write_stitched(out, older_walk.read(repo), newer_walk.read(repo), cut.position, repo)
+    finally:
+        older_walk.cancel()
+        newer_walk.cancel()
 
-    tables, figures = halves
+
+def _write_stitched(out: Path, older: HistoryFacts, newer: HistoryFacts, position: int, repo: Path) -> bool:
+    """Write the tables of the halves stitched (`stitch.stitched`) into `out`, with the walk's
+    figures; False where they do not join."""
+    # lazy: Arrow and the walk's modules are imported once the halves are done, so that this
+    # process holds about 30 MB, not 65, while they walk
+    from codeintel.ingestion.history import stitch
+
+    tables = stitch.stitched(older, newer)
+    if tables is None:
+        logger.warning("history: the two halves of the walk of %s do not join; walking it whole", repo)
+        return False
+    stats = dict(older.stats)
+    for key, value in newer.stats.items():
+        stats[key] = stats.get(key, 0) + value
+    stats["split_at"] = position
+    timings = {f"older_{k}": v for k, v in older.timings.items()} | {f"newer_{k}": v for k, v in newer.timings.items()}
     stitch.write_tables(out, tables)
     rows = {name: table.num_rows for name, table in tables.items()}
-    _write_result(out, {name: str(stitch.TABLE_NAMES[name]) for name in tables}, rows, **figures)
+    _write_result(out, {name: str(stitch.TABLE_NAMES[name]) for name in tables}, rows, stats, timings, newer.head_paths)
     return True
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from codeintel.config import HistoryConfig
 from codeintel.ingestion.history import store
-from codeintel.ingestion.history.apart import ColdWalk, start_cold_walk
+from codeintel.ingestion.history.apart import ColdWalk, Mapper, spread_cold_walk, start_cold_walk
 from codeintel.ingestion.history.collect import collect_history, plan_history, read_repo_history
 from codeintel.ingestion.history.plan import HistoryFacts, HistoryPlan, HistorySettings, PlanMode
 from codeintel.ingestion.tools import ToolService
@@ -52,11 +52,12 @@ def walk_with_stored(
     plan: HistoryPlan,
     settings: HistorySettings,
     started: ColdWalk | None,
+    spread: Mapper | None = None,
 ) -> Iterator[HistoryFacts]:
     """`walk_history` with readers of what `gateway` has stored (new commits continue lineages):
     one read connection for all of them, let go before the caller writes the facts."""
     with gateway.held_reader() as reads, walk_history(
-        tools, repo, repo_name, plan, settings, started,
+        tools, repo, repo_name, plan, settings, started, spread,
         generations=lambda shas: store.read_generations(reads, shas),
         stored_versions=lambda keys: store.read_versions(reads, keys),
         stored_head=lambda: store.read_head(reads),
@@ -74,17 +75,23 @@ def walk_history(
     plan: HistoryPlan,
     settings: HistorySettings,
     started: ColdWalk | None = None,
+    spread: Mapper | None = None,
     **readers: Any,
 ) -> Iterator[HistoryFacts]:
     """The facts of the walk `plan` asks for: a cold walk in a child process (`apart`; the one
-    `started` ahead when it is that walk; the facts are backed by files that exist until the
-    block ends), new commits in this process (`collect_history`, with `readers` of what is
-    stored)."""
+    `started` ahead when it is that walk; its halves `spread`'s work when given: a cluster's;
+    the facts are backed by files that exist until the block ends), new commits in this process
+    (`collect_history`, with `readers` of what is stored)."""
     if started is not None and started.same_walk(plan):
         with started.facts(repo) as facts:
             yield facts
     elif plan.mode == PlanMode.COLD:
-        with start_cold_walk(tools, repo, repo_name, plan, settings).facts(repo) as facts:
+        walk = (
+            spread_cold_walk(spread, tools, repo, repo_name, plan, settings)
+            if spread is not None
+            else start_cold_walk(tools, repo, repo_name, plan, settings)
+        )
+        with walk.facts(repo) as facts:
             yield facts
     else:
         yield collect_history(tools, repo, repo_name, plan, settings, **readers)
