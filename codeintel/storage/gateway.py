@@ -51,14 +51,20 @@ def to_arrow(table: str, rows: Iterable[Any]) -> pa.Table:
 
 
 def columns_to_arrow(table: str, columns: Mapping[str, Sequence[Any] | pa.Array]) -> pa.Table:
-    """Columns by name (every column of `table`: values, or Arrow arrays) to `table`'s Arrow schema."""
+    """Columns by name (every column of `table`: values, or Arrow arrays) to `table`'s Arrow schema;
+    an array dictionary-encoded over values of its column's type stays encoded (DuckDB inserts
+    it as its values)."""
     schema = spec_of(table).arrow_schema
-    return pa.Table.from_arrays([_column(columns[f.name], f.type) for f in schema], schema=schema)
+    arrays = [_column(columns[f.name], f.type) for f in schema]
+    fields = [f.with_type(a.type) for f, a in zip(schema, arrays, strict=True)]
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
 def _column(values: Sequence[Any] | pa.Array, type: pa.DataType) -> pa.Array:
     if isinstance(values, pa.Array):
-        return values if values.type == type else values.cast(type)
+        if values.type == type or (pa.types.is_dictionary(values.type) and values.type.value_type == type):
+            return values
+        return values.cast(type)
     return arrow_array(values, type)
 
 

@@ -31,3 +31,24 @@ def test_a_deltas_tables_come_in_one_chunk_per_column_with_every_files_rows() ->
         ("m0.py", 99),
         ("m1.py", 1),
     ]
+
+
+def test_text_dictionary_encoded_by_some_workers_joins_the_plain_rows_of_others() -> None:
+    """A worker may send repeated text dictionary-encoded (name sites: path, role, enclosing
+    GOID); joined with rows of the plain schema, every row is there, with its text."""
+    import pyarrow as pa
+
+    refs = (FileRef("a.py", "a", False, "h", 10), FileRef("b.py", "b", False, "h", 10))
+    delta = FileDelta("cst_ingest", (Table.COMMENTS,), StaleFiles(refs, ()))
+    encoded = to_arrow(Table.COMMENTS, [_comment("a.py", n) for n in (1, 2, 3)])
+    encoded = encoded.set_column(0, "path", encoded.column("path").dictionary_encode())
+    plain = FileOutput("b.py", "h")
+    plain.rows[Table.COMMENTS] = [_comment("b.py", 7)]
+    with_table = FileOutput("a.py", "h")
+    with_table.tables[Table.COMMENTS] = encoded
+    delta.outputs.extend([plain, with_table])
+    table = delta.arrow(Table.COMMENTS)
+    assert table.column("path").type == pa.string()
+    assert sorted(zip(table["path"].to_pylist(), table["line"].to_pylist(), strict=True)) == [
+        ("a.py", 1), ("a.py", 2), ("a.py", 3), ("b.py", 7),
+    ]  # fmt: skip
