@@ -3,6 +3,7 @@
     python bench/history_bench.py REPO_OR_BUNDLE [--agreement 120] [--seed 12] [--skip-full]
                                   [--new-commits 10] [--json OUT] [--details OUT]
     python bench/history_bench.py CLONE --db DB --agreement 150 [--details OUT]
+    python bench/history_bench.py REPO_OR_BUNDLE --pydriller [--last 1000]
 
 The second form only measures the agreement, on a database already built from CLONE (at its
 HEAD; `codeintel export CLONE --db DB --select goids git_history` is enough).
@@ -18,6 +19,9 @@ the same machine at the same time:
   tables of the incremental database are compared with those of the cold one.
 - analytics: each history analytics query timed on the cold database (after the code
   analysis the hotspots need).
+- PyDriller (`--pydriller`, alone: `pip install -e ".[bench]"`): the anchor the issue names,
+  `changed_methods` of every modified `.py` file of every commit (or of the `--last N`), in a
+  fresh interpreter on a fresh clone: its time and peak RSS, and the per-commit facts it found.
 - agreement (`--agreement N`): N functions and methods of HEAD sampled (fixed seed); for each,
   the commits `history.function_changes` attributes to it (rows with lines, and its creation)
   against the commits `git log -L START,END:PATH` lists for its current span.  Precision and
@@ -588,6 +592,37 @@ def _timeseries_digests(db: Path) -> dict[str, str]:
         con.close()
 
 
+PYDRILLER = """
+import json, subprocess, sys, time, resource
+from pydriller import Repository
+repo, last = sys.argv[1], int(sys.argv[2])
+since = {}
+if last:
+    shas = subprocess.run(["git", "rev-list", "--topo-order", f"--max-count={last}", "HEAD"], cwd=repo,
+                          capture_output=True, text=True, check=True).stdout.split()
+    since = {"from_commit": shas[-1]}
+started = time.perf_counter()
+commits = files = methods = 0
+for commit in Repository(repo, only_modifications_with_file_types=[".py"], **since).traverse_commits():
+    commits += 1
+    for modified in commit.modified_files:
+        if modified.filename.endswith(".py"):
+            files += 1
+            methods += len(modified.changed_methods)
+print(json.dumps({"seconds": round(time.perf_counter() - started, 1), "commits": commits, "files": files,
+                  "changed_methods": methods, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10}))
+"""
+
+
+def pydriller_bench(source: str, work: Path, last: int) -> dict[str, Any]:
+    """PyDriller's `changed_methods` over the history of a fresh clone of `source` (or its `last`
+    commits), in a fresh interpreter: the anchor of the issue's figures."""
+    repo = work / "repo"
+    subprocess.run(["git", "clone", "-q", source, str(repo)], check=True)
+    out = subprocess.run([sys.executable, "-c", PYDRILLER, str(repo), str(last)], capture_output=True, text=True, check=True)
+    return {"last_commits": last or "all", **json.loads(out.stdout.strip().splitlines()[-1])}
+
+
 # ------------------------------------------------------------------------------------ main
 
 
@@ -602,8 +637,15 @@ def main() -> int:
     parser.add_argument("--db", type=Path, help="agreement only, on this database built from REPO (a clone at its HEAD)")
     parser.add_argument("--details", type=Path, help="write each sampled function's commit lists here (JSON)")
     parser.add_argument("--timeseries", action="store_true", help="only the metrics-over-time backfill (timeseries_bench)")
+    parser.add_argument("--pydriller", action="store_true", help="only PyDriller's changed_methods (the anchor)")
+    parser.add_argument("--last", type=int, default=0, help="with --pydriller: the last N commits only")
     args = parser.parse_args()
     results: dict[str, Any] = {"repo": args.repo}
+    if args.pydriller:
+        with tempfile.TemporaryDirectory(prefix="histbench") as tmp:
+            results["pydriller"] = pydriller_bench(args.repo, Path(tmp), args.last)
+        print(json.dumps(results, indent=2))
+        return 0
     if args.timeseries:
         with tempfile.TemporaryDirectory(prefix="histbench") as tmp:
             results["timeseries"] = timeseries_bench(args.repo, Path(tmp))
