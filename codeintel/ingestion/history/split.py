@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from codeintel.ingestion.history.gitlog import PY_PATHSPEC
+from codeintel.ingestion.history.gitlog import PACK_WINDOWS, PY_PATHSPEC
 from codeintel.ingestion.history.versions import VersionKey
 from codeintel.ingestion.tools import ToolService
 
@@ -66,7 +66,9 @@ def choose_cut(tools: ToolService, repo: Path, head: str, min_commits: int, *, s
             if j is not None and last_child[j] < i:
                 last_child[j] = i
     touching = set(
-        tools.git(["log", "--format=%H", "--no-merges", head, "--", PY_PATHSPEC], cwd=repo).decode("ascii").split()
+        tools.git([*PACK_WINDOWS, "log", "--format=%H", "--no-merges", head, "--", PY_PATHSPEC], cwd=repo)
+        .decode("ascii")
+        .split()
     )
     ends: dict[int, list[int]] = {}  # position -> the commits whose last child is there
     open_: set[int] = set()  # commits up to i with a child after i
@@ -109,7 +111,7 @@ def versions_made(tools: ToolService, repo: Path, tips: Iterable[str], timeout_s
     merges' own versions included, as the walk's `-c` diffs give them)."""
     found: set[VersionKey] = set()
     args = [
-        "-c", "core.quotepath=off", "log", "--full-history", "--sparse", "--no-color", "--no-abbrev", "--raw", "-M",
+        "-c", "core.quotepath=off", *PACK_WINDOWS, "log", "--full-history", "--sparse", "--no-color", "--no-abbrev", "--raw", "-M",
         "-c", "--format=", *tips, "--", PY_PATHSPEC,
     ]  # fmt: skip
     with tools.stream(tools.config.git, args, cwd=repo, timeout_s=timeout_s) as stream:
