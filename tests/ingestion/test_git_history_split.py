@@ -227,3 +227,20 @@ def test_stopping_a_walk_in_halves_stops_both_halves(make_repo: MakeRepo, tmp_pa
             return False
 
     assert not [p for p in alive if running(p)]
+
+
+def test_a_half_that_fails_on_a_worker_is_a_clear_error(make_repo: MakeRepo, tmp_path: Path) -> None:
+    """A half's child process that fails (here: its repository gone) raises with git's words,
+    instead of handing back no tables."""
+    import pytest
+
+    from codeintel.errors import CodeIntelError
+    from codeintel.ingestion.history.apart import _request, walk_part
+
+    repo = make_repo(tmp_path, {"m.py": function("f", 0)}, [{"m.py": function("f", i)} for i in range(1, 4)])
+    tools = ToolService(ToolsConfig())
+    settings = HistorySettings(split_min_commits=2)
+    plan = HistoryPlan(PlanMode.COLD, read_repo_history(tools, repo.root, settings))
+    request = _request(tools, repo.root / "gone", "repo", plan, settings, "", {"older": True, "boundary": [repo.head()]})
+    with pytest.raises(CodeIntelError, match="a half of the history walk of .*gone failed"):
+        walk_part(request)
