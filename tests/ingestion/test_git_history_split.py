@@ -242,5 +242,5 @@ def test_a_half_that_fails_on_a_worker_is_a_clear_error(make_repo: MakeRepo, tmp
     settings = HistorySettings(split_min_commits=2)
     plan = HistoryPlan(PlanMode.COLD, read_repo_history(tools, repo.root, settings))
     request = _request(tools, repo.root / "gone", "repo", plan, settings, "", {"older": True, "boundary": [repo.head()]})
-    with pytest.raises(CodeIntelError, match="a half of the history walk of .*gone failed"):
+    with pytest.raises(CodeIntelError, match=r"a half of the history walk of .*gone failed"):
         walk_part(request)
