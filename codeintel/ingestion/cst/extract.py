@@ -392,10 +392,10 @@ def _texts(source: bytes, starts: Any, ends: Any) -> pa.Array:
 
 
 def _encoded(indices: Any, values: pa.Array) -> pa.DictionaryArray:
-    """A text column as `values` taken at `indices` (a numpy array), dictionary-encoded
-    (`NAME_SITES_SCHEMA`): a file's path, the roles and the enclosing GOIDs repeat row after row,
-    and kept encoded they are half the bytes a worker builds, sends and the step's process joins
-    (DuckDB reads them as their text)."""
+    """A text column as `values` taken at `indices` (a numpy array), dictionary-encoded: a
+    file's path, the roles and the enclosing GOIDs repeat row after row, and kept encoded they
+    are half the bytes a worker builds, sends and the step's process joins (DuckDB inserts them
+    as their text: `storage.gateway.columns_to_arrow`)."""
     return pa.DictionaryArray.from_arrays(pa.array(indices.astype(np.int32)), values)
 
 
