@@ -530,11 +530,8 @@ class GitHistoryStep:
                 history_store.clear_history(w)
             return StepResult(note=plan.reason, skipped=True)
         project = ctx.config.snapshot.repo_name
-        # a cluster walks the halves of a long history (a walk started ahead has its own)
-        cold_here = plan.mode == PlanMode.COLD and started is None
-        spread = ctx.executor if cold_here and ctx.executor.remote else None
         with (
-            walk_with_stored(ctx.tool_service, repo, project, gateway, plan, settings, started, spread) as facts,
+            walk_with_stored(ctx.tool_service, repo, project, gateway, plan, settings, started, lambda: ctx.executor) as facts,
             step_writer(ctx, self.name, self.deps) as w,
         ):
             rows = history_store.store_history(w, plan, facts)

@@ -144,7 +144,10 @@ def start_cold_walk(
 
 
 class Mapper(Protocol):
-    """What runs work where it has room (a step's executor: `orchestration.executors`)."""
+    """What runs work where it has room (a step's executor: `orchestration.executors`); `remote`:
+    on a cluster's workers, not in processes of this one."""
+
+    remote: bool
 
     def map(self, fn: Callable[[T], R], items: Sequence[T], priority: int = 0) -> list[R]: ...
 

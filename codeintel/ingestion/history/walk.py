@@ -3,7 +3,7 @@ what is stored), a cold walk started ahead, and the walk itself with readers of 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -52,12 +52,12 @@ def walk_with_stored(
     plan: HistoryPlan,
     settings: HistorySettings,
     started: ColdWalk | None,
-    spread: Mapper | None = None,
+    executor: Callable[[], Mapper] | None = None,
 ) -> Iterator[HistoryFacts]:
     """`walk_history` with readers of what `gateway` has stored (new commits continue lineages):
     one read connection for all of them, let go before the caller writes the facts."""
     with gateway.held_reader() as reads, walk_history(
-        tools, repo, repo_name, plan, settings, started, spread,
+        tools, repo, repo_name, plan, settings, started, executor,
         generations=lambda shas: store.read_generations(reads, shas),
         stored_versions=lambda keys: store.read_versions(reads, keys),
         stored_head=lambda: store.read_head(reads),
@@ -75,20 +75,21 @@ def walk_history(
     plan: HistoryPlan,
     settings: HistorySettings,
     started: ColdWalk | None = None,
-    spread: Mapper | None = None,
+    executor: Callable[[], Mapper] | None = None,
     **readers: Any,
 ) -> Iterator[HistoryFacts]:
     """The facts of the walk `plan` asks for: a cold walk in a child process (`apart`; the one
-    `started` ahead when it is that walk; its halves `spread`'s work when given: a cluster's;
-    the facts are backed by files that exist until the block ends), new commits in this process
-    (`collect_history`, with `readers` of what is stored)."""
+    `started` ahead when it is that walk; its halves the work of the step's `executor` when that
+    is a cluster's; the facts are backed by files that exist until the block ends), new commits
+    in this process (`collect_history`, with `readers` of what is stored)."""
     if started is not None and started.same_walk(plan):
         with started.facts(repo) as facts:
             yield facts
     elif plan.mode == PlanMode.COLD:
+        cluster = executor() if executor is not None else None  # (asked for only here: it may connect)
         walk = (
-            spread_cold_walk(spread, tools, repo, repo_name, plan, settings)
-            if spread is not None
+            spread_cold_walk(cluster, tools, repo, repo_name, plan, settings)
+            if cluster is not None and cluster.remote
             else start_cold_walk(tools, repo, repo_name, plan, settings)
         )
         with walk.facts(repo) as facts:
