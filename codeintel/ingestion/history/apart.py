@@ -32,6 +32,7 @@ from codeintel.config import ToolsConfig
 from codeintel.errors import CodeIntelError
 from codeintel.ingestion.history import split
 from codeintel.ingestion.history.plan import (
+    FACT_TABLES,
     HistoryFacts,
     HistoryPlan,
     HistorySettings,
@@ -47,9 +48,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
-
-_OUTPUTS = ("commits", "file_changes", "function_changes", "versions", "head_files", "head_defs")  # = stitch.OUTPUTS
-
 
 class Rows:
     """Rows of one table in an Arrow IPC stream file (as `lineage.Columns` offers them), read
@@ -236,7 +234,7 @@ def _facts_in(out: Path) -> HistoryFacts:
     result = json.loads((out / "result.json").read_text())
     tables = {
         name: Rows(result["tables"][name], out / f"{name}.arrow", result["rows"][name])
-        for name in (*_OUTPUTS, "orphans", "made_again")
+        for name in (*FACT_TABLES, "orphans", "made_again")
         if name in result["tables"]
     }
     return HistoryFacts(
@@ -296,7 +294,7 @@ def _walk(
         tools, repo, repo_name, plan, settings, generations=_refuse, stored_versions=_refuse,
         stored_head=dict, spool=out, part=_part(part, tools, repo, plan, settings),
     )  # fmt: skip
-    columns = {name: getattr(facts, name) for name in _OUTPUTS}
+    columns = {name: getattr(facts, name) for name in FACT_TABLES}
     if facts.orphans is not None and facts.made_again is not None:
         columns["orphans"], columns["made_again"] = facts.orphans, facts.made_again
     for name, rows in columns.items():

@@ -14,6 +14,10 @@ if TYPE_CHECKING:
     from codeintel.ingestion.history.versions import VersionKey
 
 
+# the tables a walk gives (`HistoryFacts`' fields), as its child process writes them
+FACT_TABLES = ("commits", "file_changes", "function_changes", "versions", "head_files", "head_defs")
+
+
 class PlanMode(StrEnum):
     NONE = "none"  # not a git repository, or no commit yet
     NOOP = "noop"

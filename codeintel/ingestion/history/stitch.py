@@ -11,11 +11,10 @@ import numpy as np
 import pyarrow as pa
 
 from codeintel.ingestion.history.lineage import placeholder
-from codeintel.ingestion.history.plan import HistoryFacts
+from codeintel.ingestion.history.plan import FACT_TABLES, HistoryFacts
 from codeintel.ingestion.history.versions import id_text, ordinals_of_keys
 from codeintel.storage.catalog import Table
 
-OUTPUTS = ("commits", "file_changes", "function_changes", "versions", "head_files", "head_defs")
 TABLE_NAMES = {
     "commits": Table.COMMITS, "file_changes": Table.FILE_CHANGES, "function_changes": Table.FUNCTION_CHANGES,
     "versions": Table.VERSIONS, "head_files": Table.HEAD_FILES, "head_defs": Table.HEAD_DEFS,
@@ -24,7 +23,7 @@ _MAX_APART = 20
 
 
 def stitched(older: HistoryFacts, newer: HistoryFacts) -> dict[str, pa.Table] | None:
-    """The tables of one walk of the whole history, from its two halves' (`OUTPUTS`); None where
+    """The tables of one walk of the whole history, from its two halves' (`plan.FACT_TABLES`); None where
     they do not join (`stitch_ids`)."""
     assert newer.orphans is not None and newer.made_again is not None
     ids = stitch_ids(older.versions.table(), newer.orphans.table(), newer.made_again.table())
@@ -32,7 +31,7 @@ def stitched(older: HistoryFacts, newer: HistoryFacts) -> dict[str, pa.Table] | 
         return None
     lineages, files = ids
     tables: dict[str, pa.Table] = {}
-    for name in OUTPUTS:
+    for name in FACT_TABLES:
         new_part = getattr(newer, name).table()
         for column in ("lineage_id", "file_id"):
             if column in new_part.column_names:
@@ -48,7 +47,6 @@ def write_tables(out: Path, tables: dict[str, pa.Table]) -> None:
     for name, table in tables.items():
         with pa.OSFile(str(out / f"{name}.arrow"), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
             writer.write_table(table)
-
 
 
 def stitch_ids(
