@@ -49,6 +49,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
 
+
 class Rows:
     """Rows of one table in an Arrow IPC stream file (as `lineage.Columns` offers them), read
     (memory-mapped) each time they are asked for: the step's process holds no table it is done
