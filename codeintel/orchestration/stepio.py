@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import tempfile
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -135,19 +136,22 @@ def collect_file_delta(ctx: PipelineContext, work: FileWork, *, priority: int = 
     snap, ex = ctx.config.snapshot, ctx.config.execution
     parallel = should_parallelise(len(files), sum(f.size for f in files))
     executor = ctx.executor if parallel else SerialExecutor()
-    jobs = [
-        FileBatch(
-            str(snap.repo_root),
-            snap.repo_name,
-            ex.scan.max_file_size,
-            tuple(batch),
-            tuple(w.extractor for w in works),
-            tuple(w.step for w in works),
-        )
-        for works, group in groups.items()
-        for batch in make_batches(group, [f.size for f in group], executor.workers)
-    ]
-    for job, results in zip(jobs, _extract_isolating_deaths(executor, jobs, priority), strict=True):
+    with _spool_for(executor) as spool:
+        jobs = [
+            FileBatch(
+                str(snap.repo_root),
+                snap.repo_name,
+                ex.scan.max_file_size,
+                tuple(batch),
+                tuple(w.extractor for w in works),
+                tuple(w.step for w in works),
+                spool,
+            )
+            for works, group in groups.items()
+            for batch in make_batches(group, [f.size for f in group], executor.workers)
+        ]
+        extracted = _extract_isolating_deaths(executor, jobs, priority)
+    for job, results in zip(jobs, extracted, strict=True):
         for ref, found in zip(job.files, results, strict=True):
             delta.outputs.append(found[work.extractor])
             for w, _ in later:
@@ -155,6 +159,19 @@ def collect_file_delta(ctx: PipelineContext, work: FileWork, *, priority: int = 
                     ahead.keep(w.step, ref, found[w.extractor])
     ahead.share()
     return delta
+
+
+@contextmanager
+def _spool_for(executor: StepExecutor) -> Iterator[str | None]:
+    """A directory for the workers of a process pool on this machine to leave their results'
+    Arrow tables in (`filework.BatchOutputs`), removed with whatever is left there after the
+    map; None for the rest (serial: nothing is pickled; a cluster: its workers' files are not
+    this machine's)."""
+    if executor.remote or isinstance(executor, SerialExecutor):
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="codeintel-rows-") as spool:
+        yield spool
 
 
 def _extract_isolating_deaths(

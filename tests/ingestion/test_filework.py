@@ -1,13 +1,18 @@
-"""What a worker sends back for a file: its rows survive the trip to the step's process."""
+"""What a worker sends back for a file and a batch: its rows survive the trip to the step's process."""
 
 from __future__ import annotations
 
 import pickle
+from dataclasses import replace
 from multiprocessing.reduction import ForkingPickler
+from pathlib import Path
 
 import pyarrow as pa
 
-from codeintel.ingestion.filework import FileOutput
+from codeintel.ingestion.change_tracker import FileRef
+from codeintel.ingestion.filework import FileBatch, FileOutput, extract_batch
+from codeintel.ingestion.scan import hash_bytes
+from codeintel.orchestration.executors import ProcessExecutor
 from codeintel.storage.catalog import Table
 from codeintel.storage.gateway import to_arrow
 
@@ -25,3 +30,61 @@ def test_a_file_output_pickles_its_tables_as_arrow_ipc_streams_and_comes_back_eq
         for name, table in out.tables.items():
             assert back.tables[name].schema == table.schema
             assert back.tables[name].equals(table)
+
+
+def _batch(root: Path, spool: Path | None) -> FileBatch:
+    files = {
+        "a.py": "import os  # noqa: F401\n\n\ndef f(x: int = 1) -> int:\n    return os.sep(x)\n",
+        "b.py": "class B:\n    y = 2\n",
+    }
+    refs = []
+    for name, text in files.items():
+        (root / name).write_text(text)
+        refs.append(FileRef(name, name.removesuffix(".py"), False, hash_bytes(text.encode()), len(text)))
+    extractors = ("definitions", "cst")
+    steps = ("ast_ingest", "cst_ingest")
+    return FileBatch(str(root), "repo", 10**6, tuple(refs), extractors, steps, str(spool) if spool else None)
+
+
+def _same(back: list[dict[str, FileOutput]], found: list[dict[str, FileOutput]]) -> None:
+    assert len(back) == len(found)
+    for back_file, file in zip(back, found, strict=True):
+        assert back_file.keys() == file.keys()
+        for name, out in file.items():
+            again = back_file[name]
+            assert (again.path, again.hash, again.rows) == (out.path, out.hash, out.rows)
+            assert again.tables.keys() == out.tables.keys()
+            assert all(again.tables[t].equals(table) for t, table in out.tables.items())
+
+
+def test_a_batch_leaves_its_tables_in_the_spool_file_and_its_result_carries_only_where_they_are(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    found = extract_batch(_batch(tmp_path, spool))
+    assert any(out.tables for file in found for out in file.values())
+    pickled = bytes(ForkingPickler.dumps(found))
+    assert b"ARROW" not in pickled and b"\xff\xff\xff\xff" not in pickled  # no IPC stream in the result
+    (left,) = spool.iterdir()  # one file for the whole batch
+    assert left.stat().st_size > 0
+    back = pickle.loads(pickled)
+    assert list(spool.iterdir()) == []  # read back, it is gone
+    _same(back, found)
+
+
+def test_a_pool_worker_hands_its_batch_over_through_the_spool(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    (repo := tmp_path / "repo").mkdir()
+    batch = _batch(repo, spool)
+    pool = ProcessExecutor(1)
+    try:
+        (back,) = pool.map(extract_batch, [batch])
+    finally:
+        pool.close()
+    assert list(spool.iterdir()) == []
+    _same(back, extract_batch(replace(batch, spool=None)))
+
+
+def test_without_a_spool_a_batch_travels_whole_in_its_result(tmp_path: Path) -> None:
+    found = extract_batch(_batch(tmp_path, None))
+    _same(pickle.loads(bytes(ForkingPickler.dumps(found))), found)

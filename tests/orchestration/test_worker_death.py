@@ -87,3 +87,29 @@ def test_on_dask_a_file_that_kills_its_workers_is_one_row_per_step(
     assert idx.query("SELECT path, step, kind FROM core.parse_errors") == [(KILLER, "ast_ingest", "worker_died")]
     indexed = {path for (path,) in idx.query("SELECT DISTINCT path FROM core.goids")}
     assert indexed == {p for p in _files() if p != KILLER}
+
+
+def _extract_noting_spool(batch: FileBatch) -> list[dict[str, FileOutput]]:
+    with open(Path(batch.root).parent / "spools.txt", "a") as notes:  # (workers fork from a forkserver: not env)
+        notes.write(f"{batch.spool}\t{batch.spool is not None and os.path.isdir(batch.spool)}\n")
+    return extract_batch(batch)
+
+
+def test_the_pools_workers_hand_their_rows_over_through_a_spool_removed_after_the_step(
+    tmp_path: Path, make_repo: MakeRepo, make_indexer: MakeIndexer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stepio, "extract_batch", _extract_noting_spool)
+    monkeypatch.setattr(stepio, "should_parallelise", lambda n_files, total_bytes: True)
+    files = {p: text for p, text in _files().items() if p != KILLER}
+    idx = make_indexer(make_repo(tmp_path, files))
+
+    run = idx.run(["cst_ingest"], executor="process", workers=2)
+
+    assert run.ok, run.failed
+    seen = {tuple(line.split("\t")) for line in (idx.repo.parent / "spools.txt").read_text().splitlines()}
+    assert len(seen) == 1, seen  # one spool for the step's map, there while its workers ran
+    ((spool, existed),) = seen
+    assert existed == "True"
+    assert not Path(spool).exists()
+    names = idx.query("SELECT count(DISTINCT path) FROM core.name_sites")
+    assert names == [(len(files) - 1,)]  # every file with a name gave its rows (not the empty __init__)
