@@ -153,6 +153,21 @@ class _Module:
     source_root: str
 
 
+def test_a_writers_commit_goes_into_the_database_file_not_into_a_log_read_back_at_close(tmp_path: Path) -> None:
+    """Closing the writer's connection checkpoints: a log written at commit would be read back
+    at once, so the commit checkpoints instead (no log left behind it, rows all there)."""
+    gateway = make_gateway(tmp_path)
+    wal = Path(f"{gateway.path}.wal")
+    text = "# a comment long enough to weigh"
+    rows = [(f"m{i}.py", i, 0, 3, text, "own_line", "g", None, None, None, None) for i in range(20_000)]
+    with gateway.writer("test") as w:
+        w.insert(Table.COMMENTS, to_arrow(Table.COMMENTS, rows))
+        w.con.execute("COMMIT")
+        assert not wal.exists() or wal.stat().st_size == 0
+        w.con.execute("BEGIN TRANSACTION")
+    assert gateway.query(f"SELECT count(*) AS n FROM {Table.COMMENTS}")["n"].to_pylist() == [len(rows)]
+
+
 def test_to_arrow_accepts_dataclasses_mappings_and_tuples_in_catalog_order(tmp_path: Path) -> None:
     rows = [
         _Module("a", "a.py", False, None, ""),
