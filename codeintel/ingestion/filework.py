@@ -140,11 +140,13 @@ class BatchOutputs(list[dict[str, FileOutput]]):
     """What `extract_batch` returns: per file of the batch, extractor name -> its output.
 
     Pickled in a worker process whose batch names a `spool` directory, the Arrow tables of all
-    its outputs go into one file there, one IPC stream after another, and only the file's name
-    and where each stream starts travel through the pool's pipe: handing 13 MB (a batch of
-    sqlalchemy's name sites) through the pipe kept the worker waiting on the step's process,
-    0.05-0.1 s a batch.  Unpickled, the tables are read from the mapped file (no copy) and the
-    file is removed at once (the mapping lives on with the tables).
+    its outputs go into one file there, and only the file's name and where each file's rows are
+    in it travel through the pool's pipe: handing 13 MB (a batch of sqlalchemy's name sites)
+    through the pipe kept the worker waiting on the step's process, 0.05-0.1 s a batch.  The
+    tables of one extractor and name are one IPC stream there, file after file (one writer for
+    a batch, not one a file: 50 us each).  Unpickled, they are read from the mapped file (no
+    copy), each file's rows a slice, and the file is removed at once (the mapping lives on with
+    the tables).
     """
 
     spool: str | None = None
@@ -152,36 +154,52 @@ class BatchOutputs(list[dict[str, FileOutput]]):
     def __reduce__(self) -> tuple[Any, ...]:
         if self.spool is None:
             return BatchOutputs, (list(self),)
+        # the tables of one extractor and name (and schema: a file's may be plain where the
+        # others' are dictionary-encoded), and where each file's rows are among them
+        group_of: dict[tuple[str, str, pa.Schema], int] = {}
+        groups: list[list[pa.Table]] = []
+        rows_in: list[int] = []
+        shells: list[dict[str, tuple[Any, ...]]] = []
+        for found in self:
+            shell = {}
+            for extractor, out in found.items():
+                at = {}
+                for table_name, table in out.tables.items():
+                    group = group_of.setdefault((extractor, table_name, table.schema), len(groups))
+                    if group == len(groups):
+                        groups.append([])
+                        rows_in.append(0)
+                    at[table_name] = (group, rows_in[group], table.num_rows)
+                    groups[group].append(table)
+                    rows_in[group] += table.num_rows
+                shell[extractor] = (out.path, out.hash, out.rows, at)
+            shells.append(shell)
         handle, name = tempfile.mkstemp(dir=self.spool, suffix=".arrows")
         os.close(handle)
-        shells: list[dict[str, tuple[Any, ...]]] = []
+        streams = []
         with pa.OSFile(name, "wb") as sink:
-            for found in self:
-                shell = {}
-                for extractor, out in found.items():
-                    at = {}
-                    for table_name, table in out.tables.items():
-                        start = sink.tell()
-                        _to_ipc(table, sink)
-                        at[table_name] = (start, sink.tell() - start)
-                    shell[extractor] = (out.path, out.hash, out.rows, at)
-                shells.append(shell)
-        return _spooled_outputs, (name, shells)
+            for parts in groups:
+                start = sink.tell()
+                _to_ipc(pa.concat_tables(parts), sink)
+                streams.append((start, sink.tell() - start))
+        return _spooled_outputs, (name, streams, shells)
 
 
-def _spooled_outputs(name: str, shells: list[dict[str, tuple[Any, ...]]]) -> BatchOutputs:
+def _spooled_outputs(
+    name: str, streams: list[tuple[int, int]], shells: list[dict[str, tuple[Any, ...]]]
+) -> BatchOutputs:
     """`BatchOutputs` back from the file its worker left (`BatchOutputs.__reduce__`)."""
     try:
-        mapped = pa.memory_map(name)
-        data = mapped.read_buffer()
+        data = pa.memory_map(name).read_buffer()
     finally:
         os.unlink(name)
+    tables = [pa.ipc.open_stream(data.slice(start, size)).read_all() for start, size in streams]
     found = BatchOutputs()
     for shell in shells:
         outputs = {}
         for extractor, (path, digest, rows, at) in shell.items():
-            tables = {t: pa.ipc.open_stream(data.slice(start, size)).read_all() for t, (start, size) in at.items()}
-            outputs[extractor] = FileOutput(path, digest, rows, tables)
+            mine = {t: tables[group].slice(offset, n) for t, (group, offset, n) in at.items()}
+            outputs[extractor] = FileOutput(path, digest, rows, mine)
         found.append(outputs)
     return found
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from codeintel.ingestion.change_tracker import FileRef
-from codeintel.ingestion.filework import FileBatch, FileOutput, extract_batch
+from codeintel.ingestion.filework import BatchOutputs, FileBatch, FileOutput, extract_batch
 from codeintel.ingestion.scan import hash_bytes
 from codeintel.orchestration.executors import ProcessExecutor
 from codeintel.storage.catalog import Table
@@ -88,3 +88,34 @@ def test_a_pool_worker_hands_its_batch_over_through_the_spool(tmp_path: Path) ->
 def test_without_a_spool_a_batch_travels_whole_in_its_result(tmp_path: Path) -> None:
     found = extract_batch(_batch(tmp_path, None))
     _same(pickle.loads(bytes(ForkingPickler.dumps(found))), found)
+
+
+def test_a_batchs_tables_of_one_name_share_a_stream_and_each_file_gets_its_own_rows_back(tmp_path: Path) -> None:
+    """Files' tables of one name travel as one stream, file after file; a file whose table has
+    another schema (text plain where the others' is dictionary-encoded) gets a stream of its own."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+
+    def comments(path: str, n: int) -> pa.Table:
+        return to_arrow(Table.COMMENTS, [(path, i, 0, 5, "# hé", "own_line", "g", None, None, None, None) for i in range(n)])
+
+    def encoded(table: pa.Table) -> pa.Table:
+        at = table.schema.get_field_index("path")
+        return table.set_column(at, "path", table.column("path").dictionary_encode())
+
+    outputs = [FileOutput(f"m{i}.py", f"h{i}") for i in range(4)]
+    outputs[0].tables[Table.COMMENTS] = encoded(comments("m0.py", 2))
+    outputs[1].tables[Table.COMMENTS] = encoded(comments("m1.py", 0))
+    outputs[2].rows[Table.PARSE_ERRORS] = [("m2.py", "x")]
+    outputs[3].tables[Table.COMMENTS] = comments("m3.py", 3)  # plain
+    outputs[3].tables[Table.NAME_SITES] = to_arrow(Table.NAME_SITES, [])
+    found = BatchOutputs({"cst": out} for out in outputs)
+    found.spool = str(spool)
+    _, (_, streams, _) = found.__reduce__()
+    assert len(streams) == 3  # encoded comments, plain comments, name sites
+    back = pickle.loads(bytes(ForkingPickler.dumps(found)))
+    _same(back, found)
+    for again, out in zip(back, found, strict=True):
+        for name, table in out["cst"].tables.items():
+            assert again["cst"].tables[name].schema == table.schema
+    assert len(list(spool.iterdir())) == 1  # (the first `__reduce__`'s file: nothing read it)
