@@ -29,7 +29,7 @@ import duckdb
 import pyarrow as pa
 from tree_sitter import QueryCursor
 
-from codeintel.ingestion.cst.extract import _query, extract_cst
+from codeintel.ingestion.cst.extract import cst_query, extract_cst
 from codeintel.ingestion.cst.parser import prepare_source, python_parser
 from codeintel.storage.catalog import Table, spec_of
 from codeintel.storage.gateway import columns_to_arrow, to_arrow
@@ -53,7 +53,7 @@ def main() -> None:
     files = [(p, (repo / p).read_bytes()) for p in listed.stdout.split()]
     gc.disable()  # as in the workers (codeintel.gcpause)
     report: dict[str, Any] = {"files": len(files), "mb": round(sum(len(d) for _, d in files) / 2**20, 1)}
-    ts_parser, query = python_parser(), _query()
+    ts_parser, query = python_parser(), cst_query()
     trees, report["prepare_parse_s"] = timed(lambda: [ts_parser.parse(prepare_source(d).data) for _, d in files])
     _, report["query_s"] = timed(lambda: [QueryCursor(query).captures(t.root_node) for t in trees])
     found, report["extract_cst_s"] = timed(lambda: [extract_cst(d, repo="bench", path=p, module=p) for p, d in files])

@@ -155,7 +155,8 @@ _TARGET_LISTS = frozenset(
 
 
 @functools.cache
-def _query() -> Any:
+def cst_query() -> Any:
+    """The query (compiled once per process) that captures what the rows need."""
     from tree_sitter import Query
 
     return Query(python_language(), _QUERY)
@@ -194,7 +195,7 @@ def extract_cst(data: bytes, *, repo: str, path: str, module: str) -> CstRows:
     root = tree.root_node
     if root.has_error:
         rows.problems.append(_first_error(root))
-    caps: dict[str, list[Any]] = QueryCursor(_query()).captures(root)
+    caps: dict[str, list[Any]] = QueryCursor(cst_query()).captures(root)
     n_lines = root.end_point[0] + (1 if root.end_point[1] else 0)
     comment_nodes = caps.get("comment", [])
     comment_ranges = sorted((c.start_byte, c.end_byte) for c in comment_nodes)
@@ -257,7 +258,7 @@ def _name_columns(
     count = len(ids)
     starts = np.array([node.start_byte for node in ids], dtype=np.int64)
     ends = np.array([node.end_byte for node in ids], dtype=np.int64)
-    order = np.argsort(starts, kind="stable")  # the query gives them in no fixed order
+    order = np.argsort(starts)  # the query gives them in no fixed order (a tie moves whole rows)
     starts, ends = starts[order], ends[order]
     line_starts = _line_starts(source)
     lines = np.searchsorted(line_starts, starts, side="right")
