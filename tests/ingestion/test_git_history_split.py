@@ -175,6 +175,39 @@ def test_a_short_history_or_one_no_commit_cuts_is_walked_whole(make_repo: MakeRe
     assert split.choose_cut(tools, only_code.root, only_code.head(), 10) is None  # every commit changes a .py file
 
 
+def _logging(commands: list[list[str]]) -> ToolService:
+    """A tool service noting in `commands` each git command it runs (they run for real)."""
+
+    class Logged(ToolService):
+        def git(self, args: list[str], *, cwd: Path) -> bytes:
+            commands.append(args)
+            return ToolService.git(self, args, cwd=cwd)
+
+    return Logged(ToolsConfig())
+
+
+def test_a_history_no_single_commit_spans_is_not_cut_without_listing_its_py_commits(
+    make_repo: MakeRepo, tmp_path: Path
+) -> None:
+    """A branch open through the whole middle (two lines of work, merged at the end): no place
+    has a boundary of one commit, so which commits change .py files is never asked of git."""
+    repo = make_repo(tmp_path, {"m.py": function("f", 0), "README": "0"})
+    git(repo.root, "checkout", "-q", "-b", "side")
+    for i in range(1, 16):
+        repo.apply({"s.py" if i % 3 else "NOTES": function("g", i) if i % 3 else str(i)}, f"side {i}")
+    git(repo.root, "checkout", "-q", "-")
+    for i in range(1, 16):
+        repo.apply({"m.py" if i % 3 else "README": function("f", i) if i % 3 else str(i)}, f"main {i}")
+    git(repo.root, "merge", "-q", "--no-ff", "-m", "merge side", "side")
+    commands: list[list[str]] = []
+    assert split.choose_cut(_logging(commands), repo.root, repo.head(), 10) is None
+    assert [args[0] for args in commands] == ["rev-list"]
+    commands.clear()
+    scripted = scripted_history(make_repo, tmp_path / "scripted")
+    assert split.choose_cut(_logging(commands), scripted.root, scripted.head(), 10) is not None
+    assert "log" in [arg for args in commands for arg in args]  # (where a cut may be, they are listed)
+
+
 def test_requests_history_in_two_halves_gives_the_tables_of_one_walk(shared_dir: Path, tmp_path: Path) -> None:
     """A real history (requests: 6,489 commits, merges of long branches) cut at the default
     threshold: the stitched tables are one walk's, row for row."""

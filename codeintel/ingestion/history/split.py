@@ -65,6 +65,8 @@ def choose_cut(tools: ToolService, repo: Path, head: str, min_commits: int, *, s
             j = index.get(p)
             if j is not None and last_child[j] < i:
                 last_child[j] = i
+    if not _any_narrow(last_child, int(0.25 * n), int(0.75 * n)):
+        return None  # no place with a boundary that small: which commits change .py files is moot
     touching = set(
         tools.git([*PACK_WINDOWS, "log", "--format=%H", "--no-merges", head, "--", PY_PATHSPEC], cwd=repo)
         .decode("ascii")
@@ -88,6 +90,22 @@ def choose_cut(tools: ToolService, repo: Path, head: str, min_commits: int, *, s
     target = max(_GRID, int(share * n) // _GRID * _GRID)
     cuts.sort(key=lambda c: abs(c.position - target))
     return cuts[0] if cuts else None
+
+
+def _any_narrow(last_child: list[int], lo: int, hi: int) -> bool:
+    """Whether some position from `lo` to `hi` has from 1 to `_MAX_BOUNDARY` commits up to it
+    with a child after it (`last_child`: per commit, the position of its last child)."""
+    change = [0] * (len(last_child) + 1)
+    for j, last in enumerate(last_child):
+        if last > j:
+            change[j] += 1
+            change[last] -= 1
+    spanning = 0
+    for i, delta in enumerate(change[: hi + 1]):
+        spanning += delta
+        if i >= lo and 0 < spanning <= _MAX_BOUNDARY:
+            return True
+    return False
 
 
 _MAX_BOUNDARY = 1  # a cut with more (branches span it) seldom joins: see `stitch_ids`
