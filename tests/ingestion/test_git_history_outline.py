@@ -377,6 +377,20 @@ def test_the_log_stream_read_ahead_gives_every_byte_in_order() -> None:
     assert [data[i << 20] for i in range(40)] == [65 + i % 26 for i in range(40)]
 
 
+@pytest.mark.skipif(not hasattr(__import__("fcntl"), "F_GETPIPE_SZ"), reason="no pipe sizes on this system")
+def test_the_read_ahead_widens_the_pipe_it_reads_so_it_wakes_once_a_mib() -> None:
+    import fcntl
+
+    if int(Path("/proc/sys/fs/pipe-max-size").read_text()) < 1 << 20:
+        pytest.skip("this system keeps pipes under 1 MiB: the read-ahead leaves them as they are")
+    with subprocess.Popen([sys.executable, "-c", _PRODUCER], stdout=subprocess.PIPE) as proc:
+        assert proc.stdout is not None
+        assert fcntl.fcntl(proc.stdout.fileno(), fcntl.F_GETPIPE_SZ) < 1 << 20
+        with read_ahead(proc.stdout) as ahead:
+            assert fcntl.fcntl(proc.stdout.fileno(), fcntl.F_GETPIPE_SZ) == 1 << 20
+            assert len(b"".join(iter(ahead.read, b""))) == 40 << 20
+
+
 def test_a_reader_that_stops_early_leaves_no_thread_behind() -> None:
     """A walk that fails half way leaves the block: the thread reading ahead stops (it is not
     left waiting on a full queue) and the rest of the stream is still the tool's to drain."""

