@@ -152,8 +152,8 @@ class BatchOutputs(list[dict[str, FileOutput]]):
     spool: str | None = None
 
     def __reduce__(self) -> tuple[Any, ...]:
-        if self.spool is None:
-            return BatchOutputs, (list(self),)
+        if self.spool is None or not any(out.tables for found in self for out in found.values()):
+            return BatchOutputs, (list(self),)  # (rows alone: no file to make)
         # the tables of one extractor and name (and schema: a file's may be plain where the
         # others' are dictionary-encoded), and where each file's rows are among them
         group_of: dict[tuple[str, str, pa.Schema], int] = {}

@@ -119,3 +119,14 @@ def test_a_batchs_tables_of_one_name_share_a_stream_and_each_file_gets_its_own_r
         for name, table in out["cst"].tables.items():
             assert again["cst"].tables[name].schema == table.schema
     assert len(list(spool.iterdir())) == 1  # (the first `__reduce__`'s file: nothing read it)
+
+
+def test_a_batch_of_rows_alone_leaves_no_file_in_the_spool(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    batch = replace(_batch(tmp_path, spool), extractors=("definitions",), steps=("ast_ingest",))
+    found = extract_batch(batch)
+    assert all(out.rows and not out.tables for file in found for out in file.values())
+    pickled = bytes(ForkingPickler.dumps(found))
+    assert list(spool.iterdir()) == []  # no file made for it
+    _same(pickle.loads(pickled), found)
