@@ -9,6 +9,7 @@ touches the database.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
@@ -174,14 +175,22 @@ class BatchOutputs(list[dict[str, FileOutput]]):
                     rows_in[group] += table.num_rows
                 shell[extractor] = (out.path, out.hash, out.rows, at)
             shells.append(shell)
-        handle, name = tempfile.mkstemp(dir=self.spool, suffix=".arrows")
-        os.close(handle)
-        streams = []
-        with pa.OSFile(name, "wb") as sink:
-            for parts in groups:
-                start = sink.tell()
-                _to_ipc(pa.concat_tables(parts), sink)
-                streams.append((start, sink.tell() - start))
+        name = None
+        try:
+            handle, name = tempfile.mkstemp(dir=self.spool, suffix=".arrows")
+            os.close(handle)
+            streams = []
+            with pa.OSFile(name, "wb") as sink:
+                for parts in groups:
+                    start = sink.tell()
+                    _to_ipc(pa.concat_tables(parts), sink)
+                    streams.append((start, sink.tell() - start))
+        except OSError as exc:  # the spool's disk full, or the spool gone: the tables travel in the result
+            logger.warning("could not spool a batch's rows (%s): they travel through the pipe", exc)
+            if name is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(name)
+            return BatchOutputs, (list(self),)
         return _spooled_outputs, (name, streams, shells)
 
 

@@ -186,7 +186,13 @@ def _spool_for(executor: StepExecutor) -> Iterator[str | None]:
     if executor.remote or isinstance(executor, SerialExecutor):
         yield None
         return
-    with tempfile.TemporaryDirectory(prefix="codeintel-rows-") as spool:
+    try:
+        made = tempfile.TemporaryDirectory(prefix="codeintel-rows-")
+    except OSError as exc:  # no temporary directory to write in: the rows travel through the pipe
+        logger.warning("no spool for the workers' rows (%s): they travel through the pipe", exc)
+        yield None
+        return
+    with made as spool:
         yield spool
 
 

@@ -130,3 +130,12 @@ def test_a_batch_of_rows_alone_leaves_no_file_in_the_spool(tmp_path: Path) -> No
     pickled = bytes(ForkingPickler.dumps(found))
     assert list(spool.iterdir()) == []  # no file made for it
     _same(pickle.loads(pickled), found)
+
+
+def test_a_batch_whose_spool_is_gone_travels_whole_in_its_result(tmp_path: Path) -> None:
+    """The spool removed (or its disk full) while the worker ran: the rows still come back."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    found = extract_batch(_batch(tmp_path, spool))
+    spool.rmdir()
+    _same(pickle.loads(bytes(ForkingPickler.dumps(found))), found)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
@@ -87,3 +89,19 @@ def test_the_largest_table_is_joined_beside_the_writing_of_the_others_and_every_
         "SELECT (SELECT count(*) FROM core.name_sites) AS names, (SELECT count(*) FROM core.comments) AS comments"
     )
     assert counts.to_pylist() == [{"names": 15, "comments": 3}]
+
+
+def test_without_a_temporary_directory_the_workers_rows_travel_through_the_pipe(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    from codeintel.orchestration.executors import ProcessExecutor, SerialExecutor
+    from codeintel.orchestration.stepio import _spool_for
+
+    with _spool_for(ProcessExecutor(2)) as spool:
+        assert spool is not None and Path(spool).is_dir()
+    assert not Path(spool).exists()
+    with _spool_for(SerialExecutor()) as none:
+        assert none is None
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "gone"))  # a TMPDIR that is not there
+    with _spool_for(ProcessExecutor(2)) as fallback:
+        assert fallback is None
