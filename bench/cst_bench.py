@@ -86,11 +86,15 @@ def bare_parse(data: list[tuple[str, bytes]]) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def in_process(repo: Path, paths: list[str]) -> dict[str, float]:
-    """Read, bare-parse and extract the files in this process (one core)."""
+def read_files(repo: Path, paths: list[str]) -> tuple[list[tuple[str, bytes]], float]:
+    """The files' bytes, and the seconds reading them took."""
     started = time.perf_counter()
     data = [(p, (repo / p).read_bytes()) for p in paths]
-    read_s = time.perf_counter() - started
+    return data, time.perf_counter() - started
+
+
+def in_process(data: list[tuple[str, bytes]], read_s: float) -> dict[str, float]:
+    """Bare-parse and extract the files in this process (one core)."""
     parse_wall, parse_cpu = bare_parse(data)
     cpu = time.process_time()
     for path, source in data:
@@ -125,9 +129,8 @@ def main() -> None:
         warm = run_export(repo, db, args.workers)
         warm["step_s"] = step_seconds(work_db, "cst_ingest")
         report["nothing_changed"] = warm
-        paths = scanned_files(db)
-        local = in_process(repo, paths)
-        data = [(p, (repo / p).read_bytes()) for p in paths]
+        data, read_s = read_files(repo, scanned_files(db))
+        local = in_process(data, read_s)
         runs.append((float(cold["step_s"]), local["bare_parse_wall_s"]))
     for _ in range(1, args.runs):
         with tempfile.TemporaryDirectory() as tmp:
