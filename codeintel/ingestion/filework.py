@@ -91,12 +91,16 @@ class FileOutput:
         return _file_output, (self.path, self.hash, self.rows, streams)
 
 
-def _to_ipc(table: pa.Table, sink: Any = None) -> pa.Buffer | None:
-    """`table` as an Arrow IPC stream: its bytes, or appended to `sink` (then None)."""
-    into = pa.BufferOutputStream() if sink is None else sink
-    with pa.ipc.new_stream(into, table.schema) as stream:
+def _to_ipc(table: pa.Table) -> pa.Buffer:
+    sink = pa.BufferOutputStream()
+    _write_ipc(table, sink)
+    return sink.getvalue()
+
+
+def _write_ipc(table: pa.Table, sink: pa.NativeFile) -> None:
+    """Append `table` to `sink` as an Arrow IPC stream."""
+    with pa.ipc.new_stream(sink, table.schema) as stream:
         stream.write_table(table)
-    return into.getvalue() if sink is None else None
 
 
 def _file_output(
@@ -183,7 +187,7 @@ class BatchOutputs(list[dict[str, FileOutput]]):
             with pa.OSFile(name, "wb") as sink:
                 for parts in groups:
                     start = sink.tell()
-                    _to_ipc(pa.concat_tables(parts), sink)
+                    _write_ipc(pa.concat_tables(parts), sink)
                     streams.append((start, sink.tell() - start))
         except OSError as exc:  # the spool's disk full, or the spool gone: the tables travel in the result
             logger.warning("could not spool a batch's rows (%s): they travel through the pipe", exc)
