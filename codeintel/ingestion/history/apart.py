@@ -88,7 +88,7 @@ class ColdWalk:
         self._tmp = tmp
         # a process group of its own: stopping it stops the walks it started too (`split`)
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "codeintel.ingestion.history.apart"],
+            _CHILD,
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=own_group,
         )  # fmt: skip
         self._own_group = own_group
@@ -115,9 +115,7 @@ class ColdWalk:
         """Wait for the walk; its facts, backed by files that exist until `cancel`."""
         self._done.join()
         tmp = Path(self._tmp.name)
-        if self._process.returncode != 0 or not (tmp / "result.json").is_file():
-            error = self._stderr.decode("utf-8", "replace")[-3000:]
-            raise CodeIntelError(f"the history walk of {repo} failed (exit {self._process.returncode}): {error}")
+        _check_walked(tmp, self._process.returncode, self._stderr, f"the history walk of {repo}")
         return _facts_in(tmp)
 
     def cancel(self) -> None:
@@ -184,16 +182,24 @@ def walk_part(request: dict[str, Any]) -> dict[str, Any]:
     half's result and its tables' files, as bytes."""
     with tempfile.TemporaryDirectory(prefix="codeintel-history-") as tmp:
         done = subprocess.run(
-            [sys.executable, "-m", "codeintel.ingestion.history.apart"],
+            _CHILD,
             input=json.dumps(request | {"out": tmp}).encode(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             check=False,
         )  # fmt: skip
         out = Path(tmp)
-        if done.returncode != 0 or not (out / "result.json").is_file():
-            error = done.stderr.decode("utf-8", "replace")[-3000:]
-            raise CodeIntelError(f"a half of the history walk of {request['repo']} failed (exit {done.returncode}): {error}")
+        _check_walked(out, done.returncode, done.stderr, f"a half of the history walk of {request['repo']}")
         result = json.loads((out / "result.json").read_text())
         return {"result": result, "files": {name: (out / f"{name}.arrow").read_bytes() for name in result["tables"]}}
+
+
+_CHILD = [sys.executable, "-m", "codeintel.ingestion.history.apart"]  # a walk's process: `main`
+
+
+def _check_walked(out: Path, returncode: int | None, stderr: bytes, what: str) -> None:
+    """Raise, with the end of its stderr, when the walk that wrote into `out` failed."""
+    if returncode != 0 or not (out / "result.json").is_file():
+        error = stderr.decode("utf-8", "replace")[-3000:]
+        raise CodeIntelError(f"{what} failed (exit {returncode}): {error}")
 
 
 def _started(
