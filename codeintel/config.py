@@ -79,6 +79,7 @@ class HistoryConfig:
     timeseries_weeks: int = 52
     timeseries_interval_days: int = 7
     split_min_commits: int = 4000  # a longer history's cold walk runs in two halves at once; 0: never
+    inline_max_commits: int = 8000  # a cold walk of a history this long or shorter, not cut, runs in the step's process
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +165,7 @@ _SETTINGS: dict[str, tuple[str, str, Any]] = {
     "history_timeseries_weeks": ("history", "timeseries_weeks", int),
     "history_timeseries_interval_days": ("history", "timeseries_interval_days", int),
     "history_split_min_commits": ("history", "split_min_commits", int),
+    "history_inline_max_commits": ("history", "inline_max_commits", int),
 }
 
 

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pytest
 
 from codeintel.config import ToolsConfig
 from codeintel.ingestion.history import split
-from codeintel.ingestion.history.apart import Mapper, spread_cold_walk, start_cold_walk
+from codeintel.ingestion.history.apart import Mapper, Rows, spread_cold_walk, start_cold_walk, survey_history
 from codeintel.ingestion.history.collect import read_repo_history
 from codeintel.ingestion.history.plan import HistoryPlan, HistorySettings, PlanMode
 from codeintel.ingestion.tools import ToolService
@@ -33,11 +34,12 @@ def cold_walk(root: Path, min_commits: int, spread: Mapper | None = None) -> tup
     tools = ToolService(ToolsConfig())
     settings = HistorySettings(split_min_commits=min_commits)
     plan = HistoryPlan(PlanMode.COLD, read_repo_history(tools, root, settings))
-    walk = (
-        start_cold_walk(tools, root, "repo", plan, settings)
-        if spread is None
-        else spread_cold_walk(spread, tools, root, "repo", plan, settings)
-    )
+    if spread is None:
+        walk = start_cold_walk(tools, root, "repo", plan, settings)
+    else:
+        cut = split.choose_cut(tools, root, str(plan.repo.head), min_commits)
+        assert cut is not None
+        walk = spread_cold_walk(spread, tools, root, "repo", plan, settings, cut)
     with walk.facts(root) as facts:
         tables = {name: sorted(map(repr, _plain(getattr(facts, name).table()).to_pylist())) for name in TABLES}
         figures = {**facts.stats, **facts.timings}
@@ -175,6 +177,54 @@ def test_a_short_history_or_one_no_commit_cuts_is_walked_whole(make_repo: MakeRe
     assert split.choose_cut(tools, only_code.root, only_code.head(), 10) is None  # every commit changes a .py file
 
 
+def test_a_short_history_not_cut_is_walked_in_the_steps_process_with_a_childs_tables(
+    make_repo: MakeRepo, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Up to `inline_max_commits` commits and no cut, the walk is the step's own (no process is
+    started: its start, imports and files would cost more than it spares); its tables are those
+    a child's walk stores."""
+    from codeintel.ingestion.history import lineage, walk
+
+    repo = scripted_history(make_repo, tmp_path)
+    tools = ToolService(ToolsConfig())
+    plan = HistoryPlan(PlanMode.COLD, read_repo_history(tools, repo.root, HistorySettings()))
+
+    def tables_of(settings: HistorySettings) -> tuple[dict[str, list[str]], set[type]]:
+        with walk.walk_history(tools, repo.root, "repo", plan, settings) as facts:
+            kinds = {type(getattr(facts, name)) for name in TABLES}
+            return {name: sorted(map(repr, _plain(getattr(facts, name).table()).to_pylist())) for name in TABLES}, kinds
+
+    in_a_child, kinds = tables_of(HistorySettings(split_min_commits=0, inline_max_commits=0))
+    assert kinds == {Rows}  # read back from the child's files
+
+    def no_child(*_: object) -> None:
+        raise AssertionError("a short history's walk started a process")
+
+    monkeypatch.setattr(walk, "start_cold_walk", no_child)
+    here, kinds = tables_of(HistorySettings(split_min_commits=0))
+    assert kinds == {lineage.Columns}
+    assert here == in_a_child
+    with pytest.raises(AssertionError, match="started a process"):  # cut, or longer: a child's
+        tables_of(HistorySettings(split_min_commits=10))
+    with pytest.raises(AssertionError, match="started a process"):
+        tables_of(HistorySettings(split_min_commits=0, inline_max_commits=len(in_a_child["commits"]) - 1))
+
+
+def test_the_child_cuts_the_history_where_the_step_found_the_cut(make_repo: MakeRepo, tmp_path: Path) -> None:
+    """The step surveys the history (one `git rev-list`); the child walks it as surveyed and
+    does not survey it again: told it is not cut, it walks it whole."""
+    repo = scripted_history(make_repo, tmp_path)
+    tools = ToolService(ToolsConfig())
+    settings = HistorySettings(split_min_commits=10, inline_max_commits=0)
+    plan = HistoryPlan(PlanMode.COLD, read_repo_history(tools, repo.root, settings))
+    surveyed = survey_history(tools, repo.root, plan, settings)
+    assert surveyed.cut is not None and surveyed.commits == int(git(repo.root, "rev-list", "--count", "HEAD"))
+    with start_cold_walk(tools, repo.root, "repo", plan, settings, surveyed).facts(repo.root) as facts:
+        assert facts.stats["split_at"] == surveyed.cut.position
+    with start_cold_walk(tools, repo.root, "repo", plan, settings, split.Survey(surveyed.commits, None)).facts(repo.root) as facts:
+        assert "split_at" not in facts.stats and "older_walk" not in facts.timings
+
+
 def _logging(commands: list[list[str]]) -> ToolService:
     """A tool service noting in `commands` each git command it runs (they run for real)."""
 
@@ -265,8 +315,6 @@ def test_stopping_a_walk_in_halves_stops_both_halves(make_repo: MakeRepo, tmp_pa
 def test_a_half_that_fails_on_a_worker_is_a_clear_error(make_repo: MakeRepo, tmp_path: Path) -> None:
     """A half's child process that fails (here: its repository gone) raises with git's words,
     instead of handing back no tables."""
-    import pytest
-
     from codeintel.errors import CodeIntelError
     from codeintel.ingestion.history.apart import _request, walk_part
 

@@ -7,8 +7,10 @@ IPC stream files (memory-mapped), written batch by batch as the walk goes (not h
 `python -m codeintel.ingestion.history.apart` reads its request as JSON on stdin and writes the
 files into the directory it names.  A long history is walked in two halves at once, each in a
 child process of this one (`split`), and the tables it writes are the halves' stitched
-(`stitch`).  This module is light to import (Arrow and the walk's modules are imported where a
-walk or the stitch needs them), so that the process waiting on the halves holds little.
+(`stitch`).  (A short history the step walks itself, not started ahead and not cut, is walked
+in the step's process: `walk.walk_history`.)  This module is light to import (Arrow and the
+walk's modules are imported where a walk or the stitch needs them), so that the process
+waiting on the halves holds little.
 """
 
 from __future__ import annotations
@@ -131,13 +133,22 @@ class ColdWalk:
 
 
 def start_cold_walk(
-    tools: ToolService, repo: Path, repo_name: str, plan: HistoryPlan, settings: HistorySettings
+    tools: ToolService,
+    repo: Path,
+    repo_name: str,
+    plan: HistoryPlan,
+    settings: HistorySettings,
+    surveyed: split.Survey | None = None,
 ) -> ColdWalk:
     """Start walking the whole history in a child process (it reads nothing stored, so it can
     run beside anything else: the local runner starts it right after the scan).  The child
-    walks a long history in two halves at once (`split`)."""
+    walks a long history in two halves at once (`split`): where the `surveyed` history is cut,
+    or (not surveyed) where the child finds it is."""
     assert plan.mode == PlanMode.COLD
-    return _started(tools, repo, repo_name, plan, settings, None)
+    request = _request(tools, repo, repo_name, plan, settings, "", None)
+    if surveyed is not None:
+        request["cut"] = None if surveyed.cut is None else {"boundary": list(surveyed.cut.boundary), "position": surveyed.cut.position}
+    return _started(plan, request)
 
 
 class Mapper(Protocol):
@@ -150,16 +161,18 @@ class Mapper(Protocol):
 
 
 def spread_cold_walk(
-    mapper: Mapper, tools: ToolService, repo: Path, repo_name: str, plan: HistoryPlan, settings: HistorySettings
+    mapper: Mapper,
+    tools: ToolService,
+    repo: Path,
+    repo_name: str,
+    plan: HistoryPlan,
+    settings: HistorySettings,
+    cut: split.Cut,
 ) -> ColdWalk:
-    """A cold walk whose two halves (`split`) are `mapper`'s work (a cluster's: each half walked
-    by whichever worker has room, in a child process there: `walk_part`), then stitched in a
-    child process here; a history not cut is walked whole in a child process here.  Returns
-    once the halves are walked (the stitch runs on)."""
+    """A cold walk whose two halves (`split`, cut at `cut`) are `mapper`'s work (a cluster's:
+    each half walked by whichever worker has room, in a child process there: `walk_part`), then
+    stitched in a child process here.  Returns once the halves are walked (the stitch runs on)."""
     assert plan.mode == PlanMode.COLD
-    cut = _cut(tools, repo, plan, settings)
-    if cut is None:
-        return start_cold_walk(tools, repo, repo_name, plan, settings)
     parts = [{"older": older, "boundary": list(cut.boundary)} for older in (True, False)]
     requests = [_request(tools, repo, repo_name, plan, settings, "", part) for part in parts]
     halves = mapper.map(walk_part, requests, priority=2)  # the longest work of a run: started first
@@ -202,17 +215,10 @@ def _check_walked(out: Path, returncode: int | None, stderr: bytes, what: str) -
         raise CodeIntelError(f"{what} failed (exit {returncode}): {error}")
 
 
-def _started(
-    tools: ToolService,
-    repo: Path,
-    repo_name: str,
-    plan: HistoryPlan,
-    settings: HistorySettings,
-    part: dict[str, Any] | None,
-) -> ColdWalk:
+def _started(plan: HistoryPlan, request: dict[str, Any]) -> ColdWalk:
+    """A walk's child process started on `request` (`_request`), writing into a directory of its own."""
     tmp = tempfile.TemporaryDirectory(prefix="codeintel-history-")
-    request = _request(tools, repo, repo_name, plan, settings, tmp.name, part)
-    return ColdWalk(plan, request, tmp, own_group=part is None)
+    return ColdWalk(plan, request | {"out": tmp.name}, tmp, own_group=request["part"] is None)
 
 
 def _request(
@@ -251,13 +257,10 @@ def _facts_in(out: Path) -> HistoryFacts:
     )  # fmt: skip
 
 
-def _cut(tools: ToolService, repo: Path, plan: HistoryPlan, settings: HistorySettings) -> split.Cut | None:
-    head = plan.repo.head
-    return split.choose_cut(tools, repo, head, settings.split_min_commits) if settings.split_min_commits and head else None
-
-
-def _refuse(*_: object) -> Any:
-    raise CodeIntelError("a cold walk reads nothing stored")
+def survey_history(tools: ToolService, repo: Path, plan: HistoryPlan, settings: HistorySettings) -> split.Survey:
+    """How many commits the history a cold `plan` walks has, and where it is cut (`split`)."""
+    assert plan.repo.head is not None
+    return split.survey(tools, repo, plan.repo.head, settings.split_min_commits)
 
 
 def main() -> int:
@@ -275,7 +278,10 @@ def main() -> int:
             older, newer = (_facts_in(Path(walked)) for walked in request["halves"])
             stitched = _write_stitched(out, older, newer, request["cut_position"], repo)
         else:
-            stitched = not request.get("part") and _walked_in_halves(tools, repo, request["repo_name"], plan, settings, out)
+            stitched = False
+            if not request.get("part"):  # the whole history: cut where the step found (or this process finds) a cut
+                cut = _known_cut(request["cut"]) if "cut" in request else survey_history(tools, repo, plan, settings).cut
+                stitched = cut is not None and _walked_in_halves(tools, repo, request["repo_name"], plan, settings, out, cut)
         if not stitched:
             _walk(tools, repo, request["repo_name"], plan, settings, out, request.get("part"))
     except Exception:
@@ -294,13 +300,10 @@ def _walk(
     part: dict[str, Any] | None,
 ) -> None:
     """Walk the history (or the half `part` names) in this process, its tables spooled into `out`."""
-    from codeintel.ingestion.history.collect import collect_history  # lazy: see `_walk_in_halves`
+    from codeintel.ingestion.history.collect import collect_cold  # lazy: see `_write_stitched`
     from codeintel.ingestion.history.lineage import Columns
 
-    facts = collect_history(
-        tools, repo, repo_name, plan, settings, generations=_refuse, stored_versions=_refuse,
-        stored_head=dict, spool=out, part=_part(part, tools, repo, plan, settings),
-    )  # fmt: skip
+    facts = collect_cold(tools, repo, repo_name, plan, settings, spool=out, part=_part(part, tools, repo, plan, settings))
     columns = {name: getattr(facts, name) for name in FACT_TABLES}
     if facts.orphans is not None and facts.made_again is not None:
         columns["orphans"], columns["made_again"] = facts.orphans, facts.made_again
@@ -313,18 +316,28 @@ def _walk(
     _write_result(out, tables, {name: len(rows) for name, rows in columns.items()}, facts.stats, facts.timings, facts.head_paths)
 
 
+def _known_cut(cut: dict[str, Any] | None) -> split.Cut | None:
+    """The cut a request names (None: the history is walked whole)."""
+    return None if cut is None else split.Cut(tuple(cut["boundary"]), cut["position"])
+
+
 def _walked_in_halves(
-    tools: ToolService, repo: Path, repo_name: str, plan: HistoryPlan, settings: HistorySettings, out: Path
+    tools: ToolService,
+    repo: Path,
+    repo_name: str,
+    plan: HistoryPlan,
+    settings: HistorySettings,
+    out: Path,
+    cut: split.Cut,
 ) -> bool:
-    """Walk a long history in two halves (`split`) at once, each in a child process of this one,
-    and write the stitched tables into `out`; False where it is not cut, or its halves do not
-    join (then it is walked whole)."""
-    cut = _cut(tools, repo, plan, settings)
-    if cut is None:
-        return False
+    """Walk a long history in two halves (cut at `cut`: `split`) at once, each in a child
+    process of this one, and write the stitched tables into `out`; False where its halves do
+    not join (then it is walked whole)."""
     boundary = list(cut.boundary)
-    older_walk = _started(tools, repo, repo_name, plan, settings, {"older": True, "boundary": boundary})
-    newer_walk = _started(tools, repo, repo_name, plan, settings, {"older": False, "boundary": boundary})
+    older_walk, newer_walk = (
+        _started(plan, _request(tools, repo, repo_name, plan, settings, "", {"older": older, "boundary": boundary}))
+        for older in (True, False)
+    )
     try:
         return _write_stitched(out, older_walk.read(repo), newer_walk.read(repo), cut.position, repo)
     finally:

@@ -17,6 +17,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from codeintel.analysis.goids import make_goid
 from codeintel.errors import CodeIntelError
@@ -224,6 +225,28 @@ def collect_history(
         out.commits, out.file_changes, out.function_changes, out.versions, files, rows, head_paths, cold,
         dict(out.stats), timings, *((walker.orphans, walker.made_again) if walker.made_before is not None else ()),
     )  # fmt: skip
+
+
+def collect_cold(
+    tools: ToolService,
+    repo: Path,
+    repo_name: str,
+    plan: HistoryPlan,
+    settings: HistorySettings,
+    *,
+    spool: Path | None = None,
+    part: WalkPart | None = None,
+) -> HistoryFacts:
+    """`collect_history` of a cold walk: it reads nothing stored."""
+    assert plan.mode == PlanMode.COLD
+    return collect_history(
+        tools, repo, repo_name, plan, settings, generations=_refuse, stored_versions=_refuse, stored_head=dict,
+        spool=spool, part=part,
+    )  # fmt: skip
+
+
+def _refuse(*_: object) -> Any:
+    raise CodeIntelError("a cold walk reads nothing stored")
 
 
 def _keys_used(records: list[CommitRecord]) -> list[VersionKey]:

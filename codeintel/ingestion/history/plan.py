@@ -64,6 +64,8 @@ class HistorySettings:
     defs_budget: int = 300_000
     lines_budget: int = 800_000
     split_min_commits: int = 4000  # a cold walk of a longer history runs in two processes at once (`split`); 0: never
+    # a cold walk, not cut, of a history this long or shorter runs in the step's process (`walk.walk_history`)
+    inline_max_commits: int = 8000
 
 
 class TableRows(Protocol):

@@ -6,7 +6,7 @@ commit descends from and that changes no `.py` file (nor is a merge), near 60 % 
 ancestors; the newer one the commits after it (`HEAD ^cut`), starting from the versions the
 cut has without knowing their history: they are parsed from their blobs and their definitions
 given placeholder lineages, by path, name and same-name rank (one file id per path).  When both
-are done (`apart._walk_in_halves`), `stitch.stitch_ids` gives each placeholder the lineage (and file
+are done (`apart._walked_in_halves`), `stitch.stitch_ids` gives each placeholder the lineage (and file
 id) the older walk gave that definition in that version, and the newer walk's rows, versions
 and HEAD definitions are what one walk of the whole history stores.
 
@@ -37,7 +37,14 @@ class Cut:
 
     boundary: tuple[str, ...]
     position: int
+
+
+@dataclass(frozen=True, slots=True)
+class Survey:
+    """How many commits a history has, and where it is cut (None: walked whole)."""
+
     commits: int
+    cut: Cut | None
 
 
 def choose_cut(tools: ToolService, repo: Path, head: str, min_commits: int, *, share: float = 0.6) -> Cut | None:
@@ -46,7 +53,14 @@ def choose_cut(tools: ToolService, repo: Path, head: str, min_commits: int, *, s
     the newer commits being the larger ones to walk), where every commit before the cut that
     has a child after it (the boundary) is a merge or changes no `.py` file; or None: a history
     of fewer than `min_commits` commits (one walk is as quick: the second process and the
-    stitch cost about a second), or no such place between a quarter and three quarters of it."""
+    stitch cost about a second; 0: never cut), or no such place between a quarter and three
+    quarters of it."""
+    return survey(tools, repo, head, min_commits, share=share).cut
+
+
+def survey(tools: ToolService, repo: Path, head: str, min_commits: int, *, share: float = 0.6) -> Survey:
+    """The number of commits of `head`'s history and where to cut it (`choose_cut`), from one
+    `git rev-list`."""
     out = tools.git(["rev-list", "--topo-order", "--reverse", "--parents", head], cwd=repo).decode("ascii")
     order: list[str] = []
     parents: list[list[str]] = []
@@ -56,8 +70,8 @@ def choose_cut(tools: ToolService, repo: Path, head: str, min_commits: int, *, s
             order.append(sha)
             parents.append(ps)
     n = len(order)
-    if n < min_commits:
-        return None
+    if not min_commits or n < min_commits:
+        return Survey(n, None)
     index = {sha: i for i, sha in enumerate(order)}
     last_child = list(range(n))  # per commit, the position of its last child (itself when none)
     for i, ps in enumerate(parents):
@@ -66,7 +80,7 @@ def choose_cut(tools: ToolService, repo: Path, head: str, min_commits: int, *, s
             if j is not None and last_child[j] < i:
                 last_child[j] = i
     if not _any_narrow(last_child, int(0.25 * n), int(0.75 * n)):
-        return None  # no place with a boundary that small: which commits change .py files is moot
+        return Survey(n, None)  # no place with a boundary that small: which commits change .py files is moot
     touching = set(
         tools.git([*PACK_WINDOWS, "log", "--format=%H", "--no-merges", head, "--", PY_PATHSPEC], cwd=repo)
         .decode("ascii")
@@ -85,11 +99,11 @@ def choose_cut(tools: ToolService, repo: Path, head: str, min_commits: int, *, s
             ends.setdefault(last_child[i], []).append(i)
             bad += order[i] in touching and len(parents[i]) < 2
         if bad == 0 and 0 < len(open_) <= _MAX_BOUNDARY and 0.25 * n <= i <= 0.75 * n:
-            cuts.append(Cut(tuple(sorted(order[j] for j in open_)), i + 1, n))
+            cuts.append(Cut(tuple(sorted(order[j] for j in open_)), i + 1))
     # the target moves by a grid step at most: a cold walk a few commits later cuts at the same place
     target = max(_GRID, int(share * n) // _GRID * _GRID)
     cuts.sort(key=lambda c: abs(c.position - target))
-    return cuts[0] if cuts else None
+    return Survey(n, cuts[0] if cuts else None)
 
 
 def _any_narrow(last_child: list[int], lo: int, hi: int) -> bool:

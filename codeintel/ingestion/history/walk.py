@@ -10,8 +10,8 @@ from typing import Any
 
 from codeintel.config import HistoryConfig
 from codeintel.ingestion.history import store
-from codeintel.ingestion.history.apart import ColdWalk, Mapper, spread_cold_walk, start_cold_walk
-from codeintel.ingestion.history.collect import collect_history, plan_history, read_repo_history
+from codeintel.ingestion.history.apart import ColdWalk, Mapper, spread_cold_walk, start_cold_walk, survey_history
+from codeintel.ingestion.history.collect import collect_cold, collect_history, plan_history, read_repo_history
 from codeintel.ingestion.history.plan import HistoryFacts, HistoryPlan, HistorySettings, PlanMode
 from codeintel.ingestion.tools import ToolService
 from codeintel.storage.gateway import StorageGateway
@@ -19,8 +19,9 @@ from codeintel.storage.gateway import StorageGateway
 
 def history_settings(config: HistoryConfig) -> HistorySettings:
     return HistorySettings(
-        config.huge_commit_files, config.bot_pattern, config.timeout_s, split_min_commits=config.split_min_commits
-    )
+        config.huge_commit_files, config.bot_pattern, config.timeout_s, split_min_commits=config.split_min_commits,
+        inline_max_commits=config.inline_max_commits,
+    )  # fmt: skip
 
 
 def history_plan(
@@ -80,17 +81,25 @@ def walk_history(
 ) -> Iterator[HistoryFacts]:
     """The facts of the walk `plan` asks for: a cold walk in a child process (`apart`; the one
     `started` ahead when it is that walk; its halves the work of the step's `executor` when that
-    is a cluster's; the facts are backed by files that exist until the block ends), new commits
-    in this process (`collect_history`, with `readers` of what is stored)."""
+    is a cluster's; the facts are backed by files that exist until the block ends), or in this
+    process when the history is short and not cut (`inline_max_commits`: the child's start, its
+    imports and the rows' files would cost more than the walk's memory, given back when it
+    ends, is worth); new commits in this process (`collect_history`, with `readers` of what is
+    stored)."""
     if started is not None and started.same_walk(plan):
         with started.facts(repo) as facts:
             yield facts
     elif plan.mode == PlanMode.COLD:
-        cluster = executor() if executor is not None else None  # (asked for only here: it may connect)
+        surveyed = survey_history(tools, repo, plan, settings)
+        if surveyed.cut is None and surveyed.commits <= settings.inline_max_commits:
+            yield collect_cold(tools, repo, repo_name, plan, settings)
+            return
+        # (the executor is asked for only here: it may connect)
+        cluster = executor() if executor is not None and surveyed.cut is not None else None
         walk = (
-            spread_cold_walk(cluster, tools, repo, repo_name, plan, settings)
-            if cluster is not None and cluster.remote
-            else start_cold_walk(tools, repo, repo_name, plan, settings)
+            spread_cold_walk(cluster, tools, repo, repo_name, plan, settings, surveyed.cut)
+            if cluster is not None and cluster.remote and surveyed.cut is not None
+            else start_cold_walk(tools, repo, repo_name, plan, settings, surveyed)
         )
         with walk.facts(repo) as facts:
             yield facts
