@@ -269,14 +269,19 @@ def test_requests_history_in_two_halves_gives_the_tables_of_one_walk(shared_dir:
     assert halves == whole
 
 
-def test_stopping_a_walk_in_halves_stops_both_halves(make_repo: MakeRepo, tmp_path: Path) -> None:
+def test_stopping_a_walk_in_halves_stops_both_halves(make_repo: MakeRepo, tmp_path: Path, monkeypatch: Any) -> None:
     """The walk's child starts the halves in its process group: cancelling the walk kills them
-    (and their git processes) too, not only the child.  While they walk, the child holds no
-    Arrow (nor the walk's modules): it waits light."""
+    (and their git processes) too, not only the child, and leaves no directory of theirs.  While
+    they walk, the child holds no Arrow (nor the walk's modules): it waits light."""
+    import tempfile
     import time
 
     import psutil
 
+    temp = tmp_path / "temp"  # the temporary directory of this process and of its children
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
     repo = scripted_history(make_repo, tmp_path)
     for i in range(300):  # long enough for the halves to be seen running, and to run on for a second
         repo.apply({"pkg/e.py": module({f"e{j}": i for j in range(40)})} if i % 2 else {"README": f"more {i}"}, f"more {i}")
@@ -310,6 +315,7 @@ def test_stopping_a_walk_in_halves_stops_both_halves(make_repo: MakeRepo, tmp_pa
             return False
 
     assert not [p for p in alive if running(p)]
+    assert not list(temp.iterdir())  # the halves' directories were in the walk's, removed with it
 
 
 def test_a_half_that_fails_on_a_worker_is_a_clear_error(make_repo: MakeRepo, tmp_path: Path) -> None:

@@ -215,9 +215,11 @@ def _check_walked(out: Path, returncode: int | None, stderr: bytes, what: str) -
         raise CodeIntelError(f"{what} failed (exit {returncode}): {error}")
 
 
-def _started(plan: HistoryPlan, request: dict[str, Any]) -> ColdWalk:
-    """A walk's child process started on `request` (`_request`), writing into a directory of its own."""
-    tmp = tempfile.TemporaryDirectory(prefix="codeintel-history-")
+def _started(plan: HistoryPlan, request: dict[str, Any], within: Path | None = None) -> ColdWalk:
+    """A walk's child process started on `request` (`_request`), writing into a directory of
+    its own (in `within`: a half's, in its walk's directory, which goes with it when the walk
+    is stopped)."""
+    tmp = tempfile.TemporaryDirectory(prefix="codeintel-history-", dir=within)
     return ColdWalk(plan, request | {"out": tmp.name}, tmp, own_group=request["part"] is None)
 
 
@@ -335,7 +337,7 @@ def _walked_in_halves(
     not join (then it is walked whole)."""
     boundary = list(cut.boundary)
     older_walk, newer_walk = (
-        _started(plan, _request(tools, repo, repo_name, plan, settings, "", {"older": older, "boundary": boundary}))
+        _started(plan, _request(tools, repo, repo_name, plan, settings, "", {"older": older, "boundary": boundary}), out)
         for older in (True, False)
     )
     try:
