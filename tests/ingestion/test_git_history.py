@@ -254,6 +254,78 @@ def test_a_class_split_across_files_keeps_each_methods_history(make_repo: MakeRe
     assert subjects(changes_of(indexer, "App.wsgi"))[0] == "initial"
 
 
+def test_a_method_left_as_a_stub_where_its_body_moved_to_a_subclass_goes_with_its_body(
+    make_repo: MakeRepo, make_indexer: MakeIndexer, tmp_path: Path
+) -> None:
+    """A base class keeps an abstract stub of a method whose body moved to a subclass in
+    another file (a sans-I/O split): the method's history is the subclass's method's, and the
+    stub is new.  Where no other place has the body, a method rewritten whole under its name
+    stays the same method."""
+    base = '''
+        class Flask:
+            def environment(self, options):
+                """Make the environment."""
+                options = dict(options)
+                if "autoescape" not in options:
+                    options["autoescape"] = self.select
+                return Environment(self, **options)
+
+            def other(self):
+                return 1
+    '''
+    repo = make_repo(tmp_path, {"sansio.py": base})
+    repo.apply({"sansio.py": base.replace("self.select", "self.select_autoescape")}, "edit environment")
+    repo.apply(
+        {
+            "sansio.py": '''
+                class App:
+                    def environment(self, options):
+                        raise NotImplementedError()
+
+                    def other(self):
+                        return 1
+            ''',
+            "app.py": '''
+                from sansio import App
+
+
+                class Flask(App):
+                    def environment(self, options):
+                        """Make the environment."""
+                        options = dict(options)
+                        if "autoescape" not in options:
+                            options["autoescape"] = self.select_autoescape
+                        return Environment(self, **options)
+            ''',
+        },
+        "split sansio",
+    )
+    repo.apply(
+        {
+            "sansio.py": '''
+                class App:
+                    def environment(self, options):
+                        raise NotImplementedError()
+
+                    def other(self):
+                        total = 0
+                        for i in range(3):
+                            total += i
+                        return total
+            '''
+        },
+        "rewrite other",
+    )
+    indexer = make_indexer(repo)
+    run_history(indexer)
+    moved = changes_of(indexer, "Flask.environment", "app.py")
+    assert subjects(moved, with_lines=False) == ["initial", "edit environment", "split sansio"]
+    assert (moved[-1]["event"], moved[-1]["old_path"]) == ("moved", "sansio.py")  # (the same name: no old name)
+    stub = changes_of(indexer, "App.environment", "sansio.py")
+    assert [(r["subject"], r["event"]) for r in stub] == [("split sansio", "created")]
+    assert subjects(changes_of(indexer, "App.other")) == ["initial", "rewrite other"]
+
+
 # ------------------------------------------------------------------------------------ commit flags
 
 

@@ -41,7 +41,7 @@ from codeintel.storage.catalog import Table
 logger = logging.getLogger(__name__)
 
 # change it when what the walk stores changes: every database then walks its history again
-HISTORY_VERSION = "2"
+HISTORY_VERSION = "3"
 
 
 def read_repo_history(tools: ToolService, repo: Path, settings: HistorySettings) -> RepoHistory:

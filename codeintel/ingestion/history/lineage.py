@@ -37,6 +37,7 @@ from codeintel.errors import CodeIntelError
 from codeintel.ingestion.history.blobs import BlobReader
 from codeintel.ingestion.history.gitlog import CommitRecord, FileDiff, Hunk, MergeFile
 from codeintel.ingestion.history.outline import (
+    CLASS,
     Def,
     Region,
     Shift,
@@ -240,6 +241,9 @@ class _FileWork:
     deleted: list[Def] = field(default_factory=list)
     created: list[Def] = field(default_factory=list)
     rows: list[_Row] = field(default_factory=list)
+    # pairs whose old definition lost every line of its body: that body may have moved
+    # elsewhere in the commit (`_moves` decides; `_finish` rows what is left)
+    rewritten: list[_Row] = field(default_factory=list)
     old_version: Version | StoredVersion | None = None
     removed: tuple[list[int], list[int]] | None = None  # old lines the diff removed (starts, counts)
     added: tuple[list[int], list[int]] | None = None  # new lines it added; None: the whole file
@@ -379,7 +383,7 @@ class HistoryWalker:
         work.new_root = update.root
         if work.new_lines is None and work.old_lines is not None:
             self._patched_lines(work, f)  # cheap: kept for the next version
-        self._map(work, f.hunks, update.regions, update.updated, update.shift)
+        self._map(work, f.hunks, update.regions, update.updated, update.shift, defer=True)
         return self._renamed(work) if work.old_path else work
 
     def _light(self, work: _FileWork) -> _FileWork:
@@ -389,7 +393,7 @@ class HistoryWalker:
             source = Source(work.new_root, work.new_lines, work.encoding)
             work.new_defs = walk(work.new_root)
             self.outlines.put(work.new_key, source, len(work.new_defs))
-        if not work.deleted:
+        if not work.deleted and not work.rewritten:
             work.old_lines = None
         if not work.created:
             work.new_lines = None
@@ -430,8 +434,13 @@ class HistoryWalker:
         regions: Sequence[Region],
         updated: Sequence[tuple[Def, Def]],
         shift: Shift,
+        *,
+        defer: bool = False,
     ) -> None:
-        """Lineages and rows of a file's definitions, from the outline update."""
+        """Lineages and rows of a file's definitions, from the outline update.  With `defer`, a
+        pair whose old definition lost every line of its body (paired by its header or name
+        alone) waits in `rewritten` for the commit's moves: where its body went elsewhere, that
+        is where it went."""
         work.removed = ([h.old_start for h in hunks], [h.old_count for h in hunks])
         work.added = ([h.new_start for h in hunks], [h.new_count for h in hunks])
         moved = work.old_path is not None and work.old_path != work.path
@@ -446,7 +455,9 @@ class HistoryWalker:
                 new.lineage = old.lineage
                 n_add, n_del = work.lines_added(new), work.lines_deleted(old)
                 event = Event.MOVED if moved else Event.RENAMED if old.qualname != new.qualname else Event.MODIFIED
-                if n_add or n_del or event != Event.MODIFIED:
+                if defer and count_in(old.body, old.end, *work.removed) == old.end - old.body + 1:
+                    work.rewritten.append(_Row(event, old, new, n_add, n_del))
+                elif n_add or n_del or event != Event.MODIFIED:
                     work.rows.append(_Row(event, old, new, n_add, n_del))
             work.deleted.extend(d for d in region.old_defs if id(d) not in matched_old)
             work.created.extend(d for d in region.new_defs if id(d) not in matched_new)
@@ -455,7 +466,7 @@ class HistoryWalker:
         """A file renamed: every definition kept moves with it (rows for those not yet rowed)."""
         if work.old_path is None or work.old_path == work.path or work.new_root is None:
             return work
-        rowed = {id(r.new) for r in work.rows} | {id(d) for d in work.created}
+        rowed = {id(r.new) for r in (*work.rows, *work.rewritten)} | {id(d) for d in work.created}
         for d in walk(work.new_root):
             if id(d) not in rowed:
                 work.rows.append(_Row(Event.MOVED, d, d, 0, 0))
@@ -483,8 +494,11 @@ class HistoryWalker:
         """Definitions deleted in one place (`sources`) and created with the same body in
         another (`works`: another file, or elsewhere in the same one): moves, keeping their
         lineage.  Outermost ones first: what is nested in a moved definition moves with it (by
-        name and rank); what is left is matched by body again."""
-        gone = [(w, d) for w in sources for d in w.deleted]
+        name and rank); what is left is matched by body again.  A definition rewritten whole
+        under its name (`_FileWork.rewritten`) is a source too: when its body is found
+        elsewhere, it moved there, and what now bears its name was created."""
+        rewritten = {id(r.old): (w, r) for w in sources for r in w.rewritten}
+        gone = [(w, d) for w in sources for d in w.deleted] + [(w, r.old) for w, r in rewritten.values() if r.old]
         born = [(w, d) for w in works for d in w.created]
         if not gone or not born:
             return
@@ -509,7 +523,12 @@ class HistoryWalker:
         )
         for (gw, old), (bw, new) in pairs:
             new.lineage = old.lineage
-            gw.deleted.remove(old)
+            if (left := rewritten.get(id(old))) is not None:
+                gw.rewritten.remove(left[1])
+                assert left[1].new is not None
+                gw.created.append(left[1].new)
+            else:
+                gw.deleted.remove(old)
             bw.created.remove(new)
             a, b = _line_changes(
                 self._def_lines(gw.old_key, old, gw.old_lines), self._def_lines(bw.new_key, new, bw.new_lines)
@@ -665,6 +684,8 @@ class HistoryWalker:
     def _finish(self, sha: str, works: list[_FileWork], *, record: bool) -> None:
         """New lineages for what was created, the new versions, and the rows."""
         for work in works:
+            work.rows += work.rewritten  # (those whose body went nowhere else: the same definition)
+            work.rewritten = []
             new_defs = work.new_defs if work.new_defs is not None else walk(work.new_root) if work.new_root is not None else []
             ords = _Ordinals(new_defs)
             for d in work.created:
@@ -925,7 +946,8 @@ def _similar_pairs(
     new_text: dict[int, tuple[str, ...]],
 ) -> list[tuple[tuple[_FileWork, Def], tuple[_FileWork, Def]]]:
     """Moves whose body changed a little: the same name and at least half the lines in
-    common; another name and four fifths (between bodies of four lines or more)."""
+    common; another name and four fifths (between bodies of four lines or more); a class
+    only from a class, a function or method only from a function or method."""
     if not gone or not born:
         return []
     scored: list[tuple[float, int, int]] = []
@@ -938,6 +960,8 @@ def _similar_pairs(
         candidates = range(len(gone)) if small else by_name.get(n.name, [])
         for i in candidates:
             o = gone[i][1]
+            if (o.kind == CLASS) != (n.kind == CLASS):  # a class's body is not a function's
+                continue
             a = Counter(old_text[id(o)])
             total = sum(a.values()) + sum(b.values())
             if not total:
