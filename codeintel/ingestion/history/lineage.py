@@ -439,8 +439,9 @@ class HistoryWalker:
     ) -> None:
         """Lineages and rows of a file's definitions, from the outline update.  With `defer`, a
         pair whose old definition lost every line of its body (paired by its header or name
-        alone) waits in `rewritten` for the commit's moves: where its body went elsewhere, that
-        is where it went."""
+        alone; a body of `_MOVED_BODY` lines or more: a line or two rewritten is an edit)
+        waits in `rewritten` for the commit's moves: where its body went elsewhere, that is
+        where it went."""
         work.removed = ([h.old_start for h in hunks], [h.old_count for h in hunks])
         work.added = ([h.new_start for h in hunks], [h.new_count for h in hunks])
         moved = work.old_path is not None and work.old_path != work.path
@@ -455,7 +456,8 @@ class HistoryWalker:
                 new.lineage = old.lineage
                 n_add, n_del = work.lines_added(new), work.lines_deleted(old)
                 event = Event.MOVED if moved else Event.RENAMED if old.qualname != new.qualname else Event.MODIFIED
-                if defer and count_in(old.body, old.end, *work.removed) == old.end - old.body + 1:
+                body = old.end - old.body + 1
+                if defer and body >= _MOVED_BODY and count_in(old.body, old.end, *work.removed) == body:
                     work.rewritten.append(_Row(event, old, new, n_add, n_del))
                 elif n_add or n_del or event != Event.MODIFIED:
                     work.rows.append(_Row(event, old, new, n_add, n_del))
@@ -899,6 +901,9 @@ def _ignored(sha: str, ignore: frozenset[str]) -> bool:
     if sha in ignore:
         return True
     return any(len(rev) < 40 and sha.startswith(rev) for rev in ignore)
+
+
+_MOVED_BODY = 3  # lines of body a definition rewritten whole needs for its body to be looked for elsewhere
 
 
 def _line_changes(old: list[str], new: list[str]) -> tuple[int, int]:
