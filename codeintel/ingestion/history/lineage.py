@@ -908,8 +908,18 @@ _MOVED_BODY = 3  # lines of body a definition rewritten whole needs for its body
 
 def _line_changes(old: list[str], new: list[str]) -> tuple[int, int]:
     """(added, deleted) lines between two texts of a definition, as multisets of lines."""
-    a, b = Counter(new), Counter(old)
-    return sum((a - b).values()), sum((b - a).values())
+    counts = Counter(new)
+    counts.subtract(old)
+    return sum(v for v in counts.values() if v > 0), -sum(v for v in counts.values() if v < 0)
+
+
+def _common(a: Counter[str], b: Counter[str]) -> int:
+    """How many lines two multisets of lines share (`sum((a & b).values())`, without the
+    Counter it would build)."""
+    if len(a) > len(b):
+        a, b = b, a
+    get = b.get
+    return sum(v if v <= (w := get(k, 0)) else w for k, v in a.items())
 
 
 def _body_pairs(
@@ -960,20 +970,26 @@ def _similar_pairs(
     by_name: dict[str, list[int]] = {}
     for i, (_, d) in enumerate(gone):
         by_name.setdefault(d.name, []).append(i)
+    sizes = [len(old_text[id(d)]) for _, d in gone]
+    counted: dict[int, Counter[str]] = {}  # per gone definition, its lines (counted once)
     for j, (_, n) in enumerate(born):
         b = Counter(new_text[id(n)])
+        nb = len(new_text[id(n)])
         candidates = range(len(gone)) if small else by_name.get(n.name, [])
         for i in candidates:
             o = gone[i][1]
             if (o.kind == CLASS) != (n.kind == CLASS):  # a class's body is not a function's
                 continue
-            a = Counter(old_text[id(o)])
-            total = sum(a.values()) + sum(b.values())
-            if not total:
-                continue
-            dice = 2 * sum((a & b).values()) / total
+            total, least = sizes[i] + nb, min(sizes[i], nb)
             same = o.name == n.name
-            if (same and dice >= 0.5) or (not same and dice >= 0.8 and min(sum(a.values()), sum(b.values())) >= 4):
+            # dice is at most 2 * least / total: skip pairs that cannot reach 0.5 (0.8), in integers
+            if not total or (4 * least < total if same else 5 * least < 2 * total or least < 4):
+                continue
+            a = counted.get(i)
+            if a is None:
+                a = counted[i] = Counter(old_text[id(o)])
+            dice = 2 * _common(a, b) / total
+            if (same and dice >= 0.5) or (not same and dice >= 0.8):
                 scored.append((dice + (1.0 if same else 0.0), i, j))
     pairs = []
     used_i: set[int] = set()
