@@ -669,8 +669,12 @@ class HistoryWalker:
         for row in work.rows:
             new = row.new
             assert new is not None
-            mine = Counter(self._def_lines(work.new_key, new))
-            texts = [Counter(self._def_lines(key, d)) for defs, key in by_lineage if (d := defs.get(new.lineage))]
+            mine_lines = self._def_lines(work.new_key, new)
+            theirs = [self._def_lines(key, d) for defs, key in by_lineage if (d := defs.get(new.lineage))]
+            if mine_lines in theirs:  # (most often: a parent's text as it was, no Counter needed)
+                continue
+            mine = Counter(mine_lines)
+            texts = [Counter(lines) for lines in theirs]
             if any(t == mine for t in texts):
                 continue
             added = sum((mine - sum(texts, Counter())).values()) if texts else sum(mine.values())
