@@ -377,6 +377,20 @@ def test_the_log_stream_read_ahead_gives_every_byte_in_order() -> None:
     assert [data[i << 20] for i in range(40)] == [65 + i % 26 for i in range(40)]
 
 
+def test_the_read_ahead_hands_over_the_first_commits_before_a_whole_chunk_is_written() -> None:
+    """git takes a while to write the log's first MiB: the walk gets what is there already."""
+    producer = "import sys, time\nsys.stdout.buffer.write(b'first'); sys.stdout.flush(); time.sleep(30)\n"
+    with subprocess.Popen([sys.executable, "-c", producer], stdout=subprocess.PIPE) as proc:
+        assert proc.stdout is not None
+        with read_ahead(proc.stdout) as ahead:
+            got: list[bytes] = []
+            reader = threading.Thread(target=lambda: got.append(ahead.read()), daemon=True)
+            reader.start()
+            reader.join(timeout=10)
+            proc.kill()  # (the stream ends: the read-ahead's thread is free to stop)
+        assert got == [b"first"]
+
+
 @pytest.mark.skipif(not hasattr(__import__("fcntl"), "F_GETPIPE_SZ"), reason="no pipe sizes on this system")
 def test_the_read_ahead_widens_the_pipe_it_reads_so_it_wakes_once_a_mib() -> None:
     import fcntl

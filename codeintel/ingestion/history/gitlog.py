@@ -142,11 +142,16 @@ class ReadAhead:
 
     def _run(self, stream: IO[bytes], chunk_size: int) -> None:
         try:
+            # the first chunk is what the tool has written so far: the walk starts on the first
+            # commits, not once a whole chunk is there (flask: its first MiB takes git 0.1 s, its
+            # first commit 0.06); then whole chunks
+            read1 = getattr(stream, "read1", None)
+            chunk = read1(chunk_size) if read1 is not None else stream.read(chunk_size)
             while not self._stop.is_set():
-                chunk = stream.read(chunk_size)
                 self._put(chunk)
                 if not chunk:
                     return
+                chunk = stream.read(chunk_size)
         except BaseException as exc:  # handed to the reader, raised there
             self._error = exc
             self._put(b"")
