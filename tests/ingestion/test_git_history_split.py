@@ -210,6 +210,52 @@ def test_a_short_history_not_cut_is_walked_in_the_steps_process_with_a_childs_ta
         tables_of(HistorySettings(split_min_commits=0, inline_max_commits=len(in_a_child["commits"]) - 1))
 
 
+def test_git_starts_on_the_log_before_the_survey_and_a_log_not_wanted_is_stopped(make_repo: MakeRepo, tmp_path: Path) -> None:
+    """git walks the commits for the log (a cold walk's first wait) while the history is
+    surveyed; where the walk then runs in a child, that log is stopped: no git is left running,
+    and the child's tables are the step's own walk's."""
+    from contextlib import suppress
+
+    import psutil
+
+    from codeintel.ingestion.history import walk
+
+    repo = scripted_history(make_repo, tmp_path)
+    order: list[str] = []
+
+    class Noting(ToolService):
+        def run(self, tool: str, args: list[str], *, cwd: Path, timeout_s: float | None = None) -> bytes:
+            order.append(" ".join(args[:1] + [a for a in args if a == "--topo-order"]))
+            return ToolService.run(self, tool, args, cwd=cwd, timeout_s=timeout_s)
+
+        def process(self, tool: str, args: list[str], *, cwd: Path, timeout_s: float | None = None) -> Any:
+            order.append("log" if "log" in args else " ".join(args[-2:]))
+            return ToolService.process(self, tool, args, cwd=cwd, timeout_s=timeout_s)
+
+    tools = Noting(ToolsConfig())
+    plan = HistoryPlan(PlanMode.COLD, read_repo_history(tools, repo.root, HistorySettings()))
+
+    def gits() -> list[psutil.Process]:  # this process's git children, running or not yet reaped
+        found = []
+        for p in psutil.Process().children():
+            with suppress(psutil.Error):
+                if p.name() == "git":
+                    found.append(p)
+        return found
+
+    def tables_of(settings: HistorySettings) -> dict[str, list[str]]:
+        order.clear()
+        with walk.walk_history(tools, repo.root, "repo", plan, settings) as facts:
+            assert not gits()  # the walk's (and an early log not wanted) ended and reaped
+            return {name: sorted(map(repr, _plain(getattr(facts, name).table()).to_pylist())) for name in TABLES}
+
+    here = tables_of(HistorySettings(split_min_commits=0))
+    assert order.index("log") < order.index("rev-list --topo-order")  # the survey
+    in_a_child = tables_of(HistorySettings(split_min_commits=0, inline_max_commits=0))
+    assert order.count("log") == 1  # the early one, stopped (the child's own log is the child's)
+    assert in_a_child == here
+
+
 def test_the_child_cuts_the_history_where_the_step_found_the_cut(make_repo: MakeRepo, tmp_path: Path) -> None:
     """The step surveys the history (one `git rev-list`); the child walks it as surveyed and
     does not survey it again: told it is not cut, it walks it whole."""

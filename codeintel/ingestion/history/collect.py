@@ -15,9 +15,10 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from codeintel.analysis.goids import make_goid
 from codeintel.errors import CodeIntelError
@@ -142,6 +143,7 @@ def collect_history(
     stored_deletions: Callable[[Iterable[str]], dict[str, list[Deletion]]] = lambda _: {},
     spool: Path | None = None,
     part: WalkPart | None = None,
+    log: IO[bytes] | None = None,
 ) -> HistoryFacts:
     """Walk the commits `plan` asks for and return the rows to store.
 
@@ -150,7 +152,8 @@ def collect_history(
     definitions commits deleted (of the walked commits the new ones descend from).  With
     `spool`, a cold walk writes the rows of the walked commits to Arrow IPC stream files there
     as it goes (`<table field>.arrow`, ended by `Columns.close`) instead of holding them.
-    `part`: the half of a cold walk to do (`split`).
+    `part`: the half of a cold walk to do (`split`).  `log`: its history stream, already
+    started (`EarlyLog`; else started here).
     """
     started = time.perf_counter()
     head = plan.repo.head
@@ -160,15 +163,11 @@ def collect_history(
         settings.huge_commit_files, ignore_revs(tools, repo), settings.bot_pattern or DEFAULT_BOTS,
         settings.defs_budget, settings.lines_budget,
     )  # fmt: skip
-    revs = head + "\n" + "".join(f"^{b}\n" for b in plan.boundary)
-    if part is not None:
-        revs = "".join(f"{b}\n" for b in part.boundary) if part.older else revs + "".join(f"^{b}\n" for b in part.boundary)
-    git = tools.config.git
     timings: dict[str, float] = {}
     # the walk allocates millions of objects that live on, none in a cycle: no collection walks them
     with gc_paused(), open_blobs(tools, repo, timeout_s=settings.timeout_s) as blobs:
         with (
-            tools.stream(git, log_args(), cwd=repo, timeout_s=settings.timeout_s, stdin=revs.encode()) as stream,
+            nullcontext(log) if log is not None else log_stream(tools, repo, plan, settings, part) as stream,
             read_ahead(stream) as ahead,
         ):
             commits: Iterable[CommitRecord] = parse_log(ahead)
@@ -227,6 +226,45 @@ def collect_history(
     )  # fmt: skip
 
 
+@contextmanager
+def log_stream(
+    tools: ToolService, repo: Path, plan: HistoryPlan, settings: HistorySettings, part: WalkPart | None = None
+) -> Iterator[IO[bytes]]:
+    """The history stream (`gitlog.log_args`) of the commits `plan` (and `part`) asks for, running."""
+    head = plan.repo.head
+    assert head is not None
+    revs = head + "\n" + "".join(f"^{b}\n" for b in plan.boundary)
+    if part is not None:
+        revs = "".join(f"{b}\n" for b in part.boundary) if part.older else revs + "".join(f"^{b}\n" for b in part.boundary)
+    with tools.stream(tools.config.git, log_args(), cwd=repo, timeout_s=settings.timeout_s, stdin=revs.encode()) as stream:
+        yield stream
+
+
+class EarlyLog:
+    """A cold walk's history stream started before it is known where the walk runs
+    (`walk.walk_history`): git walks the commits (flask: 0.06 s before its first one) while the
+    history is surveyed.  The walk of this process reads `stream` (then `close`); a walk
+    elsewhere leaves it (`discard`: git is stopped, not waited for)."""
+
+    def __init__(self, tools: ToolService, repo: Path, plan: HistoryPlan, settings: HistorySettings) -> None:
+        self._log = log_stream(tools, repo, plan, settings)
+        self.stream = self._log.__enter__()
+
+    def close(self, error: BaseException | None = None) -> None:
+        """End the stream: after the walk read it, or (`error`) as the block that raised it."""
+        if error is None:
+            self._log.__exit__(None, None, None)
+        else:
+            self._log.__exit__(type(error), error, error.__traceback__)
+
+    def discard(self) -> None:
+        self.close(_Unread())
+
+
+class _Unread(Exception):
+    """The early log was not wanted (the walk runs elsewhere)."""
+
+
 def collect_cold(
     tools: ToolService,
     repo: Path,
@@ -236,12 +274,13 @@ def collect_cold(
     *,
     spool: Path | None = None,
     part: WalkPart | None = None,
+    log: IO[bytes] | None = None,
 ) -> HistoryFacts:
     """`collect_history` of a cold walk: it reads nothing stored."""
     assert plan.mode == PlanMode.COLD
     return collect_history(
         tools, repo, repo_name, plan, settings, generations=_refuse, stored_versions=_refuse, stored_head=dict,
-        spool=spool, part=part,
+        spool=spool, part=part, log=log,
     )  # fmt: skip
 
 

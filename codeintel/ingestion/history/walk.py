@@ -11,7 +11,7 @@ from typing import Any
 from codeintel.config import HistoryConfig
 from codeintel.ingestion.history import store
 from codeintel.ingestion.history.apart import ColdWalk, Mapper, spread_cold_walk, start_cold_walk, survey_history
-from codeintel.ingestion.history.collect import collect_cold, collect_history, plan_history, read_repo_history
+from codeintel.ingestion.history.collect import EarlyLog, collect_cold, collect_history, plan_history, read_repo_history
 from codeintel.ingestion.history.plan import HistoryFacts, HistoryPlan, HistorySettings, PlanMode
 from codeintel.ingestion.tools import ToolService
 from codeintel.storage.gateway import StorageGateway
@@ -90,10 +90,19 @@ def walk_history(
         with started.facts(repo) as facts:
             yield facts
     elif plan.mode == PlanMode.COLD:
-        surveyed = survey_history(tools, repo, plan, settings)
-        if surveyed.cut is None and surveyed.commits <= settings.inline_max_commits:
-            yield collect_cold(tools, repo, repo_name, plan, settings)
+        log = EarlyLog(tools, repo, plan, settings)  # git walks the commits while the history is surveyed
+        try:
+            surveyed = survey_history(tools, repo, plan, settings)
+            here = surveyed.cut is None and surveyed.commits <= settings.inline_max_commits
+            walked = collect_cold(tools, repo, repo_name, plan, settings, log=log.stream) if here else None
+        except BaseException as exc:
+            log.close(exc)
+            raise
+        if walked is not None:
+            log.close()
+            yield walked
             return
+        log.discard()
         # (the executor is asked for only here: it may connect)
         cluster = executor() if executor is not None and surveyed.cut is not None else None
         walk = (
