@@ -147,7 +147,7 @@ def start_cold_walk(
     assert plan.mode == PlanMode.COLD
     request = _request(tools, repo, repo_name, plan, settings, "", None)
     if surveyed is not None:
-        request["cut"] = None if surveyed.cut is None else {"boundary": list(surveyed.cut.boundary), "position": surveyed.cut.position}
+        request["cut"] = _cut_named(surveyed.cut)
     return _started(plan, request)
 
 
@@ -318,8 +318,13 @@ def _walk(
     _write_result(out, tables, {name: len(rows) for name, rows in columns.items()}, facts.stats, facts.timings, facts.head_paths)
 
 
+def _cut_named(cut: split.Cut | None) -> dict[str, Any] | None:
+    """A cut as a request names it (None: the history is walked whole); `_known_cut` reads it."""
+    return None if cut is None else {"boundary": list(cut.boundary), "position": cut.position}
+
+
 def _known_cut(cut: dict[str, Any] | None) -> split.Cut | None:
-    """The cut a request names (None: the history is walked whole)."""
+    """The cut a request names (`_cut_named`)."""
     return None if cut is None else split.Cut(tuple(cut["boundary"]), cut["position"])
 
 

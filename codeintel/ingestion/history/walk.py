@@ -82,10 +82,9 @@ def walk_history(
     """The facts of the walk `plan` asks for: a cold walk in a child process (`apart`; the one
     `started` ahead when it is that walk; its halves the work of the step's `executor` when that
     is a cluster's; the facts are backed by files that exist until the block ends), or in this
-    process when the history is short and not cut (`inline_max_commits`: the child's start, its
-    imports and the rows' files would cost more than the walk's memory, given back when it
-    ends, is worth); new commits in this process (`collect_history`, with `readers` of what is
-    stored)."""
+    process when the history is short and not cut (`inline_max_commits`: there a child's start,
+    imports and files cost more than what it gives back, the walk's memory); new commits in this
+    process (`collect_history`, with `readers` of what is stored)."""
     if started is not None and started.same_walk(plan):
         with started.facts(repo) as facts:
             yield facts
