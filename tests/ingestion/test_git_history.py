@@ -260,7 +260,8 @@ def test_a_method_left_as_a_stub_where_its_body_moved_to_a_subclass_goes_with_it
     """A base class keeps an abstract stub of a method whose body moved to a subclass in
     another file (a sans-I/O split): the method's history is the subclass's method's, and the
     stub is new.  Where no other place has the body, a method rewritten whole under its name
-    stays the same method."""
+    stays the same method; so does one whose body is a line (a line rewritten is an edit, and
+    says too little to follow)."""
     base = '''
         class Flask:
             def environment(self, options):
@@ -272,6 +273,9 @@ def test_a_method_left_as_a_stub_where_its_body_moved_to_a_subclass_goes_with_it
 
             def other(self):
                 return 1
+
+            def name(self):
+                return "flask"
     '''
     repo = make_repo(tmp_path, {"sansio.py": base})
     repo.apply({"sansio.py": base.replace("self.select", "self.select_autoescape")}, "edit environment")
@@ -284,6 +288,9 @@ def test_a_method_left_as_a_stub_where_its_body_moved_to_a_subclass_goes_with_it
 
                     def other(self):
                         return 1
+
+                    def name(self):
+                        return "app"
             ''',
             "app.py": '''
                 from sansio import App
@@ -296,6 +303,9 @@ def test_a_method_left_as_a_stub_where_its_body_moved_to_a_subclass_goes_with_it
                         if "autoescape" not in options:
                             options["autoescape"] = self.select_autoescape
                         return Environment(self, **options)
+
+                    def name(self):
+                        return "flask"
             ''',
         },
         "split sansio",
@@ -312,6 +322,9 @@ def test_a_method_left_as_a_stub_where_its_body_moved_to_a_subclass_goes_with_it
                         for i in range(3):
                             total += i
                         return total
+
+                    def name(self):
+                        return "app"
             '''
         },
         "rewrite other",
@@ -324,6 +337,8 @@ def test_a_method_left_as_a_stub_where_its_body_moved_to_a_subclass_goes_with_it
     stub = changes_of(indexer, "App.environment", "sansio.py")
     assert [(r["subject"], r["event"]) for r in stub] == [("split sansio", "created")]
     assert subjects(changes_of(indexer, "App.other")) == ["initial", "rewrite other"]
+    assert subjects(changes_of(indexer, "App.name")) == ["initial", "split sansio"]
+    assert [(r["subject"], r["event"]) for r in changes_of(indexer, "Flask.name", "app.py")] == [("split sansio", "created")]
 
 
 # ------------------------------------------------------------------------------------ commit flags
