@@ -37,7 +37,7 @@ def cold_walk(root: Path, min_commits: int, spread: Mapper | None = None) -> tup
     if spread is None:
         walk = start_cold_walk(tools, root, "repo", plan, settings)
     else:
-        cut = split.choose_cut(tools, root, str(plan.repo.head), min_commits)
+        cut = split.survey(tools, root, str(plan.repo.head), min_commits).cut
         assert cut is not None
         walk = spread_cold_walk(spread, tools, root, "repo", plan, settings, cut)
     with walk.facts(root) as facts:
@@ -127,7 +127,7 @@ def scripted_history(make_repo: MakeRepo, tmp_path: Path, *, rename_before_rever
 def test_a_history_cut_in_two_halves_gives_the_tables_of_one_walk(make_repo: MakeRepo, tmp_path: Path) -> None:
     repo = scripted_history(make_repo, tmp_path)
     tools = ToolService(ToolsConfig())
-    cut = split.choose_cut(tools, repo.root, repo.head(), 10)
+    cut = split.survey(tools, repo.root, repo.head(), 10).cut
     assert cut is not None and len(cut.boundary) == 1
     assert git(repo.root, "log", "-1", "--format=%s", cut.boundary[0]).startswith("docs")
     halves, figures = cold_walk(repo.root, 10)
@@ -146,7 +146,7 @@ def test_a_cluster_walks_the_two_halves_and_they_give_the_tables_of_one_walk(mak
     from codeintel.orchestration.executors import DaskExecutor
 
     repo = scripted_history(make_repo, tmp_path)
-    cut = split.choose_cut(ToolService(ToolsConfig()), repo.root, repo.head(), 10)
+    cut = split.survey(ToolService(ToolsConfig()), repo.root, repo.head(), 10).cut
     assert cut is not None
     with (
         LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster,
@@ -162,7 +162,7 @@ def test_a_cluster_walks_the_two_halves_and_they_give_the_tables_of_one_walk(mak
 
 def test_halves_that_do_not_join_are_walked_again_whole(make_repo: MakeRepo, tmp_path: Path) -> None:
     repo = scripted_history(make_repo, tmp_path, rename_before_revert=True)
-    assert split.choose_cut(ToolService(ToolsConfig()), repo.root, repo.head(), 10) is not None
+    assert split.survey(ToolService(ToolsConfig()), repo.root, repo.head(), 10).cut is not None
     halves, figures = cold_walk(repo.root, 10)
     assert "split_at" not in figures and "older_walk" not in figures  # cut, walked in halves, then whole
     whole, _ = cold_walk(repo.root, 0)
@@ -172,9 +172,9 @@ def test_halves_that_do_not_join_are_walked_again_whole(make_repo: MakeRepo, tmp
 def test_a_short_history_or_one_no_commit_cuts_is_walked_whole(make_repo: MakeRepo, tmp_path: Path) -> None:
     repo = scripted_history(make_repo, tmp_path)
     tools = ToolService(ToolsConfig())
-    assert split.choose_cut(tools, repo.root, repo.head(), 1000) is None  # too short
+    assert split.survey(tools, repo.root, repo.head(), 1000).cut is None  # too short
     only_code = make_repo(tmp_path, {"m.py": function("f", 0)}, [{"m.py": function("f", i)} for i in range(1, 30)], name="code")
-    assert split.choose_cut(tools, only_code.root, only_code.head(), 10) is None  # every commit changes a .py file
+    assert split.survey(tools, only_code.root, only_code.head(), 10).cut is None  # every commit changes a .py file
 
 
 def test_a_short_history_not_cut_is_walked_in_the_steps_process_with_a_childs_tables(
@@ -296,11 +296,11 @@ def test_a_history_no_single_commit_spans_is_not_cut_without_listing_its_py_comm
         repo.apply({"m.py" if i % 3 else "README": function("f", i) if i % 3 else str(i)}, f"main {i}")
     git(repo.root, "merge", "-q", "--no-ff", "-m", "merge side", "side")
     commands: list[list[str]] = []
-    assert split.choose_cut(_logging(commands), repo.root, repo.head(), 10) is None
+    assert split.survey(_logging(commands), repo.root, repo.head(), 10).cut is None
     assert [args[0] for args in commands] == ["rev-list"]
     commands.clear()
     scripted = scripted_history(make_repo, tmp_path / "scripted")
-    assert split.choose_cut(_logging(commands), scripted.root, scripted.head(), 10) is not None
+    assert split.survey(_logging(commands), scripted.root, scripted.head(), 10).cut is not None
     assert "log" in [arg for args in commands for arg in args]  # (where a cut may be, they are listed)
 
 

@@ -47,20 +47,14 @@ class Survey:
     cut: Cut | None
 
 
-def choose_cut(tools: ToolService, repo: Path, head: str, min_commits: int, *, share: float = 0.6) -> Cut | None:
-    """Where to cut the history of `head`: after the commits in `git rev-list --topo-order`
-    (parents first) up to one nearest `share` of them (rounded down to a multiple of `_GRID`,
-    the newer commits being the larger ones to walk), where every commit before the cut that
-    has a child after it (the boundary) is a merge or changes no `.py` file; or None: a history
-    of fewer than `min_commits` commits (one walk is as quick: the second process and the
-    stitch cost about a second; 0: never cut), or no such place between a quarter and three
-    quarters of it."""
-    return survey(tools, repo, head, min_commits, share=share).cut
-
-
 def survey(tools: ToolService, repo: Path, head: str, min_commits: int, *, share: float = 0.6) -> Survey:
-    """The number of commits of `head`'s history and where to cut it (`choose_cut`), from one
-    `git rev-list`."""
+    """How many commits the history of `head` has (one `git rev-list`), and where to cut it:
+    after the commits in `git rev-list --topo-order` (parents first) up to one nearest `share`
+    of them (rounded down to a multiple of `_GRID`, the newer commits being the larger ones to
+    walk), where every commit before the cut that has a child after it (the boundary) is a
+    merge or changes no `.py` file; or no cut: a history of fewer than `min_commits` commits
+    (one walk is as quick: the second process and the stitch cost about a second; 0: never
+    cut), or no such place between a quarter and three quarters of it."""
     out = tools.git(["rev-list", "--topo-order", "--reverse", "--parents", head], cwd=repo).decode("ascii")
     order: list[str] = []
     parents: list[list[str]] = []
