@@ -919,6 +919,48 @@ def test_a_codeintel_database_at_db_is_replaced_by_the_next_publish(
     assert_good_indexed(idx)
 
 
+def test_a_database_built_under_another_repository_name_is_refused_unless_named_alike_or_full(
+    tmp_path: Path, make_repo: MakeRepo, make_indexer: MakeIndexer, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same code cloned under another directory name, exported into the same --db: GOIDs are
+    keyed by the repository's name (by default the directory's), so an update would leave the
+    unchanged files' GOIDs under the old name and the history's under the new one."""
+    repo = make_repo(tmp_path, GOOD, name="alpha")
+    db = tmp_path / "out" / "codeintel.duckdb"
+    assert cli("export", repo.root, "--db", db, "--executor", "serial", "--quiet") == 0
+    published = db.read_bytes()
+    clone = tmp_path / "beta"
+    subprocess.run(["git", "clone", "-q", str(repo.root), str(clone)], check=True)
+    capsys.readouterr()
+    assert cli("export", clone, "--db", db, "--executor", "serial", "--quiet") == 2
+    err = capsys.readouterr().err
+    assert "'alpha'" in err and "'beta'" in err and "CODEINTEL_REPO_NAME=alpha" in err and "--full" in err, err
+    assert db.read_bytes() == published, "the published database is left as it was"
+
+    def goids(idx: Indexer) -> set[tuple[str, str]]:
+        return set(idx.query("SELECT repo, goid FROM core.goids"))
+
+    before = goids(make_indexer(repo, db))
+    monkeypatch.setenv("CODEINTEL_REPO_NAME", "alpha")  # the name kept: an update like any other
+    assert cli("export", clone, "--db", db, "--executor", "serial", "--quiet") == 0
+    assert goids(make_indexer(clone, db)) == before
+    monkeypatch.delenv("CODEINTEL_REPO_NAME")
+    # renamed on purpose: every step is redone under the new name, the ones not selected included
+    assert cli("export", clone, "--db", db, "--executor", "serial", "--quiet", "--full", "--select", "goids") == 0
+    idx = make_indexer(clone, db)
+    assert {r for r, _ in goids(idx)} == {"beta"}
+    assert cli("export", clone, "--db", db, "--executor", "serial", "--quiet") == 0
+    assert {r for r, _ in goids(idx)} == {"beta"}
+    assert_steps_succeeded(idx)
+    unjoined = idx.query(
+        "SELECT count(*) FROM history.head_defs h LEFT JOIN core.goids g USING (goid) WHERE g.goid IS NULL"
+    )
+    assert unjoined == [(0,)], "the history's GOIDs are the code's"
+    edges = idx.query("SELECT count(*) FROM graph.call_edges e JOIN core.goids g ON g.goid = e.caller_goid")
+    assert edges == idx.query("SELECT count(*) FROM graph.call_edges"), "the call graph redone under the new name"
+
+
 def test_a_file_that_parses_but_nests_too_deeply_for_the_call_graph_is_its_row(
     tmp_path: Path, make_repo: MakeRepo, make_indexer: MakeIndexer
 ) -> None:

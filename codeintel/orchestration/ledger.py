@@ -12,8 +12,10 @@ import socket
 from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
+from codeintel.errors import ConfigError
 from codeintel.storage.catalog import Table
 from codeintel.storage.gateway import StorageGateway
 
@@ -31,6 +33,27 @@ def planned_steps(gateway: StorageGateway, run_id: str) -> list[str]:
     """The steps run `run_id` planned to run, in order (none for an unknown run)."""
     found = gateway.query(f"SELECT selected FROM {Table.PIPELINE_RUNS} WHERE run_id = ?", [run_id])
     return list(found.column(0)[0].as_py() or ()) if found.num_rows else []
+
+
+def renamed_since(gateway: StorageGateway, repo: str, db: Path, *, full: bool) -> bool:
+    """Whether the database's latest run named the repository otherwise; allowed only on --full.
+
+    Raises:
+        ConfigError: Renamed on a run that is not --full: GOIDs are keyed by the name, so the
+            database would mix two names' rows.
+    """
+    found = gateway.query(f"SELECT repo, repo_root FROM {Table.PIPELINE_RUNS} ORDER BY started_at DESC LIMIT 1")
+    if not found.num_rows or found.column(0)[0].as_py() == repo:
+        return False
+    if full:
+        return True
+    name, root = found.column(0)[0].as_py(), found.column(1)[0].as_py()
+    raise ConfigError(
+        f"{db} holds the index of repository {name!r} (last from {root}); this run names it {repo!r} "
+        f"(by default the directory's name). GOIDs are keyed by the name, so one database cannot mix both. "
+        f'Keep the name: CODEINTEL_REPO_NAME={name} (or repo_name = "{name}" in [tool.codeintel]); '
+        f"rebuild it under {repo!r}: add --full; or export to another --db."
+    )
 
 
 def begin_run(

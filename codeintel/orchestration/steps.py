@@ -521,15 +521,14 @@ class GitHistoryStep:
 
     def _run(self, ctx: PipelineContext, started: ColdWalk | None) -> StepResult:
         settings = history_settings(ctx.config.execution.history)
-        repo, gateway = ctx.repo_root, ctx.gateway
-        plan, stored_head = history_plan(ctx.tool_service, repo, gateway, settings, full=ctx.config.full)
+        repo, gateway, project = ctx.repo_root, ctx.gateway, ctx.config.snapshot.repo_name
+        plan, stored_head = history_plan(ctx.tool_service, repo, project, gateway, settings, full=ctx.config.full)
         if plan.mode == PlanMode.NOOP:
             return StepResult.noop(plan.reason)
         if plan.mode == PlanMode.NONE:
             with step_writer(ctx, self.name, self.deps, changed=stored_head is not None) as w:
                 history_store.clear_history(w)
             return StepResult(note=plan.reason, skipped=True)
-        project = ctx.config.snapshot.repo_name
         with (
             walk_with_stored(ctx.tool_service, repo, project, gateway, plan, settings, started, lambda: ctx.executor) as facts,
             step_writer(ctx, self.name, self.deps) as w,
@@ -835,11 +834,13 @@ def start_ahead(ctx: PipelineContext, done: str, names: Sequence[str]) -> None:
 
 
 def begin_pipeline(ctx: PipelineContext, names: Sequence[str]) -> None:
-    """Record the run's start (and apply --full by forgetting the steps' state)."""
+    """Record the run's start (and apply --full by forgetting the steps' state: every step's
+    where the repository's name changed, so no row keeps the old name's GOIDs unseen)."""
     snap = ctx.config.snapshot
+    renamed = ledger.renamed_since(ctx.gateway, snap.repo_name, ctx.config.storage.db_path, full=ctx.config.full)
     if ctx.config.full:
         with ctx.gateway.writer(f"run {ctx.run_id} full") as w:
-            for name in names:
+            for name in PIPELINE_STEPS_BY_NAME if renamed else names:
                 ChangeTracker.forget_step(w, name)
                 w.execute(f"DELETE FROM {Table.STEP_STATE} WHERE step = ?", [name])
     ledger.begin_run(ctx.gateway, ctx.run_id, ctx.config.mode, snap.repo_name, str(snap.repo_root), snap.commit, names)

@@ -45,8 +45,12 @@ logger = logging.getLogger(__name__)
 HISTORY_VERSION = "3"
 
 
-def read_repo_history(tools: ToolService, repo: Path, settings: HistorySettings) -> RepoHistory:
-    """HEAD, the shallow boundary and the settings digest of `repo` (no HEAD outside git)."""
+def read_repo_history(tools: ToolService, repo: Path, settings: HistorySettings, repo_name: str = "") -> RepoHistory:
+    """HEAD, the shallow boundary and the settings digest of `repo` (no HEAD outside git).
+
+    The digest holds `repo_name` too: the GOIDs the walk stores (`history.head_defs`) are keyed
+    by it, so a database renamed with --full walks its history again even where this step was
+    not selected in that run."""
     if not tools.available(tools.config.git):
         return RepoHistory(None, frozenset(), "")
     try:
@@ -61,6 +65,7 @@ def read_repo_history(tools: ToolService, repo: Path, settings: HistorySettings)
     ignore_file = _ignore_revs_file(tools, repo)
     parts = [
         HISTORY_VERSION,
+        repo_name,
         str(settings.huge_commit_files),
         settings.bot_pattern,
         hashlib.blake2b(_read(repo / ".mailmap")).hexdigest(),

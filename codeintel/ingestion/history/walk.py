@@ -25,10 +25,10 @@ def history_settings(config: HistoryConfig) -> HistorySettings:
 
 
 def history_plan(
-    tools: ToolService, repo: Path, gateway: StorageGateway, settings: HistorySettings, *, full: bool
+    tools: ToolService, repo: Path, repo_name: str, gateway: StorageGateway, settings: HistorySettings, *, full: bool
 ) -> tuple[HistoryPlan, str | None]:
     """What the history walk has to do now, and the HEAD it last walked to."""
-    now = read_repo_history(tools, repo, settings)
+    now = read_repo_history(tools, repo, settings, repo_name)
     stored = store.read_stored_history(gateway)
     return plan_history(tools, repo, now, stored, full=full), stored.head
 
@@ -38,7 +38,7 @@ def start_cold_walk_if_cold(
 ) -> ColdWalk | None:
     """A cold walk started in its own process when the plan is a cold walk (new commits only are
     quick: done in the step's turn)."""
-    plan, _ = history_plan(tools, repo, gateway, settings, full=full)
+    plan, _ = history_plan(tools, repo, repo_name, gateway, settings, full=full)
     if plan.mode != PlanMode.COLD:
         return None
     return start_cold_walk(tools, repo, repo_name, plan, settings)
