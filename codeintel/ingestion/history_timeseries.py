@@ -111,6 +111,7 @@ class TimeseriesPlan:
     code: str
     stale_blobs: bool = False
     fresh: bool = False
+    root: str = ""  # the indexed directory in the repository (`ToolService.git_prefix`)
 
     @property
     def unchanged(self) -> bool:
@@ -122,12 +123,14 @@ class TimeseriesPlan:
 
 
 def plan_timeseries(
-    gateway: StorageGateway, settings: TimeseriesSettings, profile: ScanProfile, *, full: bool = False
+    gateway: StorageGateway, settings: TimeseriesSettings, profile: ScanProfile, *, full: bool = False, root: str = ""
 ) -> TimeseriesPlan:
     """The samples the grid asks for on the history stored now, against the samples stored
-    (none kept when `full`)."""
+    (none kept when `full`); `root`: the directory of the repository the files are listed
+    from (`TimeseriesPlan.root`)."""
     listing = hashlib.blake2b(
-        repr((profile.include, profile.exclude, profile.ignored_dirs)).encode(), digest_size=8
+        repr((profile.include, profile.exclude, profile.ignored_dirs, root)).encode("utf-8", "surrogateescape"),
+        digest_size=8,
     ).hexdigest()
     code = f"{measuring_code_digest()}-{profile.max_file_size}"
     with gateway.reader() as con:  # one connection for the plan's few reads
@@ -140,11 +143,11 @@ def plan_timeseries(
     stored = frozenset(r[0] for r in rows)
     valid = {(t, sha) for t, sha, used in rows if used == listing and not full}
     if not head or settings.samples == 0:
-        return TimeseriesPlan([], frozenset(), stored, listing, code, bool(stale), full)
+        return TimeseriesPlan([], frozenset(), stored, listing, code, bool(stale), full, root)
     chain = first_parent_chain(head[0][0], {sha: (parent, time) for sha, parent, time in commits})
     samples = choose_samples(chain, sample_times(head[0][1], settings))
     kept = frozenset(s.time for s in samples if (s.time, s.sha) in valid)
-    return TimeseriesPlan(samples, kept, stored, listing, code, bool(stale), full)
+    return TimeseriesPlan(samples, kept, stored, listing, code, bool(stale), full, root)
 
 
 # ------------------------------------------------------------------------------------ files
@@ -154,9 +157,10 @@ class TreeLister:
     """The `.py` files (path -> blob) of commits' trees, read through `cat-file --batch`; a
     subtree seen before (same id at the same place) is not read again."""
 
-    def __init__(self, blobs: BlobReader, profile: ScanProfile) -> None:
+    def __init__(self, blobs: BlobReader, profile: ScanProfile, root: str = "") -> None:
         self._blobs = blobs
         self._profile = profile
+        self._root = [_git_name(part) for part in root.split("/") if part]  # the indexed directory's way down
         self._ignored = {d.encode("utf-8", "surrogateescape") for d in profile.ignored_dirs}
         self._seen: dict[tuple[str, str], list[tuple[str, str]]] = {}
         self._packages: frozenset[str] = frozenset()
@@ -167,7 +171,11 @@ class TreeLister:
         data = self._blobs.read(commit)
         if data is None or not data.startswith(b"tree "):
             raise ValueError(f"{commit} is not a commit git can read")
-        tree = data[5 : data.index(b"\n")].decode("ascii")
+        tree: str | None = data[5 : data.index(b"\n")].decode("ascii")
+        for name in self._root:  # down to the indexed directory, whose files are named from it
+            tree = self._subtree(tree, name, len(commit) // 2) if tree else None
+        if tree is None:  # no such directory at that commit
+            return {}
         p = self._profile
         return {
             safe_text(path): blob
@@ -189,6 +197,15 @@ class TreeLister:
                 known[p] = module_name(p, package_set)[0]
         return {p: known[p] for p in listed}
 
+    def _subtree(self, tree: str, name: bytes, id_len: int) -> str | None:
+        data = self._blobs.read(tree)
+        if data is None:
+            raise ValueError(f"tree {tree} is missing")
+        for mode, entry, oid in _entries(data, id_len):
+            if entry == name and mode == _TREE_MODE:
+                return oid
+        return None
+
     def _tree(self, tree: str, prefix: str, id_len: int) -> list[tuple[str, str]]:
         found = self._seen.get((tree, prefix))
         if found is not None:
@@ -197,12 +214,7 @@ class TreeLister:
         if data is None:
             raise ValueError(f"tree {tree} ({prefix or '/'}) is missing")
         found = []
-        at = 0
-        while at < len(data):
-            space = data.index(b" ", at)
-            nul = data.index(b"\0", space)
-            mode, name, oid = data[at:space], data[space + 1 : nul], data[nul + 1 : nul + 1 + id_len].hex()
-            at = nul + 1 + id_len
+        for mode, name, oid in _entries(data, id_len):
             if mode == _TREE_MODE:
                 if name not in self._ignored:
                     found.extend(self._tree(oid, prefix + _fs_name(name) + "/", id_len))
@@ -210,6 +222,21 @@ class TreeLister:
                 found.append((prefix + _fs_name(name), oid))
         self._seen[(tree, prefix)] = found
         return found
+
+
+def _entries(data: bytes, id_len: int) -> Iterator[tuple[bytes, bytes, str]]:
+    """(mode, name, object id) of each entry of a tree object's bytes."""
+    at = 0
+    while at < len(data):
+        space = data.index(b" ", at)
+        nul = data.index(b"\0", space)
+        yield data[at:space], data[space + 1 : nul], data[nul + 1 : nul + 1 + id_len].hex()
+        at = nul + 1 + id_len
+
+
+def _git_name(name: str) -> bytes:
+    """A path part as git stores it (the inverse of `_fs_name`)."""
+    return name.encode("utf-8", "surrogateescape")
 
 
 def _fs_name(raw: bytes) -> str:
@@ -372,7 +399,7 @@ def _collect(
     gateway: StorageGateway, blobs: BlobReader, plan: TimeseriesPlan, profile: ScanProfile, executor: Executor
 ) -> TimeseriesFacts:
     facts = TimeseriesFacts()
-    lister = TreeLister(blobs, profile)
+    lister = TreeLister(blobs, profile, plan.root)
     with gateway.reader() as con:
         keys: set[tuple[str, str]] = set(
             con.execute(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import subprocess
 import tempfile
@@ -149,6 +150,16 @@ class ToolService:
             return self.git(["rev-parse", "--verify", "-q", "HEAD"], cwd=repo_root).decode().strip() or None
         except ToolFailedError:
             return None
+
+    def git_prefix(self, repo_root: Path) -> str:
+        """Where `repo_root` is inside its git repository ("pkg/" below the top, "" at the top or
+        outside git): git names files from the top, the index from `repo_root`."""
+        if not self.available(self.config.git):
+            return ""
+        try:
+            return os.fsdecode(self.git(["rev-parse", "--show-prefix"], cwd=repo_root).rstrip(b"\n"))
+        except ToolFailedError:
+            return ""
 
 
 class RunningTool:

@@ -596,7 +596,8 @@ class HistoryTimeseriesStep:
 
     def run(self, ctx: PipelineContext) -> StepResult:
         history, scan = ctx.config.execution.history, ctx.config.execution.scan
-        plan = plan_timeseries(ctx.gateway, TimeseriesSettings.from_config(history), scan, full=ctx.config.full)
+        settings, root = TimeseriesSettings.from_config(history), ctx.tool_service.git_prefix(ctx.repo_root)
+        plan = plan_timeseries(ctx.gateway, settings, scan, full=ctx.config.full, root=root)
         if plan.unchanged and inputs_unchanged(ctx, self.name, self.deps):
             return StepResult.noop("up to date")
         facts = TimeseriesFacts()

@@ -68,6 +68,11 @@ def head_commit(root: Path | None) -> str | None:
     return None
 
 
+# a diff's paths named from `root`, as the index names them, where `root` is a directory below
+# the repository's top (`codeintel export repo/pkg`); nothing changes at the top
+_FROM_ROOT = ("--relative",)
+
+
 def _git(root: Path, *args: str, timeout: float = GIT_TIMEOUT_S) -> str:
     service = ToolService(ToolsConfig(git_timeout_s=max(0.1, min(GIT_TIMEOUT_S, timeout))))
     return service.git(list(args), cwd=root).decode("utf-8", "surrogateescape")
@@ -86,8 +91,11 @@ def diff_of_ref(root: Path, ref: str, timeout: float = GIT_TIMEOUT_S) -> str:
     """The diff a ref names: `A..B` / `A...B` as git diffs them, a single ref against its first parent."""
     ref = check_ref(ref)
     if ".." in ref:
-        return _git(root, "diff", "--full-index", "--no-color", "--no-ext-diff", ref, "--", timeout=timeout)
-    return _git(root, "show", "--full-index", "--no-color", "--no-ext-diff", "--format=", "--first-parent", ref, "--", timeout=timeout)
+        return _git(root, "diff", *_FROM_ROOT, "--full-index", "--no-color", "--no-ext-diff", ref, "--", timeout=timeout)
+    return _git(
+        root, "show", *_FROM_ROOT, "--full-index", "--no-color", "--no-ext-diff", "--format=", "--first-parent", ref, "--",
+        timeout=timeout,
+    )  # fmt: skip
 
 
 def is_ancestor(root: Path, older: str, newer: str, timeout: float = GIT_TIMEOUT_S) -> bool:
@@ -129,7 +137,7 @@ def blobs_at(root: Path, commit: str, paths: list[str], timeout: float = GIT_TIM
     """The git blob id of each of `paths` (`whole`: of every file) at `commit` (paths absent there are left out)."""
     if not paths and not whole:
         return {}
-    out = _git(root, "ls-tree", "-r", "--full-tree", commit, "--", *paths, timeout=timeout)
+    out = _git(root, "ls-tree", "-r", commit, "--", *paths, timeout=timeout)  # named from `root`, as the index names them
     blobs = {}
     for line in out.splitlines():
         meta, _, path = line.partition("\t")
@@ -169,7 +177,7 @@ def worktree_state(root: Path | None, commit: str | None, budget_s: float = 2.5)
         state.head = _git(root, "rev-parse", "HEAD", timeout=left()).strip()
         if is_ancestor(root, commit, state.head, timeout=left()):
             state.commits_ahead = int(_git(root, "rev-list", "--count", f"{commit}..HEAD", timeout=left()).strip() or 0)
-        changed = _git(root, "diff", "--name-only", "--no-renames", commit, "--", "*.py", timeout=left())
+        changed = _git(root, "diff", *_FROM_ROOT, "--name-only", "--no-renames", commit, "--", "*.py", timeout=left())
         state.changed = sorted(p for p in changed.splitlines() if p)
         untracked = _git(root, "ls-files", "--others", "--exclude-standard", "--", "*.py", timeout=left())
         state.untracked = sorted(p for p in untracked.splitlines() if p)

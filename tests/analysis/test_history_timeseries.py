@@ -214,6 +214,26 @@ def test_a_function_growing_more_complex_shows_it_sample_by_sample(
     )  # fmt: skip
 
 
+def test_a_directory_below_the_repositorys_top_is_sampled_alone_named_from_it(
+    repo: DatedRepo, make_indexer: MakeIndexer
+) -> None:
+    """`codeintel export repo/pkg`: each sample lists the directory's files (from its subtree
+    of the commit's tree), named as the index names them, so every function joins its GOID."""
+    repo.commit(0, {"pkg/__init__.py": "", "pkg/calc.py": mul(0), "tools/build.py": mul(5)})
+    repo.commit(1, {"pkg/calc.py": mul(1), "tools/build.py": mul(6)})
+    repo.commit(2, {"tools/build.py": mul(7)})
+    indexer = make_indexer(repo.root / "pkg")
+    export(indexer)
+    series = rows(
+        indexer,
+        "SELECT sample_time, path, cyclomatic, goid = (SELECT goid FROM core.goids WHERE qualname = 'mul') "
+        "FROM analytics.history_timeseries WHERE scope = 'function' ORDER BY 1",
+    )
+    assert series == [(monday(0), "calc.py", 1, True), (monday(1), "calc.py", 2, True)]
+    files = rows(indexer, "SELECT DISTINCT path FROM history.timeseries_files ORDER BY 1")
+    assert files == [("__init__.py",), ("calc.py",)]
+
+
 def test_a_rename_and_a_file_move_between_samples_keep_todays_goid(repo: DatedRepo, make_indexer: MakeIndexer) -> None:
     body = "    total = 0\n    for x in xs:\n        total += x\n    return total\n"
     repo.commit(0, {"pkg/__init__.py": "", "pkg/a.py": f"def summed(xs):\n{body}", "pkg/keep.py": "X = 1\n"})

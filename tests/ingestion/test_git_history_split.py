@@ -16,6 +16,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from codeintel.analysis.goids import make_goid
 from codeintel.config import ToolsConfig
 from codeintel.ingestion.history import split
 from codeintel.ingestion.history.apart import Mapper, Rows, spread_cold_walk, start_cold_walk, survey_history
@@ -377,3 +378,47 @@ def test_a_half_that_fails_on_a_worker_is_a_clear_error(make_repo: MakeRepo, tmp
     request = _request(tools, repo.root / "gone", "repo", plan, settings, "", {"older": True, "boundary": [repo.head()]})
     with pytest.raises(CodeIntelError, match=r"a half of the history walk of .*gone failed"):
         walk_part(request)
+
+
+@pytest.mark.parametrize("min_commits", [10_000, 10], ids=["whole", "in halves"])
+def test_a_directory_below_the_top_is_walked_alone_its_files_named_from_it(
+    make_repo: MakeRepo, tmp_path: Path, min_commits: int
+) -> None:
+    """`codeintel export repo/pkg`: git names files from the repository's top; the history of
+    the directory is its files' own, named from it as the scan names them (else no GOID of the
+    history joins the code's), whether walked whole or in halves, files outside left out."""
+    repo = scripted_history(make_repo, tmp_path)
+    for i in range(3):  # a file outside, changed on its own and beside the directory's
+        repo.apply({"tools/gen.py": module({"g0": i}), **({"pkg/d.py": module({"d0": 50 + i})} if i else {})}, f"t{i}")
+    repo.apply({"pkg/d.py": module({f"d{i}": i for i in range(3)})}, "d as it was first")  # made again after the cut
+    outside = {r["sha"] for r in _rows(repo.root, 10_000)["file_changes"] if _outside(r["path"])}
+    top, below = _rows(repo.root, 10_000), _rows(repo.root / "pkg", min_commits)
+    assert {r["sha"] for r in below["commits"]} == {r["sha"] for r in top["commits"]}, "every commit, for identity"
+    for name in TABLES:  # (a commit's counts are of the directory's files: those outside left out)
+        inside = [_unrooted(r) for r in top[name] if not any(map(_outside, r.values())) and r.get("sha") not in outside]
+        assert sorted(map(repr, inside)) == sorted(repr(_ids_out(r)) for r in below[name] if r.get("sha") not in outside)
+    head_defs = {(r["path"], r["qualname"]): r["goid"] for r in below["head_defs"]}
+    assert head_defs[("a.py", "Engine.stop")] == make_goid("repo", "a.py", "method", "Engine.stop")
+
+
+def _rows(root: Path, min_commits: int) -> dict[str, list[dict[str, Any]]]:
+    tools = ToolService(ToolsConfig())
+    settings = HistorySettings(split_min_commits=min_commits)
+    plan = HistoryPlan(PlanMode.COLD, read_repo_history(tools, root, settings))
+    walk = start_cold_walk(tools, root, "repo", plan, settings, split.survey(tools, root, str(plan.repo.head), min_commits))
+    with walk.facts(root) as facts:
+        assert ("split_at" in {**facts.stats, **facts.timings}) == (min_commits == 10)
+        return {name: _plain(getattr(facts, name).table()).to_pylist() for name in TABLES}
+
+
+def _outside(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith("tools/")
+
+
+def _unrooted(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v[len("pkg/") :] if isinstance(v, str) and v.startswith("pkg/") else v for k, v in _ids_out(row).items()}
+
+
+def _ids_out(row: dict[str, Any]) -> dict[str, Any]:
+    """A row without the ids hashed from a path (a file's, a lineage's, a GOID)."""
+    return {k: v for k, v in row.items() if k not in ("file_id", "lineage_id", "lineages", "goid")}

@@ -8,8 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from codeintel.analysis.goids import make_goid
 from codeintel.orchestration.selection import ancestors
 from codeintel.orchestration.steps import PIPELINE_DEPS
+from codeintel.serving.worktree import blobs_at, worktree_state
 
 HISTORY_ANALYTICS = ("function_history", "hotspots", "change_coupling", "ownership", "history_timeseries")
 
@@ -75,6 +77,32 @@ def test_an_export_fills_the_history_tables_views_and_summary_columns(
     assert [(sorted(c[:2]), c[2]) for c in coupled] == [(["pkg.calc.add", "pkg.calc.mul"], 1.0)]
     owners = indexer.query("SELECT main_author, author_count FROM analytics.ownership WHERE scope = 'file'")
     assert owners == [("CodeIntel Tests", 1)]
+
+
+def test_a_directory_below_the_repositorys_top_is_indexed_with_its_own_history(
+    tmp_path: Path, make_repo: Any, make_indexer: Any
+) -> None:
+    """`codeintel export repo/pkg` (a package of a monorepo): git names files from the top, the
+    index from pkg; the history and the checkout's changes are named as the code is, so the
+    history joins the code's GOIDs, and files outside are left out (the samples over time:
+    tests/analysis/test_history_timeseries.py)."""
+    repo = make_repo(tmp_path, {**FILES, "tools/build.py": "def build():\n    return 1\n"})
+    _edits(repo, 3)
+    repo.apply({"tools/build.py": "def build():\n    return 2\n", "setup.py": "x = 1\n"}, "outside only")
+    root = repo.root / "pkg"
+    indexer = make_indexer(root)
+    run = indexer.run()
+    assert run.ok, run.failed
+    goids = set(indexer.query("SELECT goid FROM core.goids WHERE kind <> 'module'"))
+    assert set(indexer.query("SELECT goid FROM history.head_defs")) == goids == {
+        (make_goid("pkg", "calc.py", "function", name),) for name in ("add", "mul")
+    }
+    assert {p for (p,) in indexer.query("SELECT DISTINCT path FROM history.file_changes")} == {"calc.py", "__init__.py"}
+    assert indexer.query("SELECT qualname, commits FROM analytics.function_history ORDER BY 1") == [("add", 4), ("mul", 4)]
+    (commit,) = indexer.query("SELECT sha FROM history.commits ORDER BY generation DESC LIMIT 1")[0]
+    (root / "calc.py").write_text((root / "calc.py").read_text() + "\n# edited\n")
+    assert worktree_state(root, commit).changed == ["calc.py"]
+    assert blobs_at(root, commit, ["calc.py"]).keys() == {"calc.py"}
 
 
 def test_no_new_commit_is_nothing_to_do(tmp_path: Path, make_repo: Any, make_indexer: Any) -> None:

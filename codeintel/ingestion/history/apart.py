@@ -238,7 +238,12 @@ def _request(
         "repo_name": repo_name,
         "tools": asdict(tools.config),
         "settings": asdict(settings),
-        "repo_history": {"head": plan.repo.head, "shallow": sorted(plan.repo.shallow), "digest": plan.repo.digest},
+        "repo_history": {
+            "head": plan.repo.head,
+            "shallow": sorted(plan.repo.shallow),
+            "digest": plan.repo.digest,
+            "prefix": plan.repo.prefix,
+        },
         "out": out,
         "part": part,
     }
@@ -272,7 +277,9 @@ def main() -> int:
         repo_history = request["repo_history"]
         plan = HistoryPlan(
             PlanMode.COLD,
-            RepoHistory(repo_history["head"], frozenset(repo_history["shallow"]), repo_history["digest"]),
+            RepoHistory(
+                repo_history["head"], frozenset(repo_history["shallow"]), repo_history["digest"], repo_history["prefix"]
+            ),
         )
         tools = ToolService(ToolsConfig(**request["tools"]))
         repo, settings = Path(request["repo"]), HistorySettings(**request["settings"])
@@ -386,7 +393,7 @@ def _part(
     assert plan.repo.head is not None
     return WalkPart(
         False, boundary, split.generations(tools, repo, plan.repo.head),
-        split.versions_made(tools, repo, boundary, settings.timeout_s),
+        split.versions_made(tools, repo, boundary, settings.timeout_s, plan.repo.prefix),
     )  # fmt: skip
 
 

@@ -24,7 +24,7 @@ from codeintel.analysis.goids import make_goid
 from codeintel.errors import CodeIntelError
 from codeintel.gcpause import gc_paused
 from codeintel.ingestion.history.blobs import open_blobs
-from codeintel.ingestion.history.gitlog import CommitRecord, log_args, parse_log, read_ahead
+from codeintel.ingestion.history.gitlog import CommitRecord, log_args, parse_log, read_ahead, rerooted
 from codeintel.ingestion.history.lineage import DEFAULT_BOTS, Columns, Deletion, HistoryWalker, WalkSettings
 from codeintel.ingestion.history.plan import (
     HistoryFacts,
@@ -46,37 +46,43 @@ HISTORY_VERSION = "3"
 
 
 def read_repo_history(tools: ToolService, repo: Path, settings: HistorySettings, repo_name: str = "") -> RepoHistory:
-    """HEAD, the shallow boundary and the settings digest of `repo` (no HEAD outside git).
+    """HEAD, the shallow boundary and the settings digest of `repo` (no HEAD outside git), and
+    where `repo` is in its repository (`RepoHistory.prefix`: a directory below the top is walked
+    alone, its files named from it, as the scan names them).
 
-    The digest holds `repo_name` too: the GOIDs the walk stores (`history.head_defs`) are keyed
-    by it, so a database renamed with --full walks its history again even where this step was
-    not selected in that run."""
+    The digest holds `repo_name` and the prefix too: the GOIDs and paths the walk stores are
+    keyed by them, so a database renamed with --full walks its history again even where this
+    step was not selected in that run."""
     if not tools.available(tools.config.git):
         return RepoHistory(None, frozenset(), "")
     try:
-        out = tools.git(["rev-parse", "--absolute-git-dir", "--verify", "-q", "HEAD"], cwd=repo).decode()
+        out = tools.git(
+            ["rev-parse", "--absolute-git-dir", "--show-toplevel", "--show-prefix", "--verify", "-q", "HEAD"], cwd=repo
+        )
     except ToolFailedError:  # no commit yet
         return RepoHistory(None, frozenset(), "")
-    git_dir, _, head = out.strip().partition("\n")
-    shallow_file = Path(git_dir.strip()) / "shallow"
+    git_dir, toplevel, prefix, head = (os.fsdecode(line) for line in out.rstrip(b"\n").split(b"\n"))
+    shallow_file = Path(git_dir) / "shallow"
     shallow = (
         frozenset(_read(shallow_file).decode("ascii", "replace").split()) if shallow_file.is_file() else frozenset()
     )
-    ignore_file = _ignore_revs_file(tools, repo)
+    ignore_file = _ignore_revs_file(tools, repo, Path(toplevel))
     parts = [
         HISTORY_VERSION,
         repo_name,
+        prefix,
         str(settings.huge_commit_files),
         settings.bot_pattern,
-        hashlib.blake2b(_read(repo / ".mailmap")).hexdigest(),
+        hashlib.blake2b(_read(Path(toplevel) / ".mailmap")).hexdigest(),
         hashlib.blake2b(_read(ignore_file) if ignore_file else b"").hexdigest(),
     ]
-    return RepoHistory(head or None, shallow, hashlib.blake2b("\0".join(parts).encode(), digest_size=12).hexdigest())
+    digest = hashlib.blake2b("\0".join(parts).encode("utf-8", "surrogateescape"), digest_size=12).hexdigest()
+    return RepoHistory(head or None, shallow, digest, prefix)
 
 
 def ignore_revs(tools: ToolService, repo: Path) -> frozenset[str]:
     """Commits blame ignores: `blame.ignoreRevsFile`, else `.git-blame-ignore-revs`."""
-    path = _ignore_revs_file(tools, repo)
+    path = _ignore_revs_file(tools, repo, _toplevel(tools, repo))
     if path is None:
         return frozenset()
     revs = set()
@@ -87,13 +93,18 @@ def ignore_revs(tools: ToolService, repo: Path) -> frozenset[str]:
     return frozenset(revs)
 
 
-def _ignore_revs_file(tools: ToolService, repo: Path) -> Path | None:
+def _ignore_revs_file(tools: ToolService, repo: Path, toplevel: Path) -> Path | None:
+    """The blame-ignore list (a relative name is git's: from the repository's top)."""
     try:
         configured = tools.git(["config", "--get", "blame.ignoreRevsFile"], cwd=repo).decode().strip()
     except ToolFailedError:  # not set
         configured = ""
-    path = repo / (configured or ".git-blame-ignore-revs")
+    path = toplevel / (configured or ".git-blame-ignore-revs")
     return path if path.is_file() else None
+
+
+def _toplevel(tools: ToolService, repo: Path) -> Path:
+    return Path(os.fsdecode(tools.git(["rev-parse", "--show-toplevel"], cwd=repo).rstrip(b"\n")))
 
 
 def _read(path: Path) -> bytes:
@@ -175,7 +186,7 @@ def collect_history(
             nullcontext(log) if log is not None else log_stream(tools, repo, plan, settings, part) as stream,
             read_ahead(stream) as ahead,
         ):
-            commits: Iterable[CommitRecord] = parse_log(ahead)
+            commits: Iterable[CommitRecord] = rerooted(parse_log(ahead), plan.repo.prefix)
             if cold:
                 newer = part is not None and not part.older
                 walker = HistoryWalker(
@@ -310,7 +321,7 @@ def _keys_used(records: list[CommitRecord]) -> list[VersionKey]:
 
 def head_tree(tools: ToolService, repo: Path, head: str) -> dict[str, str]:
     """path -> blob of the `.py` files (regular files) of commit `head`."""
-    out = tools.git(["ls-tree", "-r", "-z", "--full-tree", head], cwd=repo)
+    out = tools.git(["ls-tree", "-r", "-z", head], cwd=repo)  # from `repo`: a directory below the top lists its own
     tree: dict[str, str] = {}
     for entry in out.split(b"\0"):
         if not entry:

@@ -15,7 +15,7 @@ import os
 import queue
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO, Protocol
@@ -355,6 +355,29 @@ def _text(raw: bytes) -> str:
 
 
 _ESCAPES = {ord("a"): 7, ord("b"): 8, ord("t"): 9, ord("n"): 10, ord("v"): 11, ord("f"): 12, ord("r"): 13}
+
+
+def rerooted(commits: Iterable[CommitRecord], prefix: str) -> Iterator[CommitRecord]:
+    """`commits` with their paths named from the directory `prefix` is (`RepoHistory.prefix`;
+    "": the top, nothing to do).  git names files from the top even run in a directory below it
+    (`--relative` would name them from there, but not in a merge's combined diff); the log's
+    pathspec keeps every path inside it."""
+    if not prefix:
+        yield from commits
+        return
+    for commit in commits:
+        for f in commit.files:
+            f.old_path = f.old_path and unrooted(f.old_path, prefix)
+            f.new_path = f.new_path and unrooted(f.new_path, prefix)
+        for m in commit.merge_files:
+            m.path = unrooted(m.path, prefix)
+            m.parents = [(p and unrooted(p, prefix), blob) for p, blob in m.parents]
+        yield commit
+
+
+def unrooted(path: str, prefix: str) -> str:
+    """`path` (from the repository's top) named from the directory `prefix` (inside it)."""
+    return path[len(prefix) :] if prefix and path.startswith(prefix) else path
 
 
 def unquote_path(raw: bytes) -> str:

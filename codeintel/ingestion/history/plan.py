@@ -33,6 +33,9 @@ class RepoHistory:
     head: str | None
     shallow: frozenset[str]
     digest: str
+    # where the indexed directory is in the repository ("pkg/" for `codeintel export repo/pkg`,
+    # "" at the top): git names files from the top, the history stores them from the directory
+    prefix: str = ""
 
 
 @dataclass(frozen=True, slots=True)

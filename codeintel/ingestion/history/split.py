@@ -20,12 +20,11 @@ one walk would.  Where the placeholders do not map one to one, the history is wa
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from codeintel.ingestion.history.gitlog import PACK_WINDOWS, PY_PATHSPEC
+from codeintel.ingestion.history.gitlog import PACK_WINDOWS, PY_PATHSPEC, unquote_path, unrooted
 from codeintel.ingestion.history.versions import VersionKey
 from codeintel.ingestion.tools import ToolService
 
@@ -132,9 +131,12 @@ def generations(tools: ToolService, repo: Path, head: str) -> dict[str, int]:
     return found
 
 
-def versions_made(tools: ToolService, repo: Path, tips: Iterable[str], timeout_s: float) -> frozenset[VersionKey]:
+def versions_made(
+    tools: ToolService, repo: Path, tips: Iterable[str], timeout_s: float, prefix: str = ""
+) -> frozenset[VersionKey]:
     """The (path, blob) versions of `.py` files the commits up to `tips` made (`git log --raw`,
-    merges' own versions included, as the walk's `-c` diffs give them)."""
+    merges' own versions included, as the walk's `-c` diffs give them), paths named from the
+    directory `prefix` is (`RepoHistory.prefix`)."""
     found: set[VersionKey] = set()
     args = [
         "-c", "core.quotepath=off", *PACK_WINDOWS, "log", "--full-history", "--sparse", "--no-color", "--no-abbrev", "--raw", "-M",
@@ -148,5 +150,5 @@ def versions_made(tools: ToolService, repo: Path, tips: Iterable[str], timeout_s
             fields = meta.split()
             blob = fields[-2].decode("ascii")
             if blob.strip("0"):
-                found.add((os.fsdecode(paths.split(b"\t")[-1]), blob))
+                found.add((unrooted(unquote_path(paths.split(b"\t")[-1]), prefix), blob))
     return frozenset(found)
