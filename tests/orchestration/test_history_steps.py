@@ -12,6 +12,7 @@ from codeintel.analysis.goids import make_goid
 from codeintel.orchestration.selection import ancestors
 from codeintel.orchestration.steps import PIPELINE_DEPS
 from codeintel.serving.worktree import blobs_at, worktree_state
+from tests.ingestion.test_git_history import digests
 
 HISTORY_ANALYTICS = ("function_history", "hotspots", "change_coupling", "ownership", "history_timeseries")
 
@@ -103,6 +104,13 @@ def test_a_directory_below_the_repositorys_top_is_indexed_with_its_own_history(
     (root / "calc.py").write_text((root / "calc.py").read_text() + "\n# edited\n")
     assert worktree_state(root, commit).changed == ["calc.py"]
     assert blobs_at(root, commit, ["calc.py"]).keys() == {"calc.py"}
+    # new commits, walked alone: the tables of a cold walk
+    repo.apply({"pkg/calc.py": FILES["pkg/calc.py"].replace("a + b", "b + a"), "tools/build.py": "x = 3\n"}, "both")
+    run = indexer.run(["git_history"])
+    assert run.ok and indexer.step_runs(run.run_id)["git_history"]["note"].startswith("incremental"), run.failed
+    cold = make_indexer(root, tmp_path / "cold" / "c.duckdb")
+    assert cold.run(["git_history"]).ok
+    assert digests(indexer) == digests(cold)
 
 
 def test_no_new_commit_is_nothing_to_do(tmp_path: Path, make_repo: Any, make_indexer: Any) -> None:
