@@ -533,6 +533,11 @@ def test_a_shallow_clone_is_a_truncated_history(make_repo: MakeRepo, make_indexe
     helper = indexer.work_query("SELECT * FROM history.lineages WHERE qualname = 'helper'")[0]
     assert helper["is_truncated"] and helper["created_sha"] is None
     assert subjects(changes_of(indexer, "helper")) == ["edit 3"]
+    # a linked worktree of the shallow clone: its shallow boundary is the repository's
+    git(clone, "worktree", "add", "-q", str(tmp_path / "linked"), "HEAD")
+    linked = make_indexer(tmp_path / "linked", tmp_path / "linked.duckdb")
+    run_history(linked)
+    assert linked.work_query("SELECT subject, is_shallow_boundary FROM history.commits ORDER BY generation") == commits
 
 
 # ------------------------------------------------------------------------------------ old versions

@@ -56,13 +56,14 @@ def read_repo_history(tools: ToolService, repo: Path, settings: HistorySettings,
     if not tools.available(tools.config.git):
         return RepoHistory(None, frozenset(), "")
     try:
+        # (the shallow file is the repository's, not a linked worktree's: `--git-path` knows where)
         out = tools.git(
-            ["rev-parse", "--absolute-git-dir", "--show-toplevel", "--show-prefix", "--verify", "-q", "HEAD"], cwd=repo
+            ["rev-parse", "--git-path", "shallow", "--show-toplevel", "--show-prefix", "--verify", "-q", "HEAD"], cwd=repo
         )
     except ToolFailedError:  # no commit yet
         return RepoHistory(None, frozenset(), "")
-    git_dir, toplevel, prefix, head = (os.fsdecode(line) for line in out.rstrip(b"\n").split(b"\n"))
-    shallow_file = Path(git_dir) / "shallow"
+    shallow_path, toplevel, prefix, head = (os.fsdecode(line) for line in out.rstrip(b"\n").split(b"\n"))
+    shallow_file = repo / shallow_path  # (relative to `repo`, or absolute)
     shallow = (
         frozenset(_read(shallow_file).decode("ascii", "replace").split()) if shallow_file.is_file() else frozenset()
     )
