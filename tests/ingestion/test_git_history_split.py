@@ -422,3 +422,22 @@ def _unrooted(row: dict[str, Any]) -> dict[str, Any]:
 def _ids_out(row: dict[str, Any]) -> dict[str, Any]:
     """A row without the ids hashed from a path (a file's, a lineage's, a GOID)."""
     return {k: v for k, v in row.items() if k not in ("file_id", "lineage_id", "lineages", "goid")}
+
+
+def test_the_users_git_config_does_not_change_the_walk(make_repo: MakeRepo, tmp_path: Path) -> None:
+    """Settings a user may have that change what `git log -p` writes: hunks fused with the
+    context between them (no longer -U0's removed-then-added lines), renames past a lower limit,
+    hunks placed otherwise (a function inserted between two of the same body).  The walk's
+    tables are those of a repository without them (the first two fail it unpinned)."""
+    repo = scripted_history(make_repo, tmp_path)
+    moved = {f"pkg/{n}.py": (repo.root / f"pkg/{n}.py").read_text() for n in ("a", "d")}
+    repo.apply({**dict.fromkeys(moved), **{p.replace(".py", "2.py"): t + "\nX = 1\n" for p, t in moved.items()}}, "two renames")
+    twins = "".join(f"\n\ndef {n}(x):\n    if x:\n        x += 1\n\n    return x\n" for n in ("t1", "t3"))
+    repo.apply({"pkg/t.py": twins}, "twins")
+    repo.apply({"pkg/t.py": twins.replace("\n\ndef t3", "\n\ndef t2(x):\n    if x:\n        x += 1\n\n    return x\n\n\ndef t3")}, "a third between")
+    plain, _ = cold_walk(repo.root, 0)
+    assert sum("'R'" in row for row in plain["file_changes"]) >= 3, "renames detected, edited ones too"
+    for key, value in (("diff.interHunkContext", "20"), ("diff.indentHeuristic", "false"), ("diff.renameLimit", "1")):
+        git(repo.root, "config", key, value)
+    configured, _ = cold_walk(repo.root, 0)
+    assert configured == plain
