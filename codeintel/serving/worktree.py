@@ -69,8 +69,9 @@ def head_commit(root: Path | None) -> str | None:
 
 
 # a diff's paths named from `root`, as the index names them, where `root` is a directory below
-# the repository's top (`codeintel export repo/pkg`); nothing changes at the top
-_FROM_ROOT = ("--relative",)
+# the repository's top (`codeintel export repo/pkg`; nothing changes at the top), with git's
+# `a/` and `b/` before them whatever the user's config says (`diff.noprefix`, mnemonic prefixes)
+_DIFF_ARGS = ("--relative", "--src-prefix=a/", "--dst-prefix=b/")
 
 
 def _git(root: Path, *args: str, timeout: float = GIT_TIMEOUT_S) -> str:
@@ -91,9 +92,9 @@ def diff_of_ref(root: Path, ref: str, timeout: float = GIT_TIMEOUT_S) -> str:
     """The diff a ref names: `A..B` / `A...B` as git diffs them, a single ref against its first parent."""
     ref = check_ref(ref)
     if ".." in ref:
-        return _git(root, "diff", *_FROM_ROOT, "--full-index", "--no-color", "--no-ext-diff", ref, "--", timeout=timeout)
+        return _git(root, "diff", *_DIFF_ARGS, "--full-index", "--no-color", "--no-ext-diff", ref, "--", timeout=timeout)
     return _git(
-        root, "show", *_FROM_ROOT, "--full-index", "--no-color", "--no-ext-diff", "--format=", "--first-parent", ref, "--",
+        root, "show", *_DIFF_ARGS, "--full-index", "--no-color", "--no-ext-diff", "--format=", "--first-parent", ref, "--",
         timeout=timeout,
     )  # fmt: skip
 
@@ -177,7 +178,7 @@ def worktree_state(root: Path | None, commit: str | None, budget_s: float = 2.5)
         state.head = _git(root, "rev-parse", "HEAD", timeout=left()).strip()
         if is_ancestor(root, commit, state.head, timeout=left()):
             state.commits_ahead = int(_git(root, "rev-list", "--count", f"{commit}..HEAD", timeout=left()).strip() or 0)
-        changed = _git(root, "diff", *_FROM_ROOT, "--name-only", "--no-renames", commit, "--", "*.py", timeout=left())
+        changed = _git(root, "diff", *_DIFF_ARGS, "--name-only", "--no-renames", commit, "--", "*.py", timeout=left())
         state.changed = sorted(p for p in changed.splitlines() if p)
         untracked = _git(root, "ls-files", "--others", "--exclude-standard", "--", "*.py", timeout=left())
         state.untracked = sorted(p for p in untracked.splitlines() if p)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 from codeintel.serving.diffs import parse_unified_diff
 from codeintel.serving.impact import innermost
+from codeintel.serving.worktree import diff_of_ref
+from tests.conftest import git, write_files
 
 GIT_DIFF = textwrap.dedent(
     """\
@@ -107,3 +110,23 @@ def test_a_change_belongs_to_the_innermost_definition_around_it() -> None:
     assert innermost(defs, 8, 10) == "cls"  # between two methods: the class
     assert innermost(defs, 5, 6) == "m1"
     assert innermost(defs, 30, 30) is None  # module level
+
+
+def test_a_refs_diff_names_its_files_as_the_index_whatever_the_users_diff_config(tmp_path: Path) -> None:
+    """`diff_of_ref` on a real repository whose config drops git's `a/`/`b/` prefixes (or names
+    them by side): a directory named `a` must not lose its name, and from a directory below the
+    top the paths are named from it (as `codeintel export repo/sub` names them)."""
+    repo = tmp_path / "r"
+    write_files(repo, {"a/m.py": "def f():\n    return 1\n", "sub/b/n.py": "x = 1\n"})
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "one")
+    write_files(repo, {"a/m.py": "def f():\n    return 2\n", "sub/b/n.py": "x = 2\n"})
+    git(repo, "commit", "-q", "-a", "-m", "two")
+    for key, value in (("diff.noprefix", "true"), ("diff.mnemonicPrefix", "true")):
+        git(repo, "config", key, value)
+        for ref in ("HEAD", "HEAD~1..HEAD"):
+            top = {(f.old_path, f.new_path) for f in parse_unified_diff(diff_of_ref(repo, ref))}
+            assert top == {("a/m.py", "a/m.py"), ("sub/b/n.py", "sub/b/n.py")}, (key, ref)
+            below = {(f.old_path, f.new_path) for f in parse_unified_diff(diff_of_ref(repo / "sub", ref))}
+            assert below == {("b/n.py", "b/n.py")}, (key, ref)
