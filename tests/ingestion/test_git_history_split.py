@@ -10,6 +10,8 @@ is walked again whole, and the tables are again one walk's.
 from __future__ import annotations
 
 import random
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -441,3 +443,26 @@ def test_the_users_git_config_does_not_change_the_walk(make_repo: MakeRepo, tmp_
         git(repo.root, "config", key, value)
     configured, _ = cold_walk(repo.root, 0)
     assert configured == plain
+
+
+@pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="no ssh-keygen to sign a commit with")
+def test_a_signed_history_shown_with_its_signatures_walks_as_any_other(make_repo: MakeRepo, tmp_path: Path) -> None:
+    """`log.showSignature` in the user's config makes `git log` write each signature's check
+    among the commits (a signer's name in any script): the survey's and the walk's logs ask for
+    none, and the walk in halves gives the tables of a repository without it."""
+    repo = scripted_history(make_repo, tmp_path)
+    plain, _ = cold_walk(repo.root, 10)
+    key = tmp_path / "key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True, capture_output=True)
+    (tmp_path / "allowed").write_text(f"s\u00efgner@example.org {(tmp_path / 'key.pub').read_text()}", encoding="utf-8")
+    for k, v in (("gpg.format", "ssh"), ("user.signingkey", str(key)), ("gpg.ssh.allowedSignersFile", str(tmp_path / "allowed"))):
+        git(repo.root, "config", k, v)
+    (repo.root / "pkg" / "signed.py").write_text("def signed():\n    return 1\n")
+    git(repo.root, "add", "-A")
+    git(repo.root, "commit", "-q", "-S", "-m", "signed")
+    plain_signed, _ = cold_walk(repo.root, 10)
+    git(repo.root, "config", "log.showSignature", "true")
+    assert "signature for s\u00efgner" in git(repo.root, "log", "-1", "--format=%H")
+    shown, figures = cold_walk(repo.root, 10)
+    assert "split_at" in figures and shown == plain_signed
+    assert len(plain_signed["commits"]) == len(plain["commits"]) + 1

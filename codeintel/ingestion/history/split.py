@@ -75,7 +75,10 @@ def survey(tools: ToolService, repo: Path, head: str, min_commits: int, *, share
     if not _any_narrow(last_child, int(0.25 * n), int(0.75 * n)):
         return Survey(n, None)  # no place with a boundary that small: which commits change .py files is moot
     touching = set(
-        tools.git([*PACK_WINDOWS, "log", "--format=%H", "--no-merges", head, "--", PY_PATHSPEC], cwd=repo)
+        tools.git(
+            ["-c", "log.showSignature=false", *PACK_WINDOWS, "log", "--format=%H", "--no-merges", head, "--", PY_PATHSPEC],
+            cwd=repo,
+        )
         .decode("ascii")
         .split()
     )
