@@ -429,8 +429,10 @@ def _ids_out(row: dict[str, Any]) -> dict[str, Any]:
 def test_the_users_git_config_does_not_change_the_walk(make_repo: MakeRepo, tmp_path: Path) -> None:
     """Settings a user may have that change what `git log -p` writes: hunks fused with the
     context between them (no longer -U0's removed-then-added lines), renames past a lower limit,
-    hunks placed otherwise (a function inserted between two of the same body).  The walk's
-    tables are those of a repository without them (the first two fail it unpinned)."""
+    hunks placed otherwise (a function inserted between two of the same body), `*.py` followed
+    as one file through renames, no diff for the root commit.  The walk's tables (whole or in
+    halves) are those of a repository without them (all but the hunks' placement fail it
+    unpinned)."""
     repo = scripted_history(make_repo, tmp_path)
     moved = {f"pkg/{n}.py": (repo.root / f"pkg/{n}.py").read_text() for n in ("a", "d")}
     repo.apply({**dict.fromkeys(moved), **{p.replace(".py", "2.py"): t + "\nX = 1\n" for p, t in moved.items()}}, "two renames")
@@ -439,10 +441,16 @@ def test_the_users_git_config_does_not_change_the_walk(make_repo: MakeRepo, tmp_
     repo.apply({"pkg/t.py": twins.replace("\n\ndef t3", "\n\ndef t2(x):\n    if x:\n        x += 1\n\n    return x\n\n\ndef t3")}, "a third between")
     plain, _ = cold_walk(repo.root, 0)
     assert sum("'R'" in row for row in plain["file_changes"]) >= 3, "renames detected, edited ones too"
-    for key, value in (("diff.interHunkContext", "20"), ("diff.indentHeuristic", "false"), ("diff.renameLimit", "1")):
+    settings = {
+        "diff.interHunkContext": "20", "diff.indentHeuristic": "false", "diff.renameLimit": "1",
+        "log.follow": "true", "log.showRoot": "false",
+    }  # fmt: skip
+    for key, value in settings.items():
         git(repo.root, "config", key, value)
     configured, _ = cold_walk(repo.root, 0)
     assert configured == plain
+    halves, figures = cold_walk(repo.root, 10)  # the survey's and the halves' logs too
+    assert "split_at" in figures and halves == plain
 
 
 @pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="no ssh-keygen to sign a commit with")

@@ -31,17 +31,22 @@ PY_PATHSPEC = "*.py"
 PACK_WINDOWS = ("-c", "core.packedGitLimit=32m", "-c", "core.packedGitWindowSize=4m")
 
 
-# what a user's config must not change in the walk's diffs: hunks fused with the context between
-# them (not -U0's removed-then-added lines), renames past another limit, hunks placed otherwise
-DIFF_PINS = ("-c", "diff.interHunkContext=0", "-c", "diff.renameLimit=1000", "-c", "diff.indentHeuristic=true")
+# what a user's config must not change in the walk's logs: hunks fused with the context between
+# them (not -U0's removed-then-added lines), renames past another limit, hunks placed otherwise,
+# one file followed through its renames (`log.follow` takes `*.py` for one), no diff of a root
+# commit, signature checks written among the commits
+LOG_PINS = (
+    "-c", "diff.interHunkContext=0", "-c", "diff.renameLimit=1000", "-c", "diff.indentHeuristic=true",
+    "-c", "log.follow=false", "-c", "log.showRoot=true", "-c", "log.showSignature=false",
+)  # fmt: skip
 
 
 def log_args(*, from_stdin: bool = True) -> list[str]:
     """`git` arguments of the history stream (revisions on stdin: `HEAD` and `^boundary` lines)."""
     return [
-        "-c", "core.quotepath=off", "-c", "log.showSignature=false", "-c", "diff.noprefix=false",
+        "-c", "core.quotepath=off", "-c", "diff.noprefix=false",
         "-c", "diff.mnemonicPrefix=false", "-c", "diff.relative=false", "-c", "i18n.logOutputEncoding=UTF-8",
-        *DIFF_PINS,
+        *LOG_PINS,
         # a third of git's default: the log alone is slower (sqlalchemy 9.8 -> 11.2 s) but the walk
         # reading it is slower still (it waits on the walk, not the walk on it), and it holds 64 MB less
         "-c", "core.deltaBaseCacheLimit=32m",

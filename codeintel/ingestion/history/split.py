@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from codeintel.ingestion.history.gitlog import DIFF_PINS, PACK_WINDOWS, PY_PATHSPEC, unquote_path, unrooted
+from codeintel.ingestion.history.gitlog import LOG_PINS, PACK_WINDOWS, PY_PATHSPEC, unquote_path, unrooted
 from codeintel.ingestion.history.versions import VersionKey
 from codeintel.ingestion.tools import ToolService
 
@@ -76,7 +76,7 @@ def survey(tools: ToolService, repo: Path, head: str, min_commits: int, *, share
         return Survey(n, None)  # no place with a boundary that small: which commits change .py files is moot
     touching = set(
         tools.git(
-            ["-c", "log.showSignature=false", *PACK_WINDOWS, "log", "--format=%H", "--no-merges", head, "--", PY_PATHSPEC],
+            [*LOG_PINS, *PACK_WINDOWS, "log", "--format=%H", "--no-merges", head, "--", PY_PATHSPEC],
             cwd=repo,
         )
         .decode("ascii")
@@ -142,7 +142,7 @@ def versions_made(
     directory `prefix` is (`RepoHistory.prefix`)."""
     found: set[VersionKey] = set()
     args = [
-        "-c", "core.quotepath=off", *DIFF_PINS, *PACK_WINDOWS, "log", "--full-history", "--sparse", "--no-color", "--no-abbrev", "--raw", "-M",
+        "-c", "core.quotepath=off", *LOG_PINS, *PACK_WINDOWS, "log", "--full-history", "--sparse", "--no-color", "--no-abbrev", "--raw", "-M",
         "-c", "--format=", *tips, "--", PY_PATHSPEC,
     ]  # fmt: skip
     with tools.stream(tools.config.git, args, cwd=repo, timeout_s=timeout_s) as stream:
