@@ -506,7 +506,7 @@ class GitHistoryStep:
             ctx.repo_root,
             ctx.config.snapshot.repo_name,
             ctx.gateway,
-            history_settings(ctx.config.execution.history),
+            history_settings(ctx.config.execution),
             full=ctx.config.full,
         ),
     )
@@ -520,7 +520,7 @@ class GitHistoryStep:
                 ahead.cancel()  # done with it (idempotent), or unused
 
     def _run(self, ctx: PipelineContext, started: ColdWalk | None) -> StepResult:
-        settings = history_settings(ctx.config.execution.history)
+        settings = history_settings(ctx.config.execution)
         repo, gateway, project = ctx.repo_root, ctx.gateway, ctx.config.snapshot.repo_name
         plan, stored_head = history_plan(ctx.tool_service, repo, project, gateway, settings, full=ctx.config.full)
         if plan.mode == PlanMode.NOOP:

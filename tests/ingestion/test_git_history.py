@@ -543,6 +543,43 @@ def test_a_shallow_clone_is_a_truncated_history(make_repo: MakeRepo, make_indexe
 # ------------------------------------------------------------------------------------ old versions
 
 
+def test_a_version_larger_than_the_file_size_limit_has_no_definitions(
+    make_repo: MakeRepo, make_indexer: MakeIndexer, tmp_path: Path
+) -> None:
+    """A generated table that grows past `max_file_size` (the scan indexes no file larger) loses
+    its definitions, and has them again, new, once it shrinks back; nothing that large is ever
+    parsed (an `ast` of a 19 MB table took 1.5 GB).  HEAD's definitions are the code's."""
+    def table(rows: int, version: int) -> str:
+        data = "".join(f"    ({i}, {version}),\n" for i in range(rows))
+        return f"def first():\n    return {version}\n\n\nDATA = [\n{data}]\n\n\ndef last():\n    return DATA[-1]\n"
+
+    repo = make_repo(tmp_path, {"pkg/__init__.py": "", "pkg/gen.py": table(5, 0), "pkg/small.py": "def s():\n    return 1\n"})
+    repo.apply({"pkg/gen.py": table(400, 1)}, "grows past the limit")
+    repo.apply({"pkg/gen.py": table(401, 2)}, "changes past it")
+    repo.apply({"pkg/gen.py": table(6, 3)}, "shrinks back")
+    repo.apply({"pkg/gen.py": table(7, 4)}, "changes under it")
+    repo.apply({"pkg/gen.py": table(500, 5), "pkg/small.py": "def s():\n    return 2\n"}, "past it at HEAD")
+    indexer = make_indexer(repo)
+    run = indexer.run(["git_history", "goids"], max_file_size=4000)
+    assert run.ok, run.failed
+    rows = indexer.work_query(
+        "SELECT c.subject, fc.qualname, fc.event FROM history.function_changes fc JOIN history.commits c USING (sha) "
+        "WHERE fc.path = 'pkg/gen.py' ORDER BY c.generation, fc.qualname"
+    )
+    assert [(r["subject"], r["qualname"], r["event"]) for r in rows] == [
+        ("initial", "first", "created"), ("initial", "last", "created"),
+        ("grows past the limit", "first", "deleted"), ("grows past the limit", "last", "deleted"),
+        ("shrinks back", "first", "created"), ("shrinks back", "last", "created"),
+        ("changes under it", "first", "modified"),  # (`last` unchanged: the table is not in it)
+        ("past it at HEAD", "first", "deleted"), ("past it at HEAD", "last", "deleted"),
+    ]  # fmt: skip
+    head = {(r["path"], r["qualname"]) for r in indexer.work_query("SELECT path, qualname FROM history.head_defs")}
+    code = indexer.work_query("SELECT path, qualname FROM core.goids WHERE kind <> 'module'")
+    assert head == {(r["path"], r["qualname"]) for r in code} == {("pkg/small.py", "s")}
+    stats = indexer.work_query("SELECT note FROM meta.step_runs WHERE step = 'git_history'")
+    assert stats and stats[0]["note"].startswith("cold")
+
+
 def test_python_2_code_in_the_past_keeps_its_definitions(make_repo: MakeRepo, make_indexer: MakeIndexer, tmp_path: Path) -> None:
     py2 = '''
         def report(items):

@@ -24,7 +24,9 @@ from codeintel.ingestion.history import outline as outline_module
 from codeintel.ingestion.history.gitlog import log_args, parse_log, read_ahead, unquote_path
 from codeintel.ingestion.history.lineage import Columns, line_diff
 from codeintel.ingestion.history.outline import (
+    TOO_LARGE,
     Def,
+    Module,
     NoParse,
     apply_hunks,
     decode_source,
@@ -92,7 +94,7 @@ def signature(root: Def) -> list[tuple[str, str, int, int, int, int]]:
     return [(d.qualname, d.kind, d.start, d.line, d.body, d.end) for d in walk(root)]
 
 
-def outline_of(text: str) -> Def:
+def outline_of(text: str) -> Module:
     return parse_outline(source_lines(text))[0]
 
 
@@ -101,6 +103,7 @@ def updated(old_text: str, new_text: str) -> Def:
     hunks = line_diff(old_lines, new_lines)
     assert apply_hunks(old_lines, hunks, "utf-8") == new_lines
     update = update_outline(outline_of(old_text), hunks, lambda: new_lines, len(old_lines), len(new_lines))
+    assert update.root.size == parse_outline(new_lines)[0].size, "the size follows the hunks"
     # what the matching reads: each old definition in one region at most, each region's new
     # definitions in the new outline (a region parsed again wider replaces the narrower one)
     in_tree = {id(d) for d in walk(update.root)}
@@ -295,6 +298,34 @@ def test_a_renamed_class_keeps_its_identity_through_the_lines_it_kept() -> None:
     pairs = {(o.qualname, n.qualname) for region in update.regions for o, n in match_region(region, hunks, update.shift)}
     assert ("Engine", "Motor") in pairs
     assert ("Engine.start", "Motor.start") in pairs
+
+
+def test_a_version_past_the_size_limit_is_never_parsed_and_has_no_definitions() -> None:
+    small = source_lines(BASE)
+    big = source_lines(BASE + "DATA = [\n" + "    1,\n" * 2000 + "]\n")
+    limit = len(BASE.encode()) + 100
+    small_root, parser = parse_outline(small, limit)
+    assert parser != TOO_LARGE and walk(small_root)
+    big_root, parser = parse_outline(big, limit)
+    assert parser == TOO_LARGE and walk(big_root) == [] and big_root.size == parse_outline(big)[0].size
+
+    def never() -> list[str]:
+        raise AssertionError("the lines of a version that is not parsed were made")
+
+    # grows past it: one region, the whole file, every old definition in it and none new
+    grown = update_outline(small_root, line_diff(small, big), never, len(small), len(big), limit)
+    assert grown.parser == TOO_LARGE and walk(grown.root) == [] and grown.root.size == big_root.size
+    assert [(r.old_defs, r.new_defs) for r in grown.regions] == [(walk(small_root), [])]
+    # past it still: nothing parsed, nothing to match
+    bigger = [*big, "X = 1"]
+    still = update_outline(grown.root, line_diff(big, bigger), never, len(big), len(bigger), limit)
+    assert still.parser == TOO_LARGE and [(r.old_defs, r.new_defs) for r in still.regions] == [([], [])]
+    # back under it: parsed whole, as a version read afresh
+    back = update_outline(still.root, line_diff(bigger, small), lambda: small, len(bigger), len(small), limit)
+    assert signature(back.root) == signature(small_root) and back.root.size == small_root.size
+    # without a limit, the same growth is an ordinary update
+    plain = update_outline(small_root, line_diff(small, big), lambda: big, len(small), len(big))
+    assert signature(plain.root) == signature(parse_outline(big)[0])
 
 
 def test_line_diff_applies_back_to_the_new_lines() -> None:

@@ -31,11 +31,13 @@ MakeRepo = Any
 TABLES = ("commits", "file_changes", "function_changes", "versions", "head_files", "head_defs")
 
 
-def cold_walk(root: Path, min_commits: int, spread: Mapper | None = None) -> tuple[dict[str, list[str]], dict[str, Any]]:
+def cold_walk(
+    root: Path, min_commits: int, spread: Mapper | None = None, max_file_size: int = 2_000_000
+) -> tuple[dict[str, list[str]], dict[str, Any]]:
     """(each table's rows as sorted text, the walk's figures and timings); with `spread`, the
     halves are its work."""
     tools = ToolService(ToolsConfig())
-    settings = HistorySettings(split_min_commits=min_commits)
+    settings = HistorySettings(split_min_commits=min_commits, max_file_size=max_file_size)
     plan = HistoryPlan(PlanMode.COLD, read_repo_history(tools, root, settings))
     if spread is None:
         walk = start_cold_walk(tools, root, "repo", plan, settings)
@@ -139,6 +141,18 @@ def test_a_history_cut_in_two_halves_gives_the_tables_of_one_walk(make_repo: Mak
     assert "split_at" not in figures
     assert halves == whole
     assert any("revert d" in row for row in whole["commits"])
+
+
+def test_versions_past_the_size_limit_give_the_halves_the_tables_of_one_walk(make_repo: MakeRepo, tmp_path: Path) -> None:
+    """Files that grow past `max_file_size` and shrink back under it, on both sides of the cut:
+    a version's size is the same whether a walk reads it whole (the newer half's first) or
+    follows it through the diffs (one walk)."""
+    repo = scripted_history(make_repo, tmp_path)
+    whole, figures = cold_walk(repo.root, 0, max_file_size=600)
+    assert figures.get("parsed_too_large") or figures.get("reparsed_too_large"), figures
+    halves, figures = cold_walk(repo.root, 10, max_file_size=600)
+    assert "split_at" in figures and halves == whole
+    assert whole != cold_walk(repo.root, 0)[0], "the limit took definitions away"
 
 
 def test_a_cluster_walks_the_two_halves_and_they_give_the_tables_of_one_walk(make_repo: MakeRepo, tmp_path: Path) -> None:

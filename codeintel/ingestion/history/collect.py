@@ -74,6 +74,7 @@ def read_repo_history(tools: ToolService, repo: Path, settings: HistorySettings,
         prefix,
         str(settings.huge_commit_files),
         settings.bot_pattern,
+        str(settings.max_file_size),
         hashlib.blake2b(_read(Path(toplevel) / ".mailmap")).hexdigest(),
         hashlib.blake2b(_read(ignore_file) if ignore_file else b"").hexdigest(),
     ]
@@ -178,7 +179,7 @@ def collect_history(
     cold = plan.mode == PlanMode.COLD
     walk_settings = WalkSettings(
         settings.huge_commit_files, ignore_revs(tools, repo), settings.bot_pattern or DEFAULT_BOTS,
-        settings.defs_budget, settings.lines_budget,
+        settings.defs_budget, settings.lines_budget, settings.max_file_size,
     )  # fmt: skip
     timings: dict[str, float] = {}
     # the walk allocates millions of objects that live on, none in a cycle: no collection walks them

@@ -39,6 +39,7 @@ from codeintel.ingestion.history.gitlog import CommitRecord, FileDiff, Hunk, Mer
 from codeintel.ingestion.history.outline import (
     CLASS,
     Def,
+    Module,
     Region,
     Shift,
     apply_hunks,
@@ -94,6 +95,7 @@ class WalkSettings:
     bot_pattern: str = DEFAULT_BOTS
     defs_budget: int = 300_000  # definitions of the outlines kept
     lines_budget: int = 800_000  # lines of the versions kept
+    max_file_size: int = 0  # a larger version (bytes) has no definitions, is never parsed (0: no limit)
 
 
 class Columns:
@@ -231,8 +233,8 @@ class _FileWork:
     old_path: str | None
     old_key: VersionKey | None = None
     new_key: VersionKey | None = None
-    old_root: Def | None = None
-    new_root: Def | None = None
+    old_root: Module | None = None
+    new_root: Module | None = None
     old_lines: list[str] | None = None
     new_lines: list[str] | None = None
     encoding: str = "utf-8"
@@ -359,7 +361,7 @@ class HistoryWalker:
         work.new_key = (f.new_path, f.new_blob)
         if work.old_root is None:
             self._added_lines(work, f)
-            work.new_root, parser = parse_outline(work.new_lines or [])
+            work.new_root, parser = parse_outline(work.new_lines or [], self.settings.max_file_size)
             self.out.stats[f"parsed_{parser}"] += 1
             work.created = walk(work.new_root)
             known = self.versions.get(work.new_key)
@@ -371,11 +373,13 @@ class HistoryWalker:
         if not f.hunks:  # the content changed, and git gave no hunks (a type change): pair by name
             work.new_lines = self._lines(f.new_blob)
             work.encoding = source_encoding([line.encode("utf-8") for line in work.new_lines[:2]])
-            work.new_root, _ = parse_outline(work.new_lines)
+            work.new_root, _ = parse_outline(work.new_lines, self.settings.max_file_size)
             work.n_new = len(work.new_lines)
             return self._paired_by_name(work)
         work.n_new = n_old + sum(h.new_count - h.old_count for h in f.hunks)
-        update = update_outline(work.old_root, f.hunks, lambda: self._patched_lines(work, f), n_old, work.n_new)
+        update = update_outline(
+            work.old_root, f.hunks, lambda: self._patched_lines(work, f), n_old, work.n_new, self.settings.max_file_size
+        )
         self.out.stats["parsed_lines"] += update.parsed_lines
         self.out.stats["widened"] += update.widened
         if update.parser:
@@ -610,7 +614,7 @@ class HistoryWalker:
         work.encoding = source_encoding([line.encode("utf-8", "replace") for line in work.new_lines[:2]])
         work.n_new = len(work.new_lines)
         if not parents:
-            work.new_root, _ = parse_outline(work.new_lines)
+            work.new_root, _ = parse_outline(work.new_lines, self.settings.max_file_size)
             work.created = list(walk(work.new_root))
             work.file_id = lineage_id("file", sha, mf.path)
             return work
@@ -624,7 +628,7 @@ class HistoryWalker:
         )
         hunks = line_diff(base_lines, work.new_lines)
         new_lines = work.new_lines
-        update = update_outline(base.root, hunks, lambda: new_lines, base_version.n_lines, len(new_lines))
+        update = update_outline(base.root, hunks, lambda: new_lines, base_version.n_lines, len(new_lines), self.settings.max_file_size)
         work.new_root = update.root
         self._map(work, hunks, update.regions, update.updated, update.shift)
         merged = walk(work.new_root)
@@ -807,7 +811,7 @@ class HistoryWalker:
         self.out.stats["blobs_read"] += 1
         lines = source_lines(decode_source(data)) if data is not None else []
         encoding = source_encoding(data.split(b"\n", 2)[:2]) if data is not None else "utf-8"
-        root, parser = parse_outline(lines)
+        root, parser = parse_outline(lines, self.settings.max_file_size)
         self.out.stats[f"parsed_{parser}"] += 1
         return Source(root, lines, encoding)
 

@@ -34,6 +34,7 @@ from codeintel.ingestion.cst.parser import python_parser
 from codeintel.ingestion.history.gitlog import Hunk
 
 CLASS, FUNCTION, METHOD, MODULE = "class", "function", "method", "module"
+TOO_LARGE = "too_large"  # what "parsed" a version too large to have definitions (`parse_outline`)
 
 
 class Def:
@@ -74,6 +75,18 @@ class Def:
 
     def __repr__(self) -> str:
         return f"Def({self.qualname!r}, {self.kind}, {self.start}-{self.end})"
+
+
+class Module(Def):
+    """An outline's root: the module, and the size of its version in bytes (UTF-8: a version
+    whose lines were decoded from another encoding counts them re-encoded) to tell a version
+    too large to have definitions (`parse_outline`'s `max_bytes`) without reading it again."""
+
+    __slots__ = ("size",)
+
+    def __init__(self, n_lines: int, size: int) -> None:
+        super().__init__("", "", MODULE, 1, 1, 1, max(n_lines, 1), -1, 0)
+        self.size = size
 
 
 _new_def = object.__new__
@@ -191,14 +204,20 @@ class _AskAst(NoParse):
     decides."""
 
 
-def parse_outline(lines: Sequence[str]) -> tuple[Def, str]:
+def parse_outline(lines: Sequence[str], max_bytes: int = 0) -> tuple[Module, str]:
     """The outline of a whole version (its lines), and the parser that made it: `tree-sitter`
     where it parses it clean (twice as fast as `ast`, the same spans), `ast` where tree-sitter
     finds errors and `ast` none (syntax newer than tree-sitter's grammar), and `tree-sitter`
-    again, its tree errors and all, where neither parses it clean (Python 2 code, NUL bytes)."""
-    root = Def("", "", MODULE, 1, 1, 1, max(len(lines), 1), -1, 0)
+    again, its tree errors and all, where neither parses it clean (Python 2 code, NUL bytes).
+    A version of more than `max_bytes` bytes (0: no limit) is not parsed: no definitions
+    (`too_large`), as the scan indexes no file larger (a generated table would take its `ast`
+    a gigabyte)."""
     text = "\n".join(lines) + "\n"
-    tree_root = _ts_parser().parse(text.encode("utf-8", "surrogatepass")).root_node
+    data = text.encode("utf-8", "surrogatepass")
+    root = Module(len(lines), len(data))
+    if max_bytes and root.size > max_bytes:
+        return root, TOO_LARGE
+    tree_root = _ts_parser().parse(data).root_node
     if not tree_root.has_error:
         try:
             root.children = _ts_children(tree_root, 0, root, strict=True)
@@ -499,7 +518,7 @@ class Update:
     Every other definition of the new outline is an old one (shared, or shifted): unchanged.
     """
 
-    root: Def
+    root: Module
     shift: Shift
     regions: list[Region] = field(default_factory=list)
     updated: list[tuple[Def, Def]] = field(default_factory=list)
@@ -650,13 +669,23 @@ def _header_signature(lines: Sequence[bytes]) -> list[tuple[bytes, bytes] | byte
 
 
 def update_outline(
-    old: Def, hunks: Sequence[Hunk], new_lines: Callable[[], Sequence[str]], n_old: int, n_new: int
+    old: Module,
+    hunks: Sequence[Hunk],
+    new_lines: Callable[[], Sequence[str]],
+    n_old: int,
+    n_new: int,
+    max_bytes: int = 0,
 ) -> Update:
     """The outline of the new version: `old` updated through `hunks` (sorted, `-U0`).
 
     `new_lines` gives the new version's lines (called only when a region must be parsed).
+    With `max_bytes` (see `parse_outline`), a version that grows past it loses its definitions
+    (one region: the whole file), and one that shrinks back under it is parsed whole.
     """
-    root = Def("", "", MODULE, 1, 1, 1, max(n_new, 1), -1, 0)
+    size = old.size + sum(len(b) + 1 for h in hunks for b in h.added) - sum(len(b) + 1 for h in hunks for b in h.removed)
+    if max_bytes and (size > max_bytes or old.size > max_bytes):
+        return _whole(old, hunks, new_lines, n_old, n_new, max_bytes, size)
+    root = Module(n_new, size)
     shift = Shift(hunks)
     update = Update(root, shift)
     state = _UpdateState(shift, new_lines, update)
@@ -664,11 +693,26 @@ def update_outline(
         body = state.children(old, root, [_Change(h) for h in hunks], (1, max(n_old, 1)), (1, max(n_new, 1)))
     except NoParse:
         lines = new_lines()
-        fresh, parser = parse_outline(lines)
+        fresh, parser = parse_outline(lines, max_bytes)
         region = Region(1, max(n_old, 1), 1, max(n_new, 1), list(walk(old)), list(walk(fresh)))
         return Update(fresh, shift, [region], [], parser, len(lines))
     root.children = body.defs
     return update
+
+
+def _whole(
+    old: Module, hunks: Sequence[Hunk], new_lines: Callable[[], Sequence[str]], n_old: int, n_new: int,
+    max_bytes: int, size: int,
+) -> Update:
+    """`update_outline` across the size limit (or beyond it): the new version as one region."""
+    if size > max_bytes:  # not parsed (nor its lines made)
+        fresh, parser, parsed = Module(n_new, size), TOO_LARGE, 0
+    else:
+        lines = new_lines()
+        fresh, parser = parse_outline(lines, max_bytes)
+        parsed = len(lines)
+    region = Region(1, max(n_old, 1), 1, max(n_new, 1), list(walk(old)), list(walk(fresh)))
+    return Update(fresh, Shift(hunks), [region], [], parser, parsed)
 
 
 # what a child of a container is to the changes in it

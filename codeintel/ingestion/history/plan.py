@@ -69,6 +69,8 @@ class HistorySettings:
     split_min_commits: int = 4000  # a cold walk of a longer history runs in two processes at once (`split`); 0: never
     # a cold walk, not cut, of a history this long or shorter runs in the step's process (`walk.walk_history`)
     inline_max_commits: int = 8000
+    # a version larger (bytes) has no definitions, as the scan indexes no file larger (`ScanProfile`)
+    max_file_size: int = 2_000_000
 
 
 class TableRows(Protocol):

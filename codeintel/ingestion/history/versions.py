@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from codeintel.ingestion.history.outline import Def, walk
+from codeintel.ingestion.history.outline import Def, Module, walk
 
 VersionKey = tuple[str, str]  # (path, blob)
 
@@ -127,7 +127,7 @@ def ordinals_of_keys(keys: Sequence[int]) -> list[int]:
 class Source:
     """A version's outline, and its lines (as `outline.decode_source` gives them) when kept."""
 
-    root: Def
+    root: Module
     lines: list[str] | None
     encoding: str
 
@@ -137,7 +137,7 @@ class OutlineCache:
     within a budget of lines (lines are cheap to read again: a blob; outlines cost a parse)."""
 
     def __init__(self, defs_budget: int = 400_000, lines_budget: int = 1_000_000) -> None:
-        self._roots: OrderedDict[VersionKey, tuple[Def, str, int]] = OrderedDict()
+        self._roots: OrderedDict[VersionKey, tuple[Module, str, int]] = OrderedDict()
         self._lines: OrderedDict[VersionKey, list[str]] = OrderedDict()
         self._defs = self._n_lines = 0
         self.defs_budget, self.lines_budget = defs_budget, lines_budget

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from codeintel.config import HistoryConfig
+from codeintel.config import ExecutionConfig
 from codeintel.ingestion.history import store
 from codeintel.ingestion.history.apart import ColdWalk, Mapper, spread_cold_walk, start_cold_walk, survey_history
 from codeintel.ingestion.history.collect import EarlyLog, collect_cold, collect_history, plan_history, read_repo_history
@@ -17,10 +17,11 @@ from codeintel.ingestion.tools import ToolService
 from codeintel.storage.gateway import StorageGateway
 
 
-def history_settings(config: HistoryConfig) -> HistorySettings:
+def history_settings(execution: ExecutionConfig) -> HistorySettings:
+    config = execution.history
     return HistorySettings(
         config.huge_commit_files, config.bot_pattern, config.timeout_s, split_min_commits=config.split_min_commits,
-        inline_max_commits=config.inline_max_commits,
+        inline_max_commits=config.inline_max_commits, max_file_size=execution.scan.max_file_size,
     )  # fmt: skip
 
 
