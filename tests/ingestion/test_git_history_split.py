@@ -407,8 +407,8 @@ def test_a_directory_below_the_top_is_walked_alone_its_files_named_from_it(
     for i in range(3):  # a file outside, changed on its own and beside the directory's
         repo.apply({"tools/gen.py": module({"g0": i}), **({"pkg/d.py": module({"d0": 50 + i})} if i else {})}, f"t{i}")
     repo.apply({"pkg/d.py": module({f"d{i}": i for i in range(3)})}, "d as it was first")  # made again after the cut
-    outside = {r["sha"] for r in _rows(repo.root, 10_000)["file_changes"] if _outside(r["path"])}
     top, below = _rows(repo.root, 10_000), _rows(repo.root / "pkg", min_commits)
+    outside = {r["sha"] for r in top["file_changes"] if _outside(r["path"])}
     assert {r["sha"] for r in below["commits"]} == {r["sha"] for r in top["commits"]}, "every commit, for identity"
     for name in TABLES:  # (a commit's counts are of the directory's files: those outside left out)
         inside = [_unrooted(r) for r in top[name] if not any(map(_outside, r.values())) and r.get("sha") not in outside]
