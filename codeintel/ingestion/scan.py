@@ -114,6 +114,12 @@ def _wanted(path: str, profile: ScanProfile) -> bool:
     return not any(fnmatch.fnmatch(path, pat) for pat in profile.exclude)
 
 
+def scanned(path: str, profile: ScanProfile) -> bool:
+    """Whether the scan takes a file at `path` (relative, posix) by the profile's patterns alone:
+    included, not excluded, in no ignored directory (its size and content aside)."""
+    return any(fnmatch.fnmatch(path, pat) for pat in profile.include) and _wanted(path, profile)
+
+
 def module_name(path: str, package_dirs: set[str]) -> tuple[str, bool, str]:
     """The import name of `path`, whether it is a package, and its source root.
 

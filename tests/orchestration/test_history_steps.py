@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from codeintel.analysis.goids import make_goid
+from codeintel.orchestration.context import PipelineContext
 from codeintel.orchestration.selection import ancestors
-from codeintel.orchestration.steps import PIPELINE_DEPS
+from codeintel.orchestration.steps import PIPELINE_DEPS, run_pipeline
 from codeintel.serving.worktree import blobs_at, worktree_state
 from tests.ingestion.test_git_history import digests
 
@@ -111,6 +112,35 @@ def test_a_directory_below_the_repositorys_top_is_indexed_with_its_own_history(
     cold = make_indexer(root, tmp_path / "cold" / "c.duckdb")
     assert cold.run(["git_history"]).ok
     assert digests(indexer) == digests(cold)
+
+
+def test_the_analytics_are_of_the_files_the_scan_takes_the_facts_of_every_file(
+    tmp_path: Path, make_repo: Any, make_indexer: Any
+) -> None:
+    """`exclude = ["tests/*"]`: the code analysis leaves the tests out, and so do HEAD's files
+    and definitions of the history (what every analytics table is keyed by); the facts keep
+    them (a commit's changes are git's)."""
+    test = "def test_add():\n    assert add(1, 2) == 3\n"
+    repo = make_repo(tmp_path, {**FILES, "tests/test_calc.py": test})
+    for i in range(6):
+        edit = FILES["pkg/calc.py"].replace("a + b", f"a + b + {i}")
+        repo.apply({"pkg/calc.py": edit, "tests/test_calc.py": test + f"# {i}\n"}, f"edit {i}")
+    indexer = make_indexer(repo)
+
+    def analytics_paths() -> set[str]:
+        found = {p for t in ("function_history", "file_history", "ownership", "hotspots")
+                 for (p,) in indexer.query(f"SELECT DISTINCT path FROM analytics.{t}")}  # fmt: skip
+        found |= {e for (e,) in indexer.query("SELECT entity_a FROM analytics.change_coupling UNION SELECT entity_b FROM analytics.change_coupling")}
+        return {p.partition("::")[0] for p in found}
+
+    assert indexer.run().ok
+    assert "tests/test_calc.py" in analytics_paths()
+    with PipelineContext(indexer.config(exclude=["tests/*"])) as ctx:
+        assert run_pipeline(ctx).ok
+    assert analytics_paths() == {"pkg/__init__.py", "pkg/calc.py"}
+    goids = set(indexer.query("SELECT goid FROM core.goids"))
+    assert set(indexer.query("SELECT goid FROM analytics.function_history")) <= goids
+    assert indexer.query("SELECT count(*) FROM history.file_changes WHERE path = 'tests/test_calc.py'") == [(7,)]
 
 
 def test_no_new_commit_is_nothing_to_do(tmp_path: Path, make_repo: Any, make_indexer: Any) -> None:

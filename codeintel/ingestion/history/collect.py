@@ -36,6 +36,7 @@ from codeintel.ingestion.history.plan import (
     WalkPart,
 )
 from codeintel.ingestion.history.versions import StoredVersion, Version, VersionKey, id_text
+from codeintel.ingestion.scan import scanned
 from codeintel.ingestion.tools import ToolFailedError, ToolService
 from codeintel.storage.catalog import Table
 
@@ -75,6 +76,7 @@ def read_repo_history(tools: ToolService, repo: Path, settings: HistorySettings,
         str(settings.huge_commit_files),
         settings.bot_pattern,
         str(settings.max_file_size),
+        repr(settings.profile),
         hashlib.blake2b(_read(Path(toplevel) / ".mailmap")).hexdigest(),
         hashlib.blake2b(_read(ignore_file) if ignore_file else b"").hexdigest(),
     ]
@@ -219,7 +221,7 @@ def collect_history(
                 out.commits, out.file_changes, out.function_changes, out.versions, files, rows, [], cold,
                 dict(out.stats), timings,
             )  # fmt: skip
-        tree = head_tree(tools, repo, head)
+        tree = {p: b for p, b in head_tree(tools, repo, head).items() if scanned(p, settings.profile)}
         before = {} if cold else stored_head()
         changed = [(p, b) for p, b in tree.items() if before.get(p) != b]
         head_paths = (

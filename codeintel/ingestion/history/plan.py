@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
+from codeintel.config import DEFAULT_IGNORED_DIRS, ScanProfile
+
 if TYPE_CHECKING:
     import pyarrow as pa
 
@@ -71,6 +73,15 @@ class HistorySettings:
     inline_max_commits: int = 8000
     # a version larger (bytes) has no definitions, as the scan indexes no file larger (`ScanProfile`)
     max_file_size: int = 2_000_000
+    # HEAD's files (`history.head_files`, `head_defs`: what the analytics are of) are those the scan
+    # takes (`ScanProfile`'s patterns; the history's facts keep every `.py` file)
+    include: tuple[str, ...] = ("*.py",)
+    exclude: tuple[str, ...] = ()
+    ignored_dirs: tuple[str, ...] = DEFAULT_IGNORED_DIRS
+
+    @property
+    def profile(self) -> ScanProfile:
+        return ScanProfile(tuple(self.include), tuple(self.exclude), tuple(self.ignored_dirs), self.max_file_size)
 
 
 class TableRows(Protocol):

@@ -22,6 +22,7 @@ def history_settings(execution: ExecutionConfig) -> HistorySettings:
     return HistorySettings(
         config.huge_commit_files, config.bot_pattern, config.timeout_s, split_min_commits=config.split_min_commits,
         inline_max_commits=config.inline_max_commits, max_file_size=execution.scan.max_file_size,
+        include=execution.scan.include, exclude=execution.scan.exclude, ignored_dirs=execution.scan.ignored_dirs,
     )  # fmt: skip
 
 
