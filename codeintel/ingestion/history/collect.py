@@ -221,7 +221,8 @@ def collect_history(
                 out.commits, out.file_changes, out.function_changes, out.versions, files, rows, [], cold,
                 dict(out.stats), timings,
             )  # fmt: skip
-        tree = {p: b for p, b in head_tree(tools, repo, head).items() if scanned(p, settings.profile)}
+        profile = settings.profile
+        tree = {p: b for p, b in head_tree(tools, repo, head).items() if scanned(p, profile)}
         before = {} if cold else stored_head()
         changed = [(p, b) for p, b in tree.items() if before.get(p) != b]
         head_paths = (
