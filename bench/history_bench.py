@@ -268,7 +268,9 @@ def agreement(repo: Path, db: Path, n: int, seed: int, details: Path | None = No
         for goid, _, _, _, _, lineage in sample:
             rows = con.execute(
                 "SELECT sha, event, lines_added + lines_deleted, old_path, path, qualname, old_qualname "
-                "FROM history.function_changes WHERE lineage_id = ?",
+                # (the product's rule: not the changes no merge took towards HEAD)
+                "FROM history.function_changes ANTI JOIN history.discarded_changes USING (sha, lineage_id) "
+                "WHERE lineage_id = ?",
                 [lineage],
             ).fetchall()
             names[goid] = {r[0]: (r[5], r[6] or r[5]) for r in rows}

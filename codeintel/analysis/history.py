@@ -8,7 +8,9 @@ take seconds).  Common rules:
   figures whenever it is indexed.  Windows (30/90/365 days, the hotspot window) count commits
   whose committer time is within that many days before it.
 - A change is a row of `history.function_changes` (or `file_changes`) with lines added or
-  deleted.  Huge commits (more `.py` files than the threshold) and commits on the blame-ignore
+  deleted.  A function's changes are those that reach HEAD's version of it: not those of
+  `history.discarded_changes` (made on a side of a merge that kept the function as its first
+  parent had it, as `git log -L` leaves them out: `ingestion/history/merges.py`).  Huge commits (more `.py` files than the threshold) and commits on the blame-ignore
   list (reformats) keep the identity of what they touched but are left out of churn, commit
   counts, ownership and coupling; bots are left out of author counts and ownership; merges
   (their own lines only: conflict resolutions) count as changes, never as coupling.
@@ -27,6 +29,11 @@ from codeintel.config import HistoryConfig
 ORDER_KEY = "(c.generation::BIGINT * 4294967296 + epoch(c.committer_time)::BIGINT)"
 
 _NOW = "(SELECT c.committer_time FROM history.commits c JOIN meta.history_state s ON c.sha = s.head)"
+
+# the changes of functions that reach HEAD (`history.discarded_changes` left out)
+REACHED_CHANGES = (
+    "(SELECT * FROM history.function_changes ANTI JOIN history.discarded_changes USING (sha, lineage_id))"
+)
 
 # changes that count: not in huge or blame-ignored commits, with lines
 _COUNTED = "NOT c.is_huge AND NOT c.is_ignored AND f.lines_added + f.lines_deleted > 0"
@@ -112,7 +119,7 @@ def function_history_sql() -> str:
         ch AS (
             SELECT f.lineage_id, f.sha, f.lines_added, f.lines_deleted, c.committer_time AS ts, {ORDER_KEY} AS ord,
                    lower(c.author_email) AS author, c.is_bot
-            FROM history.function_changes f JOIN history.commits c USING (sha)
+            FROM {REACHED_CHANGES} f JOIN history.commits c USING (sha)
             WHERE {_COUNTED}
         )
         SELECT h.goid, h.lineage_id, h.path, h.qualname, h.kind,
@@ -186,7 +193,7 @@ def hotspots_sql(settings: HistoryAnalyticsSettings) -> str:
         fn AS (
             SELECT h.goid AS entity, count(DISTINCT f.sha) AS revisions,
                    sum(f.lines_added + f.lines_deleted) AS churn
-            FROM history.function_changes f JOIN history.commits c USING (sha)
+            FROM {REACHED_CHANGES} f JOIN history.commits c USING (sha)
             JOIN history.head_defs h USING (lineage_id) CROSS JOIN now
             WHERE {_COUNTED} AND c.committer_time > now.now - INTERVAL {days} DAY AND h.kind IN ('function', 'method')
             GROUP BY 1
@@ -240,7 +247,7 @@ def change_coupling_sql(settings: HistoryAnalyticsSettings) -> str:
     return f"""
         WITH ch AS (
             SELECT DISTINCT 'function' AS scope, f.sha, h.goid AS entity
-            FROM history.function_changes f JOIN history.commits c USING (sha) JOIN history.head_defs h USING (lineage_id)
+            FROM {REACHED_CHANGES} f JOIN history.commits c USING (sha) JOIN history.head_defs h USING (lineage_id)
             WHERE {commits} AND f.lines_added + f.lines_deleted > 0 AND h.kind IN ('function', 'method')
             UNION ALL
             SELECT DISTINCT 'file', f.sha, hf.path
@@ -276,11 +283,11 @@ def ownership_sql() -> str:
     """`analytics.ownership`: per function, class and method at HEAD (GOID) and per file, its
     authors by lines added (bots, huge and blame-ignored commits left out): how many, the main
     author (most lines; ties by email), their share, and every author, most lines first."""
-    return """
+    return f"""
         WITH ch AS (
             SELECT 'function' AS scope, h.goid AS entity, h.path, h.qualname, c.author_name AS name,
                    lower(c.author_email) AS email, f.lines_added AS lines
-            FROM history.function_changes f JOIN history.commits c USING (sha) JOIN history.head_defs h USING (lineage_id)
+            FROM {REACHED_CHANGES} f JOIN history.commits c USING (sha) JOIN history.head_defs h USING (lineage_id)
             WHERE NOT c.is_bot AND NOT c.is_huge AND NOT c.is_ignored AND f.lines_added > 0
             UNION ALL
             SELECT 'file', hf.path, hf.path, NULL, c.author_name, lower(c.author_email), f.lines_added

@@ -108,6 +108,8 @@ class Table(StrEnum):
     HEAD_FILES = "history.head_files"
     HEAD_DEFS = "history.head_defs"
     LINEAGES = "history.lineages"
+    MERGE_LINEAGES = "history.merge_lineages"
+    DISCARDED_CHANGES = "history.discarded_changes"
     FUNCTION_HISTORY = "analytics.function_history"
     FILE_HISTORY = "analytics.file_history"
     HOTSPOTS = "analytics.hotspots"
@@ -411,6 +413,21 @@ _HISTORY_SPECS = (
             "created_by VARCHAR"
         ),
         ("path", "blob"),
+        "git_history",
+        path_column="",  # facts of the past: they outlive the files
+    ),
+    TableSpec(  # per merge, the definitions it has otherwise than its first parent, and the
+        # parent it has each as (position in `parents`; NULL: none), `ingestion/history/merges.py`
+        Table.MERGE_LINEAGES,
+        _cols("sha VARCHAR, lineage_id VARCHAR, parent INTEGER"),
+        ("sha", "lineage_id"),
+        "git_history",
+        path_column="",  # facts of the past: they outlive the files
+    ),
+    TableSpec(  # changes no merge took towards HEAD: facts, left out of the per-function analytics
+        Table.DISCARDED_CHANGES,
+        _cols("sha VARCHAR, lineage_id VARCHAR"),
+        ("sha", "lineage_id"),
         "git_history",
         path_column="",  # facts of the past: they outlive the files
     ),

@@ -141,13 +141,16 @@ VIEWS: dict[str, str] = {
         WHERE e.kind = 'unresolved'
     """,
     # One row per function, class and method of HEAD (GOID) and commit that changed it, through
-    # renames and moves (its lineage): when, who, how many lines, and what happened to it.
+    # renames and moves (its lineage): when, who, how many lines, and what happened to it.  A
+    # change a merge left out (made on a side whose version of it the merge did not take) is not
+    # one of them (`history.discarded_changes`).
     "docs.v_function_changes": """
         SELECT h.goid, coalesce(g.module || '.' || g.qualname, h.qualname) AS full_name, h.kind,
                fc.sha, c.committer_time AS time, c.author_time, c.author_name AS author, c.author_email,
                fc.lines_added, fc.lines_deleted, fc.event, fc.path AS path_then, fc.qualname AS qualname_then,
                fc.old_path, fc.old_qualname, c.subject, c.is_merge, c.is_huge, c.is_ignored, c.is_bot
         FROM history.function_changes fc
+        ANTI JOIN history.discarded_changes USING (sha, lineage_id)
         JOIN history.head_defs h USING (lineage_id)
         JOIN history.commits c USING (sha)
         LEFT JOIN core.goids g ON g.goid = h.goid

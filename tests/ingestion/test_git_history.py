@@ -10,6 +10,7 @@ undecodable old versions still have their definitions.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import os
 import subprocess
@@ -68,6 +69,8 @@ USER_TABLES = {
     "history.head_defs": "goid",
     "history.lineages": "lineage_id",
     "history.versions": "path, blob",
+    "history.merge_lineages": "sha, lineage_id",
+    "history.discarded_changes": "sha, lineage_id",
 }
 
 
@@ -451,6 +454,90 @@ def test_changes_that_reach_head_through_a_merges_second_parent_are_the_function
     assert len(merges) == 1
     assert indexer.work_query("SELECT count(*) AS n FROM history.file_changes WHERE sha = ?", [merges[0]["sha"]])[0]["n"] == 0
     assert not indexer.work_query("SELECT * FROM history.function_changes WHERE sha = ?", [merges[0]["sha"]])
+
+
+def git_log_l(repo: Path, path: str, qualname: str) -> set[str]:
+    """The subjects of the commits `git log -L` lists for the span today's `qualname` has (an oracle)."""
+    tree = ast.parse((repo / path).read_text())
+    node: ast.AST = tree
+    for name in qualname.split("."):
+        node = next(n for n in ast.iter_child_nodes(node) if getattr(n, "name", None) == name)
+    assert isinstance(node, ast.FunctionDef | ast.ClassDef)
+    start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+    out = git(repo, "log", "-L", f"{start},{node.end_lineno}:{path}", "--format=%x00%s")
+    return {line[1:] for line in out.split("\n") if line.startswith("\0")}
+
+
+def reached_subjects(indexer: Indexer, qualname: str) -> set[str]:
+    """The subjects of the commits that changed today's `qualname` (lines, or its creation) as
+    the per-function views give them: `docs.v_function_changes`, and the commit count of
+    `analytics.function_history` agrees."""
+    rows = indexer.work_query(
+        """SELECT DISTINCT c.subject FROM history.function_changes fc
+           ANTI JOIN history.discarded_changes USING (sha, lineage_id)
+           JOIN history.head_defs h USING (lineage_id) JOIN history.commits c USING (sha)
+           WHERE h.qualname = ? AND (fc.lines_added + fc.lines_deleted > 0 OR fc.event = 'created')""",
+        [qualname],
+    )
+    return {r["subject"] for r in rows}
+
+
+def test_changes_a_merge_left_out_are_not_the_functions_history_as_git_log_l_has_it(
+    make_repo: MakeRepo, make_indexer: MakeIndexer, tmp_path: Path
+) -> None:
+    """A side branch edits `helper` (the main line too: the merge keeps the main line's), edits
+    `Engine.stop` (the merge keeps it), and edits `Engine.start` then takes the edit back: of
+    those, only the edit of `stop` reaches HEAD; `git log -L` lists the same.  The changes left
+    out stay facts.  Later a second branch from the first one's tip edits `start`, and merges:
+    the old edit and its reversal are now on the way to HEAD's `start`, in an incremental run
+    as in a cold one."""
+    repo = make_repo(tmp_path, {"pkg/__init__.py": "", "pkg/core.py": SPACED})
+    git(repo.root, "checkout", "-q", "-b", "side")
+    side = SPACED.replace("z = y * 2", "z = y * 5")
+    repo.apply({"pkg/core.py": side}, "side edit helper")
+    side = side.replace("c = 3", "c = 30")
+    repo.apply({"pkg/core.py": side}, "side edit stop")
+    repo.apply({"pkg/core.py": side.replace("a = 1", "a = 100")}, "side try start")
+    repo.apply({"pkg/core.py": side}, "side take back start")
+    git(repo.root, "checkout", "-q", "main")
+    main = SPACED.replace("z = y * 2", "z = y * 7")
+    repo.apply({"pkg/core.py": main}, "main edit helper")
+    merged = subprocess.run(["git", "merge", "-q", "side"], cwd=repo.root, capture_output=True, check=False)
+    assert merged.returncode != 0  # a conflict on helper: the main line's is kept
+    repo.apply({"pkg/core.py": main.replace("c = 3", "c = 30")}, "merge side")
+    indexer = make_indexer(repo)
+    run_history(indexer)
+
+    expected = {
+        "helper": {"initial", "main edit helper"},
+        "Engine.stop": {"initial", "side edit stop"},
+        "Engine.start": {"initial"},
+    }
+    for qualname, subjects_ in expected.items():
+        assert git_log_l(repo.root, "pkg/core.py", qualname) == subjects_, qualname
+        assert reached_subjects(indexer, qualname) == subjects_, qualname
+    # facts all the same; the per-function analytics count what reached HEAD
+    assert {"side edit helper"} <= set(subjects(changes_of(indexer, "helper")))
+    assert {"side try start", "side take back start"} <= set(subjects(changes_of(indexer, "Engine.start")))
+    assert indexer.run(["function_history", "docs_views"]).ok
+    counted = {r["qualname"]: r["commits"] for r in indexer.work_query("SELECT qualname, commits FROM analytics.function_history")}
+    assert counted["helper"] == 2 and counted["Engine.start"] == 1 and counted["Engine.stop"] == 2
+    viewed = indexer.work_query("SELECT count(*) AS n FROM docs.v_function_changes WHERE full_name LIKE '%Engine.start'")
+    assert viewed[0]["n"] == 1
+
+    git(repo.root, "checkout", "-q", "-b", "again", "side")
+    repo.apply({"pkg/core.py": side.replace("a = 1", "a = 2")}, "again edit start")
+    git(repo.root, "checkout", "-q", "main")
+    git(repo.root, "merge", "-q", "--no-edit", "again")  # (no conflict: the side was merged)
+    assert (repo.root / "pkg/core.py").read_text() == main.replace("c = 3", "c = 30").replace("a = 1", "a = 2")
+    run_history(indexer)
+    start = {"initial", "side try start", "side take back start", "again edit start"}
+    assert git_log_l(repo.root, "pkg/core.py", "Engine.start") == start
+    assert reached_subjects(indexer, "Engine.start") == start
+    assert reached_subjects(indexer, "helper") == expected["helper"]
+    cold = make_indexer(repo, tmp_path / "cold" / "c.duckdb")
+    run_history(cold)
+    assert digests(indexer) == digests(cold)
 
 
 def test_a_merge_renames_nothing_a_definition_of_another_parent_keeps_its_lineage(

@@ -259,7 +259,7 @@ def _facts_in(out: Path) -> HistoryFacts:
     }
     return HistoryFacts(
         tables["commits"], tables["file_changes"], tables["function_changes"], tables["versions"],
-        tables["head_files"], tables["head_defs"], result["head_paths"], True, result["stats"], result["timings"],
+        tables["merge_lineages"], tables["head_files"], tables["head_defs"], result["head_paths"], True, result["stats"], result["timings"],
         tables.get("orphans"), tables.get("made_again"),
     )  # fmt: skip
 

@@ -26,6 +26,7 @@ from codeintel.gcpause import gc_paused
 from codeintel.ingestion.history.blobs import open_blobs
 from codeintel.ingestion.history.gitlog import CommitRecord, log_args, parse_log, read_ahead, rerooted
 from codeintel.ingestion.history.lineage import DEFAULT_BOTS, Columns, Deletion, HistoryWalker, WalkSettings
+from codeintel.ingestion.history.merges import merge_files
 from codeintel.ingestion.history.plan import (
     HistoryFacts,
     HistoryPlan,
@@ -43,7 +44,7 @@ from codeintel.storage.catalog import Table
 logger = logging.getLogger(__name__)
 
 # change it when what the walk stores changes: every database then walks its history again
-HISTORY_VERSION = "3"
+HISTORY_VERSION = "4"
 
 
 def read_repo_history(tools: ToolService, repo: Path, settings: HistorySettings, repo_name: str = "") -> RepoHistory:
@@ -185,18 +186,20 @@ def collect_history(
     )  # fmt: skip
     timings: dict[str, float] = {}
     # the walk allocates millions of objects that live on, none in a cycle: no collection walks them
+    prefix = plan.repo.prefix
     with gc_paused(), open_blobs(tools, repo, timeout_s=settings.timeout_s) as blobs:
         with (
             nullcontext(log) if log is not None else log_stream(tools, repo, plan, settings, part) as stream,
             read_ahead(stream) as ahead,
+            merge_files(tools, repo, _revs(plan, part), prefix, settings.timeout_s) as merges,
         ):
-            commits: Iterable[CommitRecord] = rerooted(parse_log(ahead), plan.repo.prefix)
+            commits: Iterable[CommitRecord] = rerooted(parse_log(ahead), prefix)
             if cold:
                 newer = part is not None and not part.older
                 walker = HistoryWalker(
                     blobs, walk_settings, shallow=plan.repo.shallow,
                     generations=dict(part.generations or {}) if newer and part else None,
-                    made_before=part.made_before if newer and part else None,
+                    made_before=part.made_before if newer and part else None, merge_files=merges.files,
                 )  # fmt: skip
                 if spool is not None:
                     for name, columns in walker.out.tables().items():
@@ -210,6 +213,7 @@ def collect_history(
                 walker = HistoryWalker(
                     blobs, walk_settings, shallow=plan.repo.shallow,
                     generations=generations(plan.boundary), stored=stored_versions(keys), deletions=deletions,
+                    merge_files=merges.files, load_stored=stored_versions,
                 )  # fmt: skip
                 walker.walk(records)
         timings["walk"] = time.perf_counter() - started
@@ -218,7 +222,7 @@ def collect_history(
             files, rows = head_rows(repo_name, [], walker.versions)
             out = walker.out
             return HistoryFacts(
-                out.commits, out.file_changes, out.function_changes, out.versions, files, rows, [], cold,
+                out.commits, out.file_changes, out.function_changes, out.versions, out.merge_lineages, files, rows, [], cold,
                 dict(out.stats), timings,
             )  # fmt: skip
         profile = settings.profile
@@ -242,7 +246,7 @@ def collect_history(
     )  # fmt: skip
     out = walker.out
     return HistoryFacts(
-        out.commits, out.file_changes, out.function_changes, out.versions, files, rows, head_paths, cold,
+        out.commits, out.file_changes, out.function_changes, out.versions, out.merge_lineages, files, rows, head_paths, cold,
         dict(out.stats), timings, *((walker.orphans, walker.made_again) if walker.made_before is not None else ()),
     )  # fmt: skip
 
@@ -252,13 +256,19 @@ def log_stream(
     tools: ToolService, repo: Path, plan: HistoryPlan, settings: HistorySettings, part: WalkPart | None = None
 ) -> Iterator[IO[bytes]]:
     """The history stream (`gitlog.log_args`) of the commits `plan` (and `part`) asks for, running."""
+    revs = _revs(plan, part)
+    with tools.stream(tools.config.git, log_args(), cwd=repo, timeout_s=settings.timeout_s, stdin=revs.encode()) as stream:
+        yield stream
+
+
+def _revs(plan: HistoryPlan, part: WalkPart | None) -> str:
+    """The revisions (stdin of `git log --stdin`) of the commits `plan` (and `part`) asks for."""
     head = plan.repo.head
     assert head is not None
     revs = head + "\n" + "".join(f"^{b}\n" for b in plan.boundary)
     if part is not None:
         revs = "".join(f"{b}\n" for b in part.boundary) if part.older else revs + "".join(f"^{b}\n" for b in part.boundary)
-    with tools.stream(tools.config.git, log_args(), cwd=repo, timeout_s=settings.timeout_s, stdin=revs.encode()) as stream:
-        yield stream
+    return revs
 
 
 class EarlyLog:

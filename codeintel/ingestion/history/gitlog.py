@@ -58,6 +58,38 @@ def log_args(*, from_stdin: bool = True) -> list[str]:
     ]  # fmt: skip
 
 
+# a merge's line in the merges' stream (`merge_args`): NUL, "M", US, its id
+MERGE_MARK = b"\x00M\x1f"
+
+
+def merge_args(*, from_stdin: bool = True) -> list[str]:
+    """`git` arguments of the merges' stream (revisions on stdin, as the history stream's): per
+    merge, the `.py` files whose blob its first parent has otherwise (raw, no renames: a file
+    renamed is one deleted and one added).  A tree diff per merge: no patches."""
+    return [
+        "-c", "core.quotepath=off", "-c", "diff.relative=false", *LOG_PINS, *PACK_WINDOWS,
+        "log", "--merges", "--topo-order", "--reverse", "--full-history", "--sparse", "--no-color", "--no-ext-diff",
+        "--no-textconv", "--no-notes", "--diff-merges=first-parent", "--raw", "--no-renames", "--no-abbrev",
+        "--format=%x00M%x1f%H", *(["--stdin"] if from_stdin else ["HEAD"]), "--", PY_PATHSPEC,
+    ]  # fmt: skip
+
+
+def parse_merges(stream: Readable, chunk_size: int = 1 << 20) -> Iterator[tuple[str, list[FileDiff]]]:
+    """(merge id, its files against its first parent) of the stream `merge_args` asks for."""
+    pending = b""
+    while True:
+        chunk = stream.read(chunk_size)
+        data = pending + chunk
+        cut = len(data) if not chunk else data.rfind(b"\n" + MERGE_MARK) + 1
+        for text in data[:cut].split(MERGE_MARK)[1:] if cut > 0 else ():
+            sha, _, body = text.partition(b"\n")
+            files = [found for line in body.split(b"\n") if line.startswith(b":") and (found := _raw(line)[0])]
+            yield sha.decode("ascii"), files
+        pending = data[cut:] if cut > 0 else data
+        if not chunk:
+            return
+
+
 @dataclass(slots=True)
 class Hunk:
     """One hunk of a `-U0` diff: old lines `old_start..+old_count` became the new ones.

@@ -185,6 +185,7 @@ FUNCTION_CHANGE_COLUMNS = (
     "old_qualname", "file_id",
 )  # fmt: skip
 VERSION_COLUMNS = ("path", "blob", "file_id", "n_lines", "lineages", "name_keys", "created_by")
+MERGE_LINEAGE_COLUMNS = ("sha", "lineage_id", "parent")
 
 
 @dataclass
@@ -195,13 +196,14 @@ class WalkOutput:
     file_changes: Columns = field(default_factory=lambda: Columns(Table.FILE_CHANGES, FILE_CHANGE_COLUMNS))
     function_changes: Columns = field(default_factory=lambda: Columns(Table.FUNCTION_CHANGES, FUNCTION_CHANGE_COLUMNS))
     versions: Columns = field(default_factory=lambda: Columns(Table.VERSIONS, VERSION_COLUMNS, chunk=5_000))
+    merge_lineages: Columns = field(default_factory=lambda: Columns(Table.MERGE_LINEAGES, MERGE_LINEAGE_COLUMNS))
     stats: Counter[str] = field(default_factory=Counter)
 
     def tables(self) -> dict[str, Columns]:
         """The tables, by the name of their field."""
         return {
             "commits": self.commits, "file_changes": self.file_changes, "function_changes": self.function_changes,
-            "versions": self.versions,
+            "versions": self.versions, "merge_lineages": self.merge_lineages,
         }  # fmt: skip
 
 
@@ -266,6 +268,9 @@ class HistoryWalker:
     knows (the newer half of a history cut in two, `split`): met, they are parsed, with
     placeholder lineages and file ids, and kept as made before (`orphans` lists those met as
     old versions, `made_again` those a walked commit makes again).
+    `merge_files`: per merge, its `.py` files against its first parent (`merges.MergeFiles`;
+    None: no `history.merge_lineages` rows); `load_stored`: versions an earlier run stored that
+    the walk did not expect to need (an incremental walk's, for those).
     """
 
     def __init__(
@@ -278,8 +283,12 @@ class HistoryWalker:
         stored: dict[VersionKey, StoredVersion] | None = None,
         deletions: dict[str, list[Deletion]] | None = None,
         made_before: frozenset[VersionKey] | None = None,
+        merge_files: Callable[[str], list[FileDiff] | None] | None = None,
+        load_stored: Callable[[list[VersionKey]], dict[VersionKey, StoredVersion]] | None = None,
     ) -> None:
         self.blobs = blobs
+        self.merge_files = merge_files
+        self.load_stored = load_stored
         self.made_before = made_before
         # versions made before, as met: as old versions (placeholders by name), made again (by position)
         self.orphans = Columns(Table.VERSIONS, ("path", "blob", "lineages", "name_keys"))
@@ -320,6 +329,8 @@ class HistoryWalker:
                         self._readded(commit.parents[0], works)
                     self._note_deletions(commit.sha, works)
             self._finish(commit.sha, works, record=not boundary)
+            if commit.is_merge and not boundary:
+                self._merge_sides(commit)
             if not boundary and not commit.is_merge:
                 for f, work in zip(commit.files, works, strict=True):
                     self.out.file_changes.add(
@@ -689,6 +700,55 @@ class HistoryWalker:
                 rows.append(_Row(Event.MODIFIED, row.old, new, added, deleted))
         work.rows = rows
 
+    def _merge_sides(self, commit: CommitRecord) -> None:
+        """`history.merge_lineages` of a merge: the definitions it has otherwise than its first
+        parent (in a file the first parent has otherwise, and there not at all, or not the same
+        lines in the same place), each with the other parent it has it as (by position in
+        `parents`; None: as none, the merge's own lines, or one of three parents or more whose
+        file is the merge's), `merges.reached` follows them there."""
+        files = self.merge_files(commit.sha) if self.merge_files is not None else None
+        if not files:
+            return
+        combined = {mf.path: mf for mf in commit.merge_files}  # files that differ from every parent
+        sides: dict[int, int | None] = {}
+        for f in files:
+            if f.new_blob is None or f.new_path is None:
+                continue
+            new = self._known((f.new_path, f.new_blob))
+            if new is None:
+                continue
+            old = self._known((f.old_path, f.old_blob)) if f.old_path and f.old_blob else None
+            moved = _not_in_place(self._lines, new, f.new_blob, old, f.old_blob)
+            if not moved:
+                continue
+            mf = combined.get(f.new_path)
+            if mf is None:  # the merge's file is another parent's: with two parents, the second's
+                for d in moved:
+                    sides.setdefault(d.lineage, 1 if len(commit.parents) == 2 else None)
+                continue
+            others = [(k, self._known((p, b)), b) for k, (p, b) in enumerate(mf.parents) if k > 0 and p and b]
+            for d in moved:
+                same = None
+                for k, theirs, blob in others:
+                    if theirs is not None and not _not_in_place(self._lines, new, f.new_blob, theirs, blob, [d]):
+                        same = k
+                        break
+                sides.setdefault(d.lineage, same)
+        for lineage, same in sorted(sides.items()):
+            self.out.merge_lineages.add(commit.sha, id_text(lineage), same)
+        self.out.stats["merge_lineages"] += len(sides)
+
+    def _known(self, key: VersionKey) -> Source | None:
+        """The outline (with lineages) and lines of a version the walk knows or may ask for (made
+        by a walked commit, made before a newer half's commits, or stored), else None."""
+        if key not in self.versions and not (self.made_before is not None and key in self.made_before):
+            if self.load_stored is None:
+                return None
+            self.versions.update(self.load_stored([key]))
+            if key not in self.versions:
+                return None
+        return self._old(key)[1]
+
     # ------------------------------------------------------------------------ finishing
 
     def _finish(self, sha: str, works: list[_FileWork], *, record: bool) -> None:
@@ -849,6 +909,48 @@ class HistoryWalker:
 
     def _intern(self, name: str) -> str:
         return self._names.setdefault(name, name)
+
+
+def _not_in_place(
+    lines_of: Callable[[str], list[str]],
+    new: Source,
+    new_blob: str,
+    old: Source | None,
+    old_blob: str | None,
+    defs: list[Def] | None = None,
+) -> list[Def]:
+    """The definitions of version `new` (or those of `defs`) that version `old` has not, or not
+    as they are (`_in_place`)."""
+    mine = walk(new.root) if defs is None else defs
+    if not mine:
+        return []
+    if old is None:
+        return list(mine)
+    theirs = {d.lineage: d for d in walk(old.root)}
+    new_lines = new.lines if new.lines is not None else lines_of(new_blob)
+    old_lines = old.lines if old.lines is not None else lines_of(old_blob or "")
+    return [d for d in mine if (o := theirs.get(d.lineage)) is None or not _in_place(new_lines, d, old_lines, o)]
+
+
+def _in_place(new_lines: list[str], new: Def, old_lines: list[str], old: Def) -> bool:
+    """Whether a definition is as it was and where it was: the same lines, between the same
+    nearest non-blank lines.  A diff of the two versions (what `git log -L` asks) leaves such a
+    definition alone; one moved among its neighbours, it marks (as one its neighbours' edit
+    touches: counted moved too, which only keeps more changes)."""
+    if new_lines[new.start - 1 : new.end] != old_lines[old.start - 1 : old.end]:
+        return False
+    return _neighbour(new_lines, new.start - 2, -1) == _neighbour(old_lines, old.start - 2, -1) and _neighbour(
+        new_lines, new.end, 1
+    ) == _neighbour(old_lines, old.end, 1)
+
+
+def _neighbour(lines: list[str], at: int, step: int) -> str | None:
+    """The first non-blank line from index `at` on, going by `step` (None past either end)."""
+    while 0 <= at < len(lines):
+        if lines[at].strip():
+            return lines[at]
+        at += step
+    return None
 
 
 def codecs_name(encoding: str) -> str:

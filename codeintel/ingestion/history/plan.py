@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 # the tables a walk gives (`HistoryFacts`' fields), as its child process writes them
-FACT_TABLES = ("commits", "file_changes", "function_changes", "versions", "head_files", "head_defs")
+FACT_TABLES = ("commits", "file_changes", "function_changes", "versions", "merge_lineages", "head_files", "head_defs")
 
 
 class PlanMode(StrEnum):
@@ -106,6 +106,7 @@ class HistoryFacts:
     file_changes: TableRows
     function_changes: TableRows
     versions: TableRows
+    merge_lineages: TableRows
     head_files: TableRows
     head_defs: TableRows
     head_paths: list[str]

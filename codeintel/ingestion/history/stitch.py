@@ -17,7 +17,8 @@ from codeintel.storage.catalog import Table
 
 TABLE_NAMES = {
     "commits": Table.COMMITS, "file_changes": Table.FILE_CHANGES, "function_changes": Table.FUNCTION_CHANGES,
-    "versions": Table.VERSIONS, "head_files": Table.HEAD_FILES, "head_defs": Table.HEAD_DEFS,
+    "versions": Table.VERSIONS, "merge_lineages": Table.MERGE_LINEAGES, "head_files": Table.HEAD_FILES,
+    "head_defs": Table.HEAD_DEFS,
 }  # fmt: skip
 _MAX_APART = 20
 

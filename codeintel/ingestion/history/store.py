@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 import pyarrow as pa
 
 from codeintel.analysis.history import lineages_sql
+from codeintel.ingestion.history import merges
 from codeintel.ingestion.history.lineage import Deletion
 from codeintel.ingestion.history.plan import HistoryFacts, HistoryPlan, StoredHistory, TableRows
 from codeintel.ingestion.history.versions import StoredVersion, VersionKey, id_value
@@ -25,8 +26,8 @@ Reads = StorageGateway | HeldReader  # what the stored reads query through
 STORE_MEMORY_LIMIT = "192MB"
 
 HISTORY_TABLES = (
-    Table.COMMITS, Table.FILE_CHANGES, Table.FUNCTION_CHANGES, Table.VERSIONS, Table.HEAD_FILES, Table.HEAD_DEFS,
-    Table.LINEAGES, Table.HISTORY_STATE,
+    Table.COMMITS, Table.FILE_CHANGES, Table.FUNCTION_CHANGES, Table.VERSIONS, Table.MERGE_LINEAGES,
+    Table.DISCARDED_CHANGES, Table.HEAD_FILES, Table.HEAD_DEFS, Table.LINEAGES, Table.HISTORY_STATE,
 )  # fmt: skip
 
 
@@ -111,7 +112,7 @@ def store_history(writer: Writer, plan: HistoryPlan, facts: HistoryFacts) -> int
                     f"SELECT DISTINCT lineage_id FROM {Table.FUNCTION_CHANGES} WHERE sha IN (SELECT sha FROM {gone})",
                 )
             )
-            for table in (Table.COMMITS, Table.FILE_CHANGES, Table.FUNCTION_CHANGES):
+            for table in (Table.COMMITS, Table.FILE_CHANGES, Table.FUNCTION_CHANGES, Table.MERGE_LINEAGES):
                 writer.execute(f"DELETE FROM {table} WHERE sha IN (SELECT sha FROM {gone})")
             writer.execute(f"DELETE FROM {Table.VERSIONS} WHERE created_by IN (SELECT sha FROM {gone})")
         paths = _register(writer, "_ci_paths", path=facts.head_paths)
@@ -123,8 +124,13 @@ def store_history(writer: Writer, plan: HistoryPlan, facts: HistoryFacts) -> int
         touched.update(facts.head_defs.values("lineage_id"))
     written = 0
     # the versions after the lineages: the query then runs beside the fewest uncommitted rows
-    for columns in (facts.commits, facts.file_changes, facts.function_changes, facts.head_files, facts.head_defs):
+    for columns in (
+        facts.commits, facts.file_changes, facts.function_changes, facts.merge_lineages, facts.head_files,
+        facts.head_defs,
+    ):  # fmt: skip
         written += _insert(writer, columns)
+    assert plan.repo.head is not None
+    written += store_discarded(writer, plan.repo.head)
     if facts.cold:
         writer.execute(f"DELETE FROM {Table.LINEAGES}")
         written += insert_query(writer, Table.LINEAGES, lineages_sql(only_touched=False))
@@ -140,6 +146,41 @@ def store_history(writer: Writer, plan: HistoryPlan, facts: HistoryFacts) -> int
         [plan.repo.head, sorted(plan.repo.shallow), plan.repo.digest, str(plan.mode), total[0] if total else 0],
     )
     return written
+
+
+def store_discarded(writer: Writer, head: str) -> int:
+    """`history.discarded_changes` computed again over the whole history (`merges.reached`): a
+    new merge may take older changes into HEAD, a rewritten history leave some out."""
+    commits = _arrow(writer, f"SELECT sha, parents FROM {Table.COMMITS} ORDER BY generation DESC, sha")
+    order = commits.column("sha").to_pylist()
+    parents = dict(zip(order, commits.column("parents").to_pylist(), strict=True))
+    by_merge: dict[str, dict[int | None, set[str]]] = {}
+    for sha, lineage, parent in writer.con.execute(
+        f"SELECT sha, lineage_id, parent FROM {Table.MERGE_LINEAGES}"
+    ).fetchall():
+        by_merge.setdefault(sha, {}).setdefault(parent, set()).add(lineage)
+    sides: merges.Sides = {sha: {k: frozenset(v) for k, v in by.items()} for sha, by in by_merge.items()}
+    reach = merges.reached(head, order, parents, sides)
+    apart = [sha for sha in order if reach.get(sha) != merges.EVERY]
+    writer.execute(f"DELETE FROM {Table.DISCARDED_CHANGES}")
+    if not apart:
+        return 0
+    _register(writer, "_ci_apart", sha=apart)
+    changes = _arrow(
+        writer, f"SELECT sha, lineage_id FROM {Table.FUNCTION_CHANGES} WHERE sha IN (SELECT sha FROM _ci_apart)"
+    )
+    gone = merges.discarded(
+        reach, zip(changes.column("sha").to_pylist(), changes.column("lineage_id").to_pylist(), strict=True)
+    )
+    if not gone:
+        return 0
+    table = pa.table({"sha": [s for s, _ in gone], "lineage_id": [lineage for _, lineage in gone]})
+    return writer.insert(Table.DISCARDED_CHANGES, table)
+
+
+def _arrow(writer: Writer, sql: str) -> pa.Table:
+    rel = writer.con.sql(sql)
+    return rel.to_arrow_table() if rel is not None else pa.table({})
 
 
 def _insert(writer: Writer, rows: TableRows) -> int:
