@@ -25,7 +25,14 @@ from codeintel.errors import CodeIntelError
 from codeintel.gcpause import gc_paused
 from codeintel.ingestion.history.blobs import open_blobs
 from codeintel.ingestion.history.gitlog import CommitRecord, log_args, parse_log, read_ahead, rerooted
-from codeintel.ingestion.history.lineage import DEFAULT_BOTS, Columns, Deletion, HistoryWalker, WalkSettings
+from codeintel.ingestion.history.lineage import (
+    DEFAULT_BOTS,
+    Columns,
+    Deletion,
+    HistoryWalker,
+    WalkedCommit,
+    WalkSettings,
+)
 from codeintel.ingestion.history.merges import merge_files
 from codeintel.ingestion.history.plan import (
     HistoryFacts,
@@ -162,6 +169,7 @@ def collect_history(
     stored_versions: Callable[[Iterable[VersionKey]], dict[VersionKey, StoredVersion]],
     stored_head: Callable[[], dict[str, str]],
     stored_deletions: Callable[[Iterable[str]], dict[str, list[Deletion]]] = lambda _: {},
+    stored_commits: Callable[[list[str]], dict[str, WalkedCommit]] = lambda _: {},
     spool: Path | None = None,
     part: WalkPart | None = None,
     log: IO[bytes] | None = None,
@@ -170,7 +178,8 @@ def collect_history(
 
     The callables read what an earlier run stored (used by incremental walks): generations of
     commits, versions by (path, blob), HEAD's (path -> blob) as walked last, and the
-    definitions commits deleted (of the walked commits the new ones descend from).  With
+    definitions commits deleted (of the walked commits the new ones descend from), and commits
+    walked before (parents, generation, lineages changed: `lineage.WalkedCommit`).  With
     `spool`, a cold walk writes the rows of the walked commits to Arrow IPC stream files there
     as it goes (`<table field>.arrow`, ended by `Columns.close`) instead of holding them.
     `part`: the half of a cold walk to do (`split`).  `log`: its history stream, already
@@ -213,7 +222,7 @@ def collect_history(
                 walker = HistoryWalker(
                     blobs, walk_settings, shallow=plan.repo.shallow,
                     generations=generations(plan.boundary), stored=stored_versions(keys), deletions=deletions,
-                    merge_files=merges.files, load_stored=stored_versions,
+                    merge_files=merges.files, load_stored=stored_versions, load_commits=stored_commits,
                 )  # fmt: skip
                 walker.walk(records)
         timings["walk"] = time.perf_counter() - started

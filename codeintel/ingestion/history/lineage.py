@@ -21,13 +21,17 @@ from __future__ import annotations
 
 import codecs
 import difflib
+import heapq
 import logging
 import re
+from array import array
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from itertools import compress, count, islice
+from operator import ne
 from pathlib import Path
 from typing import Any
 
@@ -208,6 +212,15 @@ class WalkOutput:
 
 
 @dataclass(frozen=True, slots=True)
+class WalkedCommit:
+    """A commit walked: its parents, generation and the lineages its rows are of."""
+
+    parents: tuple[str, ...]
+    generation: int
+    changed: array[int]
+
+
+@dataclass(frozen=True, slots=True)
 class Deletion:
     """A definition a commit deleted (not moved): the version it was in, its name and rank."""
 
@@ -270,7 +283,8 @@ class HistoryWalker:
     old versions, `made_again` those a walked commit makes again).
     `merge_files`: per merge, its `.py` files against its first parent (`merges.MergeFiles`;
     None: no `history.merge_lineages` rows); `load_stored`: versions an earlier run stored that
-    the walk did not expect to need (an incremental walk's, for those).
+    the walk did not expect to need, and `load_commits`: commits an earlier run walked (their
+    parents, generation and the lineages they changed), for an incremental walk.
     """
 
     def __init__(
@@ -285,10 +299,15 @@ class HistoryWalker:
         made_before: frozenset[VersionKey] | None = None,
         merge_files: Callable[[str], list[FileDiff] | None] | None = None,
         load_stored: Callable[[list[VersionKey]], dict[VersionKey, StoredVersion]] | None = None,
+        load_commits: Callable[[list[str]], dict[str, WalkedCommit]] | None = None,
     ) -> None:
         self.blobs = blobs
         self.merge_files = merge_files
         self.load_stored = load_stored
+        self.load_commits = load_commits
+        # per commit walked (or loaded): its parents and the lineages it changed (`_exclusive_lineages`)
+        self.walked: dict[str, WalkedCommit] = {}
+        self._changed: list[int] = []
         self.made_before = made_before
         # versions made before, as met: as old versions (placeholders by name), made again (by position)
         self.orphans = Columns(Table.VERSIONS, ("path", "blob", "lineages", "name_keys"))
@@ -318,6 +337,7 @@ class HistoryWalker:
         self.generations[commit.sha] = generation
         boundary = commit.sha in self.shallow
         self._texts = {}
+        self._changed = []
         try:
             if commit.is_merge:
                 works = [w for mf in commit.merge_files if (w := self._merge_file(commit.sha, mf)) is not None]
@@ -331,6 +351,7 @@ class HistoryWalker:
             self._finish(commit.sha, works, record=not boundary)
             if commit.is_merge and not boundary:
                 self._merge_sides(commit)
+            self.walked[commit.sha] = WalkedCommit(tuple(commit.parents), generation, array("q", set(self._changed)))
             if not boundary and not commit.is_merge:
                 for f, work in zip(commit.files, works, strict=True):
                     self.out.file_changes.add(
@@ -709,16 +730,28 @@ class HistoryWalker:
         files = self.merge_files(commit.sha) if self.merge_files is not None else None
         if not files:
             return
+        # only a definition changed on one side since the two sides parted can have a change
+        # there that reaches HEAD through one side or the other (`merges.reached`); None: the
+        # sides parted too far back to look (every definition is looked at)
+        changed = self._exclusive_lineages(commit)
+        if changed is not None and not changed:
+            return
         combined = {mf.path: mf for mf in commit.merge_files}  # files that differ from every parent
         sides: dict[int, int | None] = {}
         for f in files:
             if f.new_blob is None or f.new_path is None:
                 continue
+            version = self.versions.get((f.new_path, f.new_blob))
+            if changed is not None and version is not None and changed.isdisjoint(version.lineages):
+                continue
             new = self._known((f.new_path, f.new_blob))
             if new is None:
                 continue
+            defs = [d for d in walk(new.root) if d.lineage in changed] if changed is not None else None
+            if defs is not None and not defs:
+                continue
             old = self._known((f.old_path, f.old_blob)) if f.old_path and f.old_blob else None
-            moved = _not_in_place(self._lines, new, f.new_blob, old, f.old_blob)
+            moved = _not_in_place(self._lines, new, f.new_blob, old, f.old_blob, defs)
             if not moved:
                 continue
             mf = combined.get(f.new_path)
@@ -726,17 +759,72 @@ class HistoryWalker:
                 for d in moved:
                     sides.setdefault(d.lineage, 1 if len(commit.parents) == 2 else None)
                 continue
-            others = [(k, self._known((p, b)), b) for k, (p, b) in enumerate(mf.parents) if k > 0 and p and b]
-            for d in moved:
-                same = None
-                for k, theirs, blob in others:
-                    if theirs is not None and not _not_in_place(self._lines, new, f.new_blob, theirs, blob, [d]):
-                        same = k
-                        break
-                sides.setdefault(d.lineage, same)
+            left = moved  # those not yet found as a parent has them
+            for k, (path, blob) in enumerate(mf.parents):
+                theirs = self._known((path, blob)) if k > 0 and path and blob and left else None
+                if theirs is not None:
+                    differ = {id(d) for d in _not_in_place(self._lines, new, f.new_blob, theirs, blob, left)}
+                    for d in left:
+                        if id(d) not in differ:
+                            sides.setdefault(d.lineage, k)
+                    left = [d for d in left if id(d) in differ]
+            for d in left:
+                sides.setdefault(d.lineage, None)
         for lineage, same in sorted(sides.items()):
             self.out.merge_lineages.add(commit.sha, id_text(lineage), same)
         self.out.stats["merge_lineages"] += len(sides)
+
+    def _exclusive_lineages(self, commit: CommitRecord) -> set[int] | None:
+        """The lineages changed by the commits one side of merge `commit` has and the other has
+        not (its first parent's against the others'; commits by generation, newest first, until
+        every commit left is on both sides: git's merge-base walk), or None past `_SIDES_LOOKED`
+        commits (a long-lived branch: looking costs more than it saves).  A commit neither
+        walked nor loaded is where the walk stops (a shallow boundary)."""
+        flags: dict[str, int] = {}
+        for k, parent in enumerate(commit.parents):
+            flags[parent] = flags.get(parent, 0) | (1 if k == 0 else 2)
+        self._load_walked(list(flags))
+        heap = [(-self._generation(p), p) for p in flags]
+        heapq.heapify(heap)
+        single = sum(1 for f in flags.values() if f != 3)  # queued commits on one side only
+        out: set[int] = set()
+        looked = 0
+        while heap and single:
+            looked += 1
+            if looked > _SIDES_LOOKED:
+                return None
+            _, sha = heapq.heappop(heap)
+            mine = flags[sha]
+            if mine != 3:
+                single -= 1
+            known = self.walked.get(sha)
+            if known is None:
+                continue
+            if mine != 3:
+                out.update(known.changed)
+            self._load_walked([p for p in known.parents if p not in flags])
+            for parent in known.parents:
+                before = flags.get(parent)
+                now = (before or 0) | mine
+                if before is None:
+                    flags[parent] = now
+                    heapq.heappush(heap, (-self._generation(parent), parent))
+                    single += now != 3
+                elif now != before:
+                    flags[parent] = now
+                    single -= 1  # (queued on one side, now on both)
+        return out
+
+    def _generation(self, sha: str) -> int:
+        known = self.walked.get(sha)
+        return known.generation if known is not None else self.generations.get(sha, 0)
+
+    def _load_walked(self, shas: list[str]) -> None:
+        if self.load_commits is None:
+            return
+        wanted = [s for s in shas if s not in self.walked]
+        if wanted:
+            self.walked.update(self.load_commits(wanted))
 
     def _known(self, key: VersionKey) -> Source | None:
         """The outline (with lineages) and lines of a version the walk knows or may ask for (made
@@ -791,6 +879,7 @@ class HistoryWalker:
         old_path = row.old_path or (work.old_key[0] if old is not None and work.old_key else None)
         old_path = old_path if old_path != path else None
         old_name = old.qualname if old is not None and old.qualname != d.qualname else None
+        self._changed.append(lineage)
         self.out.function_changes.add(
             sha, id_text(lineage), path, d.qualname, d.kind, ordinal, str(row.event), row.added, row.deleted,
             old_path, old_name, fid,
@@ -920,16 +1009,60 @@ def _not_in_place(
     defs: list[Def] | None = None,
 ) -> list[Def]:
     """The definitions of version `new` (or those of `defs`) that version `old` has not, or not
-    as they are (`_in_place`)."""
-    mine = walk(new.root) if defs is None else defs
-    if not mine:
-        return []
+    as they are (`_in_place`).  Of all, those in the lines both versions begin or end with (and
+    so are their nearest non-blank neighbours) are as they were, and not looked at one by one:
+    a merge's file is most often its first parent's with a few changes."""
     if old is None:
-        return list(mine)
-    theirs = {d.lineage: d for d in walk(old.root)}
+        return walk(new.root) if defs is None else list(defs)
     new_lines = new.lines if new.lines is not None else lines_of(new_blob)
     old_lines = old.lines if old.lines is not None else lines_of(old_blob or "")
+    if defs is not None:  # a few: each looked at
+        by_lineage = {d.lineage: d for d in walk(old.root)}
+        return [
+            d for d in defs if (o := by_lineage.get(d.lineage)) is None or not _in_place(new_lines, d, old_lines, o)
+        ]
+    head, tail = _same_ends(new_lines, old_lines)
+    mine = _not_within(new.root, _inside(new_lines, head, tail))
+    if not mine:
+        return []
+    theirs = {d.lineage: d for d in _not_within(old.root, _inside(old_lines, head, tail))}
     return [d for d in mine if (o := theirs.get(d.lineage)) is None or not _in_place(new_lines, d, old_lines, o)]
+
+
+def _same_ends(a: list[str], b: list[str]) -> tuple[int, int]:
+    """How many lines `a` and `b` begin with alike, and how many of the rest they end with alike
+    (compared in C: `map` over both)."""
+    n = min(len(a), len(b))
+    head = next(compress(count(), map(ne, a, b)), n)
+    rest = n - head
+    return head, next(compress(count(), map(ne, islice(reversed(a), rest), islice(reversed(b), rest))), rest)
+
+
+def _inside(lines: list[str], head: int, tail: int) -> Callable[[Def], bool]:
+    """Whether a definition is inside the first `head` or last `tail` lines of `lines` with its
+    nearest non-blank neighbours (all the same in two versions that begin and end alike)."""
+    last_head = head - 1  # the last non-blank line of the head (0-based)
+    while last_head >= 0 and not lines[last_head].strip():
+        last_head -= 1
+    first_tail = len(lines) - tail  # the first non-blank line of the tail
+    while first_tail < len(lines) and not lines[first_tail].strip():
+        first_tail += 1
+    # (0-based: the line after a definition is d.end, the line before it d.start - 2)
+    return lambda d: d.end <= last_head or d.start - 2 >= first_tail
+
+
+def _not_within(root: Def, inside: Callable[[Def], bool]) -> list[Def]:
+    """The definitions (preorder) not `inside` (nor are those nested in one that is)."""
+    out: list[Def] = []
+    stack = root.children[::-1]
+    while stack:
+        d = stack.pop()
+        if inside(d):
+            continue
+        out.append(d)
+        if d.children:
+            stack.extend(d.children[::-1])
+    return out
 
 
 def _in_place(new_lines: list[str], new: Def, old_lines: list[str], old: Def) -> bool:
@@ -1013,6 +1146,8 @@ def _ignored(sha: str, ignore: frozenset[str]) -> bool:
     return any(len(rev) < 40 and sha.startswith(rev) for rev in ignore)
 
 
+# commits a merge's sides are looked at for what they changed (`_exclusive_lineages`)
+_SIDES_LOOKED = 50
 _MOVED_BODY = 3  # lines of body a definition rewritten whole needs for its body to be looked for elsewhere
 
 

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from codeintel.analysis.history import lineages_sql
 from codeintel.ingestion.history import merges
-from codeintel.ingestion.history.lineage import Deletion
+from codeintel.ingestion.history.lineage import Deletion, WalkedCommit
 from codeintel.ingestion.history.plan import HistoryFacts, HistoryPlan, StoredHistory, TableRows
 from codeintel.ingestion.history.versions import StoredVersion, VersionKey, id_value
 from codeintel.storage.catalog import Table
@@ -86,6 +86,26 @@ def read_deletions(gateway: Reads, shas: Iterable[str]) -> dict[str, list[Deleti
     return found
 
 
+def read_walked(gateway: Reads, shas: Iterable[str]) -> dict[str, WalkedCommit]:
+    """Commits walked before: their parents, generation and the lineages their rows are of."""
+    wanted = sorted(set(shas))
+    if not wanted:
+        return {}
+    rows = gateway.query(
+        f"""SELECT c.sha, any_value(c.parents) AS parents, any_value(c.generation) AS generation,
+                   list(f.lineage_id) FILTER (WHERE f.lineage_id IS NOT NULL) AS changed
+            FROM {Table.COMMITS} c LEFT JOIN {Table.FUNCTION_CHANGES} f USING (sha)
+            WHERE list_contains(?, c.sha) GROUP BY c.sha""",
+        [wanted],
+    ).to_pylist()
+    return {
+        r["sha"]: WalkedCommit(
+            tuple(r["parents"]), r["generation"], array("q", sorted({id_value(x) for x in r["changed"] or ()}))
+        )
+        for r in rows
+    }
+
+
 def read_head(gateway: Reads) -> dict[str, str]:
     rows = gateway.query(f"SELECT path, blob FROM {Table.HEAD_FILES}")
     return dict(zip(rows["path"].to_pylist(), rows["blob"].to_pylist(), strict=True))
@@ -154,12 +174,11 @@ def store_discarded(writer: Writer, head: str) -> int:
     commits = _arrow(writer, f"SELECT sha, parents FROM {Table.COMMITS} ORDER BY generation DESC, sha")
     order = commits.column("sha").to_pylist()
     parents = dict(zip(order, commits.column("parents").to_pylist(), strict=True))
-    by_merge: dict[str, dict[int | None, set[str]]] = {}
-    for sha, lineage, parent in writer.con.execute(
-        f"SELECT sha, lineage_id, parent FROM {Table.MERGE_LINEAGES}"
+    sides: merges.Sides = {}
+    for sha, parent, lineages in writer.con.execute(
+        f"SELECT sha, parent, list(lineage_id) FROM {Table.MERGE_LINEAGES} GROUP BY ALL"
     ).fetchall():
-        by_merge.setdefault(sha, {}).setdefault(parent, set()).add(lineage)
-    sides: merges.Sides = {sha: {k: frozenset(v) for k, v in by.items()} for sha, by in by_merge.items()}
+        sides.setdefault(sha, {})[parent] = frozenset(lineages)
     reach = merges.reached(head, order, parents, sides)
     apart = [sha for sha in order if reach.get(sha) != merges.EVERY]
     writer.execute(f"DELETE FROM {Table.DISCARDED_CHANGES}")

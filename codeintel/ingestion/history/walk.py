@@ -65,6 +65,7 @@ def walk_with_stored(
         stored_versions=lambda keys: store.read_versions(reads, keys),
         stored_head=lambda: store.read_head(reads),
         stored_deletions=lambda shas: store.read_deletions(reads, shas),
+        stored_commits=lambda shas: store.read_walked(reads, shas),
     ) as facts:  # fmt: skip
         reads.release()
         yield facts
