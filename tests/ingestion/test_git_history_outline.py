@@ -513,3 +513,84 @@ def test_a_block_of_functions_that_becomes_a_class_takes_them_all_in() -> None:
     new = "class Hooks:\n    def a(self, node):\n        return 1\n\n    def b(self, node):\n        return 2\n"
     assert signature(updated(old, new)) == signature(outline_of(new))
     assert [d.qualname for d in walk(outline_of(new))] == ["Hooks", "Hooks.a", "Hooks.b"]
+
+
+def test_a_definition_a_merge_has_as_its_first_parent_had_it_is_the_same_lines_in_the_same_place() -> None:
+    """What a merge took from another parent (`lineage._not_in_place`): a definition edited, one
+    moved among its neighbours with its text unchanged (a diff marks its lines), and one its
+    first parent has not; those only shifted by lines added above them, or untouched, are as they
+    were, whether looked at all (the versions' common start and end skipped) or one by one."""
+    from codeintel.ingestion.history.lineage import _not_in_place
+    from codeintel.ingestion.history.versions import Source, name_key
+
+    old = textwrap.dedent(
+        '''\
+        def kept(a):
+            return a
+
+
+        def edited(b):
+            return b
+
+
+        def outer():
+            x = 1
+
+            def moved():
+                return 2
+
+            y = 3
+            return x + y
+
+
+        def shifted(c):
+            return c
+        '''
+    )
+    new = textwrap.dedent(
+        '''\
+        import os
+
+
+        def kept(a):
+            return a
+
+
+        def edited(b):
+            return b + 1
+
+
+        def outer():
+            x = 1
+            y = 3
+
+            def moved():
+                return 2
+
+            return x + y
+
+
+        def shifted(c):
+            return c
+
+
+        def added():
+            return 4
+        '''
+    )
+
+    def source(text: str) -> Source:
+        lines = source_lines(text)
+        root, _ = parse_outline(lines)
+        for d in walk(root):
+            d.lineage = name_key(d.qualname)  # a lineage per name: the same definitions
+        return Source(root, lines, "utf-8")
+
+    new_source, old_source = source(new), source(old)
+    differ = {d.qualname for d in _not_in_place(lambda _: [], new_source, "", old_source, "")}
+    assert differ == {"edited", "outer", "outer.moved", "added"}
+    one_by_one = _not_in_place(lambda _: [], new_source, "", old_source, "", walk(new_source.root))
+    assert {d.qualname for d in one_by_one} == differ
+    assert {d.qualname for d in _not_in_place(lambda _: [], new_source, "", None, None)} == {
+        d.qualname for d in walk(new_source.root)
+    }

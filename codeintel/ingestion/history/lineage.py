@@ -725,15 +725,16 @@ class HistoryWalker:
         """`history.merge_lineages` of a merge: the definitions it has otherwise than its first
         parent (in a file the first parent has otherwise, and there not at all, or not the same
         lines in the same place), each with the other parent it has it as (by position in
-        `parents`; None: as none, the merge's own lines, or one of three parents or more whose
-        file is the merge's), `merges.reached` follows them there."""
+        `parents`; None: as none, the merge's own lines, one the first parent has not, or one of
+        three parents or more whose file is the merge's), `merges.reached` follows them there."""
         files = self.merge_files(commit.sha) if self.merge_files is not None else None
         if not files:
             return
         # only a definition changed on one side since the two sides parted can have a change
         # there that reaches HEAD through one side or the other (`merges.reached`); None: the
         # sides parted too far back to look (every definition is looked at)
-        changed = self._exclusive_lineages(commit)
+        found = self._exclusive_lineages(commit)
+        changed, first_side = found if found is not None else (None, None)
         if changed is not None and not changed:
             return
         combined = {mf.path: mf for mf in commit.merge_files}  # files that differ from every parent
@@ -754,6 +755,14 @@ class HistoryWalker:
             moved = _not_in_place(self._lines, new, f.new_blob, old, f.old_blob, defs)
             if not moved:
                 continue
+            # one the first parent has not (new on another side) goes down every parent: the first
+            # has no change of it to leave out (and what reaches its line stays a short list)
+            first = self.versions.get((f.old_path, f.old_blob)) if f.old_path and f.old_blob else None
+            had = set(first.lineages) if first is not None else set()
+            for d in moved:
+                if d.lineage not in had:
+                    sides.setdefault(d.lineage, None)
+            moved = [d for d in moved if d.lineage in had]
             mf = combined.get(f.new_path)
             if mf is None:  # the merge's file is another parent's: with two parents, the second's
                 for d in moved:
@@ -771,15 +780,18 @@ class HistoryWalker:
             for d in left:
                 sides.setdefault(d.lineage, None)
         for lineage, same in sorted(sides.items()):
+            if same is not None and first_side is not None and lineage not in first_side:
+                same = None  # (no change of it on the first parent's side to leave out: down every parent)
             self.out.merge_lineages.add(commit.sha, id_text(lineage), same)
         self.out.stats["merge_lineages"] += len(sides)
 
-    def _exclusive_lineages(self, commit: CommitRecord) -> set[int] | None:
+    def _exclusive_lineages(self, commit: CommitRecord) -> tuple[set[int], set[int]] | None:
         """The lineages changed by the commits one side of merge `commit` has and the other has
         not (its first parent's against the others'; commits by generation, newest first, until
-        every commit left is on both sides: git's merge-base walk), or None past `_SIDES_LOOKED`
-        commits (a long-lived branch: looking costs more than it saves).  A commit neither
-        walked nor loaded is where the walk stops (a shallow boundary)."""
+        every commit left is on both sides: git's merge-base walk), and those of them the first
+        parent's side changed; None past `_SIDES_LOOKED` commits (a long-lived branch: looking
+        costs more than it saves).  A commit neither walked nor loaded is where the walk stops
+        (a shallow boundary)."""
         flags: dict[str, int] = {}
         for k, parent in enumerate(commit.parents):
             flags[parent] = flags.get(parent, 0) | (1 if k == 0 else 2)
@@ -788,6 +800,7 @@ class HistoryWalker:
         heapq.heapify(heap)
         single = sum(1 for f in flags.values() if f != 3)  # queued commits on one side only
         out: set[int] = set()
+        first: set[int] = set()
         looked = 0
         while heap and single:
             looked += 1
@@ -802,6 +815,8 @@ class HistoryWalker:
                 continue
             if mine != 3:
                 out.update(known.changed)
+                if mine == 1:
+                    first.update(known.changed)
             self._load_walked([p for p in known.parents if p not in flags])
             for parent in known.parents:
                 before = flags.get(parent)
@@ -813,7 +828,7 @@ class HistoryWalker:
                 elif now != before:
                     flags[parent] = now
                     single -= 1  # (queued on one side, now on both)
-        return out
+        return out, first
 
     def _generation(self, sha: str) -> int:
         known = self.walked.get(sha)
@@ -1066,13 +1081,13 @@ def _not_within(root: Def, inside: Callable[[Def], bool]) -> list[Def]:
 
 
 def _in_place(new_lines: list[str], new: Def, old_lines: list[str], old: Def) -> bool:
-    """Whether a definition is as it was and where it was: the same lines, between the same
-    nearest non-blank lines.  A diff of the two versions (what `git log -L` asks) leaves such a
-    definition alone; one moved among its neighbours, it marks (as one its neighbours' edit
-    touches: counted moved too, which only keeps more changes)."""
+    """Whether a definition is as it was and where it was: the same lines, and the same nearest
+    non-blank line above or below it.  A diff of the two versions (what `git log -L` asks)
+    leaves such a definition alone; one moved among its neighbours (both changed), it marks.
+    Lines added or removed right next to it change one neighbour only."""
     if new_lines[new.start - 1 : new.end] != old_lines[old.start - 1 : old.end]:
         return False
-    return _neighbour(new_lines, new.start - 2, -1) == _neighbour(old_lines, old.start - 2, -1) and _neighbour(
+    return _neighbour(new_lines, new.start - 2, -1) == _neighbour(old_lines, old.start - 2, -1) or _neighbour(
         new_lines, new.end, 1
     ) == _neighbour(old_lines, old.end, 1)
 

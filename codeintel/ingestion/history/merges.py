@@ -14,7 +14,7 @@ analytics and views leave them out.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,6 +86,10 @@ class Lineages:
         return (lineage in self.names) != self.but
 
     def union(self, other: Lineages) -> Lineages:
+        if self is other or (self.but and not self.names):  # (every lineage)
+            return self
+        if other.but and not other.names:
+            return other
         if not self.but and not other.but:
             return self if other.names <= self.names else Lineages(self.names | other.names)
         if self.but and other.but:
@@ -122,8 +126,14 @@ def reached(head: str, order: Sequence[str], parents: dict[str, Sequence[str]], 
         mine = reach.get(sha)
         if mine is None:
             continue
+        mine_parents = parents.get(sha, ())
+        if len(mine_parents) == 1:  # (most commits: what reaches them reaches their parent)
+            parent = mine_parents[0]
+            before = reach.get(parent)
+            reach[parent] = mine if before is None else before.union(mine)
+            continue
         side = sides.get(sha)
-        for k, parent in enumerate(parents.get(sha, ())):
+        for k, parent in enumerate(mine_parents):
             if side is None:
                 given = mine if k == 0 else NONE
             elif k == 0:
@@ -133,8 +143,3 @@ def reached(head: str, order: Sequence[str], parents: dict[str, Sequence[str]], 
             before = reach.get(parent)
             reach[parent] = given if before is None else before.union(given)
     return reach
-
-
-def discarded(reach: dict[str, Lineages], changes: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    """The (commit, lineage) changes whose definition does not reach their commit from HEAD."""
-    return [(sha, lineage) for sha, lineage in changes if lineage not in reach.get(sha, NONE)]
