@@ -12,12 +12,12 @@ import io
 import json
 import logging
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from codeintel import scratch
 from codeintel.config import DEFAULT_DB, LoadedConfig, load_config
 from codeintel.errors import CodeIntelError, ConfigError, StepFailedError
 
@@ -372,7 +372,7 @@ def _pieces(value: str, width: int) -> list[str]:
 def cmd_callgraph(args: argparse.Namespace) -> int:
     from codeintel.orchestration.callgraph_export import callgraph_of_directory
 
-    with tempfile.TemporaryDirectory(prefix="codeintel-cg-") as tmp:
+    with scratch.temporary_directory("codeintel-cg-") as tmp:
         print(callgraph_of_directory(Path(args.dir), Path(tmp) / "cg.duckdb", args.format))
     return 0
 

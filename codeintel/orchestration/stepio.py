@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import tempfile
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from codeintel import scratch
 from codeintel.ingestion.change_tracker import FileRef, StaleFiles
 from codeintel.ingestion.filework import FileBatch, FileOutput, extract_batch, extractor_code_digest
 from codeintel.ingestion.parsing import ParseProblem, ProblemKind
@@ -187,7 +187,7 @@ def _spool_for(executor: StepExecutor) -> Iterator[str | None]:
         yield None
         return
     try:
-        made = tempfile.TemporaryDirectory(prefix="codeintel-rows-")
+        made = scratch.temporary_directory("codeintel-rows-")
     except OSError as exc:  # no temporary directory to write in: the rows travel through the pipe
         logger.warning("no spool for the workers' rows (%s): they travel through the pipe", exc)
         yield None

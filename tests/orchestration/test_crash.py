@@ -2,7 +2,8 @@
 
 The killed run is the real CLI in a subprocess on a repo of ~300 files; the test waits until the
 ledger shows a per-file step running, kills the process, and checks the published file is
-byte-identical, the next run succeeds and the dead run is marked abandoned.
+byte-identical, the next run succeeds, the dead run is marked abandoned and its scratch directories
+are removed.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -44,9 +46,9 @@ def published_function_count(db: Path) -> int:
     return int(row[0])
 
 
-def start_export(repo: Path, db: Path) -> subprocess.Popen[bytes]:
+def start_export(repo: Path, db: Path, tmp: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    env = {k: v for k, v in env.items() if not k.startswith("CODEINTEL_")}
+    env = {k: v for k, v in env.items() if not k.startswith("CODEINTEL_")} | {"TMPDIR": str(tmp)}
     cmd = [sys.executable, "-m", "codeintel", "export", str(repo), "--db", str(db), "--executor", "serial", "--quiet"]
     return subprocess.Popen(cmd, env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
@@ -74,7 +76,7 @@ def wait_for_running_step(
 
 
 def test_a_run_killed_mid_step_leaves_the_published_db_intact_and_the_next_run_succeeds(
-    tmp_path: Path, make_repo: Any, make_indexer: Any
+    tmp_path: Path, make_repo: Any, make_indexer: Any, monkeypatch: Any
 ) -> None:
     repo = make_repo(tmp_path, {f"pkg/m{i:03d}.py": module_source(i, 1) for i in range(N_FILES)})
     indexer = make_indexer(repo)
@@ -84,7 +86,9 @@ def test_a_run_killed_mid_step_leaves_the_published_db_intact_and_the_next_run_s
     digest = sha256(indexer.db)
 
     repo.apply({f"pkg/m{i:03d}.py": module_source(i, 8) for i in range(N_FILES)})
-    proc = start_export(repo.root, indexer.db)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    proc = start_export(repo.root, indexer.db, tmp)
     try:
         step, seen = wait_for_running_step(indexer, proc, baseline)
         time.sleep(0.1)
@@ -97,7 +101,10 @@ def test_a_run_killed_mid_step_leaves_the_published_db_intact_and_the_next_run_s
     assert seen and set(seen) == {baseline}, "a reader during the run sees the last published data"
     assert sha256(indexer.db) == digest, f"killed in {step}: the published DB must be byte-identical"
     assert published_function_count(indexer.db) == baseline
+    left = sorted(p.name for p in tmp.iterdir() if f"-{proc.pid}-" in p.name)
+    assert left, "the killed run had a scratch directory (pyrefly's, started after repo_scan)"
 
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
     rerun = indexer.run()
     assert rerun.ok and rerun.published
     assert published_function_count(indexer.db) == N_FILES * 8
@@ -109,3 +116,4 @@ def test_a_run_killed_mid_step_leaves_the_published_db_intact_and_the_next_run_s
     )
     assert (step, "abandoned") in killed_steps
     assert all(status != "running" for _, status in killed_steps)
+    assert not [p for p in left if (tmp / p).exists()], "the next run removes what the killed one left"

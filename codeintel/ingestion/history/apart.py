@@ -30,6 +30,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from codeintel import scratch
 from codeintel.config import ToolsConfig
 from codeintel.errors import CodeIntelError
 from codeintel.ingestion.history import split
@@ -176,7 +177,7 @@ def spread_cold_walk(
     parts = [{"older": older, "boundary": list(cut.boundary)} for older in (True, False)]
     requests = [_request(tools, repo, repo_name, plan, settings, "", part) for part in parts]
     halves = mapper.map(walk_part, requests, priority=2)  # the longest work of a run: started first
-    tmp = tempfile.TemporaryDirectory(prefix="codeintel-history-")
+    tmp = scratch.temporary_directory("codeintel-history-")
     dirs = []
     for name, half in zip(("older", "newer"), halves, strict=True):
         walked = Path(tmp.name) / name
@@ -193,7 +194,7 @@ def walk_part(request: dict[str, Any]) -> dict[str, Any]:
     """One half of a split cold walk (the request `_request` makes, its `part` set), walked in a
     child process of the process running this (a cluster's worker: `spread_cold_walk`); the
     half's result and its tables' files, as bytes."""
-    with tempfile.TemporaryDirectory(prefix="codeintel-history-") as tmp:
+    with scratch.temporary_directory("codeintel-history-") as tmp:
         done = subprocess.run(
             _CHILD,
             input=json.dumps(request | {"out": tmp}).encode(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -219,7 +220,7 @@ def _started(plan: HistoryPlan, request: dict[str, Any], within: Path | None = N
     """A walk's child process started on `request` (`_request`), writing into a directory of
     its own (in `within`: a half's, in its walk's directory, which goes with it when the walk
     is stopped)."""
-    tmp = tempfile.TemporaryDirectory(prefix="codeintel-history-", dir=within)
+    tmp = scratch.temporary_directory("codeintel-history-", within)
     return ColdWalk(plan, request | {"out": tmp.name}, tmp, own_group=request["part"] is None)
 
 

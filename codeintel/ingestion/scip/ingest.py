@@ -23,6 +23,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from codeintel import scratch
 from codeintel.analysis.crosswalk import crosswalk_sql, symbol_goids_sql
 from codeintel.analysis.enclosing import EnclosingIndex
 from codeintel.errors import StorageError
@@ -142,7 +143,7 @@ class ScipDelta:
     enclosing: EnclosingIndex | None = None  # the last round's (every current file)
     # the rounds' spilled symbols and occurrences (removed after the write, or when collected)
     spill: tempfile.TemporaryDirectory[str] = field(
-        default_factory=lambda: tempfile.TemporaryDirectory(prefix="codeintel-scip-decoded-")
+        default_factory=lambda: scratch.temporary_directory("codeintel-scip-decoded-")
     )
 
     @property

@@ -19,7 +19,6 @@ import shutil
 import stat
 import sys
 import sysconfig
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -28,6 +27,7 @@ from pathlib import Path
 from codeintel.config import ToolsConfig
 from codeintel.errors import ToolNotFoundError
 from codeintel.ingestion.tools import RunningTool, ToolService
+from codeintel.scratch import make_dir as make_scratch_dir
 from codeintel.storage.text import fs_path
 
 logger = logging.getLogger(__name__)
@@ -161,7 +161,7 @@ def start_indexing(
     regular = tuple(f for f in request.files if is_regular_file(request.repo_root, f))
     if len(regular) != len(request.files):
         request = replace(request, files=regular)
-    scratch = Path(tempfile.mkdtemp(prefix="codeintel-scip-", dir=scratch_parent))
+    scratch = make_scratch_dir("codeintel-scip-", scratch_parent)
     (scratch / "pyrefly.toml").write_text(config_text(request), encoding="utf-8")
     args = _arguments(request, scratch, service.config.pyrefly_python or sys.executable)
     try:
