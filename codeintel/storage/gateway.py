@@ -89,6 +89,19 @@ class Writer:
         self.rows_written += arrow.num_rows
         return arrow.num_rows
 
+    def insert_batches(self, table: str, batches: pa.RecordBatchReader) -> int:
+        """Append the rows of a stream of record batches to `table`, one batch after another (a
+        table read from a file need not be in memory at once); returns how many."""
+        self.con.register("_ci_rows", batches)
+        try:
+            found = self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _ci_rows").fetchone()
+        except duckdb.Error as exc:
+            raise StorageError(f"writing rows to {table} failed: {exc}") from exc
+        self.con.unregister("_ci_rows")
+        count = int(found[0]) if found else 0
+        self.rows_written += count
+        return count
+
     def replace_all(self, table: str, data: pa.Table | Iterable[Any]) -> int:
         """Replace every row of `table`."""
         self.con.execute(f"DELETE FROM {table}")

@@ -168,6 +168,9 @@ class Columns:
         self._flush()
         return pa.Table.from_batches(self._batches, schema=self.schema)
 
+    def batches(self) -> pa.RecordBatchReader:
+        return self.table().to_reader()
+
     def values(self, name: str) -> list[Any]:
         """Every value of one column."""
         return self.table().column(name).cast(self._types[self.names.index(name)]).to_pylist()
