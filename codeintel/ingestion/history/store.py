@@ -172,9 +172,7 @@ def store_history(writer: Writer, plan: HistoryPlan, facts: HistoryFacts) -> int
 
 def store_discarded(writer: Writer, head: str) -> int:
     """`history.discarded_changes` computed again over the whole history (`merges.reached`): a
-    new merge may take older changes into HEAD, or leave some out, a rewritten history too.
-    What reaches each commit is one of a few sets (a branch's commits share their merge's): the
-    sets and which commit has which go to DuckDB."""
+    new merge may take older changes into HEAD, or leave some out, a rewritten history too."""
     commits = _arrow(writer, f"SELECT sha, parents FROM {Table.COMMITS} ORDER BY generation DESC, sha")
     order = commits.column("sha").to_pylist()
     parents = dict(zip(order, commits.column("parents").to_pylist(), strict=True))
@@ -184,53 +182,26 @@ def store_discarded(writer: Writer, head: str) -> int:
         sides.setdefault(sha, {})[parent] = frozenset(lineages)
     reach = merges.reached(head, order, parents, sides)
     writer.execute(f"DELETE FROM {Table.DISCARDED_CHANGES}")
-    # a commit on a side line: its set is of a few lineages, one for all the side's commits (its
-    # merge's) -> DuckDB, which picks the changes of other lineages out of the facts; one on
-    # the first-parent line: every lineage but a few -> its changes of those few, here
-    numbers: dict[int, int] = {}  # id of a set -> its number
+    # the commits some definitions do not reach (a side line's: all but a few reach them; one of
+    # the first-parent line: every definition but a few): their changes, by commit, from DuckDB;
+    # those of definitions that do not reach them are left out
+    partial = [sha for sha in order if (found := reach.get(sha, merges.NONE)).names or not found.but]
+    if not partial:
+        return 0
+    _register(writer, "_ci_partial", sha=partial)
+    changed = _arrow(
+        writer,
+        f"""SELECT sha, list(lineage_id) AS lineages FROM {Table.FUNCTION_CHANGES}
+            WHERE sha IN (SELECT sha FROM _ci_partial) GROUP BY sha""",
+    )
     shas: list[str] = []
-    sets: list[int] = []
-    set_numbers: list[int] = []
-    names: list[str] = []
-    but: dict[str, frozenset[str]] = {}
-    for sha in order:
-        lineages = reach.get(sha, merges.NONE)
-        if lineages.but:
-            if lineages.names:
-                but[sha] = lineages.names
-            continue
-        number = numbers.get(id(lineages))
-        if number is None:
-            number = numbers[id(lineages)] = len(numbers)
-            set_numbers += [number] * len(lineages.names)
-            names += lineages.names
-        shas.append(sha)
-        sets.append(number)
-    written = 0
-    if but:
-        _register(writer, "_ci_but", sha=sorted(but))
-        rows = _arrow(
-            writer, f"SELECT sha, lineage_id FROM {Table.FUNCTION_CHANGES} WHERE sha IN (SELECT sha FROM _ci_but)"
-        )
-        gone = [
-            (sha, lineage)
-            for sha, lineage in zip(rows.column("sha").to_pylist(), rows.column("lineage_id").to_pylist(), strict=True)
-            if lineage in but[sha]
-        ]
-        if gone:
-            written += writer.insert(Table.DISCARDED_CHANGES, pa.table({
-                "sha": [sha for sha, _ in gone], "lineage_id": [lineage for _, lineage in gone],
-            }))  # fmt: skip
-    if shas:
-        writer.con.register("_ci_reach", pa.table({"sha": shas, "set": pa.array(sets, pa.int32())}))
-        writer.con.register("_ci_sets", pa.table({"set": pa.array(set_numbers, pa.int32()), "lineage_id": names}))
-        written += insert_query(
-            writer,
-            Table.DISCARDED_CHANGES,
-            f"""SELECT f.sha, f.lineage_id FROM {Table.FUNCTION_CHANGES} f JOIN _ci_reach r USING (sha)
-                ANTI JOIN _ci_sets s ON s.set = r.set AND s.lineage_id = f.lineage_id""",
-        )
-    return written
+    left_out: list[str] = []
+    for sha, ids in zip(changed.column("sha").to_pylist(), changed.column("lineages").to_pylist(), strict=True):
+        reaching = reach.get(sha, merges.NONE)
+        gone = reaching.names.intersection(ids) if reaching.but else set(ids).difference(reaching.names)
+        shas += [sha] * len(gone)
+        left_out += gone
+    return writer.insert(Table.DISCARDED_CHANGES, pa.table({"sha": shas, "lineage_id": left_out}))
 
 
 def _arrow(writer: Writer, sql: str) -> pa.Table:
