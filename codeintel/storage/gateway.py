@@ -80,27 +80,14 @@ class Writer:
         arrow = data if isinstance(data, pa.Table) else to_arrow(table, data)
         if arrow.num_rows == 0:
             return 0
-        self.con.register("_ci_rows", arrow)
-        try:
-            self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _ci_rows")
-        except duckdb.Error as exc:  # keep the real error; unregistering in an aborted transaction would mask it
-            raise StorageError(f"writing {arrow.num_rows} rows to {table} failed: {exc}") from exc
-        self.con.unregister("_ci_rows")
-        self.rows_written += arrow.num_rows
-        return arrow.num_rows
+        sql = f"INSERT INTO {table} BY NAME SELECT * FROM _ci_rows"
+        return self._counted("_ci_rows", arrow, sql, f"writing {arrow.num_rows} rows to {table}")
 
     def insert_batches(self, table: str, batches: pa.RecordBatchReader) -> int:
         """Append the rows of a stream of record batches to `table`, one batch after another (a
         table read from a file need not be in memory at once); returns how many."""
-        self.con.register("_ci_rows", batches)
-        try:
-            found = self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _ci_rows").fetchone()
-        except duckdb.Error as exc:
-            raise StorageError(f"writing rows to {table} failed: {exc}") from exc
-        self.con.unregister("_ci_rows")
-        count = int(found[0]) if found else 0
-        self.rows_written += count
-        return count
+        sql = f"INSERT INTO {table} BY NAME SELECT * FROM _ci_rows"
+        return self._counted("_ci_rows", batches, sql, f"writing rows to {table}")
 
     def replace_all(self, table: str, data: pa.Table | Iterable[Any]) -> int:
         """Replace every row of `table`."""
@@ -128,14 +115,19 @@ class Writer:
         """
         if data.num_rows == 0:
             return 0
-        self.con.register("_ci_update", data)
         sets = ", ".join(f"{c} = u.{c}" for c in columns)
         match_sql = " AND ".join(f"t.{mine} = u.{theirs}" for mine, theirs in match.items())
+        sql = f"UPDATE {table} AS t SET {sets} FROM _ci_update AS u WHERE {match_sql}"
+        return self._counted("_ci_update", data, sql, f"updating {table} from {data.num_rows} rows")
+
+    def _counted(self, name: str, rows: pa.Table | pa.RecordBatchReader, sql: str, what: str) -> int:
+        """Run `sql` (an insert or update that reads `rows` as `name`); count what it wrote."""
+        self.con.register(name, rows)
         try:
-            found = self.con.execute(f"UPDATE {table} AS t SET {sets} FROM _ci_update AS u WHERE {match_sql}").fetchone()
-        except duckdb.Error as exc:
-            raise StorageError(f"updating {table} from {data.num_rows} rows failed: {exc}") from exc
-        self.con.unregister("_ci_update")
+            found = self.con.execute(sql).fetchone()
+        except duckdb.Error as exc:  # keep the real error; unregistering in an aborted transaction would mask it
+            raise StorageError(f"{what} failed: {exc}") from exc
+        self.con.unregister(name)
         count = int(found[0]) if found else 0
         self.rows_written += count
         return count
