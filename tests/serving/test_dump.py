@@ -188,7 +188,12 @@ def test_the_out_dir_comes_from_flag_environment_or_pyproject(tmp_path: Path) ->
 @pytest.mark.slow
 def test_the_prefect_flow_dumps_after_publishing(served: Served, tmp_path: Path) -> None:
     out = tmp_path / "flow-out"
-    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_HOME": str(tmp_path / "prefect")}
+    # a new PREFECT_HOME: the temporary server first builds its database, which on a slow machine
+    # takes longer than Prefect's 20 s to answer (90 s, as the flows' test harness allows)
+    env = {
+        **os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_HOME": str(tmp_path / "prefect"),
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+    }  # fmt: skip
     done = subprocess.run(
         [sys.executable, "-m", "flows.prefect_flow", str(served.repo), "--db", str(served.db), "--out-dir", str(out), "--workers", "1",
          "--select", *SERVED_STEPS],
