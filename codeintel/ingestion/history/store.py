@@ -182,7 +182,7 @@ def store_discarded(writer: Writer, head: str) -> int:
         sides.setdefault(sha, {})[parent] = frozenset(lineages)
     reach = merges.reached(head, order, parents, sides)
     writer.execute(f"DELETE FROM {Table.DISCARDED_CHANGES}")
-    # the commits some definitions do not reach (a side line's: all but a few reach them; one of
+    # the commits some definitions do not reach (one of a side line: only a few reach it; one of
     # the first-parent line: every definition but a few): their changes, by commit, from DuckDB;
     # those of definitions that do not reach them are left out
     partial = [sha for sha in order if (found := reach.get(sha, merges.NONE)).names or not found.but]
