@@ -543,6 +543,34 @@ def test_changes_a_merge_left_out_are_not_the_functions_history_as_git_log_l_has
     assert digests(indexer) == digests(cold)
 
 
+def test_a_head_that_takes_the_walked_head_in_as_a_second_parent_gives_the_tables_of_a_cold_walk(
+    make_repo: MakeRepo, make_indexer: MakeIndexer, tmp_path: Path
+) -> None:
+    """main is walked (its edit of `helper` reaches HEAD); then the side branch, which edits
+    `helper` too, merges main keeping its own `helper` and becomes HEAD: main's edit is now left
+    out, though no new merge lists `helper` as another parent's.  HEAD's first-parent line does
+    not go down to the HEAD walked last: the changes left out are computed over the whole history."""
+    repo = make_repo(tmp_path, {"pkg/__init__.py": "", "pkg/core.py": SPACED})
+    git(repo.root, "checkout", "-q", "-b", "side")
+    side = SPACED.replace("z = y * 2", "z = y * 5")
+    repo.apply({"pkg/core.py": side}, "side edit helper")
+    git(repo.root, "checkout", "-q", "main")
+    repo.apply({"pkg/core.py": SPACED.replace("z = y * 2", "z = y * 7")}, "main edit helper")
+    indexer = make_indexer(repo)
+    run_history(indexer)
+    assert reached_subjects(indexer, "helper") == {"initial", "main edit helper"}
+    git(repo.root, "checkout", "-q", "side")
+    merged = subprocess.run(["git", "merge", "-q", "main"], cwd=repo.root, capture_output=True, check=False)
+    assert merged.returncode != 0  # a conflict: the side keeps its helper
+    repo.apply({"pkg/core.py": side}, "merge main")
+    run_history(indexer)
+    assert git_log_l(repo.root, "pkg/core.py", "helper") == {"initial", "side edit helper"}
+    assert reached_subjects(indexer, "helper") == {"initial", "side edit helper"}
+    cold = make_indexer(repo, tmp_path / "cold" / "c.duckdb")
+    run_history(cold)
+    assert digests(indexer) == digests(cold)
+
+
 def test_a_merge_renames_nothing_a_definition_of_another_parent_keeps_its_lineage(
     make_repo: MakeRepo, make_indexer: MakeIndexer, tmp_path: Path
 ) -> None:

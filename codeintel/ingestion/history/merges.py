@@ -115,16 +115,21 @@ NONE = Lineages(frozenset())
 Sides = dict[str, dict[int | None, frozenset[str]]]
 
 
-def reached(head: str, order: Sequence[str], parents: dict[str, Sequence[str]], sides: Sides) -> dict[str, Lineages]:
+def reached(
+    head: str, order: Sequence[str], parents: dict[str, Sequence[str]], sides: Sides, start: Lineages = EVERY
+) -> dict[str, Lineages]:
     """Per commit, the definitions (lineages) that reach it from HEAD, as `git log -L` follows one
     through merges: from a merge, one it has as its first parent had it goes down the first
     parent only; one it has as another parent had it, down that parent only; one it has as no
-    parent had it (its own lines), down every parent.  `order`: the commits, children first."""
-    reach: dict[str, Lineages] = {head: EVERY}
+    parent had it (its own lines), down every parent.  `order`: the commits, children first.
+
+    `start`: the definitions followed (every one).  Each step keeps or drops a definition
+    whatever the others do, so the answer for some is the answer for all met with them."""
+    reach: dict[str, Lineages] = {head: start}
     empty: frozenset[str] = frozenset()
     for sha in order:
         mine = reach.get(sha)
-        if mine is None:
+        if mine is None or not (mine.but or mine.names):  # (nothing reaches it: it passes nothing on)
             continue
         mine_parents = parents.get(sha, ())
         if len(mine_parents) == 1:  # (most commits: what reaches them reaches their parent)

@@ -151,8 +151,7 @@ def store_history(writer: Writer, plan: HistoryPlan, facts: HistoryFacts) -> int
         facts.head_defs,
     ):  # fmt: skip
         written += _insert(writer, columns)
-    assert plan.repo.head is not None
-    written += store_discarded(writer, plan.repo.head)
+    written += store_discarded(writer, plan, facts)
     if facts.cold:
         writer.execute(f"DELETE FROM {Table.LINEAGES}")
         written += insert_query(writer, Table.LINEAGES, lineages_sql(only_touched=False))
@@ -170,38 +169,124 @@ def store_history(writer: Writer, plan: HistoryPlan, facts: HistoryFacts) -> int
     return written
 
 
-def store_discarded(writer: Writer, head: str) -> int:
-    """`history.discarded_changes` computed again over the whole history (`merges.reached`): a
-    new merge may take older changes into HEAD, or leave some out, a rewritten history too."""
-    commits = _arrow(writer, f"SELECT sha, parents FROM {Table.COMMITS} ORDER BY generation DESC, sha")
+def store_discarded(writer: Writer, plan: HistoryPlan, facts: HistoryFacts) -> int:
+    """`history.discarded_changes` brought up to date with the commits just stored (`facts`; the
+    history state is still the last walk's).  A merge may take older changes into HEAD, or leave
+    some out, a rewritten history too: computed again over the whole history (`merges.reached`)
+    after a cold walk or a force-push, or when HEAD's first-parent line does not go down the new
+    commits to the HEAD walked last; else `_discarded_since` (only what new merges can change)."""
+    head = plan.repo.head
+    assert head is not None
+    found = None if facts.cold or plan.gone else _discarded_since(writer, head, facts)
+    if found is None:
+        writer.execute(f"DELETE FROM {Table.DISCARDED_CHANGES}")
+        found = _discarded(writer, head, merges.EVERY)
+    shas, left_out = found
+    return writer.insert(Table.DISCARDED_CHANGES, pa.table({"sha": shas, "lineage_id": left_out})) if shas else 0
+
+
+def _discarded(writer: Writer, head: str, of: merges.Lineages) -> tuple[list[str], list[str]]:
+    """The changes (sha, lineage) of the definitions `of` (every one, `merges.EVERY`, or some)
+    that do not reach `head`, over every commit stored (some: none older than their oldest change)."""
+    if of.but:  # (every definition: every commit may hold a change left out)
+        changed_where, oldest = "sha IN (SELECT sha FROM _ci_partial)", 0
+    else:
+        _register(writer, "_ci_of", lineage_id=sorted(of.names))
+        changed_where = "lineage_id IN (SELECT lineage_id FROM _ci_of)"
+        ((oldest,),) = writer.con.execute(
+            f"""SELECT min(c.generation) FROM {Table.FUNCTION_CHANGES} f JOIN {Table.COMMITS} c USING (sha)
+                WHERE f.{changed_where}"""
+        ).fetchall()
+        if oldest is None:
+            return [], []
+    commits = _arrow(
+        writer, f"SELECT sha, parents FROM {Table.COMMITS} WHERE generation >= {int(oldest)} ORDER BY generation DESC, sha"
+    )
     order = commits.column("sha").to_pylist()
     parents = dict(zip(order, commits.column("parents").to_pylist(), strict=True))
-    sides: merges.Sides = {}
-    merged = _arrow(writer, f"SELECT sha, parent, list(lineage_id) AS lineages FROM {Table.MERGE_LINEAGES} GROUP BY ALL")
-    for sha, parent, lineages in zip(*(merged.column(c).to_pylist() for c in merged.column_names), strict=True):
-        sides.setdefault(sha, {})[parent] = frozenset(lineages)
-    reach = merges.reached(head, order, parents, sides)
-    writer.execute(f"DELETE FROM {Table.DISCARDED_CHANGES}")
-    # the commits some definitions do not reach (one of a side line: only a few reach it; one of
-    # the first-parent line: every definition but a few): their changes, by commit, from DuckDB;
-    # those of definitions that do not reach them are left out
-    partial = [sha for sha in order if (found := reach.get(sha, merges.NONE)).names or not found.but]
-    if not partial:
-        return 0
-    _register(writer, "_ci_partial", sha=partial)
-    changed = _arrow(
-        writer,
-        f"""SELECT sha, list(lineage_id) AS lineages FROM {Table.FUNCTION_CHANGES}
-            WHERE sha IN (SELECT sha FROM _ci_partial) GROUP BY sha""",
+    of_merges = "" if of.but else "WHERE lineage_id IN (SELECT lineage_id FROM _ci_of)"
+    merged = _arrow(
+        writer, f"SELECT sha, parent, list(lineage_id) AS lineages FROM {Table.MERGE_LINEAGES} {of_merges} GROUP BY ALL"
     )
+    sides = _sides(*(merged.column(c).to_pylist() for c in ("sha", "parent", "lineages")))
+    reach = merges.reached(head, order, parents, sides, of)
+    if of.but:
+        # the commits some definitions do not reach (one of a side line: only a few reach it; one of
+        # the first-parent line: every definition but a few): their changes, by commit, from DuckDB;
+        # those of definitions that do not reach them are left out
+        partial = [sha for sha in order if (found_ := reach.get(sha, merges.NONE)).names or not found_.but]
+        if not partial:
+            return [], []
+        _register(writer, "_ci_partial", sha=partial)
+    changed = _arrow(
+        writer, f"SELECT sha, list(lineage_id) AS lineages FROM {Table.FUNCTION_CHANGES} WHERE {changed_where} GROUP BY sha"
+    )
+    return _left_out(
+        zip(changed.column("sha").to_pylist(), changed.column("lineages").to_pylist(), strict=True), reach
+    )
+
+
+def _discarded_since(writer: Writer, head: str, facts: HistoryFacts) -> tuple[list[str], list[str]] | None:
+    """The changes left out, with the stored ones brought up to date for the new commits `facts`
+    holds, when HEAD's first-parent line goes down them to the HEAD walked last (None: not so).
+
+    A definition no new merge lists (`history.merge_lineages`) goes from HEAD down first parents
+    only, so it reaches the HEAD walked last and no other commit walked before: its changes reach
+    HEAD as they did.  So: the new commits' changes are followed through the new commits; those
+    new merges list are followed again through the whole history, their stored rows replaced."""
+    state = writer.con.execute(f"SELECT head FROM {Table.HISTORY_STATE}").fetchall()
+    if len(state) != 1:
+        return None
+    new_parents = dict(zip(facts.commits.values("sha"), facts.commits.values("parents"), strict=True))
+    sha: str | None = head
+    while sha in new_parents:
+        first = new_parents[sha]
+        sha = first[0] if first else None
+    if sha != state[0][0]:
+        return None
+    generations = facts.commits.values("generation")
+    order = [s for _, s in sorted(zip(generations, new_parents, strict=True), key=lambda gs: (-gs[0], gs[1]))]
+    rows = facts.merge_lineages
+    sides = _sides(rows.values("sha"), rows.values("parent"), [[x] for x in rows.values("lineage_id")])
+    listed = frozenset().union(*(ids for side in sides.values() for ids in side.values()))
+    changed: dict[str, list[str]] = {}
+    for sha_, lineage in zip(facts.function_changes.values("sha"), facts.function_changes.values("lineage_id"), strict=True):
+        if lineage not in listed:  # (those are followed below, with the older changes of theirs)
+            changed.setdefault(sha_, []).append(lineage)
+    shas, left_out = _left_out(changed.items(), merges.reached(head, order, new_parents, sides))
+    if listed:
+        _register(writer, "_ci_listed", lineage_id=sorted(listed))
+        writer.execute(
+            f"DELETE FROM {Table.DISCARDED_CHANGES} WHERE lineage_id IN (SELECT lineage_id FROM _ci_listed)"
+        )
+        more_shas, more = _discarded(writer, head, merges.Lineages(listed))
+        shas += more_shas
+        left_out += more
+    return shas, left_out
+
+
+def _sides(shas: Iterable[str], parents: Iterable[int | None], lineages: Iterable[list[str]]) -> merges.Sides:
+    """Per merge, per parent it has definitions as (`merges.Sides`), from rows of `history.merge_lineages`."""
+    sides: merges.Sides = {}
+    for sha, parent, ids in zip(shas, parents, lineages, strict=True):
+        side = sides.setdefault(sha, {})
+        side[parent] = side.get(parent, frozenset()).union(ids)
+    return sides
+
+
+def _left_out(
+    changed: Iterable[tuple[str, list[str]]], reach: dict[str, merges.Lineages]
+) -> tuple[list[str], list[str]]:
+    """(sha, lineage) of the changes (`changed`: per commit, the lineages it changed) of
+    definitions that do not reach their commit (`reach`)."""
     shas: list[str] = []
     left_out: list[str] = []
-    for sha, ids in zip(changed.column("sha").to_pylist(), changed.column("lineages").to_pylist(), strict=True):
+    for sha, ids in changed:
         reaching = reach.get(sha, merges.NONE)
         gone = reaching.names.intersection(ids) if reaching.but else set(ids).difference(reaching.names)
         shas += [sha] * len(gone)
-        left_out += gone
-    return writer.insert(Table.DISCARDED_CHANGES, pa.table({"sha": shas, "lineage_id": left_out}))
+        left_out += sorted(gone)
+    return shas, left_out
 
 
 def _arrow(writer: Writer, sql: str) -> pa.Table:
