@@ -13,7 +13,7 @@ from enum import StrEnum
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 SCHEMAS = ("core", "graph", "analytics", "docs", "meta", "history")
 
 _ARROW_TYPES: dict[str, pa.DataType] = {
@@ -432,8 +432,11 @@ _HISTORY_SPECS = (
         path_column="",  # facts of the past: they outlive the files
     ),
     TableSpec(
-        Table.HEAD_FILES,
-        _cols("path VARCHAR, blob VARCHAR, file_id VARCHAR"),
+        Table.HEAD_FILES,  # with the outline of each (`outline.pack_outline`): the next walk parses none again
+        _cols(
+            "path VARCHAR, blob VARCHAR, file_id VARCHAR, n_lines INTEGER, size BIGINT, outline BLOB, "
+            "outline_names BLOB"
+        ),
         ("path",),
         "git_history",
     ),

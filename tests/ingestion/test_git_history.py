@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import logging
 import os
 import subprocess
 import textwrap
@@ -600,16 +601,21 @@ def test_a_merge_renames_nothing_a_definition_of_another_parent_keeps_its_lineag
 
 
 def test_new_commits_are_walked_alone_and_give_the_tables_of_a_cold_walk(
-    make_repo: MakeRepo, make_indexer: MakeIndexer, tmp_path: Path
+    make_repo: MakeRepo, make_indexer: MakeIndexer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """The new commits only are walked; the version of HEAD they change is not parsed again:
+    its outline is the one stored (`history.head_files`)."""
     repo = make_repo(tmp_path, BASE)
     indexer = make_indexer(repo)
     run_history(indexer)
     repo.apply({"pkg/core.py": BASE["pkg/core.py"].replace("y = x + 1", "y = x + 7")}, "edit")
     repo.apply({"pkg/extra.py": "def more():\n    return 1\n"}, "add")
-    run_history(indexer)
+    with caplog.at_level(logging.INFO, logger="codeintel.ingestion.history.collect"):
+        run_history(indexer)
     runs = indexer.work_query("SELECT note FROM meta.step_runs WHERE step = 'git_history' ORDER BY started_at")
     assert runs[-1]["note"].startswith("incremental: 2 commits")
+    (walked,) = [r.getMessage() for r in caplog.records if "walk of 2 commits" in r.getMessage()]
+    assert "outlines_stored 1" in walked and "parsed_tree-sitter 1," in walked, walked  # (the new file's)
     run_history(indexer)
     assert indexer.work_query("SELECT note FROM meta.step_runs WHERE step = 'git_history' ORDER BY started_at")[-1]["note"] == "no new commit"
     cold = make_indexer(repo, tmp_path / "cold" / "c.duckdb")

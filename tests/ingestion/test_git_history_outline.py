@@ -31,9 +31,11 @@ from codeintel.ingestion.history.outline import (
     apply_hunks,
     decode_source,
     match_region,
+    pack_outline,
     parse_outline,
     parse_region,
     source_lines,
+    unpack_outline,
     update_outline,
     walk,
 )
@@ -235,6 +237,46 @@ EDITS = {
 def test_an_updated_outline_is_the_outline_of_the_new_version(edit: object) -> None:
     new = edit(BASE)  # type: ignore[operator]
     assert signature(updated(BASE, new)) == signature(outline_of(new))
+
+
+def every_field(root: Def) -> list[tuple[object, ...]]:
+    """Everything an outline holds, definition by definition, with the tree's shape."""
+    slots = ("name", "qualname", "kind", "start", "line", "body", "end", "col", "body_col")
+    fields: list[tuple[object, ...]] = [(*(getattr(root, s) for s in slots), getattr(root, "size", None))]
+    for d in walk(root):
+        fields.append((*(getattr(d, s) for s in slots), [c.qualname for c in d.children]))
+    return fields
+
+
+@pytest.mark.parametrize("edit", [None, *EDITS.values()], ids=["parsed", *EDITS])
+def test_an_outline_stored_and_read_back_is_the_same_outline(edit: object) -> None:
+    """What `history.head_files` keeps of HEAD's versions, so an incremental walk parses none
+    of them again: a parsed outline, or one updated through a diff, comes back field for field."""
+    text = BASE if edit is None else edit(BASE)  # type: ignore[operator]
+    root = outline_of(text) if edit is None else updated(BASE, text)
+    assert isinstance(root, Module)
+    back = unpack_outline(len(source_lines(text)), root.size, *pack_outline(root))
+    assert every_field(back) == every_field(root)
+    assert len(every_field(root)) > 5
+
+
+def test_odd_outlines_stored_and_read_back_are_the_same_outline() -> None:
+    """Python 2 code (tree-sitter's outline), names that are not UTF-8, an empty file and a
+    version past the size limit (no definitions) come back as they were."""
+    sources = [
+        "class Old:\n    def f(self):\n        print 'x'\n\ndef g():\n    exec 'y'\n",
+        "def caf\udce9():\n    pass\n",
+        "",
+    ]
+    for text in sources:
+        lines = source_lines(text)
+        root = parse_outline(lines)[0]
+        back = unpack_outline(len(lines), root.size, *pack_outline(root))
+        assert every_field(back) == every_field(root), text
+    large, parser = parse_outline(source_lines(BASE), max_bytes=10)
+    assert parser == TOO_LARGE
+    back = unpack_outline(len(source_lines(BASE)), large.size, *pack_outline(large))
+    assert every_field(back) == every_field(large) and not back.children
 
 
 def test_random_edits_give_the_outline_of_the_new_version() -> None:

@@ -34,6 +34,7 @@ from codeintel.ingestion.history.lineage import (
     WalkSettings,
 )
 from codeintel.ingestion.history.merges import merge_files
+from codeintel.ingestion.history.outline import Module, pack_outline
 from codeintel.ingestion.history.plan import (
     HistoryFacts,
     HistoryPlan,
@@ -154,7 +155,7 @@ def plan_history(tools: ToolService, repo: Path, now: RepoHistory, stored: Store
     )
 
 
-HEAD_FILE_COLUMNS = ("path", "blob", "file_id")
+HEAD_FILE_COLUMNS = ("path", "blob", "file_id", "n_lines", "size", "outline", "outline_names")
 HEAD_DEF_COLUMNS = ("path", "blob", "lineage_id", "goid", "qualname", "kind", "ordinal", "file_id")
 
 
@@ -170,6 +171,7 @@ def collect_history(
     stored_head: Callable[[], dict[str, str]],
     stored_deletions: Callable[[Iterable[str]], dict[str, list[Deletion]]] = lambda _: {},
     stored_commits: Callable[[list[str]], dict[str, WalkedCommit]] = lambda _: {},
+    stored_outlines: Callable[[Iterable[VersionKey]], dict[VersionKey, Module]] = lambda _: {},
     spool: Path | None = None,
     part: WalkPart | None = None,
     log: IO[bytes] | None = None,
@@ -178,8 +180,9 @@ def collect_history(
 
     The callables read what an earlier run stored (used by incremental walks): generations of
     commits, versions by (path, blob), HEAD's (path -> blob) as walked last, and the
-    definitions commits deleted (of the walked commits the new ones descend from), and commits
-    walked before (parents, generation, lineages changed: `lineage.WalkedCommit`).  With
+    definitions commits deleted (of the walked commits the new ones descend from), commits
+    walked before (parents, generation, lineages changed: `lineage.WalkedCommit`), and the
+    outlines of HEAD's versions as walked last.  With
     `spool`, a cold walk writes the rows of the walked commits to Arrow IPC stream files there
     as it goes (`<table field>.arrow`, ended by `Columns.close`) instead of holding them.
     `part`: the half of a cold walk to do (`split`).  `log`: its history stream, already
@@ -223,12 +226,13 @@ def collect_history(
                     blobs, walk_settings, shallow=plan.repo.shallow,
                     generations=generations(plan.boundary), stored=stored_versions(keys), deletions=deletions,
                     merge_files=merges.files, load_stored=stored_versions, load_commits=stored_commits,
+                    stored_outlines=stored_outlines(keys),
                 )  # fmt: skip
                 walker.walk(records)
         timings["walk"] = time.perf_counter() - started
-        walker.release()
         if part is not None and part.older:  # HEAD is the newer half's
-            files, rows = head_rows(repo_name, [], walker.versions)
+            walker.release()
+            files, rows = head_rows(repo_name, {})
             out = walker.out
             return HistoryFacts(
                 out.commits, out.file_changes, out.function_changes, out.versions, out.merge_lineages, files, rows, [], cold,
@@ -242,12 +246,11 @@ def collect_history(
             sorted(set(before) | set(tree)) if cold else sorted({p for p, _ in changed} | (set(before) - set(tree)))
         )
         missing = [k for k in changed if not isinstance(walker.versions.get(k), Version)]
-        if missing:
-            if not cold:  # (cold: the versions of HEAD an older half made, `split`)
-                walker.versions.update({k: v for k, v in stored_versions(missing).items() if k not in walker.versions})
-            for key in missing:
-                walker.load(key)
-        files, rows = head_rows(repo_name, changed, walker.versions)
+        if missing and not cold:  # (cold: the versions of HEAD an older half made, `split`)
+            walker.versions.update({k: v for k, v in stored_versions(missing).items() if k not in walker.versions})
+        heads = {key: walker.head(key) for key in changed}  # (outlines kept, or parsed)
+        walker.release()
+        files, rows = head_rows(repo_name, heads)
     timings["head"] = time.perf_counter() - started
     logger.info(
         "history: %s walk of %d commits in %.2fs (%s)", plan.mode, len(walker.out.commits), timings["walk"],
@@ -358,19 +361,15 @@ def head_tree(tools: ToolService, repo: Path, head: str) -> dict[str, str]:
     return tree
 
 
-def head_rows(
-    repo_name: str, files: Iterable[VersionKey], versions: dict[VersionKey, Version | StoredVersion]
-) -> tuple[Columns, Columns]:
-    """HEAD's files with their file id, and their definitions with their lineage and GOID."""
-    heads = Columns(Table.HEAD_FILES, HEAD_FILE_COLUMNS)
+def head_rows(repo_name: str, heads: dict[VersionKey, tuple[Version, Module]]) -> tuple[Columns, Columns]:
+    """HEAD's files with their file id and outline (`outline.pack_outline`), and their definitions
+    with their lineage and GOID."""
+    files = Columns(Table.HEAD_FILES, HEAD_FILE_COLUMNS)
     rows = Columns(Table.HEAD_DEFS, HEAD_DEF_COLUMNS)
-    for path, blob in sorted(files):
-        version = versions.get((path, blob))
-        if not isinstance(version, Version):
-            raise CodeIntelError(f"history: no definitions known for {path} at HEAD (blob {blob})")
+    for (path, blob), (version, root) in sorted(heads.items()):
         fid = id_text(version.file_id)
-        heads.add(path, blob, fid)
+        files.add(path, blob, fid, version.n_lines, root.size, *pack_outline(root))
         for qualname, kind, ordinal, lineage in version.defs():
             goid = make_goid(repo_name, path, kind, qualname, ordinal)
             rows.add(path, blob, id_text(lineage), goid, qualname, kind, ordinal, fid)
-    return heads, rows
+    return files, rows

@@ -287,7 +287,9 @@ class HistoryWalker:
     `merge_files`: per merge, its `.py` files against its first parent (`merges.MergeFiles`;
     None: no `history.merge_lineages` rows); `load_stored`: versions an earlier run stored that
     the walk did not expect to need, and `load_commits`: commits an earlier run walked (their
-    parents, generation and the lineages they changed), for an incremental walk.
+    parents, generation and the lineages they changed), for an incremental walk;
+    `stored_outlines`: the outlines an earlier run stored of versions it may meet (HEAD's,
+    `history.head_files`): met, they are not parsed again.
     """
 
     def __init__(
@@ -303,8 +305,10 @@ class HistoryWalker:
         merge_files: Callable[[str], list[FileDiff] | None] | None = None,
         load_stored: Callable[[list[VersionKey]], dict[VersionKey, StoredVersion]] | None = None,
         load_commits: Callable[[list[str]], dict[str, WalkedCommit]] | None = None,
+        stored_outlines: dict[VersionKey, Module] | None = None,
     ) -> None:
         self.blobs = blobs
+        self.stored_outlines = dict(stored_outlines or {})
         self.merge_files = merge_files
         self.load_stored = load_stored
         self.load_commits = load_commits
@@ -939,11 +943,11 @@ class HistoryWalker:
 
     # ------------------------------------------------------------------------ versions and blobs
 
-    def load(self, key: VersionKey) -> Version:
-        """The version at `key`, with its definitions' names (parsing its blob if need be)."""
-        version, _ = self._old(key)
+    def head(self, key: VersionKey) -> tuple[Version, Module]:
+        """The version at `key` with its definitions' names, and its outline (parsed if need be)."""
+        version, source = self._old(key)
         assert isinstance(version, Version)
-        return version
+        return version, source.root
 
     def _old(self, key: VersionKey) -> tuple[Version | StoredVersion, Source]:
         """The version at `key`, its outline (lineages on its definitions) and its lines."""
@@ -973,13 +977,17 @@ class HistoryWalker:
         return version, parsed
 
     def _parsed(self, key: VersionKey) -> Source:
-        """The outline of the blob at `key`, parsed, with its lines."""
+        """The outline of the blob at `key`, parsed (or as stored), with its lines."""
         data = self.blobs.read(key[1])
         self.out.stats["blobs_read"] += 1
         lines = source_lines(decode_source(data)) if data is not None else []
         encoding = source_encoding(data.split(b"\n", 2)[:2]) if data is not None else "utf-8"
-        root, parser = parse_outline(lines, self.settings.max_file_size)
-        self.out.stats[f"parsed_{parser}"] += 1
+        root = self.stored_outlines.pop(key, None)
+        if root is None:
+            root, parser = parse_outline(lines, self.settings.max_file_size)
+            self.out.stats[f"parsed_{parser}"] += 1
+        else:
+            self.out.stats["outlines_stored"] += 1
         return Source(root, lines, encoding)
 
     def _placeholders(self, key: VersionKey, parsed: Source, listed: Columns) -> Version:

@@ -25,6 +25,7 @@ import codecs
 import re
 import sys
 import warnings
+from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -113,6 +114,43 @@ def walk(root: Def) -> list[Def]:
         if node.children:
             push(node.children[::-1])
     return out
+
+
+def pack_outline(root: Module) -> tuple[bytes, bytes]:
+    """An outline as stored (`history.head_files`, so the next walk need not parse HEAD's
+    versions again): per definition in preorder, its parent's position (-1: the module) and its
+    start, line, body, end, col and body_col (int32); and its kind's letter, name and qualified
+    name (NUL-separated, UTF-8)."""
+    numbers = array("i")
+    texts: list[str] = []
+    stack: list[tuple[Def, int]] = [(c, -1) for c in reversed(root.children)]
+    i = 0
+    while stack:  # (preorder, as `walk`)
+        d, parent = stack.pop()
+        numbers.extend((parent, d.start, d.line, d.body, d.end, d.col, d.body_col))
+        texts += (d.kind[0] + d.name, d.qualname)
+        stack.extend((c, i) for c in reversed(d.children))
+        i += 1
+    return numbers.tobytes(), "\0".join(texts).encode("utf-8", "surrogatepass")
+
+
+def unpack_outline(n_lines: int, size: int, numbers: bytes, texts: bytes) -> Module:
+    """The outline `pack_outline` stored (the module's line count and size apart)."""
+    root = Module(n_lines, size)
+    values = array("i")
+    values.frombytes(numbers)
+    names = texts.decode("utf-8", "surrogatepass").split("\0") if texts else []
+    defs: list[Def] = []
+    for i in range(len(values) // 7):
+        parent, start, line, body, end, col, body_col = values[7 * i : 7 * i + 7]
+        kind_name, qualname = names[2 * i], names[2 * i + 1]
+        d = Def(sys.intern(kind_name[1:]), sys.intern(qualname), _KINDS[kind_name[0]], start, line, body, end, col, body_col)
+        (root if parent < 0 else defs[parent]).children.append(d)
+        defs.append(d)
+    return root
+
+
+_KINDS = {"c": CLASS, "f": FUNCTION, "m": METHOD}
 
 
 def ordinals(defs: Sequence[Def]) -> list[int]:

@@ -16,6 +16,7 @@ import pyarrow as pa
 from codeintel.analysis.history import lineages_sql
 from codeintel.ingestion.history import merges
 from codeintel.ingestion.history.lineage import Deletion, WalkedCommit
+from codeintel.ingestion.history.outline import Module, unpack_outline
 from codeintel.ingestion.history.plan import HistoryFacts, HistoryPlan, StoredHistory, TableRows
 from codeintel.ingestion.history.versions import StoredVersion, VersionKey, id_value
 from codeintel.storage.catalog import Table
@@ -105,6 +106,23 @@ def read_walked(gateway: Reads, shas: Iterable[str]) -> dict[str, WalkedCommit]:
             tuple(r["parents"]), r["generation"], array("q", sorted({id_value(x) for x in r["changed"] or ()}))
         )
         for r in rows
+    }
+
+
+def read_outlines(gateway: Reads, keys: Iterable[VersionKey]) -> dict[VersionKey, Module]:
+    """The outlines stored of HEAD's versions among `keys` (`history.head_files`)."""
+    wanted = set(keys)
+    if not wanted:
+        return {}
+    rows = gateway.query(
+        f"""SELECT path, blob, n_lines, size, outline, outline_names FROM {Table.HEAD_FILES}
+            WHERE list_contains(?, path)""",
+        [sorted({path for path, _ in wanted})],
+    ).to_pylist()
+    return {
+        (r["path"], r["blob"]): unpack_outline(r["n_lines"], r["size"], r["outline"], r["outline_names"])
+        for r in rows
+        if (r["path"], r["blob"]) in wanted
     }
 
 

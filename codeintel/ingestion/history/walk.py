@@ -66,6 +66,7 @@ def walk_with_stored(
         stored_head=lambda: store.read_head(reads),
         stored_deletions=lambda shas: store.read_deletions(reads, shas),
         stored_commits=lambda shas: store.read_walked(reads, shas),
+        stored_outlines=lambda keys: store.read_outlines(reads, keys),
     ) as facts:  # fmt: skip
         reads.release()
         yield facts
