@@ -30,7 +30,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from itertools import compress, count, islice
+from itertools import chain, compress, count, islice
 from operator import ne
 from pathlib import Path
 from typing import Any
@@ -720,10 +720,9 @@ class HistoryWalker:
             texts = [Counter(lines) for lines in theirs]
             if any(t == mine for t in texts):
                 continue
-            added = sum((mine - sum(texts, Counter())).values()) if texts else sum(mine.values())
-            deleted = sum((texts[0] - mine).values()) if texts else 0
-            if texts and len(texts) > 1:
-                deleted = sum(((texts[0] - mine) & (texts[1] - mine)).values())
+            # (Counter's arithmetic is Python; these loops count the same a third as slowly)
+            added = _excess(mine, Counter(chain.from_iterable(theirs))) if texts else len(mine_lines)
+            deleted = _excess(texts[0], mine) if len(texts) == 1 else _both_dropped(texts[0], texts[1], mine) if texts else 0
             if added or deleted:
                 rows.append(_Row(Event.MODIFIED, row.old, new, added, deleted))
         work.rows = rows
@@ -1134,25 +1133,43 @@ def _names_kinds(root: Def, intern: Callable[[str], str]) -> tuple[tuple[str, ..
     return tuple(intern(d.qualname) for d in defs), "".join(d.kind[0] for d in defs)
 
 
+def _excess(counts: dict[str, int], other: dict[str, int]) -> int:
+    """How many lines `counts` has more than `other` (`sum((counts - other).values())`)."""
+    get = other.get
+    return sum(n - m for line, n in counts.items() if n > (m := get(line, 0)))
+
+
+def _both_dropped(first: dict[str, int], second: dict[str, int], mine: dict[str, int]) -> int:
+    """How many lines both parents have more than `mine`
+    (`sum(((first - mine) & (second - mine)).values())`)."""
+    found = 0
+    for line, n in first.items():
+        m = mine.get(line, 0)
+        if n > m and (other := second.get(line, 0)) > m:
+            found += min(n, other) - m
+    return found
+
+
 class _Ordinals:
     """Same-name ordinals of the definitions of a version (preorder), computed only for names
     that occur more than once (most occur once: ordinal 0)."""
 
     def __init__(self, defs: list[Def]) -> None:
-        self._defs = defs
-        self._counts: Counter[str] | None = None
+        self._defs: list[Def] | None = defs
         self._dups: dict[int, int] = {}
 
     def of(self, d: Def) -> int:
-        if self._counts is None:
-            self._counts = Counter([x.qualname for x in self._defs])
-            if len(self._counts) < len(self._defs):  # some name occurs twice
+        if self._defs is not None:
+            names = [x.qualname for x in self._defs]
+            if len(set(names)) < len(names):  # some name occurs twice (a set is quicker to make than a Counter)
+                counts = Counter(names)
                 seen: dict[str, int] = {}
-                for x in self._defs:
-                    if self._counts[x.qualname] > 1:
-                        n = seen.get(x.qualname, 0)
-                        seen[x.qualname] = n + 1
+                for x, name in zip(self._defs, names, strict=True):
+                    if counts[name] > 1:
+                        n = seen.get(name, 0)
+                        seen[name] = n + 1
                         self._dups[id(x)] = n
+            self._defs = None
         return self._dups.get(id(d), 0)
 
 
