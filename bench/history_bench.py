@@ -73,6 +73,8 @@ HISTORY_TABLES = {
     "history.head_defs": "goid",
     "history.lineages": "lineage_id",
     "history.versions": "path, blob",
+    "history.merge_lineages": "sha, lineage_id",
+    "history.discarded_changes": "sha, lineage_id",
 }
 
 
@@ -97,11 +99,13 @@ def run_measured(argv: list[str]) -> dict[str, Any]:
     peak_tree = peak_one = peak_pss = 0
     kinds: dict[int, str] = {}
     peaks: dict[str, int] = {}
+    at_peak: list[tuple[str, int]] = []  # the tree's processes when it was largest
     samples = 0
     while proc.poll() is None:
         samples += 1
         try:
             rss = []
+            members: list[tuple[str, int]] = []
             pss = 0
             for p in [proc, *proc.children(recursive=True)]:
                 try:
@@ -114,7 +118,10 @@ def run_measured(argv: list[str]) -> dict[str, Any]:
                 except psutil.Error:
                     continue
                 rss.append(one)
+                members.append((kind, one))
                 peaks[kind] = max(peaks.get(kind, 0), one)
+            if sum(rss) > peak_tree:
+                at_peak = members
             peak_tree, peak_one = max(peak_tree, sum(rss)), max(peak_one, max(rss, default=0))
             peak_pss = max(peak_pss, pss)
         except psutil.Error:
@@ -131,6 +138,7 @@ def run_measured(argv: list[str]) -> dict[str, Any]:
         "peak_rss_tree_mb": round(peak_tree / 2**20, 1),
         "peak_pss_tree_mb": round(peak_pss / 2**20, 1),
         "peak_rss_by_process_mb": {k: round(v / 2**20, 1) for k, v in sorted(peaks.items(), key=lambda kv: -kv[1])},
+        "tree_at_peak_mb": [f"{kind} {one / 2**20:.1f}" for kind, one in sorted(at_peak, key=lambda m: -m[1])],
     }
 
 

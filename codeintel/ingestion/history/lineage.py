@@ -721,8 +721,13 @@ class HistoryWalker:
             if any(t == mine for t in texts):
                 continue
             # (Counter's arithmetic is Python; these loops count the same a third as slowly)
-            added = _excess(mine, Counter(chain.from_iterable(theirs))) if texts else len(mine_lines)
-            deleted = _excess(texts[0], mine) if len(texts) == 1 else _both_dropped(texts[0], texts[1], mine) if texts else 0
+            if not texts:  # (no parent has it)
+                added, deleted = len(mine_lines), 0
+            elif len(texts) == 1:
+                added, deleted = _excess(mine, texts[0]), _excess(texts[0], mine)
+            else:  # lines both of the first two parents had and the merge dropped
+                added = _excess(mine, Counter(chain.from_iterable(theirs)))
+                deleted = _both_dropped(texts[0], texts[1], mine)
             if added or deleted:
                 rows.append(_Row(Event.MODIFIED, row.old, new, added, deleted))
         work.rows = rows
