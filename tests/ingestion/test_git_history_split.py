@@ -186,6 +186,26 @@ def test_halves_that_do_not_join_are_walked_again_whole(make_repo: MakeRepo, tmp
     assert halves == whole
 
 
+def test_the_cut_shares_the_py_versions_not_the_commits(make_repo: MakeRepo, tmp_path: Path, monkeypatch: Any) -> None:
+    """A history whose older commits change four files each and newer ones one: the halves'
+    walks take as long as their versions, so the cut leaves the older half its share of the
+    versions (`survey`'s `share`), far earlier than that share of the commits."""
+    monkeypatch.setattr(split, "_GRID", 1)  # (no rounding of the target: a short history)
+    files = [f"p{k}.py" for k in range(4)]
+    commits: list[dict[str, str | None]] = []
+    for i in range(1, 21):  # each followed by a commit that changes no .py file: a place to cut
+        commits += [{f: function(f[:-3], i) for f in files}, {"README": f"old {i}"}]
+    for i in range(1, 41):
+        commits += [{"p0.py": function("p0", 100 + i)}, {"README": f"new {i}"}]
+    repo = make_repo(tmp_path, {**{f: function(f[:-3], 0) for f in files}, "README": "0"}, commits)
+    n = len(commits) + 1
+    versions = 4 + 20 * 4 + 40
+    cut = split.survey(ToolService(ToolsConfig()), repo.root, repo.head(), 10).cut
+    assert cut is not None and cut.position < 0.5 * n
+    made = 4 + 4 * ((cut.position - 1) // 2)  # the versions of the commits before the cut
+    assert abs(made - 0.57 * versions) <= 4  # (one commit of the older part: four versions)
+
+
 def test_a_short_history_or_one_no_commit_cuts_is_walked_whole(make_repo: MakeRepo, tmp_path: Path) -> None:
     repo = scripted_history(make_repo, tmp_path)
     tools = ToolService(ToolsConfig())
