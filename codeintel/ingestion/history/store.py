@@ -197,7 +197,6 @@ def store_discarded(writer: Writer, plan: HistoryPlan, facts: HistoryFacts) -> i
     assert head is not None
     found = None if facts.cold or plan.gone else _discarded_since(writer, head, facts)
     if found is None:
-        writer.execute(f"DELETE FROM {Table.DISCARDED_CHANGES}")
         found = _discarded(writer, head, merges.EVERY)
     shas, left_out = found
     return writer.insert(Table.DISCARDED_CHANGES, pa.table({"sha": shas, "lineage_id": left_out})) if shas else 0
@@ -205,12 +204,15 @@ def store_discarded(writer: Writer, plan: HistoryPlan, facts: HistoryFacts) -> i
 
 def _discarded(writer: Writer, head: str, of: merges.Lineages) -> tuple[list[str], list[str]]:
     """The changes (sha, lineage) of the definitions `of` (every one, `merges.EVERY`, or some)
-    that do not reach `head`, over every commit stored (some: none older than their oldest change)."""
+    that do not reach `head`, over every commit stored (some: none older than their oldest
+    change); the rows stored of them are removed (the caller inserts these)."""
     if of.but:  # (every definition: every commit may hold a change left out)
+        writer.execute(f"DELETE FROM {Table.DISCARDED_CHANGES}")
         changed_where, oldest = "sha IN (SELECT sha FROM _ci_partial)", 0
     else:
         _register(writer, "_ci_of", lineage_id=sorted(of.names))
         changed_where = "lineage_id IN (SELECT lineage_id FROM _ci_of)"
+        writer.execute(f"DELETE FROM {Table.DISCARDED_CHANGES} WHERE {changed_where}")
         ((oldest,),) = writer.con.execute(
             f"""SELECT min(c.generation) FROM {Table.FUNCTION_CHANGES} f JOIN {Table.COMMITS} c USING (sha)
                 WHERE f.{changed_where}"""
@@ -273,10 +275,6 @@ def _discarded_since(writer: Writer, head: str, facts: HistoryFacts) -> tuple[li
             changed.setdefault(sha_, []).append(lineage)
     shas, left_out = _left_out(changed.items(), merges.reached(head, order, new_parents, sides))
     if listed:
-        _register(writer, "_ci_listed", lineage_id=sorted(listed))
-        writer.execute(
-            f"DELETE FROM {Table.DISCARDED_CHANGES} WHERE lineage_id IN (SELECT lineage_id FROM _ci_listed)"
-        )
         more_shas, more = _discarded(writer, head, merges.Lineages(listed))
         shas += more_shas
         left_out += more
