@@ -626,3 +626,28 @@ def test_each_name_sites_text_is_the_source_at_its_position(source: bytes, names
     lines = source.split(b"\n")
     for _, line, col, _, end_col, name, *_ in found:
         assert name == lines[line - 1][col:end_col].decode("utf-8", "replace")
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        (USES["app/service.py"] + HEADERS + TRICKY).encode(),  # ASCII, no error: ends found in the source
+        b"x = [a for in b]\nfoo(a b)\nprint x, y1_\n",  # errors, one an empty (missing) name
+        "caf\u00e9 = 1\nv\u00e9lo_2 = caf\u00e9.x\n".encode(),  # not ASCII
+    ],
+    ids=["ascii", "syntax-errors", "non-ascii"],
+)
+def test_each_name_site_spans_its_identifier_node(source: bytes) -> None:
+    """Where a name ends is the end of its tree-sitter node, however it is found (in bulk from
+    the source's bytes, or read from each node where that would not be exact)."""
+    from tree_sitter import Query, QueryCursor
+
+    from codeintel.ingestion.cst.extract import extract_cst
+    from codeintel.ingestion.cst.parser import python_language, python_parser
+
+    tree = python_parser().parse(source)
+    nodes = QueryCursor(Query(python_language(), "(identifier) @id")).captures(tree.root_node).get("id", [])
+    expected = sorted((n.start_point[0] + 1, n.start_point[1], n.end_point[1]) for n in nodes)
+    found = extract_cst(source, repo="repo", path="m.py", module="m").names
+    assert sorted((line, col, end_col) for _, line, col, _, end_col, *_ in found) == expected
+    assert len(expected) > 3

@@ -28,6 +28,8 @@ characters.
 from __future__ import annotations
 
 import functools
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -205,7 +207,7 @@ def extract_cst(data: bytes, *, repo: str, path: str, module: str) -> CstRows:
     one_line = OneLine(source, comment_ranges)
     rows.headers = [header_rows(d, source, one_line, path) for d in defs]
     rows.comments = _comment_rows(comment_nodes, source, path, enclosing, module_goid.goid)
-    rows.name_columns = _name_columns(caps, source, path, enclosing, module_goid.goid)
+    rows.name_columns = _name_columns(caps, source, path, enclosing, module_goid.goid, has_error=root.has_error)
     return rows
 
 
@@ -249,17 +251,28 @@ def _comment_rows(
 
 
 def _name_columns(
-    caps: dict[str, list[Any]], source: bytes, path: str, enclosing: list[str | None], module_goid: str
+    caps: dict[str, list[Any]],
+    source: bytes,
+    path: str,
+    enclosing: list[str | None],
+    module_goid: str,
+    *,
+    has_error: bool,
 ) -> dict[str, pa.Array]:
     """core.name_sites' columns for one file (by name, in catalog order, as Arrow arrays), built a
     column at a time: a name's line, context, call and attribute are found by bisection (numpy)
     over arrays of start and end bytes, not by a Python step per name."""
     ids = caps.get("id", [])
     count = len(ids)
-    starts = np.array([node.start_byte for node in ids], dtype=np.int64)
-    ends = np.array([node.end_byte for node in ids], dtype=np.int64)
-    order = np.argsort(starts)  # the query gives them in no fixed order (a tie moves whole rows)
-    starts, ends = starts[order], ends[order]
+    starts = _bytes_of(ids, _START)
+    plain = source.isascii() and not has_error  # (see _name_ends)
+    if plain:
+        starts.sort()  # the query gives them in no fixed order
+        ends = _name_ends(source, starts)
+    else:
+        ends = _bytes_of(ids, _END)
+        order = np.argsort(starts)  # (a tie moves whole rows)
+        starts, ends = starts[order], ends[order]
     line_starts = _line_starts(source)
     lines = np.searchsorted(line_starts, starts, side="right")
     cols = starts - line_starts[lines - 1]
@@ -287,7 +300,7 @@ def _name_columns(
         "col": _int32(cols),
         "end_line": line_column,
         "end_col": _int32(cols + (ends - starts)),
-        "name": _texts(source, starts, ends),
+        "name": _texts(source, starts, ends, checked=plain),
         "role": _encoded(roles, _ROLE_NAMES),
         "enclosing_goid": _encoded(lines, arrow_array(per_line, pa.string())),
         "call_line": _int32(_scatter(count, called, call_lines), missing=~called),
@@ -327,9 +340,32 @@ def _last_by_end(caps: dict[str, list[Any]], *names: str) -> tuple[Any, Any]:
     """(sorted unique end bytes, start bytes) of the nodes captured as `names`: where several end
     at one byte, the last captured."""
     nodes = [node for name in names for node in caps.get(name, ())]
-    ends = np.array([node.end_byte for node in nodes], dtype=np.int64)
-    starts = np.array([node.start_byte for node in nodes], dtype=np.int64)
-    return _last_wins(ends, starts)
+    return _last_wins(_bytes_of(nodes, _END), _bytes_of(nodes, _START))
+
+
+_START, _END = operator.attrgetter("start_byte"), operator.attrgetter("end_byte")
+
+
+def _bytes_of(nodes: list[Any], which: Callable[[Any], int]) -> Any:
+    """`which` (a start or end byte) of each node, as an int64 array."""
+    return np.fromiter(map(which, nodes), dtype=np.int64, count=len(nodes))
+
+
+_NAME_BYTES = np.zeros(256, dtype=bool)  # the bytes an ASCII name is made of
+_NAME_BYTES[np.frombuffer(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_", dtype=np.uint8)] = True
+
+
+def _name_ends(source: bytes, starts: Any) -> Any:
+    """Where each name starting at `starts` ends, found in the source rather than read from its
+    node one at a time: the first byte from its start that cannot be in a name.  Only for ASCII
+    source that parsed without error: there a name's node is exactly the longest run of name
+    bytes from its start (tree-sitter's lexer takes the longest identifier; an error could leave
+    an empty, "missing" one; other letters than ASCII can end a name in ways a byte cannot tell).
+    """
+    inside = _NAME_BYTES[np.frombuffer(source, dtype=np.uint8)]
+    run_ends = np.flatnonzero(inside[:-1] > inside[1:]) + 1  # a name byte, then one that is not
+    run_ends = np.append(run_ends, len(source))
+    return run_ends[np.searchsorted(run_ends, starts, side="right")]
 
 
 def _last_wins(keys: Any, values: Any) -> tuple[Any, Any]:
@@ -369,7 +405,7 @@ def _strong_roles(caps: dict[str, list[Any]]) -> tuple[Any, Any]:
     return _last_wins(starts, codes)
 
 
-def _texts(source: bytes, starts: Any, ends: Any) -> pa.Array:
+def _texts(source: bytes, starts: Any, ends: Any, *, checked: bool = False) -> pa.Array:
     """The text of each name (bytes start:end, in source order), as an Arrow string array.
 
     Arrow takes them straight from the source: the names and the gaps between them are the
@@ -383,7 +419,8 @@ def _texts(source: bytes, starts: Any, ends: Any) -> pa.Array:
     if count and len(source) < 2**31 and bool(np.all(bounds[1:] >= bounds[:-1])):
         spans = pa.StringArray.from_buffers(2 * count - 1, pa.py_buffer(bounds.astype(np.int32)), pa.py_buffer(source))
         try:
-            spans.validate(full=True)  # UTF-8
+            if not checked:  # (`checked`: the source is known to be UTF-8)
+                spans.validate(full=True)
         except pa.ArrowInvalid:
             pass
         else:
