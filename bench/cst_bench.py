@@ -11,9 +11,9 @@ In this process it then times, over the files the scan kept: reading them, tree-
 parse (one process, wall and CPU), and ``extract_cst`` alone (one process, CPU: parse included),
 so the ratio step / bare parse is the figure the issue asks for (<= 2).
 
-With ``--runs N`` (default 3) the cold export and the bare parse are timed N times, each cold
+With ``--runs N`` (default 5) the cold export and the bare parse are timed N times, each cold
 export followed at once by a bare parse, so that both sides of a ratio see the same machine
-(on a shared VM either swings by 10 % within minutes); the figure is the median of the N
+(on a shared VM either swings by 10-20 % within minutes); the figure is the median of the N
 ratios, and every pair is listed.  Run it under ``flock /tmp/codeintel-bench.lock`` on a
 shared machine and note the load.
 """
@@ -115,7 +115,7 @@ def main() -> None:
     parser.add_argument("repo", type=Path)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--runs", type=int, default=3, help="cold exports, each with a bare parse after it")
+    parser.add_argument("--runs", type=int, default=5, help="cold exports, each with a bare parse after it")
     args = parser.parse_args()
     repo = args.repo.resolve()
     report: dict[str, object] = {"repo": repo.name, "workers": args.workers, "load": os.getloadavg()}
