@@ -118,12 +118,25 @@ def symbol_uses_sql() -> str:
         JOIN fresh fr ON fr.path = o.path  -- a join: `IN (SELECT ...)` here makes the ASOF join below slow
         WHERE NOT o.is_definition
     ),
-    sited AS (  -- the first name site inside the occurrence (`.app` of `from .app import x` starts at the dot)
-        SELECT u.*, CASE WHEN n.col < u.end_col OR u.end_line > u.line THEN n.name END AS site_name,
+    at_start AS (  -- the name site where the occurrence starts (a hash join: nearly every use has one)
+        SELECT u.*, n.name AS site_name, n.role, n.qualifier, n.name IS NOT NULL AS found
+        FROM used u
+        LEFT JOIN core.name_sites n ON n.path = u.path AND n.line = u.line AND n.col = u.col AND n.end_col > n.col
+    ),
+    rest AS (SELECT * EXCLUDE (found, site_name, role, qualifier) FROM at_start WHERE NOT found),
+    sited AS (  -- else the first name site inside the occurrence (`.app` of `from .app import x` starts
+                -- at the dot), by an ASOF join over the name sites of those lines alone (one over all
+                -- of them sorts them all: sqlalchemy's 0.9 M, 1.1 s)
+        SELECT * EXCLUDE (found) FROM at_start WHERE found
+        UNION ALL
+        SELECT u.*,
+               CASE WHEN n.col < u.end_col OR u.end_line > u.line THEN n.name END AS site_name,
                CASE WHEN n.col < u.end_col OR u.end_line > u.line THEN n.role END AS role,
                CASE WHEN n.col < u.end_col OR u.end_line > u.line THEN n.qualifier END AS qualifier
-        FROM used u
-        ASOF LEFT JOIN core.name_sites n ON n.path = u.path AND n.line = u.line AND n.col >= u.col
+        FROM rest u
+        ASOF LEFT JOIN (
+            SELECT n.* FROM core.name_sites n SEMI JOIN rest r ON r.path = n.path AND r.line = n.line
+        ) n ON n.path = u.path AND n.line = u.line AND n.col >= u.col
     )
     SELECT path, line, col, end_line, end_col, coalesce(site_name, display_name) AS name,
            CASE WHEN role = 'base_class' AND def_kind = 'module' THEN '{UseKind.READ}' ELSE {_KIND_CASE} END AS use_kind,
@@ -148,14 +161,31 @@ _EDGE_COUNTS = {
 
 
 def symbol_use_edges_sql() -> str:
-    """The rows of graph.symbol_use_edges: graph.symbol_uses per (user, definition) pair."""
-    counts = ", ".join(f"count(*) FILTER (WHERE use_kind = '{kind}') AS {name}" for name, kind in _EDGE_COUNTS.items())
+    """The rows of graph.symbol_use_edges: graph.symbol_uses per (user, definition) pair.
+
+    Two plain aggregations, per symbol of a pair and then per pair, with the pair's kinds as a
+    bit set: `list(DISTINCT ...)` and `count(DISTINCT ...)` over the uses made DuckDB aggregate
+    them three times and join the results (sqlalchemy: 0.35-0.42 s against 0.16 s)."""
+    kinds = sorted(kind.value for kind in UseKind)
+    bit = "CASE use_kind " + " ".join(f"WHEN '{kind}' THEN {1 << i}" for i, kind in enumerate(kinds)) + " END"
+    per_symbol = ", ".join(f"count(*) FILTER (WHERE use_kind = '{kind}') AS {name}" for name, kind in _EDGE_COUNTS.items())
+    per_pair = ", ".join(f"sum({name})::BIGINT AS {name}" for name in _EDGE_COUNTS)
     return f"""
-    SELECT user_goid, def_goid, count(*) AS uses, list(DISTINCT use_kind ORDER BY use_kind) AS kinds, {counts},
-           count(*) FILTER (WHERE def_kind IN ('attribute', 'variable')) AS member_uses,
-           count(DISTINCT symbol) AS symbols
-    FROM graph.symbol_uses
-    WHERE user_goid IS NOT NULL
-    GROUP BY user_goid, def_goid
+    WITH per_symbol AS (
+        SELECT user_goid, def_goid, count(*) AS uses, bit_or({bit}) AS kinds, {per_symbol},
+               count(*) FILTER (WHERE def_kind IN ('attribute', 'variable')) AS member_uses
+        FROM graph.symbol_uses
+        WHERE user_goid IS NOT NULL
+        GROUP BY user_goid, def_goid, symbol
+    ),
+    per_pair AS (
+        SELECT user_goid, def_goid, sum(uses)::BIGINT AS uses, bit_or(kinds) AS kinds, {per_pair},
+               sum(member_uses)::BIGINT AS member_uses, count(*) AS symbols
+        FROM per_symbol
+        GROUP BY user_goid, def_goid
+    )
+    SELECT user_goid, def_goid, uses, list_filter({kinds}, lambda k, i: (kinds >> (i - 1)) & 1 = 1) AS kinds,
+           {", ".join(_EDGE_COUNTS)}, member_uses, symbols
+    FROM per_pair
     ORDER BY user_goid, def_goid
     """

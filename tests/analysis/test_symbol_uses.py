@@ -2,7 +2,8 @@
 real pyrefly and tree-sitter), and the docs views over them.
 
 Covers uses of a class, a function and a global across files with their kinds (import,
-subclass, annotation, call, read, write), the pairs of definitions, the names on both sides in
+subclass, annotation, call, read, write; a relative import's module, whose name starts inside
+its occurrence), the pairs of definitions, the names on both sides in
 docs.v_symbol_uses, the function summary's signature, inferred return type, uses, type errors
 and TODOs, the indexer missing (a recorded skip, empty uses, views with NULLs, the pipeline
 succeeds) and an incremental run equal to a full one.
@@ -58,6 +59,14 @@ FILES = {
 
         def broken() -> int:
             return "not an int"
+        """,
+    "pkg/api.py": """
+        from . import models
+        from .models import Session
+
+
+        def open_session() -> Session:
+            return models.Session()
         """,
 }
 
@@ -184,3 +193,18 @@ def test_an_incremental_run_equals_a_full_run(shop: Any) -> None:
     assert ("read", "save") in {(k, u) for k, u, _, _ in _uses(shop, "pkg.models")}
     assert shop.run(full=True).ok
     assert [shop.table_rows(t) for t in USE_TABLES] == incremental
+
+
+def test_a_use_whose_name_starts_inside_it_gets_that_names_kind(shop: Any) -> None:
+    """`.models` of `from .models import x` is one occurrence from the dot; its name site starts
+    after it (found by the ASOF join, not the join on the occurrence's start)."""
+    rows = shop.query(
+        """SELECT line, col, end_col, name, use_kind FROM graph.symbol_uses
+           WHERE path = 'pkg/api.py' AND def_goid = ? ORDER BY line, col""",
+        [_goid(shop, "pkg.models")],
+    )
+    assert rows == [
+        (2, 14, 20, "models", "import"),  # from . import models
+        (3, 5, 12, "models", "import"),  # from .models import Session: the name site at col 6
+        (7, 11, 17, "models", "read"),
+    ]  # (without a name site the name would be the symbol's display name, `pkg.models`)
