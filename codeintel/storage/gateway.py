@@ -13,7 +13,7 @@ import operator
 import os
 import shutil
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from codeintel.config import StorageConfig
 from codeintel.errors import StorageError
+from codeintel.storage.attach import Attached, attached
 from codeintel.storage.catalog import CATALOG, SCHEMA_VERSION, SCHEMAS, spec_of
 from codeintel.storage.lock import file_lock
 from codeintel.storage.text import arrow_array, safe_value
@@ -71,9 +72,15 @@ def _column(values: Sequence[Any] | pa.Array, type: pa.DataType) -> pa.Array:
 class Writer:
     """One write transaction on the work database (see `StorageGateway.writer`)."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, settings: Attached) -> None:
         self.con = con
         self.rows_written = 0
+        self._settings = settings
+
+    def set(self, name: str, value: str | int) -> None:
+        """Change a DuckDB setting (`memory_limit`, `threads`) for the rest of the transaction:
+        it is the database instance's, which the writer has to itself; reset when it ends."""
+        self._settings.set(name, value)
 
     def insert(self, table: str, data: pa.Table | Iterable[Any]) -> int:
         """Append rows to `table`; returns how many."""
@@ -151,25 +158,24 @@ class StorageGateway:
         """One transaction under the exclusive lock: commits on success, rolls back on error.
 
         The commit writes the changes into the database file itself (a checkpoint), not into
-        the write-ahead log first: closing the connection, right after, checkpoints anyway, so
-        the log would be written only to be read back at once (sqlalchemy's cst_ingest: 0.185 s
-        to commit and close, 0.15 s without the log).  A commit's checkpoint is as atomic as
-        the log's: a killed commit leaves the file as it was.
+        the write-ahead log first: detaching, right after, checkpoints anyway, so the log would
+        be written only to be read back at once (sqlalchemy's cst_ingest: 0.185 s to commit and
+        close, 0.15 s without the log).  A commit's checkpoint is as atomic as the log's: a
+        killed commit leaves the file as it was.
         """
-        with file_lock(self.config.lock_path, exclusive=True, timeout_s=self.config.lock_timeout_s, holder=holder):
-            con = self._connect(read_only=False)
+        with (
+            file_lock(self.config.lock_path, exclusive=True, timeout_s=self.config.lock_timeout_s, holder=holder),
+            self._connection(read_only=False) as att,
+        ):
+            con = att.con
+            con.execute("BEGIN TRANSACTION")
+            writer = Writer(con, att)
             try:
-                con.execute("SET checkpoint_threshold = '0b'")
-                con.execute("BEGIN TRANSACTION")
-                writer = Writer(con)
-                try:
-                    yield writer
-                except BaseException:
-                    con.execute("ROLLBACK")
-                    raise
-                con.execute("COMMIT")
-            finally:
-                con.close()
+                yield writer
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
 
     @contextmanager
     def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -177,11 +183,8 @@ class StorageGateway:
         with file_lock(self.config.lock_path, exclusive=False, timeout_s=self.config.lock_timeout_s):
             if not self.path.exists():
                 raise StorageError(f"database {self.path} does not exist yet; run `codeintel export` first")
-            con = self._connect(read_only=True)
-            try:
-                yield con
-            finally:
-                con.close()
+            with self._connection(read_only=True) as att:
+                yield att.con
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
         """Run one read query and return its result as Arrow."""
@@ -238,11 +241,8 @@ class StorageGateway:
         target = self.config.db_path
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         with file_lock(self.config.lock_path, exclusive=True, timeout_s=self.config.lock_timeout_s, holder="publish"):
-            con = self._connect(read_only=False)
-            try:
-                con.execute("CHECKPOINT")
-            finally:
-                con.close()
+            with self._connection(read_only=False) as att:
+                att.con.execute("CHECKPOINT")
             try:
                 shutil.copyfile(self.path, tmp)
                 with open(tmp, "rb+") as handle:
@@ -253,12 +253,10 @@ class StorageGateway:
         logger.info("published %s", target)
         return target
 
-    def _connect(self, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+    def _connection(self, *, read_only: bool) -> AbstractContextManager[Attached]:
+        """The work DB attached for the block (`attach`: no database instance built per use)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            return duckdb.connect(str(self.path), read_only=read_only)
-        except duckdb.Error as exc:
-            raise StorageError(f"cannot open {self.path}: {exc}") from exc
+        return attached(self.path, read_only=read_only)
 
 
 class HeldReader:

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import pytest
 from codeintel.config import StorageConfig
 from codeintel.errors import StorageError, StorageLockTimeout
 from codeintel.storage import gateway as gateway_module
+from codeintel.storage.attach import Attached
 from codeintel.storage.catalog import CATALOG, SCHEMA_VERSION, Table
 from codeintel.storage.gateway import StorageGateway, open_published, to_arrow
 
@@ -227,13 +229,13 @@ def test_a_held_reader_opens_one_connection_for_its_queries_and_lets_writers_in_
 ) -> None:
     gateway = make_gateway(tmp_path, lock_timeout_s=0.3)
     opened: list[bool] = []
-    real_connect = StorageGateway._connect
+    real_connection = StorageGateway._connection
 
-    def counting_connect(self: StorageGateway, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+    def counting_connection(self: StorageGateway, *, read_only: bool) -> AbstractContextManager[Attached]:
         opened.append(read_only)
-        return real_connect(self, read_only=read_only)
+        return real_connection(self, read_only=read_only)
 
-    monkeypatch.setattr(StorageGateway, "_connect", counting_connect)
+    monkeypatch.setattr(StorageGateway, "_connection", counting_connection)
     with gateway.held_reader() as reads:
         assert opened == []  # nothing opened before the first query
         for _ in range(3):

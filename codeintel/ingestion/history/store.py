@@ -138,7 +138,7 @@ def clear_history(writer: Writer) -> None:
 
 def store_history(writer: Writer, plan: HistoryPlan, facts: HistoryFacts) -> int:
     """Write what a walk found (see the module docstring); returns the rows written."""
-    writer.execute(f"SET memory_limit = '{STORE_MEMORY_LIMIT}'")  # this connection's: it spills beyond
+    writer.set("memory_limit", STORE_MEMORY_LIMIT)  # the transaction spills beyond
     touched: set[str] = set()  # the lineages to compute again (a cold walk computes all)
     if facts.cold:
         clear_history(writer)

@@ -372,18 +372,10 @@ def write_scip(w: Writer, delta: ScipDelta, run_id: str) -> int:
     the files processed (inside the step's transaction)."""
     pa.default_memory_pool().release_unused()
     # the transaction holds a whole index: DuckDB spills it rather than grow, and appends it on
-    # one thread (on sqlalchemy, two threads' appends take twice the time and 100 MB more); both
-    # settings belong to the database instance, which other connections of this process share:
-    # restored afterwards
-    found = w.con.execute("SELECT current_setting('threads')").fetchone()
-    threads = int(found[0]) if found else 1
-    w.execute(f"SET memory_limit = '{WRITE_MEMORY_LIMIT}'")
-    w.execute("SET threads = 1")
-    try:
-        return _write_scip(w, delta, run_id)
-    finally:
-        w.execute("RESET memory_limit")
-        w.execute(f"SET threads = {threads}")
+    # one thread (on sqlalchemy, two threads' appends take twice the time and 100 MB more)
+    w.set("memory_limit", WRITE_MEMORY_LIMIT)
+    w.set("threads", 1)
+    return _write_scip(w, delta, run_id)
 
 
 def _write_scip(w: Writer, delta: ScipDelta, run_id: str) -> int:
