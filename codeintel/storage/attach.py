@@ -60,7 +60,8 @@ _instances = _Instances()
 _inherited: list[_Instances] = []  # a parent's, in a forked child: kept, never used nor closed
 
 
-def _take(path: Path) -> _Instance:
+def _take(path: Path) -> tuple[_Instance, duckdb.DuckDBPyConnection]:
+    """The instance of `path` and a new connection to it (made under the lock: threads share it)."""
     global _instances
     key = os.fspath(path)
     with _lock:
@@ -75,7 +76,7 @@ def _take(path: Path) -> _Instance:
         idle = [k for k, v in _instances.by_path.items() if v.users == 0]
         for gone in idle[: max(0, len(_instances.by_path) - _KEEP)]:
             _instances.by_path.pop(gone).con.close()
-        return found
+        return found, found.con.cursor()
 
 
 def _give_back(instance: _Instance) -> None:
@@ -103,10 +104,9 @@ def attached(path: Path, *, read_only: bool) -> Iterator[Attached]:
     Raises:
         StorageError: The file cannot be attached (not a DuckDB file, locked by another process).
     """
-    instance = _take(path)
+    instance, cur = _take(path)
     alias = f"codeintel_{next(_aliases)}"
     quoted = os.fspath(path).replace("'", "''")
-    cur = instance.con.cursor()
     try:
         try:
             cur.execute(f"ATTACH '{quoted}' AS {alias}" + (" (READ_ONLY)" if read_only else ""))
@@ -135,7 +135,9 @@ def _detach(instance: _Instance, cur: duckdb.DuckDBPyConnection, alias: str) -> 
         cur.execute(f"DETACH {alias}")
     except duckdb.Error:
         cur.close()
-        with instance.con.cursor() as other:
+        with _lock:
+            other = instance.con.cursor()
+        with other:
             other.execute(f"DETACH DATABASE IF EXISTS {alias}")
     else:
         cur.close()
