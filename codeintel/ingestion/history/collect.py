@@ -218,13 +218,14 @@ def collect_history(
                         columns.spool(spool / f"{name}.arrow")
                 walker.walk(commits)
             else:
+                # (what the boundary needs is read while git writes the new commits' log)
+                deletions, known = stored_deletions(plan.boundary), generations(plan.boundary)
                 records = list(commits)
                 timings["read"] = time.perf_counter() - started
-                deletions = stored_deletions(plan.boundary)
                 keys = _keys_used(records) + [(d.path, d.blob) for gone in deletions.values() for d in gone]
                 walker = HistoryWalker(
                     blobs, walk_settings, shallow=plan.repo.shallow,
-                    generations=generations(plan.boundary), stored=stored_versions(keys), deletions=deletions,
+                    generations=known, stored=stored_versions(keys), deletions=deletions,
                     merge_files=merges.files, load_stored=stored_versions, load_commits=stored_commits,
                     stored_outlines=stored_outlines(keys),
                 )  # fmt: skip
