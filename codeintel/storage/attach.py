@@ -22,7 +22,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 
 import duckdb
@@ -95,6 +95,11 @@ class Attached:
         self.con.execute(f"SET {name} = '{value}'" if isinstance(value, str) else f"SET {name} = {int(value)}")
         self.changed.append(name)
 
+    def reset(self) -> None:
+        for name in self.changed:
+            with suppress(duckdb.Error):
+                self.con.execute(f"RESET {name}")
+
 
 @contextmanager
 def attached(path: Path, *, read_only: bool) -> Iterator[Attached]:
@@ -107,25 +112,18 @@ def attached(path: Path, *, read_only: bool) -> Iterator[Attached]:
     instance, cur = _take(path)
     alias = f"codeintel_{next(_aliases)}"
     quoted = os.fspath(path).replace("'", "''")
-    try:
+    with ExitStack() as after:  # (run last to first: settings reset, detached, instance given back)
+        after.callback(_give_back, instance)
         try:
             cur.execute(f"ATTACH '{quoted}' AS {alias}" + (" (READ_ONLY)" if read_only else ""))
         except duckdb.Error as exc:
             cur.close()
             raise StorageError(f"cannot open {path}: {exc}") from exc
-        try:
-            cur.execute(f"USE {alias}")
-            out = Attached(cur)
-            try:
-                yield out
-            finally:
-                for name in out.changed:
-                    with suppress(duckdb.Error):
-                        cur.execute(f"RESET {name}")
-        finally:
-            _detach(instance, cur, alias)
-    finally:
-        _give_back(instance)
+        after.callback(_detach, instance, cur, alias)
+        cur.execute(f"USE {alias}")
+        out = Attached(cur)
+        after.callback(out.reset)
+        yield out
 
 
 def _detach(instance: _Instance, cur: duckdb.DuckDBPyConnection, alias: str) -> None:

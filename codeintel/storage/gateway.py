@@ -72,10 +72,10 @@ def _column(values: Sequence[Any] | pa.Array, type: pa.DataType) -> pa.Array:
 class Writer:
     """One write transaction on the work database (see `StorageGateway.writer`)."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, settings: Attached) -> None:
-        self.con = con
+    def __init__(self, attached: Attached) -> None:
+        self.con = attached.con
         self.rows_written = 0
-        self._settings = settings
+        self._settings = attached
 
     def set(self, name: str, value: str | int) -> None:
         """Change a DuckDB setting (`memory_limit`, `threads`) for the rest of the transaction:
@@ -169,7 +169,7 @@ class StorageGateway:
         ):
             con = att.con
             con.execute("BEGIN TRANSACTION")
-            writer = Writer(con, att)
+            writer = Writer(att)
             try:
                 yield writer
             except BaseException:
