@@ -5,10 +5,11 @@ Usage: ``python bench/scip_bench.py REPO [--work DIR] [--json OUT]``.  REPO is a
 never touched.  Measured, each in a process of its own:
 
 1. pyrefly alone: the pinned pyrefly with the config scip_ingest generates, on every file: wall
-   time and peak RSS (sampled with psutil every 50 ms).
+   time and peak RSS (sampled with psutil every 50 ms); run twice, the faster kept.
 2. full scip_ingest: on a database where the pipeline ran up to `goids`, `--select scip_ingest`:
    the step's time (pyrefly starts ahead, after repo_scan; the step waits for it, decodes and
-   writes), the indexer's peak RSS, and our process's peak RSS (ru_maxrss).
+   writes), the indexer's peak RSS, our process's peak RSS (ru_maxrss), and the peak of its
+   worker processes' RSS together (they decode a large index in parts).
 3. nothing changed: the step's time, and whether any indexer process started.
 4. one file edited without changing its interface (a comment added to a large module).
 5. cst_ingest cold and symbol_uses, when the pipeline has those steps.
@@ -40,23 +41,27 @@ import psutil
 
 def sample_rss(proc: psutil.Process, stop: threading.Event, found: dict[str, Any], exclude_self: bool) -> None:
     """Peak RSS of `proc`'s descendants (the indexer) while `stop` is not set, and whether any ran."""
-    peak = 0
+    peak = workers_peak = 0
     while not stop.is_set():
         try:
             kids = proc.children(recursive=True)
         except psutil.Error:
             break
-        total = 0
+        total = workers = 0
         for kid in kids:
             try:
+                rss = kid.memory_info().rss
                 if "pyrefly" in kid.name():
-                    total += kid.memory_info().rss
+                    total += rss
                     found["indexer_seen"] = True
+                else:  # the step's worker processes (and their forkserver)
+                    workers += rss
             except psutil.Error:
                 pass
-        peak = max(peak, total)
+        peak, workers_peak = max(peak, total), max(workers_peak, workers)
         time.sleep(0.05)
     found["indexer_peak_mb"] = round(peak / 2**20, 1)
+    found["workers_peak_mb"] = round(workers_peak / 2**20, 1)
 
 
 def run_child(args: list[str]) -> dict[str, Any]:
@@ -171,8 +176,12 @@ def main() -> None:
     print(f"load: {os.getloadavg()}", file=sys.stderr)
     report: dict[str, Any] = {"repo": str(args.repo), "load_before": os.getloadavg()}
 
-    report["pyrefly_alone"] = run_child([str(clone), "--child", "pyrefly"])
-    print("pyrefly alone:", report["pyrefly_alone"], file=sys.stderr)
+    # twice, the faster kept: the first run after the clone pays cold caches (measured 20.8 s
+    # against 12 s for the next ones), which would loosen the target
+    alone = [run_child([str(clone), "--child", "pyrefly"]) for _ in range(2)]
+    report["pyrefly_alone"] = min(alone, key=lambda r: r["pyrefly_s"])
+    report["pyrefly_alone_runs"] = [r["pyrefly_s"] for r in alone]
+    print("pyrefly alone:", alone, file=sys.stderr)
     report["prepare"] = run_child([str(clone), "--child", "export", "--db", str(db), "--steps", "goids"])
     shutil.copytree(db.parent, base)  # the state before scip_ingest, for the cst/symbol_uses runs
     report["full"] = run_child([str(clone), "--child", "export", "--db", str(db), "--steps", "scip_ingest"])
@@ -206,9 +215,10 @@ def summarise(r: dict[str, Any]) -> None:
     py = r["pyrefly_alone"]["pyrefly_s"]
     step = r["full"]["steps"].get("scip_ingest", {})
     lines = [
-        f"pyrefly alone: {py:.1f} s, peak RSS {r['pyrefly_alone']['indexer_peak_mb']} MB, index {r['pyrefly_alone']['index_mb']} MB",
+        f"pyrefly alone: {py:.1f} s (runs {r['pyrefly_alone_runs']}), peak RSS {r['pyrefly_alone']['indexer_peak_mb']} MB, index {r['pyrefly_alone']['index_mb']} MB",
         f"full scip_ingest: step {step.get('s')} s (target <= {1.25 * py + 3:.1f} s = 1.25 x pyrefly + 3 s); "
-        f"indexer peak {r['full']['indexer_peak_mb']} MB (<= 1024), our process peak {r['full']['our_peak_mb']} MB (<= 400); "
+        f"indexer peak {r['full']['indexer_peak_mb']} MB (<= 1024), our process peak {r['full']['our_peak_mb']} MB (<= 400), "
+        f"its worker processes together {r['full']['workers_peak_mb']} MB; "
         f"note: {step.get('note')}",
         f"nothing changed: step {r['noop']['steps'].get('scip_ingest', {}).get('s')} s (<= 0.2), indexer started: {r['noop']['indexer_seen']}",
         f"one file edited ({r['edited_file']}), interface kept: step {r['one_file']['steps'].get('scip_ingest', {}).get('s')} s (<= 3); "

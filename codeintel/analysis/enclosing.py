@@ -62,6 +62,10 @@ class EnclosingIndex:
             by_path[path].append((goid, start, end, parent))
         return cls({path: spans_with_depth(found) for path, found in by_path.items()})
 
+    def restricted(self, paths: Iterable[str]) -> EnclosingIndex:
+        """The index of `paths` only (what a worker decoding those files needs)."""
+        return EnclosingIndex({p: self._spans[p] for p in paths if p in self._spans})
+
     def lookup(self, path: str, line: int | None) -> str | None:
         """The innermost GOID holding `line` of `path` (None: no definitions known for `path`)."""
         lines = self._lines.get(path)

@@ -24,11 +24,11 @@ import sys
 import tempfile
 import threading
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from codeintel import scratch
 from codeintel.config import ToolsConfig
@@ -43,14 +43,13 @@ from codeintel.ingestion.history.plan import (
     RepoHistory,
     WalkPart,
 )
+from codeintel.ingestion.mapping import Mapper
 from codeintel.ingestion.tools import ToolService
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 class Rows:
@@ -157,15 +156,6 @@ def start_cold_walk(
     if surveyed is not None:
         request["cut"] = _cut_named(surveyed.cut)
     return _started(plan, request)
-
-
-class Mapper(Protocol):
-    """What runs work where it has room (a step's executor: `orchestration.executors`); `remote`:
-    on a cluster's workers, not in processes of this one."""
-
-    remote: bool
-
-    def map(self, fn: Callable[[T], R], items: Sequence[T], priority: int = 0) -> list[R]: ...
 
 
 def spread_cold_walk(

@@ -10,9 +10,10 @@ from typing import Any
 
 from codeintel.config import ExecutionConfig
 from codeintel.ingestion.history import store
-from codeintel.ingestion.history.apart import ColdWalk, Mapper, spread_cold_walk, start_cold_walk, survey_history
+from codeintel.ingestion.history.apart import ColdWalk, spread_cold_walk, start_cold_walk, survey_history
 from codeintel.ingestion.history.collect import EarlyLog, collect_cold, collect_history, plan_history, read_repo_history
 from codeintel.ingestion.history.plan import HistoryFacts, HistoryPlan, HistorySettings, PlanMode
+from codeintel.ingestion.mapping import Mapper
 from codeintel.ingestion.tools import ToolService
 from codeintel.storage.gateway import StorageGateway
 

@@ -9,15 +9,24 @@ file's text only on its non-ASCII lines; hover docs lose machine paths (the repo
 indexer's scratch directory, `file://` URIs).  Each document's symbols and occurrences go to disk
 (`spill.Spill`) until the write.  Rows come out sorted, so the tables never depend on the
 indexer's document order.
+
+A large index is decoded in parts, side by side, in the step's worker processes: the step's
+process walks the top-level fields only (each document's offset, length and path), and each
+worker reads its documents from the file and spills them to files of its own, which are joined
+without copying.  sqlalchemy's 92 MB index: 4.4 s in one process, 2.2 s in two workers.
 """
 
 from __future__ import annotations
 
 import hashlib
+import heapq
 import itertools
 import json
+import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -26,6 +35,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from codeintel.analysis.enclosing import EnclosingIndex
+from codeintel.ingestion.mapping import Mapper
 from codeintel.ingestion.parsing import read_source
 from codeintel.ingestion.scip import scip_pb2
 from codeintel.ingestion.scip.spill import Spill
@@ -33,9 +44,12 @@ from codeintel.ingestion.scip.symbols import SymbolKind, parse_symbol
 from codeintel.ingestion.scip.wire import DocumentLite, RawOccurrences, read_occurrences
 from codeintel.storage.catalog import Table, spec_of
 
+logger = logging.getLogger(__name__)
+
 _DEFINITION = 1
 _LENGTH_DELIMITED = 2
-_DOCUMENTS, _EXTERNALS = 2, 3
+_DOCUMENTS, _EXTERNALS = 2, 3  # of an Index
+_OCCURRENCES, _SYMBOLS = 2, 3  # of a Document
 _ENCODINGS = {0: "unspecified", 1: "utf-8", 2: "utf-16", 3: "utf-32"}
 # a definition nested in a function is no part of its module's interface
 _INTERFACE_KINDS = {
@@ -97,6 +111,12 @@ class _Batches:
             arrays = [pa.array(c, f.type) for c, f in zip(self.columns, self.schema, strict=True)]
             self.batches.append(pa.RecordBatch.from_arrays(arrays, schema=self.schema))
             self.columns = [[] for _ in self.schema]
+
+    def extend(self, other: _Batches) -> None:
+        """Add `other`'s rows after these."""
+        self.flush()
+        other.flush()
+        self.batches.extend(other.batches)
 
     def table(self) -> pa.Table:
         self.flush()
@@ -166,22 +186,28 @@ class DecodedTables:
 def iter_index_fields(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
     """(field number, payload) of each length-delimited top-level field of an `Index`, read one
     by one from `stream`."""
-    at = 0
+    for number, at, length in _field_heads(stream):
+        payload = stream.read(length)
+        if len(payload) != length:
+            raise IndexDecodeError(f"Index field {number} runs past the end of the file near byte {at}")
+        yield number, payload
+
+
+def _field_heads(stream: BinaryIO) -> Iterator[tuple[int, int, int]]:
+    """(field number, payload offset, payload length) of each top-level field of an `Index`;
+    the caller reads or skips each payload before asking for the next field."""
     while True:
+        start = stream.tell()
         key = _varint(stream)
         if key is None:
             return
         number, wire = key >> 3, key & 7
         if wire != _LENGTH_DELIMITED:
-            raise IndexDecodeError(f"unexpected wire type {wire} for Index field {number} near byte {at}")
+            raise IndexDecodeError(f"unexpected wire type {wire} for Index field {number} near byte {start}")
         length = _varint(stream)
         if length is None:
-            raise IndexDecodeError(f"Index field {number} has no length near byte {at}")
-        payload = stream.read(length)
-        if len(payload) != length:
-            raise IndexDecodeError(f"Index field {number} runs past the end of the file near byte {at}")
-        at += length
-        yield number, payload
+            raise IndexDecodeError(f"Index field {number} has no length near byte {start}")
+        yield number, stream.tell(), length
 
 
 def _varint(stream: BinaryIO) -> int | None:
@@ -201,41 +227,190 @@ def _varint(stream: BinaryIO) -> int | None:
             raise IndexDecodeError("varint too long in the index")
 
 
+# below this, an index is decoded in the step's process: starting the workers costs about what
+# the parts save (flask's 3 MB index: 0.22 s here; 0.13 s in two warm workers, 0.6 s in cold ones)
+PARALLEL_MIN_BYTES = 16 << 20
+_PARTS_PER_WORKER = 2  # parts are balanced by bytes, not by time: two a worker even them out
+
+
+@dataclass(frozen=True, slots=True)
+class _DocumentAt:
+    """Where one document's bytes are in the index, and its path."""
+
+    path: str
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """Documents of an index for one process to decode, with what it needs for them."""
+
+    index_path: Path
+    documents: tuple[_DocumentAt, ...]
+    repo_root: Path
+    strip_prefixes: tuple[str, ...]
+    spill_dir: Path
+    enclosing: EnclosingIndex | None  # of these documents' paths only
+
+
 def decode_index(
     index_path: Path,
     repo_root: Path,
     strip: PathStripper,
     spill_dir: Path,
     wanted: set[str] | None = None,
-    enclosing: Enclosing | None = None,
+    enclosing: EnclosingIndex | None = None,
+    mapper: Mapper | None = None,
 ) -> DecodedIndex:
-    """Decode the index at `index_path` (documents outside `wanted`, when given, are skipped);
-    `enclosing` gives the occurrences' enclosing GOIDs; symbols and occurrences go to files in
-    `spill_dir`.
+    """Decode the index at `index_path` (documents outside `wanted`, when given, are skipped; a
+    path given twice: its last document); `enclosing` gives the occurrences' enclosing GOIDs;
+    symbols and occurrences go to files in `spill_dir`.  A large index is decoded in parts by
+    `mapper`'s worker processes (on this machine: they spill to `spill_dir` too), each part's
+    documents read from the file there; the tables are the same either way.
 
     Raises:
         IndexDecodeError: The file is not a readable SCIP index.
     """
     if not index_path.is_file():
         raise IndexDecodeError(f"the indexer wrote no index ({index_path.name} is missing)")
+    spill_dir.mkdir(parents=True, exist_ok=True)
     out = DecodedIndex.spilled_to(spill_dir)
-    with index_path.open("rb", buffering=1 << 20) as stream:
+    out.symbols.close()
+    out.occurrences.close()
+    with index_path.open("rb", buffering=1 << 20) as stream, _as_decode_error(index_path):
+        documents, externals = _layout(stream, index_path.stat().st_size)
+        for payload in externals:
+            info = scip_pb2.SymbolInformation.FromString(payload)
+            out.externals.setdefault(info.symbol, _external_row(info, strip))
+    chosen = {d.path: d for d in documents if wanted is None or d.path in wanted}
+    spread = (
+        mapper is not None and not mapper.remote and mapper.workers > 1
+        and sum(d.length for d in chosen.values()) >= PARALLEL_MIN_BYTES
+    )  # fmt: skip
+    groups = _balanced(list(chosen.values()), _PARTS_PER_WORKER * mapper.workers if spread and mapper else 1)
+    parts = [
+        _Part(
+            index_path, tuple(group), repo_root, strip.prefixes, spill_dir / f"part-{i}",
+            enclosing.restricted(d.path for d in group) if enclosing is not None else None,
+        )
+        for i, group in enumerate(groups)
+    ]  # fmt: skip
+    for decoded in _decode_parts(parts, mapper if spread else None):
+        out.documents.extend(decoded.documents)
+        out.symbols.extend(decoded.symbols)
+        out.occurrences.extend(decoded.occurrences)
+    return out
+
+
+@contextmanager
+def _as_decode_error(index_path: Path) -> Iterator[None]:
+    """protobuf's DecodeError and friends (a malformed document) as `IndexDecodeError`."""
+    try:
+        yield
+    except IndexDecodeError:
+        raise
+    except Exception as exc:
+        raise IndexDecodeError(f"{index_path.name}: {type(exc).__name__}: {exc}") from exc
+
+
+def _layout(stream: BinaryIO, size: int) -> tuple[list[_DocumentAt], list[bytes]]:
+    """Where each document is (in index order), and the external symbols' payloads."""
+    documents: list[_DocumentAt] = []
+    externals: list[bytes] = []
+    for number, at, length in _field_heads(stream):
+        if at + length > size:
+            raise IndexDecodeError(f"Index field {number} runs past the end of the file near byte {at}")
+        if number == _DOCUMENTS:
+            documents.append(_DocumentAt(_peek_path(stream, at, length), at, length))
+        elif number == _EXTERNALS:
+            externals.append(stream.read(length))
+        stream.seek(at + length)
+    return documents, externals
+
+
+def _peek_path(stream: BinaryIO, at: int, length: int) -> str:
+    """A document's `relative_path`, read from its first bytes (pyrefly writes `language`, then
+    the path, then the rest), or from the whole document parsed when it is not there."""
+    head = stream.read(min(length, 1024))
+    i = 0
+    while i < len(head):
+        key, used = _varint_at(head, i)
+        if key is None or key >> 3 in (_OCCURRENCES, _SYMBOLS):  # the bulk: the path is not ahead
+            break
+        value, value_used = _varint_at(head, i + used)
+        if value is None or key & 7 not in (0, _LENGTH_DELIMITED):
+            break
+        start = i + used + value_used
+        if key & 7 == 0:
+            i = start
+            continue
+        if start + value > len(head):
+            break
+        if key == 0x0A:  # field 1, length-delimited
+            return head[start : start + value].decode("utf-8")
+        i = start + value
+    stream.seek(at)
+    return str(DocumentLite.FromString(stream.read(length)).relative_path)
+
+
+def _varint_at(data: bytes, at: int) -> tuple[int | None, int]:
+    """The varint at `data[at:]` and its length in bytes (None: it runs past `data`)."""
+    result = shift = used = 0
+    for byte in data[at : at + 10]:
+        result |= (byte & 0x7F) << shift
+        used += 1
+        if not byte & 0x80:
+            return result, used
+        shift += 7
+    return None, used
+
+
+def _balanced(documents: list[_DocumentAt], count: int) -> list[list[_DocumentAt]]:
+    """`documents` in `count` groups of about equal bytes (largest first to the lightest group);
+    a group is never empty."""
+    if count <= 1 or len(documents) <= 1:
+        return [documents]
+    groups: list[list[_DocumentAt]] = [[] for _ in range(min(count, len(documents)))]
+    heap = [(0, i) for i in range(len(groups))]
+    for doc in sorted(documents, key=lambda d: -d.length):
+        load, i = heapq.heappop(heap)
+        groups[i].append(doc)
+        heapq.heappush(heap, (load + doc.length, i))
+    return groups
+
+
+def _decode_parts(parts: list[_Part], mapper: Mapper | None) -> list[DecodedIndex]:
+    """Each part decoded: by `mapper`, or here.  A worker process that dies on the way (the
+    OOM killer, a crash in native code) costs its pool, not the decode: it is done here then."""
+    if mapper is not None:
         try:
-            for number, payload in iter_index_fields(stream):
-                if number == _DOCUMENTS:
-                    doc = DocumentLite.FromString(payload)
-                    if wanted is None or doc.relative_path in wanted:
-                        _decode_document(doc, payload, repo_root, strip, out, enclosing)
-                elif number == _EXTERNALS:
-                    info = scip_pb2.SymbolInformation.FromString(payload)
-                    out.externals.setdefault(info.symbol, _external_row(info, strip))
-        except IndexDecodeError:
-            raise
-        except Exception as exc:  # protobuf's DecodeError and friends
-            raise IndexDecodeError(f"{index_path.name}: {type(exc).__name__}: {exc}") from exc
-        finally:
-            out.symbols.close()
-            out.occurrences.close()
+            return mapper.map(decode_part, parts)
+        except BrokenProcessPool as exc:
+            logger.warning("scip: a worker died decoding the index (%s): decoding it in this process", exc)
+    return [decode_part(part) for part in parts]
+
+
+def decode_part(part: _Part) -> DecodedIndex:
+    """Decode one part's documents (in a worker process, or the step's) into its own spill files."""
+    strip = PathStripper(part.strip_prefixes)
+    part.spill_dir.mkdir(parents=True, exist_ok=True)
+    out = DecodedIndex.spilled_to(part.spill_dir)
+    lookup = part.enclosing.lookup_many if part.enclosing is not None else None
+    try:
+        with part.index_path.open("rb") as stream, _as_decode_error(part.index_path):
+            for at in part.documents:
+                stream.seek(at.offset)
+                payload = stream.read(at.length)
+                if len(payload) != at.length:
+                    raise IndexDecodeError(f"{part.index_path.name} changed while it was decoded")
+                doc = DocumentLite.FromString(payload)
+                if doc.relative_path != at.path:
+                    raise IndexDecodeError(f"the document at byte {at.offset} names two paths ({at.path!r} first)")
+                _decode_document(doc, payload, part.repo_root, strip, out, lookup)
+    finally:
+        out.symbols.close()
+        out.occurrences.close()
     return out
 
 

@@ -29,6 +29,7 @@ from codeintel.analysis.enclosing import EnclosingIndex
 from codeintel.errors import StorageError
 from codeintel.ingestion.change_tracker import StaleFiles
 from codeintel.ingestion.filework import UNREAD
+from codeintel.ingestion.mapping import Mapper
 from codeintel.ingestion.parsing import ParseProblem, read_source
 from codeintel.ingestion.scip.decode import (
     PathStripper,
@@ -55,6 +56,7 @@ STEP = "scip_ingest"
 WRITE_MEMORY_LIMIT = "256MB"
 FULL_SHARE = 0.3  # above this share of the files to index again, one full run is cheaper
 # pyrefly's codes for imports it cannot resolve: an added file may resolve them
+_WARM_UP_FILES = 200  # about what gives an index worth decoding in parts (decode.PARALLEL_MIN_BYTES)
 UNRESOLVED_IMPORT_CODES = ("missing-import", "missing-module-attribute", "import-error")
 
 
@@ -182,8 +184,10 @@ def run_rounds(
     strip_roots: tuple[str, ...],
     project: str,
     repo_root_path: object,
+    mapper: Mapper | None = None,
 ) -> ScipDelta:
-    """Index `plan.files`, then the users of files whose interface changed, until none did.
+    """Index `plan.files`, then the users of files whose interface changed, until none did
+    (`mapper`: where a large index is decoded in parts).
 
     Raises:
         ToolNotFoundError, ToolFailedError, IndexDecodeError: pyrefly is missing or failed.
@@ -206,7 +210,7 @@ def run_rounds(
             strip = PathStripper((*strip_roots, str(output.scratch)))
             wanted = set(files)
             spill_dir = Path(tempfile.mkdtemp(dir=delta.spill.name))
-            decoded = decode_index(output.index, repo_root, strip, spill_dir, wanted, enclosing.lookup_many)
+            decoded = decode_index(output.index, repo_root, strip, spill_dir, wanted, enclosing, mapper)
             tables = to_tables(decoded, project)
             diagnostics = decode_diagnostics(output.diagnostics, repo_root, strip, wanted)
         finally:
@@ -236,7 +240,7 @@ def run_rounds(
             full = ScipPlan(
                 PlanMode.FULL, tuple(sorted(all_files)), plan.hashes, plan.gone, plan.changed, plan.source_roots
             )
-            rest = run_rounds(gateway, full, start, None, strip_roots, project, repo_root)
+            rest = run_rounds(gateway, full, start, None, strip_roots, project, repo_root, mapper)
             rest.pyrefly_seconds += delta.pyrefly_seconds
             rest.rounds += delta.rounds
             return rest
@@ -299,9 +303,11 @@ def collect_scip(
     *,
     full: bool,
     ahead: Ahead | None = None,
+    mapper: Mapper | None = None,
 ) -> ScipDelta:
     """Everything scip_ingest writes this run (nothing yet written).  `ahead`: a run started
-    ahead (used when it follows the plan made now, else stopped).
+    ahead (used when it follows the plan made now, else stopped); `mapper`: the step's worker
+    processes, which decode a large index in parts.
 
     Raises:
         ToolNotFoundError, ToolFailedError, IndexDecodeError: the indexer is missing or failed
@@ -316,8 +322,10 @@ def collect_scip(
         if ahead is not None:
             ahead.cancel()
         return ScipDelta(plan)
+    if mapper is not None and len(plan.files) >= _WARM_UP_FILES:
+        mapper.warm_up()  # its workers decode the index: started while pyrefly runs
     roots = (str(repo_root), str(repo_root.resolve()))
-    delta = run_rounds(gateway, plan, StartFn(service), ahead, roots, project, repo_root)
+    delta = run_rounds(gateway, plan, StartFn(service), ahead, roots, project, repo_root, mapper)
     index = delta.enclosing or enclosing_index(gateway, delta.indexed)
     diagnostics = with_enclosing(_sort(delta, Table.TYPE_DIAGNOSTICS), index)
     documents = _with_diagnostic_counts(delta.table(Table.SCIP_DOCUMENTS), diagnostics)
