@@ -8,7 +8,8 @@
 The second form only measures the agreement, on a database already built from CLONE (at its
 HEAD; `codeintel export CLONE --db DB --select goids git_history` is enough).
 
-The repository (a path or a git bundle) is cloned into a temporary directory.  Measured, on
+The repository (a path or a git bundle) is cloned into a temporary directory, and the codeintel
+package byte-compiled first, as an installation has it (`measure.compile_package`).  Measured, on
 the same machine at the same time:
 
 - F: `git log -p -U0 -M --full-index -- '*.py'` (its output thrown away), the floor.
@@ -49,6 +50,7 @@ from typing import Any
 
 import duckdb
 import psutil
+from measure import compile_package
 
 from codeintel.analysis.definitions import walk_definitions
 
@@ -650,6 +652,7 @@ def main() -> int:
     parser.add_argument("--pydriller", action="store_true", help="only PyDriller's changed_methods (the anchor)")
     parser.add_argument("--last", type=int, default=0, help="with --pydriller: the last N commits only")
     args = parser.parse_args()
+    compile_package()
     results: dict[str, Any] = {"repo": args.repo}
     if args.pydriller:
         with tempfile.TemporaryDirectory(prefix="histbench") as tmp:

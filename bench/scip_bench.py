@@ -2,7 +2,8 @@
 
 Usage: ``python bench/scip_bench.py REPO [--work DIR] [--json OUT]``.  REPO is a git repository
 (e.g. a clone of ../shared/corpora/sqlalchemy.bundle); it is cloned into the work directory and
-never touched.  Measured, each in a process of its own:
+never touched; the codeintel package is byte-compiled first, as an installation has it
+(`measure.compile_package`).  Measured, each in a process of its own:
 
 1. pyrefly alone: the pinned pyrefly with the config scip_ingest generates, on every file: wall
    time and peak RSS (sampled with psutil every 50 ms); run twice, the faster kept.
@@ -37,6 +38,7 @@ from typing import Any
 
 import duckdb
 import psutil
+from measure import compile_package
 
 
 def sample_rss(proc: psutil.Process, stop: threading.Event, found: dict[str, Any], exclude_self: bool) -> None:
@@ -159,6 +161,8 @@ def main() -> None:
     parser.add_argument("--db", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--steps", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child is None:
+        compile_package()
     if args.child == "pyrefly":
         print(json.dumps(child_pyrefly(args.repo)))
         return
