@@ -113,6 +113,31 @@ def test_a_threads_run_parses_each_file_once_for_all_per_file_steps(
     assert len(parse_counts) == len(list(sample_repo.rglob("*.py"))) and set(parse_counts.values()) == {1}
 
 
+def test_a_threads_run_decoding_the_index_in_the_shared_pool_stores_the_same_tables(
+    prefect_api: str,
+    sample_repo: Path,
+    local_db: Path,
+    tmp_path: Path,
+    table_digests: Digests,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from codeintel.ingestion.scip import decode
+
+    spread: list[int] = []
+    real = decode._decode_parts
+
+    def counting(parts: list[Any], mapper: Any) -> list[Any]:
+        spread.append(len(parts) if mapper is not None else 0)
+        return real(parts, mapper)
+
+    monkeypatch.setattr(decode, "PARALLEL_MIN_BYTES", 0)  # the sample's index is small: in parts anyway
+    monkeypatch.setattr(decode, "_decode_parts", counting)
+    state = run_flow(sample_repo, tmp_path / "ci.duckdb")
+    assert state.is_completed(), state.message
+    assert spread == [4]  # two a worker, in the run's shared process pool
+    assert table_digests(tmp_path / "ci.duckdb") == table_digests(local_db)
+
+
 def test_work_done_ahead_goes_through_the_cluster_once_and_a_run_drops_what_is_left(dask_cluster: Any) -> None:
     from types import SimpleNamespace
 
