@@ -244,10 +244,17 @@ class PipelineContext:
     def warm_up_workers(self) -> None:
         """Per-file work is planned: let the executor get ready for it in the background (a
         process pool starts what its workers fork from while the first steps run)."""
+        executor = self.local_executor()
+        if executor is not None:
+            executor.warm_up()
+
+    def local_executor(self) -> StepExecutor | None:
+        """The executor when its work runs on this machine (a process pool, or this process),
+        else None; asking reaches no cluster (a cluster is reached when work needs it)."""
         execution = self.config.execution
         if self._executor is None and execution.executor == "dask" and execution.dask_address:
-            return  # a cluster is reached when work needs it, not ahead
-        self.executor.warm_up()
+            return None
+        return None if self.executor.remote else self.executor
 
     def release_workers(self) -> None:
         """Whole-program phases call it after their per-file work (`StepExecutor.release`).

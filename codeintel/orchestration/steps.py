@@ -229,7 +229,7 @@ class ScipIngestStep:
                 return StepResult.noop("up to date")
             delta = scip.collect_scip(
                 ctx.gateway, ctx.tool_service, ctx.repo_root, ctx.config.snapshot.repo_name, stale,
-                full=ctx.config.full, ahead=ahead if isinstance(ahead, scip.Ahead) else None, mapper=ctx.executor,
+                full=ctx.config.full, ahead=ahead if isinstance(ahead, scip.Ahead) else None, mapper=ctx.local_executor(),
             )  # fmt: skip
         except (ToolNotFoundError, ToolFailedError, IndexDecodeError) as exc:
             return StepResult(note=f"indexer unavailable, stored index kept: {exc}"[:2000], skipped=True)

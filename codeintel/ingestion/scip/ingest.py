@@ -55,8 +55,8 @@ logger = logging.getLogger(__name__)
 STEP = "scip_ingest"
 WRITE_MEMORY_LIMIT = "256MB"
 FULL_SHARE = 0.3  # above this share of the files to index again, one full run is cheaper
-# pyrefly's codes for imports it cannot resolve: an added file may resolve them
 _WARM_UP_FILES = 200  # about what gives an index worth decoding in parts (decode.PARALLEL_MIN_BYTES)
+# pyrefly's codes for imports it cannot resolve: an added file may resolve them
 UNRESOLVED_IMPORT_CODES = ("missing-import", "missing-module-attribute", "import-error")
 
 
@@ -307,7 +307,7 @@ def collect_scip(
 ) -> ScipDelta:
     """Everything scip_ingest writes this run (nothing yet written).  `ahead`: a run started
     ahead (used when it follows the plan made now, else stopped); `mapper`: the step's worker
-    processes, which decode a large index in parts.
+    processes on this machine, which decode a large index in parts.
 
     Raises:
         ToolNotFoundError, ToolFailedError, IndexDecodeError: the indexer is missing or failed
