@@ -317,3 +317,19 @@ def test_a_run_with_per_file_work_likely_warms_the_executor_up_before_any_step(
             run_pipeline(ctx, select, publish=False)
         assert executor.calls[:1] == (["warm_up"] if expected else [])
         assert executor.calls.count("warm_up") == int(expected)
+
+
+def test_the_local_executor_is_this_machines_and_asking_for_it_reaches_no_cluster(
+    tmp_path: Any, make_repo: Any, make_indexer: Any
+) -> None:
+    from codeintel.orchestration.executors import ProcessExecutor
+
+    indexer = make_indexer(make_repo(tmp_path, {"m.py": "X = 1\n"}))
+    # nothing listens there: connecting would fail (or hang) rather than give None
+    with PipelineContext(indexer.config(executor="dask", dask_address="tcp://127.0.0.1:9")) as ctx:
+        assert ctx.local_executor() is None
+        assert ctx._executor is None
+    with PipelineContext(indexer.config(executor="process", workers=2)) as ctx:
+        assert isinstance(ctx.local_executor(), ProcessExecutor)
+    with PipelineContext(indexer.config(executor="dask", workers=2)) as ctx:  # no address: a local pool
+        assert isinstance(ctx.local_executor(), ProcessExecutor)
