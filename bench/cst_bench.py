@@ -4,8 +4,8 @@ Usage: ``python bench/cst_bench.py REPO [--workers 2] [--json OUT]`` (REPO: a di
 place: nothing is written into it).  Runs the product command
 ``python -m codeintel export REPO --db TMP/c.duckdb --select cst_ingest --quiet --workers N``
 cold (the codeintel package byte-compiled first, as an installation has it:
-`measure.compile_package`), then again with nothing changed, and reports per run: wall time, the ``cst_ingest`` step's
-time from the work DB's ledger (``meta.step_runs``), peak RSS of the process tree (psutil,
+`measure.compile_package`), then again with nothing changed, and reports per run: wall time,
+the ``cst_ingest`` step's time from the work DB's ledger (``meta.step_runs``), peak RSS of the process tree (psutil,
 sampled every 20 ms), the CPU seconds of that tree (the whole export, parent and workers: a
 figure the load of other processes sways less than wall time) and the rows of the three tables.
 In this process it then times, over the files the scan kept: reading them, tree-sitter's bare

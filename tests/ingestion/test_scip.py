@@ -20,7 +20,7 @@ import pytest
 
 from codeintel.ingestion.scip import ingest as scip_ingest
 from codeintel.ingestion.scip import regenerate
-from codeintel.ingestion.scip.decode import IndexDecodeError, iter_index_fields
+from codeintel.ingestion.scip.decode import IndexDecodeError, PathStripper, decode_index
 from codeintel.ingestion.scip.symbols import SymbolKind, parse_symbol
 from codeintel.storage.catalog import Table
 
@@ -130,11 +130,11 @@ def test_symbols_parse_into_module_qualified_name_and_kind(
     assert (parsed.module, parsed.qualified_name, parsed.kind) == (module, qualified, kind)
 
 
-def test_a_truncated_index_is_a_decode_error() -> None:
-    import io
-
+def test_a_truncated_index_is_a_decode_error(tmp_path: Path) -> None:
+    index = tmp_path / "index.scip"
+    index.write_bytes(b"\x12\x80\x01abc")  # field 2 says 128 bytes, has 3
     with pytest.raises(IndexDecodeError):
-        list(iter_index_fields(io.BytesIO(b"\x12\x80\x01abc")))  # field 2 says 128 bytes, has 3
+        decode_index(index, tmp_path, PathStripper(()), tmp_path / "spill")
 
 
 # --------------------------------------------------------------------------------- the tables

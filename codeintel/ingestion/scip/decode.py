@@ -183,16 +183,6 @@ class DecodedTables:
     occurrences: Spill
 
 
-def iter_index_fields(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
-    """(field number, payload) of each length-delimited top-level field of an `Index`, read one
-    by one from `stream`."""
-    for number, at, length in _field_heads(stream):
-        payload = stream.read(length)
-        if len(payload) != length:
-            raise IndexDecodeError(f"Index field {number} runs past the end of the file near byte {at}")
-        yield number, payload
-
-
 def _field_heads(stream: BinaryIO) -> Iterator[tuple[int, int, int]]:
     """(field number, payload offset, payload length) of each top-level field of an `Index`;
     the caller reads or skips each payload before asking for the next field."""
@@ -274,15 +264,12 @@ def decode_index(
     """
     if not index_path.is_file():
         raise IndexDecodeError(f"the indexer wrote no index ({index_path.name} is missing)")
-    spill_dir.mkdir(parents=True, exist_ok=True)
-    out = DecodedIndex.spilled_to(spill_dir)
-    out.symbols.close()
-    out.occurrences.close()
+    externals: dict[str, tuple[object, ...]] = {}
     with index_path.open("rb", buffering=1 << 20) as stream, _as_decode_error(index_path):
-        documents, externals = _layout(stream, index_path.stat().st_size)
-        for payload in externals:
+        documents, external_payloads = _layout(stream, index_path.stat().st_size)
+        for payload in external_payloads:
             info = scip_pb2.SymbolInformation.FromString(payload)
-            out.externals.setdefault(info.symbol, _external_row(info, strip))
+            externals.setdefault(info.symbol, _external_row(info, strip))
     chosen = {d.path: d for d in documents if wanted is None or d.path in wanted}
     spread = (
         mapper is not None and not mapper.remote and mapper.workers > 1
@@ -296,10 +283,12 @@ def decode_index(
         )
         for i, group in enumerate(groups)
     ]  # fmt: skip
-    for decoded in _decode_parts(parts, mapper if spread else None):
+    out, *rest = _decode_parts(parts, mapper if spread else None)  # (one part at least)
+    for decoded in rest:
         out.documents.extend(decoded.documents)
         out.symbols.extend(decoded.symbols)
         out.occurrences.extend(decoded.occurrences)
+    out.externals = externals
     return out
 
 
