@@ -739,6 +739,39 @@ def test_non_utf8_content_in_an_old_version_is_walked(make_repo: MakeRepo, make_
     assert subjects(changes_of(indexer, "other")) == ["initial", "edit other"]
 
 
+def test_a_symlink_that_becomes_a_file_and_back_is_the_files_addition_and_deletion(
+    make_repo: MakeRepo, make_indexer: MakeIndexer, tmp_path: Path
+) -> None:
+    """git prints a type change as two patches (the old side's deletion, the new side's
+    addition): the regular file's side is the change, its lines and definitions included."""
+    repo = make_repo(tmp_path, {"pkg/a.py": "def f():\n    return 1\n"})
+    (repo.root / "pkg/link.py").symlink_to("a.py")
+    repo.commit("a symlink named .py")
+    (repo.root / "pkg/link.py").unlink()
+    repo.apply({"pkg/link.py": "def g():\n    x = 1\n    return x\n"}, "the symlink becomes a file")
+    (repo.root / "pkg/link.py").unlink()
+    (repo.root / "pkg/link.py").symlink_to("../elsewhere.py")
+    repo.commit("the file becomes a symlink")
+    indexer = make_indexer(repo)
+    run_history(indexer)
+    files = indexer.work_query(
+        """SELECT c.subject, f.status, f.lines_added, f.lines_deleted FROM history.file_changes f
+           JOIN history.commits c USING (sha) WHERE f.path = 'pkg/link.py' ORDER BY c.generation"""
+    )
+    assert [tuple(r.values()) for r in files] == [
+        ("the symlink becomes a file", "A", 3, 0),
+        ("the file becomes a symlink", "D", 0, 3),
+    ]
+    funcs = indexer.work_query(
+        """SELECT c.subject, f.qualname, f.event, f.lines_added, f.lines_deleted FROM history.function_changes f
+           JOIN history.commits c USING (sha) WHERE f.path = 'pkg/link.py' ORDER BY c.generation"""
+    )
+    assert [tuple(r.values()) for r in funcs] == [
+        ("the symlink becomes a file", "g", "created", 3, 0),
+        ("the file becomes a symlink", "g", "deleted", 0, 3),
+    ]
+
+
 def test_a_repository_without_commits_has_no_history(make_repo: MakeRepo, make_indexer: MakeIndexer, tmp_path: Path) -> None:
     root = tmp_path / "fresh"
     root.mkdir()

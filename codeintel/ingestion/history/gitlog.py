@@ -288,11 +288,11 @@ def _parse_commit(text: bytes) -> CommitRecord:
         if line.startswith(b"::"):
             commit.merge_files.append(_merge_raw(line))
         elif line.startswith(b":"):
-            found, n = _raw(line)
+            found, owners = _raw(line)
             if found is not None:
                 commit.files.append(found)
-            # the hunks of a patch of no usable change (or of a type change's two) go nowhere
-            slots.extend([found] if found is not None and n == 1 else [_discard() for _ in range(n)])
+            # the hunks of a patch of no usable change go nowhere
+            slots.extend(found if owns and found is not None else _discard() for owns in owners)
     index = 0
     for patch in patches[1:]:
         if not patch.startswith(b"git "):  # "--cc" / "--combined": a merge's, not read
@@ -340,9 +340,12 @@ def _commit(line: bytes) -> CommitRecord:
     )
 
 
-def _raw(line: bytes) -> tuple[FileDiff | None, int]:
+def _raw(line: bytes) -> tuple[FileDiff | None, tuple[bool, ...]]:
     """The change a raw line states (None when neither side is a regular file: a symlink or
-    submodule named `*.py`), and how many patches git prints for it (two for a type change)."""
+    submodule named `*.py`), and, per patch git prints for it, whether that patch's hunks are
+    the change's.  A type change gets two patches, the old side's deletion then the new side's
+    addition: a symlink that becomes a regular file is the file's addition (the second
+    patch's hunks), a regular file that becomes a symlink its deletion (the first's)."""
     # ":old_mode new_mode old_sha new_sha STATUS\tpath[\tnew_path]"
     meta, _, paths = line.rstrip(b"\n").partition(b"\t")
     old_mode, new_mode, old_sha, new_sha, status = meta[1:].split(b" ")
@@ -351,16 +354,16 @@ def _raw(line: bytes) -> tuple[FileDiff | None, int]:
     old_path, new_path = (names[0], names[-1]) if kind in ("R", "C") else (names[0], names[0])
     old = (old_path, _blob(old_sha)) if _regular(old_mode) else (None, None)
     new = (new_path, _blob(new_sha)) if _regular(new_mode) else (None, None)
-    patches = 2 if kind == "T" else 1
+    type_change = kind == "T"
     if old[1] is None and new[1] is None:
-        return None, patches
+        return None, (False, False) if type_change else (False,)
     if old[1] is None:
-        return FileDiff("A", None, new[0], None, new[1]), patches
+        return FileDiff("A", None, new[0], None, new[1]), (False, True) if type_change else (True,)
     if new[1] is None:
-        return FileDiff("D", old[0], None, old[1], None), patches
-    if kind == "T":  # both regular after all (a mode git calls a type change): no usable hunks
-        kind = "M"
-    return FileDiff(kind if kind in ("M", "R") else "M", old[0], new[0], old[1], new[1]), patches
+        return FileDiff("D", old[0], None, old[1], None), (True, False) if type_change else (True,)
+    if type_change:  # both regular after all (a mode git calls a type change): no usable hunks
+        return FileDiff("M", old[0], new[0], old[1], new[1]), (False, False)
+    return FileDiff(kind if kind in ("M", "R") else "M", old[0], new[0], old[1], new[1]), (True,)
 
 
 def _regular(mode: bytes) -> bool:
@@ -382,10 +385,11 @@ def _merge_raw(line: bytes) -> MergeFile:
     if len(names) < n + 1:
         names = [names[-1]] * n + [names[-1]]
     status = fields[-1].decode("ascii")
+    modes = fields[: n + 1]  # a symlink or submodule on a side is no file there (as in `_raw`)
     parents: list[tuple[str | None, str | None]] = [
-        (None, None) if status[i] == "A" else (names[i], _blob(shas[i])) for i in range(n)
+        (None, None) if status[i] == "A" or not _regular(modes[i]) else (names[i], _blob(shas[i])) for i in range(n)
     ]
-    return MergeFile(parents, names[n], _blob(shas[n]))
+    return MergeFile(parents, names[n], _blob(shas[n]) if _regular(modes[n]) else None)
 
 
 def _blob(sha: bytes) -> str | None:
