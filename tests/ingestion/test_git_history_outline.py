@@ -435,6 +435,26 @@ def test_a_region_parsed_again_wider_replaces_the_regions_it_swallows() -> None:
     assert signature(updated(old, new)) == signature(outline_of(new))
 
 
+def test_module_code_neither_parser_takes_is_parsed_whole_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A region of module statements that tree-sitter and `ast` both refuse (a syntax error,
+    not an indentation one) holds the same error however wide: the version is parsed whole
+    at once, not after a chain of wider and wider regions (sqlalchemy's history has hundreds:
+    broken commits, Python 2 test modules)."""
+    defs = [f"def f{i}(x):\n    return x + {i}\n\n\n" for i in range(24)]
+    old = "".join(defs)
+    new = "".join(defs[:12]) + "def g():\n    pass\n) = 1\n\n\n" + "".join(defs[12:])
+    calls: list[tuple[int, int]] = []
+    real = outline_module.parse_region
+
+    def counted(lines: Sequence[str], lo: int, hi: int, container: Def) -> Any:
+        calls.append((lo, hi))
+        return real(lines, lo, hi, container)
+
+    monkeypatch.setattr(outline_module, "parse_region", counted)
+    assert signature(updated(old, new)) == signature(outline_of(new))
+    assert len(calls) == 1, calls
+
+
 # ------------------------------------------------------------------------------------ read-ahead
 
 _PRODUCER = "import sys\nfor i in range(40):\n    sys.stdout.buffer.write(bytes([65 + i % 26]) * (1 << 20))\n"

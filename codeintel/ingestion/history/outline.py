@@ -242,6 +242,13 @@ class _AskAst(NoParse):
     decides."""
 
 
+class _Broken(NoParse):
+    """Neither parser takes the region: `ast` finds a syntax error other than of indentation,
+    and tree-sitter errors between its statements.  A region of module statements cuts no
+    statement (its ends are the ends of top-level definitions), so a wider one would hold
+    the same error: the version is parsed whole (where errors are allowed)."""
+
+
 def parse_outline(lines: Sequence[str], max_bytes: int = 0) -> tuple[Module, str]:
     """The outline of a whole version (its lines), and the parser that made it: `tree-sitter`
     where it parses it clean (twice as fast as `ast`, the same spans), `ast` where tree-sitter
@@ -433,7 +440,7 @@ def _ts_region(root: Any, offset: int, container: Def, wrapped: bool, *, strict:
             raise NoParse("not one block")
         block = consequence
     if root.has_error and any(c.type == "ERROR" or c.is_missing for c in block.children):
-        raise NoParse("tree-sitter found errors between statements")
+        raise _Broken("tree-sitter found errors between statements")
     statements = [c for c in block.named_children if c.type != "comment"]
     if not statements:
         return Parsed([], None, None)
@@ -922,9 +929,11 @@ class _UpdateState:
                 if parsed is None:
                     parsed = self._reparse(old, new, kids[g:g_end], r_lo, r_hi, n_lo, n_hi)
                     region = self.update.regions[-1]
-            except NoParse:
+            except NoParse as exc:
                 if open_end and g_end == n:
                     raise  # the end of an open body: what follows it is not its own
+                if old.kind == MODULE and isinstance(exc, _Broken):
+                    raise  # no wider run parses: the version is parsed whole (`update_outline`)
                 step = 1 << tries.get(i, 0)  # wider and wider: a few parses, not one per child
                 tries[i] = tries.get(i, 0) + 1
                 lower = g
