@@ -230,6 +230,7 @@ class ScipIngestStep:
             delta = scip.collect_scip(
                 ctx.gateway, ctx.tool_service, ctx.repo_root, ctx.config.snapshot.repo_name, stale,
                 full=ctx.config.full, ahead=ahead if isinstance(ahead, scip.Ahead) else None, mapper=ctx.local_executor(),
+                max_file_size=ctx.config.execution.scan.max_file_size,
             )  # fmt: skip
         except (ToolNotFoundError, ToolFailedError, IndexDecodeError) as exc:
             return StepResult(note=f"indexer unavailable, stored index kept: {exc}"[:2000], skipped=True)
@@ -244,7 +245,10 @@ class ScipIngestStep:
 def _start_scip(ctx: PipelineContext) -> scip.Ahead | None:
     stale = ctx.change_tracker.stale_files(ScipIngestStep.name)
     project = ctx.config.snapshot.repo_name
-    return scip.start_ahead(ctx.gateway, ctx.tool_service, ctx.repo_root, project, stale, full=ctx.config.full)
+    return scip.start_ahead(
+        ctx.gateway, ctx.tool_service, ctx.repo_root, project, stale,
+        full=ctx.config.full, max_file_size=ctx.config.execution.scan.max_file_size,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

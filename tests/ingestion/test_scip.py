@@ -330,6 +330,54 @@ def test_hostile_files_cost_at_most_their_own_rows(make_repo: Any, make_indexer:
     ) == [("first",)]
 
 
+def test_a_file_over_the_size_limit_is_never_given_to_pyrefly_and_loses_its_rows_when_it_grows(
+    make_repo: Any, make_indexer: Any, tmp_path: Path
+) -> None:
+    """The scan's `max_file_size` holds for the indexer too: a generated module of megabytes
+    (thousands of nested blocks overflow pyrefly's stack: the whole run aborts) is left out,
+    and a file that grows past the limit loses its rows and is not planned again."""
+    small = "def grows() -> int:\n    return 1\n"
+    files = {
+        "pkg/__init__.py": "",
+        "pkg/big.py": "def big() -> int:\n    return 1\n" + "\n".join(f"V{i} = {i}" for i in range(200)) + "\n",
+        "pkg/small.py": small,
+        "pkg/user.py": "from pkg.small import grows\n\nX: int = grows()\n",
+    }
+    idx = make_indexer(make_repo(tmp_path, files))
+    limit = {"max_file_size": 1000}
+    assert len(files["pkg/big.py"]) > 1000
+    started: list[tuple[str, ...]] = []
+    start = scip_ingest.start_indexing
+
+    def recording(service: Any, request: Any) -> Any:
+        started.append(request.files)
+        return start(service, request)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(scip_ingest, "start_indexing", recording)
+        run = idx.run(STEPS, **limit)
+    status = _status(idx, run.run_id)
+    assert status["status"] == "succeeded" and "1 over the size limit" in status["note"], status["note"]
+    assert started and all("pkg/big.py" not in files for files in started)
+    documents = {p for (p,) in idx.query("SELECT path FROM core.scip_documents")}
+    assert documents == {"pkg/__init__.py", "pkg/small.py", "pkg/user.py"}
+
+    idx.git.apply({"pkg/small.py": small + "\n".join(f"W{i} = {i}" for i in range(200)) + "\n"})
+    started.clear()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(scip_ingest, "start_indexing", recording)
+        run = idx.run(STEPS, **limit)
+    status = _status(idx, run.run_id)
+    assert status["status"] == "succeeded" and "2 over the size limit" in status["note"], status["note"]
+    assert started and "pkg/user.py" in started[0]  # its import is gone: indexed again
+    assert all("pkg/small.py" not in files and "pkg/big.py" not in files for files in started)
+    for table in (Table.SCIP_DOCUMENTS, Table.SCIP_OCCURRENCES):
+        assert idx.query(f"SELECT count(*) FROM {table} WHERE path = 'pkg/small.py'") == [(0,)], table
+    assert idx.query("SELECT count(*) FROM core.scip_symbols WHERE def_path = 'pkg/small.py'") == [(0,)]
+    run = idx.run(STEPS, **limit)
+    assert _status(idx, run.run_id)["note"] == "up to date"
+
+
 def _edit_and_run(shop: Any, **settings: Any) -> tuple[Any, dict[str, Any]]:
     before = {t: shop.table_rows(t) for t in SCIP_TABLES}
     shop.git.apply({"pkg/other.py": "def alone() -> int:\n    return 3\n"})

@@ -76,23 +76,37 @@ class ScipPlan:
     gone: tuple[str, ...]
     changed: tuple[str, ...]  # the stale files (partial runs)
     source_roots: tuple[str, ...]
+    too_large: tuple[str, ...] = ()  # current files over the scan's size limit: never indexed
 
 
-def plan_scip(gateway: StorageGateway, stale_to_process: Sequence[str], gone: Sequence[str], *, full: bool) -> ScipPlan:
+def _indexable(plan: ScipPlan) -> set[str]:
+    return {p for p, _ in plan.hashes} - set(plan.too_large)
+
+
+def plan_scip(
+    gateway: StorageGateway, stale_to_process: Sequence[str], gone: Sequence[str], *, full: bool, max_file_size: int = 0
+) -> ScipPlan:
     """The first run of this scip_ingest: nothing, everything, or the stale files and the users of
-    the deleted ones."""
-    current = gateway.query(f"SELECT path, hash FROM {Table.FILE_STATE} ORDER BY path").to_pylist()
+    the deleted ones.  A file over `max_file_size` bytes (the scan's limit; 0: none) is not
+    indexed, as no other step indexes it (a generated module of megabytes can overflow
+    pyrefly's stack): one that grew past it since its last index loses its rows, and the users
+    of its symbols are indexed again, as for a deleted file."""
+    current = gateway.query(f"SELECT path, hash, size FROM {Table.FILE_STATE} ORDER BY path").to_pylist()
     hashes = tuple((r["path"], r["hash"]) for r in current)
+    too_large = tuple(r["path"] for r in current if max_file_size and (r["size"] or 0) > max_file_size)
+    grown = [p for p in stale_to_process if p in set(too_large)]
+    stale_to_process = [p for p in stale_to_process if p not in set(too_large)]
     roots_rows = gateway.query(f"SELECT source_root, count(*) AS n FROM {Table.MODULES} GROUP BY 1").to_pylist()
     roots = source_roots([(r["source_root"] or "", int(r["n"])) for r in roots_rows])
-    all_files = tuple(p for p, _ in hashes)
+    all_files = tuple(p for p, _ in hashes if p not in set(too_large))
     stored = gateway.query(f"SELECT count(*) AS n FROM {Table.SCIP_DOCUMENTS}").to_pylist()[0]["n"]
-    if not stale_to_process and not gone and not full:
-        return ScipPlan(PlanMode.NONE, (), hashes, (), (), roots)
-    first = sorted(set(stale_to_process) | set(users_of(gateway, gone, exclude=set(stale_to_process))))
+    if not stale_to_process and not gone and not grown and not full:
+        return ScipPlan(PlanMode.NONE, (), hashes, (), (), roots, too_large)
+    lost = [*gone, *grown]
+    first = sorted(set(stale_to_process) | set(users_of(gateway, lost, exclude={*stale_to_process, *too_large})))
     if full or stored == 0 or len(first) > FULL_SHARE * max(len(all_files), 1):
-        return ScipPlan(PlanMode.FULL, all_files, hashes, tuple(gone), tuple(stale_to_process), roots)
-    return ScipPlan(PlanMode.PARTIAL, tuple(first), hashes, tuple(gone), tuple(stale_to_process), roots)
+        return ScipPlan(PlanMode.FULL, all_files, hashes, tuple(gone), tuple(stale_to_process), roots, too_large)
+    return ScipPlan(PlanMode.PARTIAL, tuple(first), hashes, tuple(gone), tuple(stale_to_process), roots, too_large)
 
 
 def users_of(gateway: StorageGateway, paths: Sequence[str], exclude: set[str]) -> list[str]:
@@ -150,8 +164,9 @@ class ScipDelta:
 
     @property
     def cleared(self) -> list[str]:
-        """The files whose rows this run replaces (all stored ones on a full run)."""
-        return sorted(set(self.indexed) | set(self.plan.gone))
+        """The files whose rows this run replaces (all stored ones on a full run), or drops (the
+        deleted files, and those over the size limit)."""
+        return sorted(set(self.indexed) | set(self.plan.gone) | set(self.plan.too_large))
 
     @property
     def note(self) -> str:
@@ -160,6 +175,7 @@ class ScipDelta:
         return (
             f"{self.mode}: {len(self.indexed)} files indexed in {self.rounds} pyrefly run(s) "
             f"(collected {self.pyrefly_seconds:.1f} s after they started), {len(self.not_indexed)} without a document"
+            + (f", {len(self.plan.too_large)} over the size limit" if self.plan.too_large else "")
         )
 
     def add(self, name: str, table: pa.Table | Spill) -> None:
@@ -194,7 +210,7 @@ def run_rounds(
     """
     repo_root = Path(str(repo_root_path))
     delta = ScipDelta(plan, mode=plan.mode)
-    all_files = {p for p, _ in plan.hashes}
+    all_files = _indexable(plan)
     files: tuple[str, ...] = plan.files
     stored_iface = _stored_interfaces(gateway) if plan.mode == PlanMode.PARTIAL else {}
     indexing = ahead.indexing if ahead is not None else None
@@ -230,15 +246,16 @@ def run_rounds(
         new_iface = dict(zip(docs["path"].to_pylist(), docs["interface_hash"].to_pylist(), strict=True))
         changed = [p for p in files if new_iface.get(p) != stored_iface.get(p)]
         done = set(delta.indexed)
-        users = set(users_of(gateway, changed, exclude=done))
+        users = set(users_of(gateway, changed, exclude=done | set(plan.too_large)))
         if added and delta.rounds == 1:
-            users |= set(unresolved_importers(gateway, exclude=done))
+            users |= set(unresolved_importers(gateway, exclude=done | set(plan.too_large)))
         if not users:
             break
         if len(done) + len(users) > FULL_SHARE * max(len(all_files), 1):
             logger.info("scip: interfaces changed in %d files, their users are many: one full run", len(changed))
             full = ScipPlan(
-                PlanMode.FULL, tuple(sorted(all_files)), plan.hashes, plan.gone, plan.changed, plan.source_roots
+                PlanMode.FULL, tuple(sorted(all_files)), plan.hashes, plan.gone, plan.changed, plan.source_roots,
+                plan.too_large,
             )
             rest = run_rounds(gateway, full, start, None, strip_roots, project, repo_root, mapper)
             rest.pyrefly_seconds += delta.pyrefly_seconds
@@ -304,16 +321,18 @@ def collect_scip(
     full: bool,
     ahead: Ahead | None = None,
     mapper: Mapper | None = None,
+    max_file_size: int = 0,
 ) -> ScipDelta:
     """Everything scip_ingest writes this run (nothing yet written).  `ahead`: a run started
     ahead (used when it follows the plan made now, else stopped); `mapper`: the step's worker
-    processes on this machine, which decode a large index in parts.
+    processes on this machine, which decode a large index in parts; `max_file_size`: the scan's
+    limit (see `plan_scip`).
 
     Raises:
         ToolNotFoundError, ToolFailedError, IndexDecodeError: the indexer is missing or failed
             (the step records a skip).
     """
-    plan = plan_scip(gateway, [f.path for f in stale.to_process], stale.gone, full=full)
+    plan = plan_scip(gateway, [f.path for f in stale.to_process], stale.gone, full=full, max_file_size=max_file_size)
     if ahead is not None and (ahead.plan != plan or not all(is_regular_file(repo_root, f) for f in plan.files)):
         logger.info("scip: the run started ahead no longer fits the plan or its files: started again")
         ahead.cancel()
@@ -340,10 +359,17 @@ def collect_scip(
 
 
 def start_ahead(
-    gateway: StorageGateway, service: ToolService, repo_root: Path, project: str, stale: StaleFiles, *, full: bool
+    gateway: StorageGateway,
+    service: ToolService,
+    repo_root: Path,
+    project: str,
+    stale: StaleFiles,
+    *,
+    full: bool,
+    max_file_size: int = 0,
 ) -> Ahead | None:
     """Start the first pyrefly run of the coming scip_ingest now (it needs only the scan)."""
-    plan = plan_scip(gateway, [f.path for f in stale.to_process], stale.gone, full=full)
+    plan = plan_scip(gateway, [f.path for f in stale.to_process], stale.gone, full=full, max_file_size=max_file_size)
     if plan.mode == PlanMode.NONE or not plan.files:
         return None
     return Ahead(plan, start_indexing(service, IndexRequest(repo_root, plan.files, plan.source_roots, project)))
@@ -434,7 +460,8 @@ def _write_scip(w: Writer, delta: ScipDelta, run_id: str) -> int:
     written += w.insert(Table.PARSE_ERRORS, errors)
     # a file that could not be read counts as processed with no file's hash: redone when it is back
     current = {p: (UNREAD if p in delta.unreadable else h) for p, h in delta.plan.hashes}
-    done = [(p, current[p]) for p in (current if delta.mode == PlanMode.FULL else delta.indexed) if p in current]
+    processed = current if delta.mode == PlanMode.FULL else [*delta.indexed, *delta.plan.too_large]
+    done = [(p, current[p]) for p in processed if p in current]
     gone = sorted(set(delta.plan.gone))
     if delta.mode == PlanMode.FULL:
         w.execute(f"DELETE FROM {Table.STEP_FILE_STATE} WHERE step = ?", [STEP])
