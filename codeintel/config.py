@@ -250,6 +250,9 @@ def _parse(name: str, raw: Any, parser: Any) -> Any:
             if isinstance(raw, str):
                 return tuple(part.strip() for part in raw.split(",") if part.strip())
             return tuple(str(part) for part in raw)
-        return parser(raw)
+        value = parser(raw)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"setting {name}={raw!r} is not valid: {exc}") from exc
+    if parser in (int, float) and (isinstance(raw, bool) or value < 0):  # sizes, counts, timeouts, days
+        raise ConfigError(f"setting {name}={raw!r} is not valid: a number of 0 or more is expected")
+    return value

@@ -87,6 +87,9 @@ BAD_VALUE_CASES = [
     ("pyproject_not_a_number", None, "lock_timeout = 'soon'\n", "lock_timeout"),
     ("unknown_executor", {"CODEINTEL_EXECUTOR": "threads"}, None, "executor 'threads'"),
     ("malformed_toml", None, "workers = = 3\n", "pyproject.toml"),
+    ("negative_size", None, "max_file_size = -5\n", "max_file_size=-5 .* 0 or more"),
+    ("negative_timeout", {"CODEINTEL_HISTORY_TIMEOUT": "-1"}, None, "history_timeout='-1' .* 0 or more"),
+    ("boolean_count", None, "workers = true\n", "workers=True"),
 ]
 
 
