@@ -94,16 +94,17 @@ def plan_scip(
     current = gateway.query(f"SELECT path, hash, size FROM {Table.FILE_STATE} ORDER BY path").to_pylist()
     hashes = tuple((r["path"], r["hash"]) for r in current)
     too_large = tuple(r["path"] for r in current if max_file_size and (r["size"] or 0) > max_file_size)
-    grown = [p for p in stale_to_process if p in set(too_large)]
-    stale_to_process = [p for p in stale_to_process if p not in set(too_large)]
+    big = set(too_large)
+    grown = [p for p in stale_to_process if p in big]
+    stale_to_process = [p for p in stale_to_process if p not in big]
     roots_rows = gateway.query(f"SELECT source_root, count(*) AS n FROM {Table.MODULES} GROUP BY 1").to_pylist()
     roots = source_roots([(r["source_root"] or "", int(r["n"])) for r in roots_rows])
-    all_files = tuple(p for p, _ in hashes if p not in set(too_large))
+    all_files = tuple(p for p, _ in hashes if p not in big)
     stored = gateway.query(f"SELECT count(*) AS n FROM {Table.SCIP_DOCUMENTS}").to_pylist()[0]["n"]
     if not stale_to_process and not gone and not grown and not full:
         return ScipPlan(PlanMode.NONE, (), hashes, (), (), roots, too_large)
     lost = [*gone, *grown]
-    first = sorted(set(stale_to_process) | set(users_of(gateway, lost, exclude={*stale_to_process, *too_large})))
+    first = sorted(set(stale_to_process) | set(users_of(gateway, lost, exclude={*stale_to_process, *big})))
     if full or stored == 0 or len(first) > FULL_SHARE * max(len(all_files), 1):
         return ScipPlan(PlanMode.FULL, all_files, hashes, tuple(gone), tuple(stale_to_process), roots, too_large)
     return ScipPlan(PlanMode.PARTIAL, tuple(first), hashes, tuple(gone), tuple(stale_to_process), roots, too_large)
