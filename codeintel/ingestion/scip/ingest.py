@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import duckdb
@@ -254,10 +254,7 @@ def run_rounds(
             break
         if len(done) + len(users) > FULL_SHARE * max(len(all_files), 1):
             logger.info("scip: interfaces changed in %d files, their users are many: one full run", len(changed))
-            full = ScipPlan(
-                PlanMode.FULL, tuple(sorted(all_files)), plan.hashes, plan.gone, plan.changed, plan.source_roots,
-                plan.too_large,
-            )
+            full = replace(plan, mode=PlanMode.FULL, files=tuple(sorted(all_files)))
             rest = run_rounds(gateway, full, start, None, strip_roots, project, repo_root, mapper)
             rest.pyrefly_seconds += delta.pyrefly_seconds
             rest.rounds += delta.rounds
@@ -360,15 +357,9 @@ def collect_scip(
 
 
 def start_ahead(
-    gateway: StorageGateway,
-    service: ToolService,
-    repo_root: Path,
-    project: str,
-    stale: StaleFiles,
-    *,
-    full: bool,
-    max_file_size: int = 0,
-) -> Ahead | None:
+    gateway: StorageGateway, service: ToolService, repo_root: Path, project: str, stale: StaleFiles, *,
+    full: bool, max_file_size: int = 0,
+) -> Ahead | None:  # fmt: skip
     """Start the first pyrefly run of the coming scip_ingest now (it needs only the scan)."""
     plan = plan_scip(gateway, [f.path for f in stale.to_process], stale.gone, full=full, max_file_size=max_file_size)
     if plan.mode == PlanMode.NONE or not plan.files:
