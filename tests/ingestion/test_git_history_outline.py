@@ -455,6 +455,30 @@ def test_module_code_neither_parser_takes_is_parsed_whole_at_once(monkeypatch: p
     assert len(calls) == 1, calls
 
 
+def test_a_clause_of_a_module_level_block_edited_after_a_nested_definition_is_widened_not_parsed_whole() -> None:
+    """Definitions nested in a module-level `try` are children of the module: the run after
+    `a2` begins with the `except` clause, a syntax error alone, which parses once widened over
+    the `try` (no whole parse of the version)."""
+    old = textwrap.dedent("""\
+        import sys
+
+        try:
+            def a():
+                return 1
+
+            def a2():
+                return 1
+        except ImportError:
+            def b():
+                return 2
+    """) + "".join(f"\n\ndef tail{i}():\n    return {i}\n" for i in range(8))
+    new = old.replace("except ImportError:", "except (ImportError, OSError):")
+    old_lines, new_lines = source_lines(old), source_lines(new)
+    update = update_outline(outline_of(old), line_diff(old_lines, new_lines), lambda: new_lines, len(old_lines), len(new_lines))
+    assert signature(update.root) == signature(outline_of(new))
+    assert update.parser is None and update.widened > 0, "parsed by widened regions, not whole"
+
+
 # ------------------------------------------------------------------------------------ read-ahead
 
 _PRODUCER = "import sys\nfor i in range(40):\n    sys.stdout.buffer.write(bytes([65 + i % 26]) * (1 << 20))\n"

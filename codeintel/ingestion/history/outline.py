@@ -244,9 +244,12 @@ class _AskAst(NoParse):
 
 class _Broken(NoParse):
     """Neither parser takes the region: `ast` finds a syntax error other than of indentation,
-    and tree-sitter errors between its statements.  A region of module statements cuts no
-    statement (its ends are the ends of top-level definitions), so a wider one would hold
-    the same error: the version is parsed whole (where errors are allowed)."""
+    and tree-sitter errors between its statements.  In a run of the module that begins a
+    top-level statement (`_starts_top_level`) the error is most often the file's (a broken
+    commit, Python 2 code), and wider runs, parsed one after the other, would all fail: the
+    version is parsed whole at once (where errors are allowed).  Where the run only cuts a
+    block at its end (a `try:` whose `except` comes after a nested definition), the whole parse
+    gives the outline the wider run would; its definitions are matched over the whole file."""
 
 
 def parse_outline(lines: Sequence[str], max_bytes: int = 0) -> tuple[Module, str]:
@@ -932,7 +935,7 @@ class _UpdateState:
             except NoParse as exc:
                 if open_end and g_end == n:
                     raise  # the end of an open body: what follows it is not its own
-                if old.kind == MODULE and isinstance(exc, _Broken):
+                if old.kind == MODULE and isinstance(exc, _Broken) and _starts_top_level(kids, g):
                     raise  # no wider run parses: the version is parsed whole (`update_outline`)
                 step = 1 << tries.get(i, 0)  # wider and wider: a few parses, not one per child
                 tries[i] = tries.get(i, 0) + 1
@@ -1077,6 +1080,14 @@ class _UpdateState:
         new_defs = [d for m in parsed.defs for d in (m, *walk(m))]
         self.update.regions.append(Region(r_lo, r_hi, n_lo, n_hi, old_defs, new_defs))
         return parsed
+
+
+def _starts_top_level(kids: Sequence[Def], g: int) -> bool:
+    """Whether the module's run from gap `g` begins a top-level statement: at the file's start or
+    after a definition at column 0.  (A definition nested in an `if` or `try` at module level is
+    a child of the module too: a run after it may begin with the `else:` or `except:` of its
+    block, a syntax error until it is widened over the `if`: such a run is widened.)"""
+    return g == 0 or kids[g - 1].col == 0
 
 
 def _quiet(changes: Sequence[_Change], indent: int) -> bool:
