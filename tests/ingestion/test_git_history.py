@@ -783,6 +783,19 @@ def test_a_repository_without_commits_has_no_history(make_repo: MakeRepo, make_i
     assert indexer.work_query("SELECT count(*) AS n FROM history.commits")[0]["n"] == 0
 
 
+def test_git_missing_is_a_skip_that_says_so_and_nothing_else_fails(
+    make_repo: MakeRepo, make_indexer: MakeIndexer, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path, BASE)
+    indexer = make_indexer(repo)
+    run = indexer.run(git=str(tmp_path / "no" / "git"))
+    assert run.ok, run.failed
+    status = indexer.step_runs(run.run_id)["git_history"]
+    assert status["status"] == "skipped"
+    assert status["note"].startswith(f"git not found ({tmp_path / 'no' / 'git'})"), status["note"]
+    assert indexer.work_query("SELECT count(*) AS n FROM core.goids")[0]["n"] > 0
+
+
 # ------------------------------------------------------------------------------------ on a corpus
 
 

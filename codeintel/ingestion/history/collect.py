@@ -64,7 +64,8 @@ def read_repo_history(tools: ToolService, repo: Path, settings: HistorySettings,
     keyed by them, so a database renamed with --full walks its history again even where this
     step was not selected in that run."""
     if not tools.available(tools.config.git):
-        return RepoHistory(None, frozenset(), "")
+        missing = f"git not found ({tools.config.git}): install git, or set `git` in [tool.codeintel] or CODEINTEL_GIT"
+        return RepoHistory(None, frozenset(), "", why_no_head=missing)
     try:
         # (the shallow file is the repository's, not a linked worktree's: `--git-path` knows where)
         out = tools.git(
@@ -130,7 +131,7 @@ def _read(path: Path) -> bytes:
 def plan_history(tools: ToolService, repo: Path, now: RepoHistory, stored: StoredHistory, *, full: bool) -> HistoryPlan:
     """What to walk: nothing, everything, or the commits not walked yet (and what is gone)."""
     if now.head is None:
-        return HistoryPlan(PlanMode.NONE, now, reason="no commit (or not a git repository)")
+        return HistoryPlan(PlanMode.NONE, now, reason=now.why_no_head or "no commit (or not a git repository)")
     if stored.head is None or full:
         return HistoryPlan(PlanMode.COLD, now, reason="--full" if full else "no history stored")
     if stored.digest != now.digest:

@@ -38,6 +38,7 @@ class RepoHistory:
     # where the indexed directory is in the repository ("pkg/" for `codeintel export repo/pkg`,
     # "" at the top): git names files from the top, the history stores them from the directory
     prefix: str = ""
+    why_no_head: str = ""  # when `head` is None: why (git missing, no commit, not a repository)
 
 
 @dataclass(frozen=True, slots=True)
