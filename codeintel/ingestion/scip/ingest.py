@@ -79,10 +79,6 @@ class ScipPlan:
     too_large: tuple[str, ...] = ()  # current files over the scan's size limit: never indexed
 
 
-def _indexable(plan: ScipPlan) -> set[str]:
-    return {p for p, _ in plan.hashes} - set(plan.too_large)
-
-
 def plan_scip(
     gateway: StorageGateway, stale_to_process: Sequence[str], gone: Sequence[str], *, full: bool, max_file_size: int = 0
 ) -> ScipPlan:
@@ -211,7 +207,8 @@ def run_rounds(
     """
     repo_root = Path(str(repo_root_path))
     delta = ScipDelta(plan, mode=plan.mode)
-    all_files = _indexable(plan)
+    too_large = set(plan.too_large)
+    all_files = {p for p, _ in plan.hashes} - too_large
     files: tuple[str, ...] = plan.files
     stored_iface = _stored_interfaces(gateway) if plan.mode == PlanMode.PARTIAL else {}
     indexing = ahead.indexing if ahead is not None else None
@@ -247,9 +244,9 @@ def run_rounds(
         new_iface = dict(zip(docs["path"].to_pylist(), docs["interface_hash"].to_pylist(), strict=True))
         changed = [p for p in files if new_iface.get(p) != stored_iface.get(p)]
         done = set(delta.indexed)
-        users = set(users_of(gateway, changed, exclude=done | set(plan.too_large)))
+        users = set(users_of(gateway, changed, exclude=done | too_large))
         if added and delta.rounds == 1:
-            users |= set(unresolved_importers(gateway, exclude=done | set(plan.too_large)))
+            users |= set(unresolved_importers(gateway, exclude=done | too_large))
         if not users:
             break
         if len(done) + len(users) > FULL_SHARE * max(len(all_files), 1):
