@@ -71,12 +71,13 @@ def last_note_is(step: str, note: str) -> str:
     )
 
 
-def lineages_sql(only_touched: bool) -> str:
+def lineages_sql(only_touched: bool, part: int = 0, parts: int = 1) -> str:
     """`history.lineages` rows: per lineage its first and last events, the GOID it is today
     (none when gone), its changes, renames and moves; truncated when no walk saw it created
-    (a shallow clone's boundary).  With `only_touched`, for the lineages of `_ci_touched`."""
-    where = "WHERE f.lineage_id IN (SELECT lineage_id FROM _ci_touched)" if only_touched else ""
-    head_where = "WHERE h.lineage_id IN (SELECT lineage_id FROM _ci_touched)" if only_touched else ""
+    (a shallow clone's boundary).  With `only_touched`, for the lineages of `_ci_touched`;
+    with `parts` > 1, for those whose id hashes to `part` of them (each lineage is in one)."""
+    where = _lineage_filter("f", only_touched, part, parts)
+    head_where = _lineage_filter("h", only_touched, part, parts)
     return f"""
         WITH ev AS (
             SELECT f.*, c.committer_time, {ORDER_KEY} AS ord
@@ -109,6 +110,13 @@ def lineages_sql(only_touched: bool) -> str:
                coalesce(a.moves, 0)::INTEGER AS moves, a.created_sha IS NULL AS is_truncated
         FROM agg a FULL OUTER JOIN head h USING (lineage_id)
     """
+
+
+def _lineage_filter(alias: str, only_touched: bool, part: int, parts: int) -> str:
+    found = [f"{alias}.lineage_id IN (SELECT lineage_id FROM _ci_touched)"] if only_touched else []
+    if parts > 1:
+        found.append(f"hash({alias}.lineage_id) % {int(parts)} = {int(part)}")
+    return f"WHERE {' AND '.join(found)}" if found else ""
 
 
 def function_history_sql() -> str:
