@@ -9,9 +9,11 @@ touches the database.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import functools
 import hashlib
+import itertools
 import logging
 import os
 import tempfile
@@ -206,7 +208,7 @@ def _spooled_outputs(
         data = pa.memory_map(name).read_buffer()
     finally:
         os.unlink(name)
-    tables = [pa.ipc.open_stream(data.slice(start, size)).read_all() for start, size in streams]
+    tables = [_Rows(pa.ipc.open_stream(data.slice(start, size)).read_all()) for start, size in streams]
     found = BatchOutputs()
     for shell in shells:
         outputs = {}
@@ -215,6 +217,30 @@ def _spooled_outputs(
             outputs[extractor] = FileOutput(path, digest, rows, mine)
         found.append(outputs)
     return found
+
+
+class _Rows:
+    """A table read from an IPC stream (a chunk per record batch: a file's rows, or more), sliced
+    file by file: `pa.Table.slice` walks the chunks from the first, so that slicing a batch of
+    15,000 small files' rows took the step's process 17 s; here a slice finds its first chunk by
+    bisection."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self.schema = table.schema
+        self.batches = table.to_batches()
+        self.starts = list(itertools.accumulate((b.num_rows for b in self.batches), initial=0))
+
+    def slice(self, offset: int, length: int) -> pa.Table:
+        """The rows `offset` to `offset + length` (as `pa.Table.slice`)."""
+        found = []
+        at = bisect.bisect_right(self.starts, offset) - 1
+        while length > 0 and at < len(self.batches):
+            part = self.batches[at].slice(offset - self.starts[at], length)
+            found.append(part)
+            offset += part.num_rows
+            length -= part.num_rows
+            at += 1
+        return pa.Table.from_batches(found, schema=self.schema)
 
 
 def extract_batch(batch: FileBatch) -> BatchOutputs:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from codeintel.ingestion.change_tracker import FileRef
-from codeintel.ingestion.filework import BatchOutputs, FileBatch, FileOutput, extract_batch
+from codeintel.ingestion.filework import BatchOutputs, FileBatch, FileOutput, _Rows, extract_batch
 from codeintel.ingestion.scan import hash_bytes
 from codeintel.orchestration.executors import ProcessExecutor
 from codeintel.storage.catalog import Table
@@ -119,6 +119,21 @@ def test_a_batchs_tables_of_one_name_share_a_stream_and_each_file_gets_its_own_r
         for name, table in out["cst"].tables.items():
             assert again["cst"].tables[name].schema == table.schema
     assert len(list(spool.iterdir())) == 1  # (the first `__reduce__`'s file: nothing read it)
+
+
+def test_a_streams_rows_are_sliced_file_by_file_as_the_table_slices_them() -> None:
+    """Rows read back from a spool file come in a chunk per record batch, some empty, a file's
+    rows in one or more of them: each slice (by bisection) is what `pa.Table.slice` gives."""
+    chunks = [
+        pa.table({"n": pa.array(range(start, start + size), pa.int64())})
+        for start, size in ((0, 3), (3, 0), (3, 1), (4, 5), (9, 0))
+    ]
+    table = pa.concat_tables(chunks)
+    rows = _Rows(table)
+    for offset in range(table.num_rows + 1):
+        for length in range(table.num_rows + 1 - offset):
+            assert rows.slice(offset, length).equals(table.slice(offset, length)), (offset, length)
+            assert rows.slice(offset, length).schema == table.schema
 
 
 def test_a_batch_of_rows_alone_leaves_no_file_in_the_spool(tmp_path: Path) -> None:
