@@ -258,8 +258,29 @@ def extract_batch(batch: FileBatch) -> BatchOutputs:
         found = BatchOutputs(
             _extract(batch, ref, digest, parsed, data) for ref, digest, parsed, data in _each_parsed(batch)
         )
+        _tables_of_the_batch(found)
     found.spool = batch.spool
     return found
+
+
+# tables whose rows a file has a few of: made into one Arrow table for the whole batch, each file
+# given its slice (a table a file cost 0.2 ms: a third of cst_ingest's time on small files)
+BATCHED_TABLES = (Table.COMMENTS, Table.DEF_HEADERS)
+
+
+def _tables_of_the_batch(found: list[dict[str, FileOutput]]) -> None:
+    """Turn the rows of `BATCHED_TABLES` of every output of a batch into one Arrow table per
+    table, each output keeping its slice of it (among `tables`, as a worker builds them)."""
+    for table in BATCHED_TABLES:
+        having = [out for outputs in found for out in outputs.values() if table in out.rows]
+        if not having:
+            continue
+        whole = to_arrow(table, [row for out in having for row in out.rows[table]])
+        at = 0
+        for out in having:
+            n = len(out.rows.pop(table))
+            out.tables[table] = whole.slice(at, n)
+            at += n
 
 
 def _extract(
@@ -365,8 +386,8 @@ def _call_facts(batch: FileBatch, ref: FileRef, parsed: ParsedFile, out: FileOut
 
 def _cst(batch: FileBatch, ref: FileRef, data: bytes, step: str, out: FileOutput) -> None:
     found = extract_cst(data, repo=batch.repo, path=ref.path, module=ref.module)
-    out.tables[Table.COMMENTS] = to_arrow(Table.COMMENTS, found.comments)
-    out.tables[Table.DEF_HEADERS] = to_arrow(Table.DEF_HEADERS, found.headers)
+    out.rows[Table.COMMENTS] = found.comments  # (made Arrow tables for the whole batch at once)
+    out.rows[Table.DEF_HEADERS] = found.headers
     out.tables[Table.NAME_SITES] = columns_to_arrow(Table.NAME_SITES, found.name_columns)
     # a syntax error or undecodable bytes are no row of its own: the file's one core.parse_errors
     # row is ast_ingest's, and these rows are what tree-sitter recovered around them
