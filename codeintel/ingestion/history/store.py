@@ -30,7 +30,8 @@ STORE_MEMORY_LIMIT = "128MB"
 # history.lineages is computed this many lineages a query at most: its aggregate keeps each
 # lineage's texts (shas, paths, names) in memory DuckDB cannot spill, so that at the store's
 # memory limit, 88,000 lineages at once failed (CPython's standard library: "Out of Memory")
-# where sqlalchemy's 54,000 passed; a part more costs a scan of the changes (0.05 s on sqlalchemy)
+# where sqlalchemy's 54,000 passed; each part scans the changes again (sqlalchemy's 3 parts take
+# 0.07-0.1 s more than one query)
 LINEAGES_AT_ONCE = 25_000
 
 HISTORY_TABLES = (
