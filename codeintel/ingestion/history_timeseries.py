@@ -472,7 +472,7 @@ def _file_id_table(columns: dict[str, list[Any]]) -> pa.Table:
 def store_timeseries(writer: Writer, plan: TimeseriesPlan, facts: TimeseriesFacts) -> int:
     """Replace the samples not kept, add the blobs measured, drop blobs no sample holds, and
     lay `analytics.history_timeseries` out again; returns the rows written."""
-    writer.execute(f"SET memory_limit = '{LAYOUT_MEMORY_LIMIT}'")  # this connection's: the layout spills beyond
+    writer.set("memory_limit", LAYOUT_MEMORY_LIMIT)  # the layout spills beyond (reset when the writer ends)
     kept = sorted(plan.kept)
     for table in (Table.TIMESERIES_SAMPLES, Table.TIMESERIES_FILES):
         writer.execute(f"DELETE FROM {table} WHERE NOT list_contains(?::TIMESTAMPTZ[], sample_time)", [kept])

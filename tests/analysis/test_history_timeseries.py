@@ -214,6 +214,20 @@ def test_a_function_growing_more_complex_shows_it_sample_by_sample(
     )  # fmt: skip
 
 
+def test_the_layouts_memory_limit_ends_with_its_step(repo: DatedRepo, make_indexer: MakeIndexer) -> None:
+    """The layout's DuckDB memory limit is the instance's, which every later step of the process
+    shares: it is reset when the step's writer ends (it was left at 256 MB for the rest of the run)."""
+    repo.commit(0, {"pkg/__init__.py": "", "pkg/calc.py": mul(1)})
+    repo.commit(1, {"pkg/calc.py": mul(2)})
+    indexer = make_indexer(repo.root)
+    indexer.run(["repo_scan"])
+    (before,) = indexer.work_query("SELECT current_setting('memory_limit') AS m")
+    notes = export(indexer)
+    assert notes["history_timeseries"].startswith("1 samples listed"), notes
+    assert indexer.work_query("SELECT current_setting('memory_limit') AS m") == [before]
+    assert before["m"] != "244.1 MiB"
+
+
 def test_a_directory_below_the_repositorys_top_is_sampled_alone_named_from_it(
     repo: DatedRepo, make_indexer: MakeIndexer
 ) -> None:
