@@ -682,6 +682,13 @@ def test_a_history_of_more_lineages_than_the_store_aggregates_at_once_is_stored(
     repo = make_repo(tmp_path, files)
     monkeypatch.setattr(history_store, "STORE_MEMORY_LIMIT", "32MB")
     monkeypatch.setattr(history_store, "LINEAGES_AT_ONCE", history_store.LINEAGES_AT_ONCE // 4)
+    store = history_store.store_history
+
+    def on_two_threads(writer: Any, plan: Any, facts: Any) -> int:
+        writer.set("threads", 2)  # (DuckDB's default is a thread a core: each takes memory of its own)
+        return store(writer, plan, facts)
+
+    monkeypatch.setattr(history_store, "store_history", on_two_threads)
     indexer = make_indexer(repo)
     run_history(indexer)
     (row,) = indexer.work_query(
