@@ -551,10 +551,12 @@ def _decode_document(
     out.occurrences.add(path, _occurrence_batch(path, occ, enclosing))
     interface: list[str] = []
     symbols: list[tuple[object, ...]] = []
+    unlisted = dict(first_def)  # defined here, no SymbolInformation yet
     for info in doc.symbols:
         symbol = info.symbol
         if symbol.startswith("local "):  # parse_symbol's SymbolKind.LOCAL
             continue
+        unlisted.pop(symbol, None)
         parsed = parse_symbol(symbol)
         signature, documentation = _hover(info.documentation, strip)
         relationships = _relationships(info)
@@ -565,6 +567,16 @@ def _decode_document(
         )  # fmt: skip
         if parsed.kind in _INTERFACE_KINDS and "()." not in symbol.rpartition("/")[2][:-3]:
             interface.append(f"{symbol}\x00{signature}\x00{' '.join(relationships)}")
+    # definitions the index lists no SymbolInformation for (pyrefly: code it does not check, such
+    # as a body under `if not TYPE_CHECKING:` or a `sys.version_info` branch not taken) are
+    # symbols all the same, with no signature: their GOIDs join the crosswalk, their uses resolve
+    for symbol, (def_line, def_col) in unlisted.items():
+        if not symbol.startswith("local "):
+            parsed = parse_symbol(symbol)
+            symbols.append(
+                (symbol, str(parsed.kind), parsed.display_name, parsed.qualified_name, parsed.module, parsed.package,
+                 parsed.version, False, path, def_line, def_col, None, None, [], None)
+            )  # fmt: skip
     symbols.sort(key=lambda row: str(row[0]))
     out.symbols.add(path, _symbol_batch(symbols))
     count = len(symbols)
