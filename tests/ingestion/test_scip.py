@@ -196,12 +196,15 @@ def test_definitions_the_type_checker_skips_are_symbols_and_join_the_crosswalk(
 ) -> None:
     """pyrefly gives definition occurrences, and no SymbolInformation, for code it does not check
     (the body of `if not TYPE_CHECKING:`): they are symbols with their definition site and no
-    signature, so every GOID has its crosswalk row (sqlalchemy: 36 GOIDs had none, prefect 25)."""
+    signature, so every GOID has its crosswalk row (sqlalchemy: 36 GOIDs had none, prefect 25).
+    Where the checker lists a symbol of that name (a fallback `def` beside an assignment it
+    checks), the definition keeps being named by that symbol."""
     repo = make_repo(
         tmp_path,
         {
             "pkg/__init__.py": "",
             "pkg/box.py": """
+                import typing
                 from typing import TYPE_CHECKING
 
 
@@ -221,6 +224,14 @@ def test_definitions_the_type_checker_skips_are_symbols_and_join_the_crosswalk(
 
                     def hidden(x):
                         return x
+
+
+                if TYPE_CHECKING:
+                    get_args = typing.get_args
+                else:
+
+                    def get_args(tp):
+                        return ()
                 """,
         },
     )
@@ -236,8 +247,19 @@ def test_definitions_the_type_checker_skips_are_symbols_and_join_the_crosswalk(
            WHERE s.qualified_name IN ('Box.peek', 'Box.__getattr__', 'hidden') ORDER BY s.def_line"""
     )
     assert skipped == [
-        ("Box.peek", "method", 10, True, True), ("Box.__getattr__", "method", 13, True, True), ("hidden", "function", 19, True, True),
+        ("Box.peek", "method", 11, True, True), ("Box.__getattr__", "method", 14, True, True), ("hidden", "function", 20, True, True),
     ]  # fmt: skip
+    # a fallback beside what the checker sees under that name: named by the checker's symbol
+    fallback = idx.query(
+        """SELECT s.kind, s.signature IS NOT NULL, c.match FROM core.goid_crosswalk c
+           JOIN core.scip_symbols s ON s.symbol = c.symbol WHERE c.qualname = 'get_args'"""
+    )
+    assert fallback == [("variable", True, "name")]
+    named = idx.query("SELECT symbol FROM core.goid_crosswalk WHERE qualname = 'get_args'")
+    listed = idx.query(
+        "SELECT symbol FROM core.scip_symbols WHERE def_path = 'pkg/box.py' AND qualified_name = 'get_args'"
+    )
+    assert listed == named  # no symbol of its own
     checked = idx.query("SELECT signature IS NOT NULL FROM core.scip_symbols WHERE qualified_name = 'Box.size'")
     assert checked == [(True,)]
     twice = idx.query("SELECT symbol FROM core.scip_symbols GROUP BY 1 HAVING count(*) > 1")

@@ -552,12 +552,14 @@ def _decode_document(
     interface: list[str] = []
     symbols: list[tuple[object, ...]] = []
     unlisted = dict(first_def)  # defined here, no SymbolInformation yet
+    checked: set[str] = set()  # the qualified names of the symbols listed
     for info in doc.symbols:
         symbol = info.symbol
         if symbol.startswith("local "):  # parse_symbol's SymbolKind.LOCAL
             continue
         unlisted.pop(symbol, None)
         parsed = parse_symbol(symbol)
+        checked.add(parsed.qualified_name)
         signature, documentation = _hover(info.documentation, strip)
         relationships = _relationships(info)
         def_line, def_col = first_def.get(symbol, (None, None))
@@ -569,14 +571,20 @@ def _decode_document(
             interface.append(f"{symbol}\x00{signature}\x00{' '.join(relationships)}")
     # definitions the index lists no SymbolInformation for (pyrefly: code it does not check, such
     # as a body under `if not TYPE_CHECKING:` or a `sys.version_info` branch not taken) are
-    # symbols all the same, with no signature: their GOIDs join the crosswalk, their uses resolve
+    # symbols all the same, with no signature: their GOIDs join the crosswalk, their uses resolve.
+    # Not where a symbol the checker lists has that qualified name (`get_args = typing.get_args`
+    # beside the fallback `def get_args`): the crosswalk names the definition by that one, whose
+    # signature and uses are the checker's (what the definition holds is named by its own)
     for symbol, (def_line, def_col) in unlisted.items():
-        if not symbol.startswith("local "):
-            parsed = parse_symbol(symbol)
-            symbols.append(
-                (symbol, str(parsed.kind), parsed.display_name, parsed.qualified_name, parsed.module, parsed.package,
-                 parsed.version, False, path, def_line, def_col, None, None, [], None)
-            )  # fmt: skip
+        if symbol.startswith("local "):
+            continue
+        parsed = parse_symbol(symbol)
+        if parsed.qualified_name in checked:
+            continue
+        symbols.append(
+            (symbol, str(parsed.kind), parsed.display_name, parsed.qualified_name, parsed.module, parsed.package,
+             parsed.version, False, path, def_line, def_col, None, None, [], None)
+        )  # fmt: skip
     symbols.sort(key=lambda row: str(row[0]))
     out.symbols.add(path, _symbol_batch(symbols))
     count = len(symbols)
