@@ -40,7 +40,7 @@ from codeintel.ingestion.mapping import Mapper
 from codeintel.ingestion.parsing import read_source
 from codeintel.ingestion.scip import scip_pb2
 from codeintel.ingestion.scip.spill import Spill
-from codeintel.ingestion.scip.symbols import SymbolKind, parse_symbol
+from codeintel.ingestion.scip.symbols import ParsedSymbol, SymbolKind, parse_symbol
 from codeintel.ingestion.scip.wire import DocumentLite, RawOccurrences, read_occurrences
 from codeintel.storage.catalog import Table, spec_of
 
@@ -562,11 +562,8 @@ def _decode_document(
         checked.add(parsed.qualified_name)
         signature, documentation = _hover(info.documentation, strip)
         relationships = _relationships(info)
-        def_line, def_col = first_def.get(symbol, (None, None))
-        symbols.append(
-            (symbol, str(parsed.kind), parsed.display_name, parsed.qualified_name, parsed.module, parsed.package,
-             parsed.version, False, path, def_line, def_col, signature, documentation, relationships, None)
-        )  # fmt: skip
+        site = first_def.get(symbol)
+        symbols.append(_symbol_row(symbol, parsed, path, site, signature, documentation, relationships))
         if parsed.kind in _INTERFACE_KINDS and "()." not in symbol.rpartition("/")[2][:-3]:
             interface.append(f"{symbol}\x00{signature}\x00{' '.join(relationships)}")
     # definitions the index lists no SymbolInformation for (pyrefly: code it does not check, such
@@ -575,16 +572,12 @@ def _decode_document(
     # Not where a symbol the checker lists has that qualified name (`get_args = typing.get_args`
     # beside the fallback `def get_args`): the crosswalk names the definition by that one, whose
     # signature and uses are the checker's (what the definition holds is named by its own)
-    for symbol, (def_line, def_col) in unlisted.items():
+    for symbol, site in unlisted.items():
         if symbol.startswith("local "):
             continue
         parsed = parse_symbol(symbol)
-        if parsed.qualified_name in checked:
-            continue
-        symbols.append(
-            (symbol, str(parsed.kind), parsed.display_name, parsed.qualified_name, parsed.module, parsed.package,
-             parsed.version, False, path, def_line, def_col, None, None, [], None)
-        )  # fmt: skip
+        if parsed.qualified_name not in checked:
+            symbols.append(_symbol_row(symbol, parsed, path, site, None, None, []))
     symbols.sort(key=lambda row: str(row[0]))
     out.symbols.add(path, _symbol_batch(symbols))
     count = len(symbols)
@@ -592,6 +585,18 @@ def _decode_document(
     out.documents.add(
         (path, module or None, doc.language or "python", _ENCODINGS.get(doc.position_encoding, "unspecified"),
          occ.count, definitions, count, 0, None, digest)
+    )  # fmt: skip
+
+
+def _symbol_row(
+    symbol: str, parsed: ParsedSymbol, path: str, site: tuple[int, int] | None, signature: str | None,
+    documentation: str | None, relationships: list[str],
+) -> tuple[object, ...]:  # fmt: skip
+    """A repository symbol's row of core.scip_symbols (`site`: its first definition, line and column)."""
+    def_line, def_col = site or (None, None)
+    return (
+        symbol, str(parsed.kind), parsed.display_name, parsed.qualified_name, parsed.module, parsed.package,
+        parsed.version, False, path, def_line, def_col, signature, documentation, relationships, None,
     )  # fmt: skip
 
 
