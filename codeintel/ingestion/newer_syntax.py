@@ -9,7 +9,7 @@ How: the constructs a newer Python added are blanked out, keeping every line whe
 t-strings: 3.14); if what remains parses, the file needs the newest version among the
 constructs blanked.  Errors that only a newer grammar accepts and that cannot be blanked are
 told by the interpreter's message (PEP 701 f-strings: 3.12; PEP 758 unparenthesised `except`
-lists: 3.14).
+lists: 3.14), the file's first error or the first one left once the others are blanked.
 """
 
 from __future__ import annotations
@@ -43,10 +43,9 @@ _T_PREFIXES = {"t", "tr", "rt"}
 def needed_python(text: str, error: SyntaxError, running: Version | None = None) -> str | None:
     """The Python version ("3.12") `text` needs, if its syntax error is only newer syntax."""
     now: Version = running or (sys.version_info.major, sys.version_info.minor)
-    message = error.msg or ""
-    for version, messages in _NEWER_BY_MESSAGE:
-        if version > now and message.startswith(messages):
-            return _dotted(version)
+    by_message = _newer_by_message(error, now)
+    if by_message is not None:
+        return _dotted(by_message)
     try:
         blanked, needed = _blank_newer_constructs(text)
     except (tokenize.TokenError, SyntaxError, ValueError):  # IndentationError is a SyntaxError
@@ -57,9 +56,25 @@ def needed_python(text: str, error: SyntaxError, running: Version | None = None)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ast.parse(blanked)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+    except SyntaxError as exc:
+        # what is left may still be newer syntax told by its message (a PEP 701 f-string in a
+        # file with type parameters: the first error was the type parameters')
+        later = _newer_by_message(exc, now)
+        if later is None:
+            return None
+        needed = max(needed, later)
+    except (ValueError, RecursionError, MemoryError):
         return None
     return _dotted(needed)
+
+
+def _newer_by_message(error: SyntaxError, now: Version) -> Version | None:
+    """The version whose grammar accepts what this interpreter reports as `error`, if newer than `now`."""
+    message = error.msg or ""
+    for version, messages in _NEWER_BY_MESSAGE:
+        if version > now and message.startswith(messages):
+            return version
+    return None
 
 
 def _dotted(version: Version) -> str:

@@ -66,6 +66,15 @@ BLANKED = [
     ),
     ("type_statement_with_cr_line_breaks", "import os\rtype Path = str\r", "3.12", None),
     ("type_statement_with_crlf_line_breaks", "import os\r\ntype Path = str\r\n", "3.12", None),
+    # what is left once blanked may hold newer syntax only a message tells: the newest counts
+    # (under 3.11, a PEP 701 f-string after type parameters; under 3.13 too, PEP 758 after a t-string)
+    ("generic_def_beside_a_pep701_f_string", "def f[T](x: T) -> T:\n    return x\n\ny = f'{f'{1}'}'\n", "3.12", None),
+    (
+        "t_string_beside_a_pep758_except",
+        'x = t"{y}"\ntry:\n    pass\nexcept ValueError, TypeError:\n    pass\n',
+        "3.14",
+        "3.14",
+    ),
 ]
 
 
