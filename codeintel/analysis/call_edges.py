@@ -3,7 +3,7 @@
 The solver names scopes as PyCG does (`pkg.mod.C.method`, `pkg.mod.f.<lambda1>`); the database
 keys entities by GOID.  A caller is looked up in its own file (a lambda or comprehension scope
 belongs to the nearest enclosing definition, module-level code to the module); a callee by its
-fully qualified name (when two files define the same module name, the first path wins).
+fully qualified name in the file the solver found it in (two files may have one module name).
 `solve_call_edges` is the whole-program phase of the call_graph step: solve, then link.
 """
 
@@ -92,7 +92,7 @@ def link_call_sites(sites: Iterable[SiteTargets], goids: Sequence[GoidKey]) -> d
         The rows as columns (`CALL_EDGE_COLUMNS`), in the order of `sites`.
     """
     index = GoidIndex(goids)
-    callee_goids: dict[str, str | None] = {}
+    callee_goids: dict[tuple[str, str | None], str | None] = {}
     cols: dict[str, list[Any]] = {name: [] for name in CALL_EDGE_COLUMNS}
     caller_goid, callee_goid, caller_col, caller_module, path_col, line_col, col_col, callee_col, text_col = (
         cols[name] for name in CALL_EDGE_COLUMNS[:9]
@@ -108,7 +108,7 @@ def link_call_sites(sites: Iterable[SiteTargets], goids: Sequence[GoidKey]) -> d
         if goid is _UNSEEN:
             goid = callers[caller] = index.caller(module.path, caller, module.module)
         here = at_position.setdefault((site.line, site.col), [])
-        for callee, kind, resolution, confidence in targets:
+        for callee, kind, resolution, confidence, callee_path in targets:
             seen = next((r for r in here if callee_col[r] == callee and caller_col[r] == caller), None)
             if seen is not None:  # the same target twice: one row
                 if str(kind) < kind_col[seen]:
@@ -119,9 +119,9 @@ def link_call_sites(sites: Iterable[SiteTargets], goids: Sequence[GoidKey]) -> d
             if callee is None:
                 callee_goid.append(None)
             else:
-                found = callee_goids.get(callee, _UNSEEN)
+                found = callee_goids.get((callee, callee_path), _UNSEEN)
                 if found is _UNSEEN:
-                    found = callee_goids[callee] = index.callee(callee)
+                    found = callee_goids[(callee, callee_path)] = index.callee(callee, callee_path)
                 callee_goid.append(found)
             caller_goid.append(goid)
             caller_col.append(caller)
@@ -148,15 +148,21 @@ class GoidIndex:
     def __init__(self, goids: Sequence[GoidKey]) -> None:
         self.by_file: dict[tuple[str, str], str] = {}
         self.by_name: dict[str, str] = {}
+        self.name_of: dict[str, str] = {}  # full name per GOID
         for ref in sorted(goids, key=lambda k: (k.path, k.type_checking, k.ordinal, k.qualname)):
+            self.name_of[ref.goid] = ref.full_name
             self.by_file.setdefault((ref.path, ref.full_name), ref.goid)
-            self.by_name.setdefault(ref.full_name, ref.goid)  # two files, one module name: first path wins
+            self.by_name.setdefault(ref.full_name, ref.goid)
 
     def caller(self, path: str, caller: str, module: str) -> str | None:
         return _enclosing(path, caller, module, self.by_file)
 
-    def callee(self, name: str | None) -> str | None:
-        return self.by_name.get(name) if name else None
+    def callee(self, name: str | None, path: str | None = None) -> str | None:
+        """The GOID of `name` in file `path`, else (a callee known by name only) of its first file's."""
+        if not name:
+            return None
+        found = self.by_file.get((path, name)) if path is not None else None
+        return found if found is not None else self.by_name.get(name)
 
 
 def _enclosing(path: str, caller: str, module: str, by_file: dict[tuple[str, str], str]) -> str | None:

@@ -98,7 +98,12 @@ def goid_fixes(gateway: StorageGateway, keys: list[GoidKey]) -> GoidFixes:
         if (found := index.caller(r["path"], r["caller"], r["caller_module"])) != r["caller_goid"]
     ]
     callees = gateway.query(f"SELECT DISTINCT callee, callee_goid FROM {Table.CALL_EDGES} WHERE callee IS NOT NULL")
+    # a GOID that still names its callee stays (of two files with one module name, the solver
+    # chose the file; the name alone would give the first)
     callee_fix = [
-        {**r, "callee_goid": found} for r in callees.to_pylist() if (found := index.callee(r["callee"])) != r["callee_goid"]
+        {**r, "callee_goid": found}
+        for r in callees.to_pylist()
+        if index.name_of.get(r["callee_goid"]) != r["callee"]
+        and (found := index.callee(r["callee"])) != r["callee_goid"]
     ]
     return GoidFixes(pa.Table.from_pylist(caller_fix, callers.schema), pa.Table.from_pylist(callee_fix, callees.schema))

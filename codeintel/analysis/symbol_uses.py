@@ -70,6 +70,28 @@ SYMBOL_GOIDS_SQL = """
     GROUP BY s.symbol
 """
 
+# where files share a module name (each service of a monorepo with its own `app` package), they
+# share its symbols: per file using such a symbol, the GOID of its own file's definition, else of
+# the one in its source root, else the first file's (`goid_of`'s)
+TWIN_GOIDS_SQL = """
+    WITH twins AS (
+        SELECT s.symbol, s.def_path, m.source_root, s.goid
+        FROM core.scip_symbols s JOIN core.goids g ON g.goid = s.goid
+        LEFT JOIN core.modules m ON m.path = s.def_path
+        WHERE s.symbol IN (
+            SELECT symbol FROM core.scip_symbols WHERE goid IS NOT NULL GROUP BY symbol HAVING min(goid) <> max(goid)
+        )
+    ),
+    users AS (
+        SELECT DISTINCT o.path, o.symbol FROM core.scip_occurrences o SEMI JOIN twins t ON t.symbol = o.symbol
+        WHERE NOT o.is_definition
+    )
+    SELECT u.path, u.symbol,
+           arg_min(t.goid, (t.def_path <> u.path, t.source_root IS DISTINCT FROM m.source_root, t.def_path)) AS goid
+    FROM users u JOIN twins t ON t.symbol = u.symbol LEFT JOIN core.modules m ON m.path = u.path
+    GROUP BY u.path, u.symbol
+"""
+
 # symbols defined in the repository that a use can refer to: not locals, parameters or type parameters
 REPO_SYMBOLS_SQL = r"""
     SELECT symbol, min(display_name) AS display_name
@@ -99,6 +121,7 @@ def symbol_uses_sql() -> str:
     owner = f"regexp_replace(r.symbol, '{_LAST_DESCRIPTOR}', '')"
     return f"""
     WITH goid_of AS ({SYMBOL_GOIDS_SQL}),
+    twin_of AS ({TWIN_GOIDS_SQL}),
     repo AS ({REPO_SYMBOLS_SQL}),
     fresh AS ({FRESH_PATHS_SQL}),
     defs AS (  -- per repository symbol: its GOID, or the GOID of the class or module it belongs to
@@ -112,9 +135,10 @@ def symbol_uses_sql() -> str:
     ),
     used AS (
         SELECT o.path, o.line, o.col, o.end_line, o.end_col, o.symbol, o.roles, o.enclosing_goid,
-               f.display_name, f.def_goid, f.def_kind
+               f.display_name, coalesce(t.goid, f.def_goid) AS def_goid, f.def_kind
         FROM core.scip_occurrences o
         JOIN defs f ON f.symbol = o.symbol
+        LEFT JOIN twin_of t ON t.path = o.path AND t.symbol = o.symbol
         JOIN fresh fr ON fr.path = o.path  -- a join: `IN (SELECT ...)` here makes the ASOF join below slow
         WHERE NOT o.is_definition
     ),

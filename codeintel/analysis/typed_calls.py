@@ -32,7 +32,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from codeintel.analysis.symbol_uses import FRESH_PATHS_SQL, SYMBOL_GOIDS_SQL
+from codeintel.analysis.symbol_uses import FRESH_PATHS_SQL, SYMBOL_GOIDS_SQL, TWIN_GOIDS_SQL
 
 SCIP_RESOLUTION = "scip"
 AGREED_SUFFIX = "+scip"
@@ -48,12 +48,13 @@ _CALLED_NAME = r"regexp_extract(e.callee_text, '([A-Za-z_][A-Za-z0-9_]*)\s*$', 1
 # (base_goid) or an external one (its SCIP symbol).  The name sites say which names are bases:
 # not keyword values (`metaclass=M`) nor type arguments (`T` in `class C(Base[T])`).
 CLASS_BASES_SQL = f"""
-    WITH goid_of AS ({SYMBOL_GOIDS_SQL}), fresh AS ({FRESH_PATHS_SQL})
-    SELECT n.enclosing_goid AS class_goid, d.goid AS base_goid, o.symbol AS base_symbol
+    WITH goid_of AS ({SYMBOL_GOIDS_SQL}), twin_of AS ({TWIN_GOIDS_SQL}), fresh AS ({FRESH_PATHS_SQL})
+    SELECT n.enclosing_goid AS class_goid, coalesce(t.goid, d.goid) AS base_goid, o.symbol AS base_symbol
     FROM core.name_sites n
     JOIN core.goids c ON c.goid = n.enclosing_goid AND c.kind = 'class'
     JOIN core.scip_occurrences o ON o.path = n.path AND o.line = n.line AND o.col = n.col AND NOT o.is_definition
     LEFT JOIN goid_of d ON d.symbol = o.symbol
+    LEFT JOIN twin_of t ON t.path = o.path AND t.symbol = o.symbol
     WHERE n.role = 'base_class' AND n.path IN (SELECT path FROM fresh)
           AND (d.kind = 'class' OR (d.goid IS NULL AND ends_with(o.symbol, '#')))
     ORDER BY n.enclosing_goid, n.line, n.col
@@ -143,15 +144,17 @@ def merged_call_edges_sql() -> str:
     """
     return f"""
     WITH goid_of AS ({SYMBOL_GOIDS_SQL}),
+    twin_of AS ({TWIN_GOIDS_SQL}),
     fresh AS ({FRESH_PATHS_SQL}),
     resolved AS (  -- names a call calls (role 'call', or a decorator's) that SCIP resolves to a repository function, method or class
         SELECT n.path, n.call_line AS line, n.call_col AS col, n.name AS called, n.enclosing_goid,
-               coalesce(k.callee_goid, d.goid) AS callee_goid,
+               coalesce(k.callee_goid, t.goid, d.goid) AS callee_goid,
                CASE WHEN d.kind = 'class' THEN 'constructor' ELSE d.kind END AS kind
         FROM core.name_sites n
         JOIN core.scip_occurrences o ON o.path = n.path AND o.line = n.line AND o.col = n.col AND NOT o.is_definition
         JOIN goid_of d ON d.symbol = o.symbol AND d.kind IN ('function', 'method', 'class')
-        LEFT JOIN {CONSTRUCTORS_TABLE} k ON k.class_goid = d.goid
+        LEFT JOIN twin_of t ON t.path = o.path AND t.symbol = o.symbol
+        LEFT JOIN {CONSTRUCTORS_TABLE} k ON k.class_goid = coalesce(t.goid, d.goid)
         WHERE n.call_line IS NOT NULL AND n.path IN (SELECT path FROM fresh)
     ),
     scip AS (  -- one row per site and target

@@ -11,6 +11,7 @@ succeeds) and an incremental run equal to a full one.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -184,8 +185,12 @@ def test_without_the_indexer_uses_are_a_skip_and_the_views_have_nulls(
 def test_an_incremental_run_equals_a_full_run(shop: Any) -> None:
     shop.git.apply(
         {
-            "pkg/service.py": FILES["pkg/service.py"].replace("return s.limit", "return s.limit + models.DEFAULT_LIMIT"),
-            "pkg/models.py": FILES["pkg/models.py"].replace("DEFAULT_LIMIT = 10", "DEFAULT_LIMIT = 10\n        OTHER = 1"),
+            "pkg/service.py": FILES["pkg/service.py"].replace(
+                "return s.limit", "return s.limit + models.DEFAULT_LIMIT"
+            ),
+            "pkg/models.py": FILES["pkg/models.py"].replace(
+                "DEFAULT_LIMIT = 10", "DEFAULT_LIMIT = 10\n        OTHER = 1"
+            ),
         }
     )
     assert shop.run().ok
@@ -208,3 +213,63 @@ def test_a_use_whose_name_starts_inside_it_gets_that_names_kind(shop: Any) -> No
         (3, 5, 12, "models", "import"),  # from .models import Session: the name site at col 6
         (7, 11, 17, "models", "read"),
     ]  # (without a name site the name would be the symbol's display name, `pkg.models`)
+
+
+# two services of a monorepo, each a source root with its own `app` package: one module name,
+# two files, and symbols pyrefly names alike
+TWIN_SERVICES = {
+    f"services/{service}/app/{name}": text
+    for service in ("one", "two")
+    for name, text in {
+        "__init__.py": "",
+        "main.py": """
+            def helper(x: int) -> int:
+                return x + 1
+
+
+            def handler(x: int) -> int:
+                return helper(x)
+            """,
+        "cli.py": """
+            from app.main import handler
+
+
+            def run() -> int:
+                return handler(1)
+            """,
+    }.items()
+}
+
+
+def test_files_sharing_a_module_name_keep_their_own_calls_and_uses(indexed_copy: Any) -> None:
+    """The points-to call graph, the merged call edges and the symbol uses of each service name
+    the definitions of its own files, not those of the first file with that module name; also
+    after an edit that leaves the program as it was (the stored edges are relinked, not solved)."""
+    idx = indexed_copy("twin_services", TWIN_SERVICES)
+
+    def service_of(goid: str) -> str:
+        (path,) = idx.query("SELECT path FROM core.goids WHERE goid = ?", [goid])[0]
+        return str(path).split("/")[1]
+
+    def check() -> None:
+        for table in ("graph.call_edges", "graph.call_edges_merged"):
+            edges = idx.query(
+                f"SELECT path, caller_goid, callee_goid, resolution FROM {table} WHERE callee_goid IS NOT NULL"
+            )
+            assert len(edges) == 4, table  # run -> handler, handler -> helper, in each service
+            for path, caller, callee, resolution in edges:
+                assert service_of(caller) == service_of(callee) == path.split("/")[1], (table, path, resolution)
+                assert resolution.split("+")[0] in ("import", "direct")  # both analyses agree: no 'scip'-only edge
+        uses = idx.query("SELECT path, user_goid, def_goid FROM graph.symbol_uses WHERE user_goid IS NOT NULL")
+        assert len(uses) >= 6  # per service: the import and the call of handler, the call of helper
+        for path, user, definition in uses:
+            assert service_of(user) == service_of(definition) == path.split("/")[1], path
+
+    check()
+    main = "services/two/app/main.py"
+    idx.git.apply({main: "# the definitions move down a line\n" + textwrap.dedent(TWIN_SERVICES[main])})
+    assert idx.run().ok
+    check()
+    incremental = idx.table_rows("graph.call_edges")
+    assert idx.run(full=True).ok
+    assert idx.table_rows("graph.call_edges") == incremental

@@ -168,7 +168,7 @@ class Handlers(SolverState):
 
     def module_attr(self, index: int, attr: int, dst: int) -> None:
         name = self.strings[attr]
-        sub = self.module_value(f"{self.module_name(index)}.{name}")
+        sub = self.module_value(f"{self.module_name(index)}.{name}", index)
         if sub is not None:
             self.add1(dst, sub)
         if index >= 0:

@@ -67,7 +67,7 @@ def solve_call_graph(facts: Iterable[ModuleFacts]) -> list[CallSite]:
     """
     with gc_paused():  # millions of small long-lived objects: GC passes would cost ~40%
         rows = [
-            _row(module, site, caller, *target)
+            _row(module, site, caller, *target[:4])
             for module, site, caller, targets in site_targets(solve(facts))
             for target in targets
         ]
@@ -75,7 +75,9 @@ def solve_call_graph(facts: Iterable[ModuleFacts]) -> list[CallSite]:
     return rows
 
 
-Target = tuple[str | None, CallKind, Resolution, float]  # callee (None: unresolved), kind, how, confidence
+# callee (None: unresolved), kind, how, confidence, and the file of a repository callee (two files
+# may have one module name: the callee's name alone does not tell which)
+Target = tuple[str | None, CallKind, Resolution, float, str | None]
 SiteTargets = tuple[ModuleFacts, SiteFacts, str, list[Target]]  # module, site, caller, targets
 
 
@@ -118,7 +120,9 @@ class _Namer:
         facts = s.facts[index]
         return facts.qualified(facts.classes[gcid - s.class_base[index]].scope)
 
-    def target(self, module: ModuleFacts, site: SiteFacts, value: int, flag: int) -> tuple[str, CallKind, Resolution]:
+    def target(
+        self, module: ModuleFacts, site: SiteFacts, value: int, flag: int
+    ) -> tuple[str, CallKind, Resolution, str | None]:
         s = self.solution
         key = s.values[value]
         kind = key[0]
@@ -135,25 +139,25 @@ class _Namer:
                 owner = s.class_base[s.func_module[key[1]]] + facts.owner
                 if owner != s.values[key[2]][1]:
                     resolution = Resolution.MRO
+            home = s.facts[s.func_module[key[1]]]
             if site.shape == SiteShape.NAME and flag not in _FLAG_RESOLUTION:
-                local = s.func_module[key[1]] == s.module_index.get(module.module)
-                resolution = Resolution.DIRECT if local else Resolution.IMPORT
-            return name, call_kind, resolution
+                resolution = Resolution.DIRECT if home is module else Resolution.IMPORT
+            return name, call_kind, resolution, home.path
         if kind == CLASS:
-            return self.class_name(key[1]), CallKind.CONSTRUCTOR, resolution
+            return self.class_name(key[1]), CallKind.CONSTRUCTOR, resolution, s.facts[s.class_module[key[1]]].path
         name = s.strings[key[1]]
         if kind == EXT:
             call_kind = CallKind.CONSTRUCTOR if flag == E_CTOR else CallKind.EXTERNAL
             if site.shape == SiteShape.NAME:
                 resolution = Resolution.IMPORT
-            return name, call_kind, resolution
+            return name, call_kind, resolution, None
         if kind == BUILTIN:
             name = f"<builtin>.{name}"
             if site.shape == SiteShape.NAME:
                 resolution = Resolution.DIRECT
-            return name, CallKind.BUILTIN, resolution
+            return name, CallKind.BUILTIN, resolution, None
         assert kind == TYPEINST
-        return name, CallKind.BUILTIN, resolution
+        return name, CallKind.BUILTIN, resolution, None
 
 
 def _site_targets(namer: _Namer, site: SiteFacts, module: ModuleFacts, edges: dict[int, int] | None) -> list[Target]:
@@ -163,12 +167,21 @@ def _site_targets(namer: _Namer, site: SiteFacts, module: ModuleFacts, edges: di
         if shape in (SiteShape.PROTOCOL, SiteShape.DECORATOR):
             return []
         return [
-            (None, CallKind.UNRESOLVED, Resolution.DYNAMIC if shape == SiteShape.DYNAMIC else Resolution.UNKNOWN, 0.0)
+            (
+                None,
+                CallKind.UNRESOLVED,
+                Resolution.DYNAMIC if shape == SiteShape.DYNAMIC else Resolution.UNKNOWN,
+                0.0,
+                None,
+            )
         ]
     confidence = 1.0 if len(targets) == 1 else max(0.1, round(1.0 / len(targets), 3))
-    found: list[Target] = [(name, kind, resolution, confidence) for name, kind, resolution in sorted(targets)]
-    if shape == SiteShape.DYNAMIC and any(name in _EVAL_NAMES for name, _, _ in targets):
-        found.append((None, CallKind.UNRESOLVED, Resolution.DYNAMIC, 0.1))
+    found: list[Target] = [
+        (name, kind, resolution, confidence, path)
+        for name, kind, resolution, path in sorted(targets, key=lambda t: (*t[:3], t[3] or ""))
+    ]
+    if shape == SiteShape.DYNAMIC and any(name in _EVAL_NAMES for name, _, _, _ in targets):
+        found.append((None, CallKind.UNRESOLVED, Resolution.DYNAMIC, 0.1, None))
     return found
 
 

@@ -79,8 +79,17 @@ class SolverState:
         self.func_module: list[int] = []
         self.class_module: list[int] = []
         n_vars = n_sites = n_funcs = n_classes = 0
+        # one module name, several files (each service of a monorepo with its own `app` package,
+        # `tests/conftest.py` beside `examples/x/tests/conftest.py`): per name, the file of each
+        # source root; an import finds the one of the importer's root, else the first file
+        self.root_of: list[str] = []
+        self.twins: dict[str, dict[str, int]] = {}
         for index, facts in enumerate(self.facts):
-            self.module_index.setdefault(facts.module, index)
+            root = _source_root(facts)
+            self.root_of.append(root)
+            first = self.module_index.setdefault(facts.module, index)
+            if first != index:
+                self.twins.setdefault(facts.module, {self.root_of[first]: first}).setdefault(root, index)
             self.var_base.append(n_vars)
             self.site_base.append(n_sites)
             self.func_base.append(n_funcs)
@@ -314,7 +323,7 @@ class SolverState:
         names = [".".join([*parts[:end], "conftest"]) for end in range(len(parts), -1, -1)]
         chain = [index]
         for name in names:
-            found = self.module_index.get(name)
+            found = self.find_module(name, index)
             if found is not None and found not in chain:
                 chain.append(found)
         return chain
@@ -333,7 +342,7 @@ class SolverState:
         when its first attribute lookups run, so few lookups are invalidated and re-run. This is
         a depth-first post-order (import cycles are broken at the back edge), not a sort.
         """
-        imports = [self.imported_modules(facts) for facts in self.facts]
+        imports = [self.imported_modules(index, facts) for index, facts in enumerate(self.facts)]
         order: list[int] = []
         state = [0] * len(self.facts)  # 0 new, 1 on the stack, 2 done
         for root in range(len(self.facts)):
@@ -353,7 +362,7 @@ class SolverState:
                     stack.append((child, iter(imports[child])))
         return order
 
-    def imported_modules(self, facts: ModuleFacts) -> list[int]:
+    def imported_modules(self, importer: int, facts: ModuleFacts) -> list[int]:
         """Numbers of the analysed modules `facts` imports from, in order of first import."""
         found: dict[int, None] = {}
         names = [*facts.star_imports]
@@ -364,7 +373,7 @@ class SolverState:
                 module = facts.strings[op[2]]
                 names.extend((module, f"{module}.{facts.strings[op[3]]}"))
         for name in names:
-            index = self.module_index.get(name)
+            index = self.find_module(name, importer)
             if index is not None:
                 found[index] = None
         return list(found)
@@ -399,7 +408,7 @@ class SolverState:
         seen.add((index, name))
         externals = []
         for star in self.facts[index].star_imports:
-            target = self.module_index.get(star)
+            target = self.find_module(star, index)
             if target is None:
                 externals.append(star)
             elif self.exports(target, name, set()):
@@ -421,10 +430,23 @@ class SolverState:
             return False
         if name in self._bound_names(index):
             return True
-        return any(self.exports(self.module_index[s], name, seen) for s in facts.star_imports if s in self.module_index)
+        return any(
+            self.exports(found, name, seen)
+            for s in facts.star_imports
+            if (found := self.find_module(s, index)) is not None
+        )
 
-    def module_value(self, name: str) -> int | None:
-        index = self.module_index.get(name)
+    def find_module(self, name: str, near: int = -1) -> int | None:
+        """The number of analysed module `name` as module `near` (-1: none) imports it: where
+        several files have that name, the one in `near`'s source root, else the first."""
+        if self.twins and near >= 0:
+            found = self.twins.get(name, {}).get(self.root_of[near])
+            if found is not None:
+                return found
+        return self.module_index.get(name)
+
+    def module_value(self, name: str, near: int = -1) -> int | None:
+        index = self.find_module(name, near)
         if index is None:
             index = self.namespace.get(name)
         return None if index is None else self.value(MODULE, index)
@@ -467,10 +489,10 @@ class SolverState:
         elif code == Op.ITER:
             self.hook(base + op[2], (H_ITER, base + op[1], site_base + op[3]))
         elif code == Op.IMPORT:
-            self.link_import(base + op[1], self.strings[strings[op[2]]])
+            self.link_import(base + op[1], self.strings[strings[op[2]]], index)
         elif code == Op.IMPORT_FROM:
             module = self.strings[strings[op[2]]]
-            self.link_import_from(base + op[1], module, self.strings[strings[op[3]]])
+            self.link_import_from(base + op[1], module, self.strings[strings[op[3]]], index)
         elif code == Op.SUPER:
             self.hook(base + op[2], (H_SUPER, base + op[1], base + op[3]))
             self.hook(base + op[3], (H_SUPER_SELF, base + op[1], base + op[2]))
@@ -500,15 +522,15 @@ class SolverState:
         if op[2] >= 0:
             self.hook(base + op[2], (H_CALL, site, base + op[3], E_PLAIN, pos, kws, dstar))
 
-    def link_import(self, dst: int, module: str) -> None:
-        found = self.module_value(module)
+    def link_import(self, dst: int, module: str, importer: int) -> None:
+        found = self.module_value(module, importer)
         self.add1(dst, found if found is not None else self.value(EXT, self.sid(module)))
 
-    def link_import_from(self, dst: int, module: str, name: str) -> None:
-        sub = self.module_value(f"{module}.{name}")
+    def link_import_from(self, dst: int, module: str, name: str, importer: int) -> None:
+        sub = self.module_value(f"{module}.{name}", importer)
         if sub is not None:
             self.add1(dst, sub)
-        index = self.module_index.get(module)
+        index = self.find_module(module, importer)
         if index is not None:
             self.copy(self.module_global(index, name), dst)
         elif sub is None and module not in self.namespace:
@@ -763,3 +785,11 @@ __all__ = [
     "Hook",
     "SolverState",
 ]  # fmt: skip
+
+
+def _source_root(facts: ModuleFacts) -> str:
+    """The directory a module's name is relative to (`services/b` for `app.main` at
+    `services/b/app/main.py`)."""
+    dirs = facts.path.split("/")[:-1]
+    depth = facts.module.count(".") + (1 if facts.is_package else 0) if facts.module else 0
+    return "/".join(dirs[: max(len(dirs) - depth, 0)])
