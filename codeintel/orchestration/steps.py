@@ -301,7 +301,7 @@ class CallGraphStep:
     # only what it reads: the solve resolves imports from the facts themselves, so under Prefect
     # and Dask the call graph (the longest step) starts as soon as the GOIDs exist
     deps: ClassVar[tuple[str, ...]] = ("goids",)
-    code_version: ClassVar[str] = f"facts-{FACTS_VERSION}"
+    code_version: ClassVar[str] = f"facts-{FACTS_VERSION}.1"  # .1: files sharing a module name keep their own calls
     file_work: ClassVar[FileWork] = FileWork(name, "call_facts", (Table.CALL_FACTS,))
 
     def run(self, ctx: PipelineContext) -> StepResult:

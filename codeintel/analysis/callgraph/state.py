@@ -768,6 +768,14 @@ def _c3_merge(sequences: list[list[tuple[int, int]]]) -> list[tuple[int, int]]:
     return result
 
 
+def _source_root(facts: ModuleFacts) -> str:
+    """The directory a module's name is relative to (`services/b` for `app.main` at
+    `services/b/app/main.py`)."""
+    dirs = facts.path.split("/")[:-1]
+    depth = facts.module.count(".") + (1 if facts.is_package else 0) if facts.module else 0
+    return "/".join(dirs[: max(len(dirs) - depth, 0)])
+
+
 __all__ = [
     "BMETHOD",
     "BOUND",
@@ -785,11 +793,3 @@ __all__ = [
     "Hook",
     "SolverState",
 ]  # fmt: skip
-
-
-def _source_root(facts: ModuleFacts) -> str:
-    """The directory a module's name is relative to (`services/b` for `app.main` at
-    `services/b/app/main.py`)."""
-    dirs = facts.path.split("/")[:-1]
-    depth = facts.module.count(".") + (1 if facts.is_package else 0) if facts.module else 0
-    return "/".join(dirs[: max(len(dirs) - depth, 0)])
