@@ -116,6 +116,7 @@ def print_summary(cfg: Any, seconds: float, *, quiet: bool = False, published: b
     """One screen: each step of the run, the size of the main tables, the files that could not
     be used, the steps whose published output is stale, and whether the run published."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table as RichTable
 
     from codeintel.orchestration.ledger import step_runs
@@ -125,7 +126,8 @@ def print_summary(cfg: Any, seconds: float, *, quiet: bool = False, published: b
     gateway = StorageGateway(cfg.storage)
     console = Console(stderr=False)
     runs = step_runs(gateway, cfg.run_id)
-    table = RichTable(title=f"codeintel export of {cfg.snapshot.repo_name} ({seconds:.2f} s)")
+    # notes, errors and names are text, not markup: `[tool.codeintel]` in a note is no style tag
+    table = RichTable(title=escape(f"codeintel export of {cfg.snapshot.repo_name} ({seconds:.2f} s)"))
     for col in ("step", "status", "files", "rows", "seconds", "note / error"):
         table.add_column(col)
     for r in runs:
@@ -136,7 +138,7 @@ def print_summary(cfg: Any, seconds: float, *, quiet: bool = False, published: b
             str(r["files_processed"]),
             str(r["rows_written"]),
             f"{secs:.2f}",
-            (r["error"] or r["note"] or "")[:80],
+            escape((r["error"] or r["note"] or "")[:80]),
         )
     counts = gateway.query(" UNION ALL ".join(f"SELECT '{t}' AS t, count(*) AS n FROM {t}" for t in SUMMARY_TABLES))
     problems = gateway.query(
@@ -151,15 +153,19 @@ def print_summary(cfg: Any, seconds: float, *, quiet: bool = False, published: b
     for line in problem_lines(problems):
         console.print(line, markup=False)
     for s in stale:
+        kept = s["last_success_run_id"]
         console.print(
-            f"stale: {s['step']} ({s['stale_reason']}); it keeps the output of run {s['last_success_run_id']}"
+            f"stale: {s['step']} ({s['stale_reason']}); "
+            + (f"it keeps the output of run {kept}" if kept else "it has no output yet"),
+            markup=False,
         )
     if published:
         console.print(
-            f'published: {cfg.storage.db_path}   query it: codeintel query --db {cfg.storage.db_path} "SELECT ..."'
+            f'published: {cfg.storage.db_path}   query it: codeintel query --db {cfg.storage.db_path} "SELECT ..."',
+            markup=False,
         )
     else:
-        console.print(f"not published: {cfg.storage.db_path} is as before")
+        console.print(f"not published: {cfg.storage.db_path} is as before", markup=False)
 
 
 def problem_lines(problems: Sequence[dict[str, Any]]) -> list[str]:

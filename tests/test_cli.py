@@ -103,6 +103,22 @@ def test_status_shows_the_last_run_and_its_steps(exported: Any, capsys: pytest.C
     assert all(cells[1:4] == ["succeeded", "no", run_id] for cells in by_step.values())
 
 
+def test_the_summary_prints_notes_and_paths_as_text_not_markup(
+    tmp_path: Path, make_repo: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A note naming `[tool.codeintel]` (git missing) and a database path with brackets are
+    printed as they are: rich would take `[...]` for a style tag and drop it."""
+    monkeypatch.setenv("CODEINTEL_GIT", "no-such-git")
+    monkeypatch.setenv("COLUMNS", "400")  # one line per row: nothing wrapped
+    repo = make_repo(tmp_path, FILES)
+    db = tmp_path / "out[1]" / "ci.duckdb"
+    assert main(["export", str(repo.root), "--db", str(db), "--executor", "serial", "--select", "git_history"]) == 0
+    out = capsys.readouterr().out
+    assert "[tool.codeintel]" in out
+    assert f"published: {db}" in out
+    assert "stale: goids (never succeeded); it has no output yet" in out  # not selected, never run
+
+
 def test_export_summary_says_not_published_when_the_publish_failed(
     tmp_path: Path, make_repo: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
