@@ -72,35 +72,33 @@ SYMBOL_GOIDS_SQL = """
 """
 
 # where files share a module name (each service of a monorepo with its own `app` package), they
-# share its symbols: per file using such a symbol, the GOID of its own file's definition, else of
-# the one in its source root, else the first file's (`goid_of`'s)
-TWIN_GOIDS_SQL = """
-    WITH twins AS (
-        SELECT s.symbol, s.def_path, m.source_root, s.goid
-        FROM core.scip_symbols s JOIN core.goids g ON g.goid = s.goid
-        LEFT JOIN core.modules m ON m.path = s.def_path
-        WHERE s.symbol IN (
-            SELECT symbol FROM core.scip_symbols WHERE goid IS NOT NULL GROUP BY symbol HAVING min(goid) <> max(goid)
-        )
-    ),
-    users AS (
-        SELECT DISTINCT o.path, o.symbol FROM core.scip_occurrences o SEMI JOIN twins t ON t.symbol = o.symbol
-        WHERE NOT o.is_definition
+# share its symbols.  Each such file's import root is its path before its module's path (`services/a/`
+# for `flask.app` at `services/a/flask/app.py`, as the checker names it)
+_TWINS_SQL = """
+    SELECT s.symbol, s.def_path, s.goid,
+           left(s.def_path, greatest(instr(s.def_path, replace(s.module, '.', '/')) - 1, 0)) AS root
+    FROM core.scip_symbols s JOIN core.goids g ON g.goid = s.goid
+    WHERE s.symbol IN (
+        SELECT symbol FROM core.scip_symbols WHERE goid IS NOT NULL GROUP BY symbol HAVING min(goid) <> max(goid)
     )
-    SELECT u.path, u.symbol,
-           arg_min(t.goid, (t.def_path <> u.path, t.source_root IS DISTINCT FROM m.source_root, t.def_path)) AS goid
-    FROM users u JOIN twins t ON t.symbol = u.symbol LEFT JOIN core.modules m ON m.path = u.path
-    GROUP BY u.path, u.symbol
 """
 
-# graph.symbol_uses once written: a use of a symbol several files define names its own file's
-# definition, else its source root's (`TWIN_GOIDS_SQL`; an update of the few such rows costs 0.03 s
-# on sqlalchemy, a join in `symbol_uses_sql` over every occurrence 0.13 s)
-OWN_FILE_USES_SQL = f"""
-    UPDATE graph.symbol_uses u SET def_goid = t.goid
-    FROM ({TWIN_GOIDS_SQL}) t
-    WHERE u.path = t.path AND u.symbol = t.symbol AND u.def_goid IS DISTINCT FROM t.goid
-"""
+
+def twin_goids_sql(users: str) -> str:
+    """Per (path, symbol) of the query `users` whose symbol several files define: the GOID of the
+    path's own file's definition, else of the one under the longest import root holding the path,
+    else of the first file's (`SYMBOL_GOIDS_SQL`'s)."""
+    return f"""
+    WITH twins AS ({_TWINS_SQL}),
+    users AS (SELECT DISTINCT u.path, u.symbol FROM ({users}) u SEMI JOIN twins t ON t.symbol = u.symbol)
+    SELECT u.path, u.symbol,
+           arg_min(t.goid, (t.def_path <> u.path, NOT starts_with(u.path, t.root), -length(t.root), t.def_path)) AS goid
+    FROM users u JOIN twins t ON t.symbol = u.symbol
+    GROUP BY u.path, u.symbol
+    """
+
+
+TWIN_GOIDS_SQL = twin_goids_sql("SELECT path, symbol FROM core.scip_occurrences WHERE NOT is_definition")
 
 # symbols defined in the repository that a use can refer to: not locals, parameters or type parameters
 REPO_SYMBOLS_SQL = r"""
@@ -128,7 +126,6 @@ _KIND_CASE = "CASE role " + " ".join(f"WHEN '{role}' THEN '{kind}'" for role, ki
 
 def symbol_uses_sql() -> str:
     """The rows of graph.symbol_uses (ordered by path, line, col, symbol)."""
-    owner = f"regexp_replace(r.symbol, '{_LAST_DESCRIPTOR}', '')"
     return f"""
     WITH goid_of AS ({SYMBOL_GOIDS_SQL}),
     repo AS ({REPO_SYMBOLS_SQL}),
@@ -139,7 +136,7 @@ def symbol_uses_sql() -> str:
         FROM repo r
         LEFT JOIN goid_of d ON d.symbol = r.symbol
         LEFT JOIN goid_of w ON d.goid IS NULL
-              AND w.symbol = CASE WHEN ends_with({owner}, '/') THEN {owner} || '__init__:' ELSE {owner} END
+              AND w.symbol = {_owner_symbol("r.symbol")}
         WHERE coalesce(d.goid, w.goid) IS NOT NULL
     ),
     used AS (
@@ -180,6 +177,29 @@ def symbol_uses_sql() -> str:
     ORDER BY path, line, col, symbol
     """
 
+
+def _owner_symbol(symbol: str) -> str:
+    """SQL: the symbol of the class or module SCIP symbol `symbol` (an SQL expression) belongs to
+    (`pkg/`, a package, is its `pkg/__init__:`)."""
+    owner = f"regexp_replace({symbol}, '{_LAST_DESCRIPTOR}', '')"
+    return f"CASE WHEN ends_with({owner}, '/') THEN {owner} || '__init__:' ELSE {owner} END"
+
+
+def _goid_symbol(use: str) -> str:
+    """SQL: the symbol whose GOID a use (a row of graph.symbol_uses, alias `use`) names: its own,
+    or (an attribute or a global) its class's or module's, as `symbol_uses_sql` finds it."""
+    owner = _owner_symbol(f"{use}.symbol")
+    return f"CASE WHEN {use}.def_kind IN ('attribute', 'variable') THEN {owner} ELSE {use}.symbol END"
+
+
+# graph.symbol_uses once written: a use of a symbol several files define (or of a member of one)
+# names the definition nearest it (`twin_goids_sql`; an update of those few rows costs 0.03 s on
+# sqlalchemy, a join in `symbol_uses_sql` over every occurrence 0.13 s)
+OWN_FILE_USES_SQL = f"""
+    UPDATE graph.symbol_uses u SET def_goid = t.goid
+    FROM ({twin_goids_sql(f"SELECT v.path, {_goid_symbol('v')} AS symbol FROM graph.symbol_uses v")}) t
+    WHERE u.path = t.path AND {_goid_symbol("u")} = t.symbol AND u.def_goid IS DISTINCT FROM t.goid
+"""
 
 _EDGE_COUNTS = {
     "calls": UseKind.CALL,

@@ -216,26 +216,35 @@ def test_a_use_whose_name_starts_inside_it_gets_that_names_kind(shop: Any) -> No
 
 
 # two services of a monorepo, each a source root with its own `app` package: one module name,
-# two files, and symbols pyrefly names alike
+# two files, and symbols pyrefly names alike; `app/extra` is a namespace package (no __init__.py)
 TWIN_SERVICES = {
     f"services/{service}/app/{name}": text
     for service in ("one", "two")
     for name, text in {
         "__init__.py": "",
         "main.py": """
+            from app.extra.tool import tool
+
+            LIMIT = 3
+
+
             def helper(x: int) -> int:
-                return x + 1
+                return x + tool()
 
 
             def handler(x: int) -> int:
                 return helper(x)
             """,
         "cli.py": """
-            from app.main import handler
+            from app.main import LIMIT, handler
 
 
             def run() -> int:
-                return handler(1)
+                return handler(LIMIT)
+            """,
+        "extra/tool.py": """
+            def tool() -> int:
+                return 1
             """,
     }.items()
 }
@@ -252,16 +261,25 @@ def test_files_sharing_a_module_name_keep_their_own_calls_and_uses(indexed_copy:
         return str(path).split("/")[1]
 
     def check() -> None:
-        for table in ("graph.call_edges", "graph.call_edges_merged"):
+        # run -> handler -> helper in each service (where both analyses resolve a call, they agree),
+        # and helper -> tool where SCIP alone resolves it (the scan names the namespace package
+        # from the repository's root, `services.one.app.extra`: the points-to analysis does not
+        # find `app.extra.tool`)
+        expected = {
+            "graph.call_edges": ["direct", "import"] * 2,
+            "graph.call_edges_merged": ["direct+scip", "import+scip", "scip"] * 2,
+        }
+        for table, resolutions in expected.items():
             edges = idx.query(
                 f"SELECT path, caller_goid, callee_goid, resolution FROM {table} WHERE callee_goid IS NOT NULL"
             )
-            assert len(edges) == 4, table  # run -> handler, handler -> helper, in each service
+            assert sorted(r for *_, r in edges) == sorted(resolutions), table
             for path, caller, callee, resolution in edges:
                 assert service_of(caller) == service_of(callee) == path.split("/")[1], (table, path, resolution)
-                assert resolution.split("+")[0] in ("import", "direct")  # both analyses agree: no 'scip'-only edge
         uses = idx.query("SELECT path, user_goid, def_goid FROM graph.symbol_uses WHERE user_goid IS NOT NULL")
-        assert len(uses) >= 6  # per service: the import and the call of handler, the call of helper
+        # per service: the imports and calls of handler and tool, the call of helper, the import
+        # and the read of LIMIT (a global: its module's GOID)
+        assert len(uses) >= 14
         for path, user, definition in uses:
             assert service_of(user) == service_of(definition) == path.split("/")[1], path
 
