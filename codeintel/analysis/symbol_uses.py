@@ -201,6 +201,15 @@ OWN_FILE_USES_SQL = f"""
     WHERE u.path = t.path AND {_goid_symbol("u")} = t.symbol AND u.def_goid IS DISTINCT FROM t.goid
 """
 
+
+def symbol_uses_writes() -> tuple[tuple[str, str, tuple[str, ...]], ...]:
+    """What the symbol_uses step rewrites, in order: per table, the query giving its rows and the
+    statements that then amend them (the uses first: the edges count them once amended)."""
+    return (
+        ("graph.symbol_uses", symbol_uses_sql(), (OWN_FILE_USES_SQL,)),
+        ("graph.symbol_use_edges", symbol_use_edges_sql(), ()),
+    )
+
 _EDGE_COUNTS = {
     "calls": UseKind.CALL,
     "reads": UseKind.READ,

@@ -57,7 +57,7 @@ from codeintel.analysis.symbol_index import (
     build_unresolved_names,
     docs_complete_sql,
 )
-from codeintel.analysis.symbol_uses import OWN_FILE_USES_SQL, symbol_use_edges_sql, symbol_uses_sql
+from codeintel.analysis.symbol_uses import symbol_uses_writes
 from codeintel.analysis.typed_calls import (
     CLASS_BASES_SQL,
     CONSTRUCTORS_TABLE,
@@ -396,7 +396,7 @@ class SymbolUsesStep:
     name: ClassVar[str] = "symbol_uses"
     deps: ClassVar[tuple[str, ...]] = ("goids", "scip_ingest", "cst_ingest")
     code_version: ClassVar[str] = settings_note(
-        symbol_uses_sql(), OWN_FILE_USES_SQL, symbol_use_edges_sql(), DEFINITION_SIGNATURES_SQL
+        *(sql for _, query, amends in symbol_uses_writes() for sql in (query, *amends)), DEFINITION_SIGNATURES_SQL
     )
 
     def run(self, ctx: PipelineContext) -> StepResult:
@@ -406,11 +406,11 @@ class SymbolUsesStep:
         signatures = ctx.gateway.query(DEFINITION_SIGNATURES_SQL)
         types = definition_types(zip(*(signatures.column(i).to_pylist() for i in range(3)), strict=True))
         with step_writer(ctx, self.name, self.deps) as w:
-            w.execute(f"DELETE FROM {Table.SYMBOL_USES}")
-            history_store.insert_query(w, Table.SYMBOL_USES, symbol_uses_sql())
-            w.execute(OWN_FILE_USES_SQL)  # (a few rows, before the edges count them)
-            w.execute(f"DELETE FROM {Table.SYMBOL_USE_EDGES}")
-            history_store.insert_query(w, Table.SYMBOL_USE_EDGES, symbol_use_edges_sql())
+            for table, query, amends in symbol_uses_writes():
+                w.execute(f"DELETE FROM {table}")
+                history_store.insert_query(w, table, query)
+                for amend in amends:
+                    w.execute(amend)
             w.replace_all(Table.DEFINITION_TYPES, types)
         if not indexed:
             return StepResult(w.rows_written, note=NO_SCIP_NOTE + ": no symbol uses", skipped=True)
