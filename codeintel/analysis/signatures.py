@@ -10,13 +10,16 @@ brackets (outside string literals), never by a pattern.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+
+import pyarrow as pa
 
 _OPEN = {"(": ")", "[": "]", "{": "}"}
 _CLOSE = frozenset(_OPEN.values())
 _TAIL = ": ..."
 _SPECIAL = re.compile(r"""[()\[\]{}'"\\]""")
+_BRACKET = re.compile(r"[()\[\]{}]")
+_QUOTE = re.compile("['\"]")
+_NAME = re.compile(r"\w*")  # `\w`: what `str.isalnum()` takes, and `_`
 
 
 # (GOID, SCIP symbol, hover signature) of every function and method the crosswalk names
@@ -25,19 +28,9 @@ DEFINITION_SIGNATURES_SQL = """
     FROM core.goid_crosswalk x
     JOIN core.goids g ON g.goid = x.goid AND g.kind IN ('function', 'method')
     JOIN core.scip_symbols s ON s.symbol = x.symbol AND s.def_path = x.path
-    WHERE s.signature IS NOT NULL
+    WHERE s.signature <> ''
     ORDER BY x.goid
 """
-
-
-@dataclass(frozen=True, slots=True)
-class DefinitionType:
-    """One row of analytics.definition_types: what the checker says a function or method returns."""
-
-    goid: str
-    symbol: str
-    signature: str
-    return_type: str | None
 
 
 def return_type(signature: str | None) -> str | None:
@@ -47,15 +40,18 @@ def return_type(signature: str | None) -> str | None:
     start = signature.find("def ")
     if start < 0:
         return None
-    at = _skip_name(signature, start + 4)
+    name = _NAME.match(signature, start + 4)
+    at = name.end() if name else start + 4
+    # nearly all signatures quote nothing: their brackets need no string skipped
+    matching = _matching if _QUOTE.search(signature, at) else _matching_unquoted
     if at < len(signature) and signature[at] == "[":  # type parameters
-        at = _matching(signature, at)
+        at = matching(signature, at)
         if at < 0:
             return None
         at += 1
     if at >= len(signature) or signature[at] != "(":
         return None
-    end = _matching(signature, at)
+    end = matching(signature, at)
     if end < 0:
         return None
     rest = signature[end + 1 :].lstrip()
@@ -67,15 +63,25 @@ def return_type(signature: str | None) -> str | None:
     return " ".join(found.split()) or None
 
 
-def definition_types(rows: Iterable[tuple[str, str, str | None]]) -> list[DefinitionType]:
-    """Per (GOID, SCIP symbol, hover signature) of a function or method, its return type."""
-    return [DefinitionType(goid, symbol, sig, return_type(sig)) for goid, symbol, sig in rows if sig]
+def definition_types(signatures: pa.Table) -> pa.Table:
+    """The rows of analytics.definition_types: `signatures` (DEFINITION_SIGNATURES_SQL's) with
+    each one's return type."""
+    found = [return_type(signature) for signature in signatures.column("signature").to_pylist()]
+    return signatures.append_column("return_type", pa.array(found, pa.string()))
 
 
-def _skip_name(text: str, at: int) -> int:
-    while at < len(text) and (text[at].isalnum() or text[at] == "_"):
-        at += 1
-    return at
+def _matching_unquoted(text: str, at: int) -> int:
+    """`_matching` for a text with no quote from `at` on."""
+    stack: list[str] = []
+    for m in _BRACKET.finditer(text, at):
+        ch = m.group()
+        if ch in _OPEN:
+            stack.append(_OPEN[ch])
+        elif not stack or stack.pop() != ch:
+            return -1
+        elif not stack:
+            return m.start()
+    return -1
 
 
 def _matching(text: str, at: int) -> int:

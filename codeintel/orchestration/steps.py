@@ -404,7 +404,7 @@ class SymbolUsesStep:
             return StepResult.noop("up to date")
         indexed = _scip_indexed(ctx)
         signatures = ctx.gateway.query(DEFINITION_SIGNATURES_SQL)
-        types = definition_types(zip(*(signatures.column(i).to_pylist() for i in range(3)), strict=True))
+        types = definition_types(signatures)
         with step_writer(ctx, self.name, self.deps) as w:
             for table, query, amends in symbol_uses_writes():
                 w.execute(f"DELETE FROM {table}")
