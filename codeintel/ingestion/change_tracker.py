@@ -103,6 +103,12 @@ class ChangeTracker:
         writer.insert(Table.STEP_FILE_STATE, batch)
 
     @staticmethod
+    def forget_files(writer: Writer, paths: Iterable[str]) -> None:
+        """Inside a write transaction: make every step process `paths` again (their content is
+        the same, what the steps made of them is not: `scan.renamed`)."""
+        writer.delete_paths(Table.STEP_FILE_STATE, paths)
+
+    @staticmethod
     def forget_step(writer: Writer, step: str) -> None:
         """Make `step` reprocess every file next time (used by --full)."""
         writer.execute(f"DELETE FROM {Table.STEP_FILE_STATE} WHERE step = ?", [step])

@@ -55,7 +55,7 @@ from codeintel.ingestion.history.blobs import BlobReader
 from codeintel.ingestion.history.outline import decode_source, ordinals, parse_outline, source_lines, walk
 from codeintel.ingestion.history.versions import id_text, name_key, ordinals_of_keys
 from codeintel.ingestion.parsing import ParsedFile, ProblemKind, parse_bytes
-from codeintel.ingestion.scan import module_name
+from codeintel.ingestion.scan import NAMING_RULES, module_name
 from codeintel.storage.catalog import Table
 from codeintel.storage.gateway import StorageGateway, Writer, to_arrow
 from codeintel.storage.text import safe_text
@@ -129,7 +129,9 @@ def plan_timeseries(
     (none kept when `full`); `root`: the directory of the repository the files are listed
     from (`TimeseriesPlan.root`)."""
     listing = hashlib.blake2b(
-        repr((profile.include, profile.exclude, profile.ignored_dirs, root)).encode("utf-8", "surrogateescape"),
+        repr((profile.include, profile.exclude, profile.ignored_dirs, root, NAMING_RULES)).encode(
+            "utf-8", "surrogateescape"
+        ),
         digest_size=8,
     ).hexdigest()
     code = f"{measuring_code_digest()}-{profile.max_file_size}"

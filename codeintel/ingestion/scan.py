@@ -26,6 +26,9 @@ from codeintel.storage.text import safe_text
 logger = logging.getLogger(__name__)
 
 SOURCE_ROOTS = ("src",)
+# `module_name`'s rules, as what was named by them records (a change names stored files anew);
+# 2: a directory with no `__init__.py` inside a package is a namespace package within it
+NAMING_RULES = "2"
 
 
 class SkipReason(StrEnum):
@@ -125,7 +128,9 @@ def module_name(path: str, package_dirs: set[str]) -> tuple[str, bool, str]:
 
     Rules: under a source root (`src/`) names are relative to it (namespace packages included);
     inside a chain of regular packages the name starts at the topmost package (`lib/pkg/a.py`
-    -> `pkg.a`); a loose file is named from the repository root (`tests/test_a.py` ->
+    -> `pkg.a`), and so in a directory with no `__init__.py` inside such a chain, a namespace
+    package within it (`lib/pkg/sub/a.py` -> `pkg.sub.a`, as Python imports it with `lib` on
+    its path); a loose file is named from the repository root (`tests/test_a.py` ->
     `tests.test_a`).  `pkg/__init__.py` is `pkg`; an `__init__.py` at the root itself is the
     unnamed root package "" (so `from . import x` in `a.py` still finds `x`).
     """
@@ -137,10 +142,13 @@ def module_name(path: str, package_dirs: set[str]) -> tuple[str, bool, str]:
     if dirs and dirs[0] in SOURCE_ROOTS:
         base = 1
     else:
-        top = len(dirs)
+        inner = len(dirs)  # the innermost regular package holding the file
+        while inner > 0 and "/".join(dirs[:inner]) not in package_dirs:
+            inner -= 1
+        top = inner
         while top > 0 and "/".join(dirs[:top]) in package_dirs:
             top -= 1
-        if top < len(dirs):  # the file sits in a regular package: start at the topmost one
+        if inner > 0:  # the file sits in a regular package: start at the topmost one
             base = top
     names = dirs[base:] + ([] if is_package else [stem])
     root = "/".join(dirs[:base])
@@ -196,9 +204,14 @@ def _scan_one(
 
 
 def diff_states(
-    previous: Mapping[str, PreviousState], current: Iterable[ScannedFile]
+    previous: Mapping[str, PreviousState],
+    current: Iterable[ScannedFile],
+    named: Mapping[str, tuple[str, bool, str]] | None = None,
 ) -> list[tuple[str, ChangeKind, str | None, str | None]]:
-    """(path, change kind, old hash, new hash) for every file in either snapshot."""
+    """(path, change kind, old hash, new hash) for every file in either snapshot.  A file with
+    the same content whose import name changed (`named`: path -> the module, is-package flag
+    and source root it had; an `__init__.py` added or removed above it, or new naming rules)
+    is modified, its hash the same: `renamed` lists those."""
     changes: list[tuple[str, ChangeKind, str | None, str | None]] = []
     seen = set()
     for f in current:
@@ -206,12 +219,19 @@ def diff_states(
             continue
         seen.add(f.path)
         old = previous.get(f.path)
+        was = named.get(f.path) if named is not None else None
         if old is None:
             changes.append((f.path, ChangeKind.ADDED, None, f.hash))
-        elif old.hash != f.hash:
+        elif old.hash != f.hash or (was is not None and was != (f.module, f.is_package, f.source_root)):
             changes.append((f.path, ChangeKind.MODIFIED, old.hash, f.hash))
         else:
             changes.append((f.path, ChangeKind.UNCHANGED, old.hash, f.hash))
     for path in sorted(set(previous) - seen):
         changes.append((path, ChangeKind.DELETED, previous[path].hash, None))
     return changes
+
+
+def renamed(changes: Iterable[tuple[str, ChangeKind, str | None, str | None]]) -> list[str]:
+    """The files of `diff_states`' changes whose import name alone changed: what the steps made
+    of them names the old module, so each step processes them again."""
+    return [path for path, kind, old, new in changes if kind == ChangeKind.MODIFIED and old == new]

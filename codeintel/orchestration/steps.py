@@ -82,7 +82,7 @@ from codeintel.ingestion.history_timeseries import (
     plan_timeseries,
     store_timeseries,
 )
-from codeintel.ingestion.scan import PreviousState, diff_states, scan_repository
+from codeintel.ingestion.scan import PreviousState, diff_states, renamed, scan_repository
 from codeintel.ingestion.scip import ingest as scip
 from codeintel.ingestion.scip.decode import IndexDecodeError
 from codeintel.ingestion.tools import ToolFailedError
@@ -140,11 +140,14 @@ class RepoScanStep:
     def run(self, ctx: PipelineContext) -> StepResult:
         old = ctx.gateway.read(Table.FILE_STATE).to_pylist()
         previous = {r["path"]: PreviousState(r["hash"], r["size"], r["mtime_ns"]) for r in old}
+        modules = ctx.gateway.read(Table.MODULES).to_pylist()
+        named = {r["path"]: (r["module"], r["is_package"], r["source_root"]) for r in modules}
         files = scan_repository(ctx.repo_root, ctx.config.execution.scan, ctx.tool_service, previous)
-        changes = diff_states(previous, files)
+        changes = diff_states(previous, files, named)
         changed = any(kind != "unchanged" for _, kind, _, _ in changes)
         usable = [f for f in files if f.hash is not None]
         with step_writer(ctx, self.name, self.deps, changed=changed or ctx.config.full) as w:
+            ChangeTracker.forget_files(w, renamed(changes))
             w.replace_all(Table.FILES, files)
             w.replace_all(
                 Table.MODULES,

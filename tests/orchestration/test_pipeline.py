@@ -185,6 +185,41 @@ def test_deleting_a_file_removes_its_rows_from_every_table_with_a_path(shop: Any
     } == dict.fromkeys(PER_FILE_STEPS, 1)
 
 
+def test_a_file_whose_import_name_alone_changes_is_processed_again_by_every_step(
+    tmp_path: Path, make_repo: Any, make_indexer: Any
+) -> None:
+    """Deleting `lib/__init__.py` renames `lib.pkg.a` to `pkg.a` without touching `a.py`: every
+    step must redo the renamed files (their module rows, module GOIDs, imports and calls name the
+    old module), and the tables equal those of a first run on the new layout."""
+    files = {
+        "lib/__init__.py": "",
+        "lib/pkg/__init__.py": "",
+        "lib/pkg/a.py": "from pkg.b import g\n\n\ndef f():\n    return g()\n",
+        "lib/pkg/b.py": "def g():\n    return 1\n",
+        "lib/pkg/tools/c.py": "def h():\n    return 2\n",  # a namespace package inside `pkg`
+    }
+    repo = make_repo(tmp_path, files)
+    again = make_indexer(repo, tmp_path / "again" / "c.duckdb")
+    again.run()
+    assert again.query("SELECT module FROM core.modules WHERE path = 'lib/pkg/a.py'") == [("lib.pkg.a",)]
+    repo.apply({"lib/__init__.py": None})
+    run = again.run()
+    renamed = ("lib/pkg/__init__.py", "lib/pkg/a.py", "lib/pkg/b.py", "lib/pkg/tools/c.py")
+    assert again.query("SELECT path FROM core.change_state WHERE change_kind = 'modified' ORDER BY 1") == [
+        (p,) for p in renamed
+    ]
+    assert _files_processed(again, run.run_id) == dict.fromkeys(PER_FILE_STEPS, len(renamed))
+    first = make_indexer(repo, tmp_path / "first" / "c.duckdb")
+    first.run()
+    data_tables = sorted(name for name in CATALOG if not name.startswith("meta.") and name != Table.CHANGE_STATE)
+    for table in data_tables:
+        assert again.table_rows(table, without=("run_id",)) == first.table_rows(table, without=("run_id",)), table
+    modules = dict(again.query("SELECT path, module FROM core.modules"))
+    assert modules["lib/pkg/a.py"] == "pkg.a" and modules["lib/pkg/tools/c.py"] == "pkg.tools.c"
+    resolved = again.query("SELECT c.callee_goid = g.goid FROM graph.call_edges c, core.goids g WHERE g.qualname = 'g'")
+    assert resolved == [(True,)], "the call to the renamed module's function resolves"
+
+
 # --------------------------------------------------------------------------- catching up
 
 
