@@ -26,8 +26,9 @@ from codeintel.storage.text import safe_text
 logger = logging.getLogger(__name__)
 
 SOURCE_ROOTS = ("src",)
-# `module_name`'s rules, as what was named by them records (a change names stored files anew);
-# 2: a directory with no `__init__.py` inside a package is a namespace package within it
+# `module_name`'s rules (2: a directory with no `__init__.py` inside a package is a namespace
+# package within it): the timeseries' samples named by other rules are listed again
+# (`history_timeseries.plan_timeseries`); the scan finds the files they rename itself (`diff_states`)
 NAMING_RULES = "2"
 
 
@@ -128,7 +129,7 @@ def module_name(path: str, package_dirs: set[str]) -> tuple[str, bool, str]:
 
     Rules: under a source root (`src/`) names are relative to it (namespace packages included);
     inside a chain of regular packages the name starts at the topmost package (`lib/pkg/a.py`
-    -> `pkg.a`), and so in a directory with no `__init__.py` inside such a chain, a namespace
+    -> `pkg.a`), a directory with no `__init__.py` inside such a chain being a namespace
     package within it (`lib/pkg/sub/a.py` -> `pkg.sub.a`, as Python imports it with `lib` on
     its path); a loose file is named from the repository root (`tests/test_a.py` ->
     `tests.test_a`).  `pkg/__init__.py` is `pkg`; an `__init__.py` at the root itself is the
