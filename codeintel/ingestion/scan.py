@@ -27,9 +27,10 @@ logger = logging.getLogger(__name__)
 
 SOURCE_ROOTS = ("src",)
 # `module_name`'s rules (2: a directory with no `__init__.py` inside a package is a namespace
-# package within it): the timeseries' samples named by other rules are listed again
-# (`history_timeseries.plan_timeseries`); the scan finds the files they rename itself (`diff_states`)
-NAMING_RULES = "2"
+# package within it; 3: a `src/` below the top is a source root): the timeseries' samples named
+# by other rules are listed again (`history_timeseries.plan_timeseries`); the scan finds the
+# files they rename itself (`diff_states`)
+NAMING_RULES = "3"
 
 
 class SkipReason(StrEnum):
@@ -127,7 +128,8 @@ def scanned(path: str, profile: ScanProfile) -> bool:
 def module_name(path: str, package_dirs: set[str]) -> tuple[str, bool, str]:
     """The import name of `path`, whether it is a package, and its source root.
 
-    Rules: under a source root (`src/`) names are relative to it (namespace packages included);
+    Rules: under a source root (`src/`, or a deeper `src/` outside packages: a monorepo's
+    `packages/foo/src/`) names are relative to it (namespace packages included);
     inside a chain of regular packages the name starts at the topmost package (`lib/pkg/a.py`
     -> `pkg.a`), a directory with no `__init__.py` inside such a chain being a namespace
     package within it (`lib/pkg/sub/a.py` -> `pkg.sub.a`, as Python imports it with `lib` on
@@ -140,8 +142,9 @@ def module_name(path: str, package_dirs: set[str]) -> tuple[str, bool, str]:
     is_package = stem == "__init__"
     dirs = parts[:-1]
     base = 0
-    if dirs and dirs[0] in SOURCE_ROOTS:
-        base = 1
+    source_root = _source_root_at(dirs, package_dirs)
+    if source_root is not None:
+        base = source_root + 1
     else:
         inner = len(dirs)  # the innermost regular package holding the file
         while inner > 0 and "/".join(dirs[:inner]) not in package_dirs:
@@ -155,6 +158,19 @@ def module_name(path: str, package_dirs: set[str]) -> tuple[str, bool, str]:
     root = "/".join(dirs[:base])
     # names == [] for the root's own __init__.py: the root package has no name relative to itself
     return ".".join(names), is_package, root
+
+
+def _source_root_at(dirs: list[str], package_dirs: set[str]) -> int | None:
+    """Where in `dirs` the source root holding the file is: the top directory when it is named
+    `src/`, or a deeper `src/` that is no package and in none (a monorepo's `packages/foo/src/`);
+    None: no source root."""
+    for i, name in enumerate(dirs):
+        is_package = "/".join(dirs[: i + 1]) in package_dirs
+        if name in SOURCE_ROOTS and (i == 0 or not is_package):
+            return i
+        if is_package:
+            return None
+    return None
 
 
 def scan_repository(
