@@ -462,3 +462,19 @@ def test_other_sample_settings_lay_the_samples_out_again(repo: DatedRepo, make_i
     assert times == [DAY0 + 2 * WEEK - timedelta(days=9, hours=12) + timedelta(days=k) for k in range(10)]
     # week 0's version of calc.py went with its sample (weeks=1): it is the one measured again
     assert notes["history_timeseries"].endswith(" 1 blobs parsed")
+
+
+def test_other_naming_rules_list_the_samples_again(
+    repo: DatedRepo, make_indexer: MakeIndexer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The samples' module names are the scan's (`scan.module_name`): when its rules change, the
+    stored samples are listed again (their blobs, measured already, are not parsed again)."""
+    repo.commit(0, {"pkg/__init__.py": "", "pkg/calc.py": mul(0)})
+    repo.commit(1, {"pkg/calc.py": mul(1)})
+    repo.commit(2, {"pkg/calc.py": mul(2)})
+    indexer = make_indexer(repo.root)
+    first = export(indexer)["history_timeseries"]
+    assert first.startswith("2 samples listed") and not first.endswith(" 0 blobs parsed")
+    assert export(indexer)["history_timeseries"] == "up to date"
+    monkeypatch.setattr(ingest_timeseries, "NAMING_RULES", "other rules")
+    assert export(indexer)["history_timeseries"] == "2 samples listed, 0 blobs parsed"
