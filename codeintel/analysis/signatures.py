@@ -17,8 +17,6 @@ _OPEN = {"(": ")", "[": "]", "{": "}"}
 _CLOSE = frozenset(_OPEN.values())
 _TAIL = ": ..."
 _SPECIAL = re.compile(r"""[()\[\]{}'"\\]""")
-_BRACKET = re.compile(r"[()\[\]{}]")
-_QUOTE = re.compile("['\"]")
 _NAME = re.compile(r"\w*")  # `\w`: what `str.isalnum()` takes, and `_`
 
 
@@ -42,16 +40,14 @@ def return_type(signature: str | None) -> str | None:
         return None
     name = _NAME.match(signature, start + 4)
     at = name.end() if name else start + 4
-    # nearly all signatures quote nothing: their brackets need no string skipped
-    matching = _matching if _QUOTE.search(signature, at) else _matching_unquoted
     if at < len(signature) and signature[at] == "[":  # type parameters
-        at = matching(signature, at)
+        at = _matching(signature, at)
         if at < 0:
             return None
         at += 1
     if at >= len(signature) or signature[at] != "(":
         return None
-    end = matching(signature, at)
+    end = _matching(signature, at)
     if end < 0:
         return None
     rest = signature[end + 1 :].lstrip()
@@ -68,20 +64,6 @@ def definition_types(signatures: pa.Table) -> pa.Table:
     each one's return type."""
     found = [return_type(signature) for signature in signatures.column("signature").to_pylist()]
     return signatures.append_column("return_type", pa.array(found, pa.string()))
-
-
-def _matching_unquoted(text: str, at: int) -> int:
-    """`_matching` for a text with no quote from `at` on."""
-    stack: list[str] = []
-    for m in _BRACKET.finditer(text, at):
-        ch = m.group()
-        if ch in _OPEN:
-            stack.append(_OPEN[ch])
-        elif not stack or stack.pop() != ch:
-            return -1
-        elif not stack:
-            return m.start()
-    return -1
 
 
 def _matching(text: str, at: int) -> int:

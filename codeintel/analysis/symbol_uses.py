@@ -210,6 +210,7 @@ def symbol_uses_writes() -> tuple[tuple[str, str, tuple[str, ...]], ...]:
         ("graph.symbol_use_edges", symbol_use_edges_sql(), ()),
     )
 
+
 _EDGE_COUNTS = {
     "calls": UseKind.CALL,
     "reads": UseKind.READ,

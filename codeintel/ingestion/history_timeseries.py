@@ -128,12 +128,8 @@ def plan_timeseries(
     """The samples the grid asks for on the history stored now, against the samples stored
     (none kept when `full`); `root`: the directory of the repository the files are listed
     from (`TimeseriesPlan.root`)."""
-    listing = hashlib.blake2b(
-        repr((profile.include, profile.exclude, profile.ignored_dirs, root, NAMING_RULES)).encode(
-            "utf-8", "surrogateescape"
-        ),
-        digest_size=8,
-    ).hexdigest()
+    listed_by = (profile.include, profile.exclude, profile.ignored_dirs, root, NAMING_RULES)
+    listing = hashlib.blake2b(repr(listed_by).encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()
     code = f"{measuring_code_digest()}-{profile.max_file_size}"
     with gateway.reader() as con:  # one connection for the plan's few reads
         rows = con.execute(f"SELECT sample_time, sha, listing FROM {Table.TIMESERIES_SAMPLES}").fetchall()
