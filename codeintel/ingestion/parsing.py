@@ -21,6 +21,7 @@ from pathlib import Path
 
 from codeintel.ingestion.newer_syntax import needed_python
 from codeintel.ingestion.scan import hash_bytes
+from codeintel.ingestion.source_text import decode_source, source_lines
 from codeintel.storage.text import fs_path
 
 RUNNING_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -118,12 +119,12 @@ def parse_bytes(path: str, data: bytes, max_size: int, digest: str | None = None
     except ValueError as exc:  # e.g. source with NUL past the sniffed prefix
         return ParseProblem(path, ProblemKind.BINARY, None, None, str(exc))
     try:
-        text = _decode(data, strict=True)
+        text = decode_source(data, strict=True)
     except UnicodeDecodeError as exc:  # in a comment: ast.parse lets it pass, Python refuses the file
         line = data.count(b"\n", 0, exc.start) + 1
         col = exc.start - data.rfind(b"\n", 0, exc.start)
         return ParseProblem(path, ProblemKind.ENCODING, line, col, f"not decodable: {exc}")
-    return ParsedFile(path, digest or hash_bytes(data), tree, _source_lines(text))
+    return ParsedFile(path, digest or hash_bytes(data), tree, source_lines(text))
 
 
 def unusable_source(path: str, data: bytes, max_size: int) -> ParseProblem | None:
@@ -141,19 +142,9 @@ def unusable_source(path: str, data: bytes, max_size: int) -> ParseProblem | Non
     return None
 
 
-def _source_lines(text: str) -> list[str]:
-    """`text` split where Python splits lines (`\\n`, `\\r\\n`, `\\r`), so that line N is the
-    tree's line N.  Not `str.splitlines`: it also splits at `\\x0c`, `\\x85`, `\\u2028` and
-    others, which string literals and comments may hold, shifting every line after them."""
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    return lines
-
-
 def _syntax_problem(path: str, data: bytes, exc: SyntaxError) -> ParseProblem:
     """A real syntax error, or (`unsupported_syntax`) syntax of a newer Python than this one."""
-    needs = needed_python(_decode(data), exc)
+    needs = needed_python(decode_source(data), exc)
     if needs is None:
         return ParseProblem(path, ProblemKind.SYNTAX, exc.lineno, exc.offset, exc.msg or str(exc))
     message = (
@@ -186,21 +177,3 @@ def extractor_problem(path: str, step: str, exc: BaseException) -> ParseProblem:
 def _is_decode_error(exc: SyntaxError) -> bool:
     msg = (exc.msg or "").lower()
     return "decode" in msg or "codec" in msg or "encoding" in msg or "utf-8" in msg
-
-
-def _decode(data: bytes, *, strict: bool = False) -> str:
-    """The source text of `data` (by its coding cookie or BOM); undecodable bytes are replaced
-    unless `strict`, which raises UnicodeDecodeError for them."""
-    import io
-    import tokenize
-
-    try:
-        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
-    except (SyntaxError, LookupError):  # a line it reads for a cookie is not UTF-8, or no such codec
-        encoding = "utf-8"
-    try:
-        return data.decode(encoding)
-    except UnicodeDecodeError:
-        if strict:
-            raise
-        return data.decode(encoding, "replace")

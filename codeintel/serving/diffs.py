@@ -63,7 +63,13 @@ def parse_unified_diff(text: str) -> list[FileDiff]:
                 current.deleted_at.append((max(1, run_new - 1), run_new))
         run.clear()
 
-    for line in text.splitlines():
+    # git ends a line at "\n" only: a form feed, "\x85" or U+2028 in a line (which
+    # `str.splitlines` would split at) is part of it; a diff saved with CRLF endings loses the CRs
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    for line in lines:
+        line = line.removesuffix("\r")
         if current is not None and (old_left > 0 or new_left > 0):
             kind = line[:1] or " "  # an empty line is an empty context line
             if kind == "\\":

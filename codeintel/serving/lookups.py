@@ -13,6 +13,7 @@ from typing import Any
 import duckdb
 
 from codeintel.errors import CodeIntelError
+from codeintel.ingestion.source_text import python_lines
 from codeintel.serving import graph, index, symbols, worktree
 from codeintel.serving.calls import Call, miss_answer, one_line, others_note
 from codeintel.serving.render import Answer, Section, clamp_limit
@@ -221,7 +222,9 @@ def _read_source(c: Call, s: Symbol) -> _Source:
     problem = None
     if stored is not None and hashlib.blake2b(data, digest_size=16).hexdigest() != stored:
         problem = f"{s.path} changed since the snapshot: the source shown is the file now, its lines may not match the span"
-    return _Source(data.decode("utf-8", "replace").splitlines(), problem)
+    # its lines as the spans count them: not `str.splitlines`, which also splits at a form feed
+    # or a U+2028 in a comment or string, shifting every line after it
+    return _Source(python_lines(data), problem)
 
 
 def _fs_path(stored: str) -> str:

@@ -138,10 +138,12 @@ def blobs_at(root: Path, commit: str, paths: list[str], timeout: float = GIT_TIM
     """The git blob id of each of `paths` (`whole`: of every file) at `commit` (paths absent there are left out)."""
     if not paths and not whole:
         return {}
-    out = _git(root, "ls-tree", "-r", commit, "--", *paths, timeout=timeout)  # named from `root`, as the index names them
+    # named from `root`, as the index names them; NUL-ended: git quotes a name it prints on a line
+    # when it holds a tab, a quote or (core.quotePath, on by default) any non-ASCII byte
+    out = _git(root, "ls-tree", "-r", "-z", commit, "--", *paths, timeout=timeout)
     blobs = {}
-    for line in out.splitlines():
-        meta, _, path = line.partition("\t")
+    for entry in out.split("\0"):
+        meta, _, path = entry.partition("\t")
         parts = meta.split()
         if len(parts) == 3 and parts[1] == "blob":
             blobs[path] = parts[2]
@@ -178,10 +180,13 @@ def worktree_state(root: Path | None, commit: str | None, budget_s: float = 2.5)
         state.head = _git(root, "rev-parse", "HEAD", timeout=left()).strip()
         if is_ancestor(root, commit, state.head, timeout=left()):
             state.commits_ahead = int(_git(root, "rev-list", "--count", f"{commit}..HEAD", timeout=left()).strip() or 0)
-        changed = _git(root, "diff", *_DIFF_ARGS, "--name-only", "--no-renames", commit, "--", "*.py", timeout=left())
-        state.changed = sorted(p for p in changed.splitlines() if p)
-        untracked = _git(root, "ls-files", "--others", "--exclude-standard", "--", "*.py", timeout=left())
-        state.untracked = sorted(p for p in untracked.splitlines() if p)
+        # (NUL-ended names, as `blobs_at` lists them)
+        changed = _git(
+            root, "diff", *_DIFF_ARGS, "--name-only", "-z", "--no-renames", commit, "--", "*.py", timeout=left()
+        )
+        state.changed = sorted(p for p in changed.split("\0") if p)
+        untracked = _git(root, "ls-files", "-z", "--others", "--exclude-standard", "--", "*.py", timeout=left())
+        state.untracked = sorted(p for p in untracked.split("\0") if p)
     except CodeIntelError as exc:
         state.error = str(exc)
     return state

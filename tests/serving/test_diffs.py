@@ -130,3 +130,23 @@ def test_a_refs_diff_names_its_files_as_the_index_whatever_the_users_diff_config
             assert top == {("a/m.py", "a/m.py"), ("sub/b/n.py", "sub/b/n.py")}, (key, ref)
             below = {(f.old_path, f.new_path) for f in parse_unified_diff(diff_of_ref(repo / "sub", ref))}
             assert below == {("b/n.py", "b/n.py")}, (key, ref)
+
+
+def test_a_line_holding_a_form_feed_or_a_line_separator_is_one_line_of_the_diff(tmp_path: Path) -> None:
+    """git ends a diff's line at "\\n" only: a form feed (GNU-style page breaks), "\\x85" or
+    U+2028 inside a changed line must not split it (the counts would shift and the rest of the
+    hunk be lost), and the same diff saved with CRLF endings reads the same."""
+    repo = tmp_path / "r"
+    before = "def f():\n    return 1\n\x0c\ndef g():\n    return 2\n"
+    write_files(repo, {"m.py": before})
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "one")
+    after = "def f():\n    return 1  # \x85 \u2028\n\x0c\n\x0c\ndef g():\n    return 3\n"
+    write_files(repo, {"m.py": after})
+    git(repo, "commit", "-q", "-a", "-m", "two")
+    text = diff_of_ref(repo, "HEAD")
+    for variant in (text, text.replace("\n", "\r\n")):
+        (f,) = parse_unified_diff(variant)
+        assert (f.old_path, f.new_path) == ("m.py", "m.py")
+        assert f.removed == [2, 5] and f.added == [2, 3, 6]
