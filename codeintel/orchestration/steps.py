@@ -483,6 +483,10 @@ class DocsViewsStep:
         "call_graph_types",
         "symbol_uses",
     )
+    # the views' and lookup tables' SQL: a release that changes them remakes them in an existing database
+    code_version: ClassVar[str] = settings_note(
+        *view_statements(), SYMBOL_INDEX_SQL, UNRESOLVED_SITES_SQL, IMPORT_PAIRS_SQL, MODULE_CALL_PAIRS_SQL
+    )
 
     def run(self, ctx: PipelineContext) -> StepResult:
         statements = view_statements()

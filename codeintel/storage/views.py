@@ -143,9 +143,11 @@ VIEWS: dict[str, str] = {
     # One row per function, class and method of HEAD (GOID) and commit that changed it, through
     # renames and moves (its lineage): when, who, how many lines, and what happened to it.  A
     # change a merge left out (made on a side whose version of it the merge did not take) is not
-    # one of them (`history.discarded_changes`).
+    # one of them (`history.discarded_changes`).  A definition of a file `ast` cannot parse at HEAD
+    # (a syntax error) has no row in core.goids: it is named by its file's module.
     "docs.v_function_changes": """
-        SELECT h.goid, coalesce(g.module || '.' || g.qualname, h.qualname) AS full_name, h.kind,
+        SELECT h.goid, coalesce(g.module || '.' || g.qualname, m.module || '.' || h.qualname, h.qualname) AS full_name,
+               h.kind,
                fc.sha, c.committer_time AS time, c.author_time, c.author_name AS author, c.author_email,
                fc.lines_added, fc.lines_deleted, fc.event, fc.path AS path_then, fc.qualname AS qualname_then,
                fc.old_path, fc.old_qualname, c.subject, c.is_merge, c.is_huge, c.is_ignored, c.is_bot
@@ -154,6 +156,7 @@ VIEWS: dict[str, str] = {
         JOIN history.head_defs h USING (lineage_id)
         JOIN history.commits c USING (sha)
         LEFT JOIN core.goids g ON g.goid = h.goid
+        LEFT JOIN core.modules m ON g.goid IS NULL AND m.path = h.path
     """,
     "docs.v_hotspots": """
         SELECT hs.scope, hs.rank, hs.entity, coalesce(g.module || '.' || g.qualname, mo.module, hs.path) AS name,

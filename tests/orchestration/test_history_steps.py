@@ -143,6 +143,39 @@ def test_the_analytics_are_of_the_files_the_scan_takes_the_facts_of_every_file(
     assert indexer.query("SELECT count(*) FROM history.file_changes WHERE path = 'tests/test_calc.py'") == [(7,)]
 
 
+def test_a_function_of_a_file_no_python_parses_at_head_is_named_by_its_module_in_its_changes(
+    tmp_path: Path, make_repo: Any, make_indexer: Any
+) -> None:
+    """Python 2 code at HEAD: core has no definitions for the file, the history walk (tree-sitter)
+    has; its changes carry the full name all other names have, not the bare qualified name."""
+    legacy = "def old(x):\n    print 'x', x\n"
+    repo = make_repo(
+        tmp_path, {**FILES, "pkg/legacy.py": legacy}, commits=({"pkg/legacy.py": legacy.replace("'x'", "'y'")},)
+    )
+    indexer = make_indexer(repo)
+    assert indexer.run().ok
+    assert indexer.query("SELECT count(*) FROM core.goids WHERE path = 'pkg/legacy.py' AND kind <> 'module'") == [(0,)]
+    changes = indexer.query(
+        "SELECT full_name, kind, event FROM docs.v_function_changes WHERE path_then = 'pkg/legacy.py' ORDER BY time, event"
+    )
+    assert changes == [("pkg.legacy.old", "function", "created"), ("pkg.legacy.old", "function", "modified")]
+
+
+def test_a_release_that_changes_the_views_remakes_them_in_a_database_it_did_not_make(
+    tmp_path: Path, make_repo: Any, make_indexer: Any
+) -> None:
+    indexer = make_indexer(make_repo(tmp_path, FILES))
+    assert indexer.run().ok
+    with indexer.gateway.writer("test") as w:  # as an older release left it: other SQL, its version
+        w.execute("CREATE OR REPLACE VIEW docs.v_function_changes AS SELECT 1 AS made_by_an_older_release")
+        w.execute("UPDATE meta.step_state SET code_version = '1' WHERE step = 'docs_views'")
+    run = indexer.run()
+    assert run.ok
+    assert not _notes(indexer, run.run_id)["docs_views"].startswith("up to date")
+    columns = [r[0] for r in indexer.query("DESCRIBE docs.v_function_changes")]
+    assert columns[:2] == ["goid", "full_name"]
+
+
 def test_no_new_commit_is_nothing_to_do(tmp_path: Path, make_repo: Any, make_indexer: Any) -> None:
     repo = make_repo(tmp_path, FILES)
     _edits(repo, 2)
