@@ -7,7 +7,9 @@ Nothing else in the package reads the environment or settings files.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -155,7 +157,7 @@ _SETTINGS: dict[str, tuple[str, str, Any]] = {
     "repo_name": ("snapshot", "repo_name", str),
     "build_dir": ("paths", "build_dir", Path),
     "history_huge_commit_files": ("history", "huge_commit_files", int),
-    "history_bot_pattern": ("history", "bot_pattern", str),
+    "history_bot_pattern": ("history", "bot_pattern", "regex"),
     "history_timeout": ("history", "timeout_s", float),
     "history_hotspot_window_days": ("history", "hotspot_window_days", int),
     "history_coupling_min_revisions": ("history", "coupling_min_revisions", int),
@@ -244,15 +246,26 @@ def _from_pyproject(path: Path) -> dict[str, Any]:
     return settings
 
 
+# timeouts of a tool or a walk: 0 would stop every run of it at once (the lock's 0: do not wait)
+_POSITIVE = frozenset({"git_timeout", "pyrefly_timeout", "history_timeout"})
+
+
 def _parse(name: str, raw: Any, parser: Any) -> Any:
     try:
         if parser == "list":
             if isinstance(raw, str):
                 return tuple(part.strip() for part in raw.split(",") if part.strip())
             return tuple(str(part) for part in raw)
+        if parser == "regex":
+            re.compile(str(raw))
+            return str(raw)
         value = parser(raw)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"setting {name}={raw!r} is not valid: {exc}") from exc
-    if parser in (int, float) and (isinstance(raw, bool) or value < 0):  # sizes, counts, timeouts, days
-        raise ConfigError(f"setting {name}={raw!r} is not valid: a number of 0 or more is expected")
+    except (TypeError, ValueError, re.error) as exc:
+        what = "a regular expression" if parser == "regex" else "valid"
+        raise ConfigError(f"setting {name}={raw!r} is not {what}: {exc}") from exc
+    if parser in (int, float):  # sizes, counts, timeouts, days, shares
+        if isinstance(raw, bool) or not math.isfinite(value) or value < 0:
+            raise ConfigError(f"setting {name}={raw!r} is not valid: a finite number of 0 or more is expected")
+        if name in _POSITIVE and value == 0:
+            raise ConfigError(f"setting {name}={raw!r} is not valid: a number of seconds more than 0 is expected")
     return value
