@@ -86,6 +86,8 @@ def list_candidates(root: Path, profile: ScanProfile, tools: ToolService) -> dic
 
 def _git_candidates(root: Path, profile: ScanProfile, tools: ToolService) -> dict[str, bool]:
     specs = list(profile.include)
+    if not specs:  # (no pathspec would list every file)
+        return {}
     tracked = tools.git(["ls-files", "-z", "--cached", "--", *specs], cwd=root)
     others = tools.git(["ls-files", "-z", "--others", "--exclude-standard", "--", *specs], cwd=root)
     found: dict[str, bool] = {}
@@ -93,7 +95,7 @@ def _git_candidates(root: Path, profile: ScanProfile, tools: ToolService) -> dic
         for raw in blob.split(b"\0"):
             if raw:
                 path = os.fsdecode(raw)
-                if _wanted(path, profile):
+                if scanned(path, profile):  # (git's pathspecs match as `scanned` does; a check)
                     found[path] = is_tracked
     return found
 
@@ -108,7 +110,7 @@ def _walk_candidates(root: Path, profile: ScanProfile) -> Iterable[str]:
                 yield name if rel_dir == "." else f"{rel_dir}/{name}".replace(os.sep, "/")
         for name in sorted(filenames):
             rel = name if rel_dir == "." else f"{rel_dir}/{name}".replace(os.sep, "/")
-            if any(fnmatch.fnmatch(name, pat) for pat in profile.include) and _wanted(rel, profile):
+            if scanned(rel, profile):  # the path from the top, as git matches its pathspecs
                 yield rel
 
 

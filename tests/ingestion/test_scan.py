@@ -150,6 +150,26 @@ def test_scan_profile_include_and_exclude_patterns_apply(tmp_path: Path, make_re
     assert sorted(scan(repo.root, profile)) == ["a.py", "b.pyi"]
 
 
+@pytest.mark.parametrize("use_git", [True, False], ids=["git", "plain_walk"])
+def test_include_patterns_match_the_path_from_the_top_with_git_and_without(
+    tmp_path: Path, make_repo: Any, use_git: bool
+) -> None:
+    """As git's pathspecs: a pattern matches the whole path (`*` crossing directories), so the
+    plain walk takes what git lists; no pattern takes nothing (not every file, as git lists)."""
+    files = {
+        "src/a.py": "",
+        "src/sub/b.py": "",
+        "other/c.py": "",
+        "src/notes.txt": "",
+        "test_top.py": "",
+        "t/test_x.py": "",
+    }
+    repo = make_repo(tmp_path, files, use_git=use_git)
+    assert sorted(scan(repo.root, ScanProfile(include=("src/*.py",)))) == ["src/a.py", "src/sub/b.py"]
+    assert sorted(scan(repo.root, ScanProfile(include=("test_*.py",)))) == ["test_top.py"]
+    assert scan(repo.root, ScanProfile(include=())) == {}
+
+
 # ---------------------------------------------------------------------------------- symlinks
 
 
