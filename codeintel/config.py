@@ -246,8 +246,14 @@ def _from_pyproject(path: Path) -> dict[str, Any]:
     return settings
 
 
-# timeouts of a tool or a walk: 0 would stop every run of it at once (the lock's 0: do not wait)
-_POSITIVE = frozenset({"git_timeout", "pyrefly_timeout", "history_timeout"})
+# timeouts of a tool or a walk (0 would stop every run of it at once; the lock's 0: do not wait),
+# and the largest file indexed (0 would index no file; the history walk took it for no limit)
+_POSITIVE = {
+    "git_timeout": "a number of seconds more than 0",
+    "pyrefly_timeout": "a number of seconds more than 0",
+    "history_timeout": "a number of seconds more than 0",
+    "max_file_size": "a size in bytes more than 0",
+}
 
 
 def _parse(name: str, raw: Any, parser: Any) -> Any:
@@ -267,5 +273,5 @@ def _parse(name: str, raw: Any, parser: Any) -> Any:
         if isinstance(raw, bool) or not math.isfinite(value) or value < 0:
             raise ConfigError(f"setting {name}={raw!r} is not valid: a finite number of 0 or more is expected")
         if name in _POSITIVE and value == 0:
-            raise ConfigError(f"setting {name}={raw!r} is not valid: a number of seconds more than 0 is expected")
+            raise ConfigError(f"setting {name}={raw!r} is not valid: {_POSITIVE[name]} is expected")
     return value

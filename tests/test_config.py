@@ -90,6 +90,7 @@ BAD_VALUE_CASES = [
     ("negative_size", None, "max_file_size = -5\n", "max_file_size=-5 .* 0 or more"),
     ("negative_timeout", {"CODEINTEL_HISTORY_TIMEOUT": "-1"}, None, "history_timeout='-1' .* 0 or more"),
     ("zero_tool_timeout", {"CODEINTEL_GIT_TIMEOUT": "0"}, None, "git_timeout='0' .* more than 0"),
+    ("zero_file_size", None, "max_file_size = 0\n", "max_file_size=0 .* size in bytes more than 0"),
     ("infinite_number", None, "history_coupling_min_degree = inf\n", "history_coupling_min_degree=inf .* finite"),
     ("nan_number", {"CODEINTEL_HISTORY_COUPLING_MIN_DEGREE": "nan"}, None, "min_degree='nan' .* finite"),
     ("bad_regex", None, 'history_bot_pattern = "(unclosed"\n', r"history_bot_pattern='\(unclosed' is not a regular"),
