@@ -103,7 +103,10 @@ def resolve(q: Query, text: str) -> Lookup:
             q.rows(
                 f"""SELECT {SYMBOL_COLUMNS} FROM docs.symbols s
                     WHERE (s.path = $path OR ends_with(s.path, '/' || $path)) AND s.start_line <= $line AND s.end_line >= $line
-                    ORDER BY s.path = $path DESC, s.end_line - s.start_line, s.start_line DESC, s.goid LIMIT 1""",
+                    ORDER BY s.path = $path DESC, s.end_line - s.start_line, s.start_line DESC,
+                             -- the same span (a file of one function, a class on one line): the innermost
+                             s.kind = 'module', length(s.qualname) - length(replace(s.qualname, '.', '')) DESC,
+                             s.goid LIMIT 1""",
                 {"path": at["path"], "line": int(at["line"])},
             )
         )

@@ -7,6 +7,7 @@ import ast
 import subprocess
 from pathlib import Path
 
+import duckdb
 from anyio.from_thread import start_blocking_portal
 from mcp import Client
 from serving_support import Mcp, Project
@@ -75,5 +76,34 @@ def test_get_symbol_shows_the_lines_the_span_counts_past_a_form_feed_and_a_line_
             (project.repo / "pkg" / "módulo.py").write_bytes(source.encode("utf-8") + b"Z = 1\n")
             status = mcp.json("status")
             assert {tuple(r) for r in status["sections"][1]["rows"]} == {("pkg/módulo.py", "changed")}
+    finally:
+        store.close()
+
+
+def test_a_path_and_line_names_the_innermost_definition_when_spans_are_equal(tmp_path: Path) -> None:
+    """A file holding one function spans what the function spans, and a class on one line with
+    a method on it too: the line names the function, the class, never the module (whatever
+    order their GOIDs sort in)."""
+    solos = {f"pkg/solo{i}.py": f"def solo{i}():\n    return {i}\n" for i in range(6)}
+    files = {"pkg/__init__.py": "", **solos, "pkg/one.py": "class C: m = lambda self: 1\n"}
+    project = Project.create(tmp_path / "p", {k: v.encode() for k, v in files.items()})
+    project.run()
+    con = duckdb.connect(str(project.db), read_only=True)
+    try:
+        goids = dict(con.execute("SELECT path || kind, goid FROM docs.symbols").fetchall())
+    finally:
+        con.close()
+    assert any(goids[f"{p}module"] < goids[f"{p}function"] for p in solos)  # a tie the GOID would break wrongly
+    store = SnapshotStore(project.db, project.repo)
+    try:
+        with (
+            start_blocking_portal() as portal,
+            portal.wrap_async_context_manager(Client(build_server(Service(store)))) as client,
+        ):
+            mcp = Mcp(portal, client)
+            for i, path in enumerate(solos):
+                for at in (f"{path}:1", f"{path}:2", f"{path.removeprefix('pkg/')}:2"):
+                    assert mcp.json("get_symbol", symbol=at)["title"] == f"function pkg.solo{i}.solo{i}", at
+            assert mcp.json("get_symbol", symbol="pkg/one.py:1")["title"] == "class pkg.one.C"
     finally:
         store.close()
