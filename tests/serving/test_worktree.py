@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -21,6 +23,20 @@ from tests.conftest import git, write_files
 # names git quotes on a line of its output: non-ASCII (core.quotePath, on by default), a tab,
 # a double quote, a backslash; a space it does not
 ODD_NAMES = ("pkg/módulo.py", "pkg/tab\there.py", 'pkg/say "hi".py', "pkg/back\\slash.py", "pkg/sp ace.py")
+
+
+@contextmanager
+def _mcp(project: Project) -> Iterator[Mcp]:
+    """An MCP client on `project`'s published database (the real server, in this process)."""
+    store = SnapshotStore(project.db, project.repo)
+    try:
+        with (
+            start_blocking_portal() as portal,
+            portal.wrap_async_context_manager(Client(build_server(Service(store)))) as client,
+        ):
+            yield Mcp(portal, client)
+    finally:
+        store.close()
 
 
 def test_blob_ids_and_changed_files_keep_names_git_would_quote(tmp_path: Path) -> None:
@@ -60,30 +76,22 @@ def test_get_symbol_shows_the_lines_the_span_counts_past_a_form_feed_and_a_line_
     project.run()
     node = next(n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef) and n.name == "second")
     python_lines = source.replace("\r\n", "\n").split("\n")
-    store = SnapshotStore(project.db, project.repo)
-    try:
-        with (
-            start_blocking_portal() as portal,
-            portal.wrap_async_context_manager(Client(build_server(Service(store)))) as client,
-        ):
-            mcp = Mcp(portal, client)
-            card = mcp.json("get_symbol", symbol="pkg.módulo.second")
-            assert card["facts"]["at"] == f"pkg/módulo.py:{node.lineno}-{node.end_lineno} (3 lines)"
-            assert card["facts"]["signature"] == "def second(x)"
-            shown = next(s for s in card["sections"] if s["name"].startswith("source"))
-            assert shown["rows"] == [[n, python_lines[n - 1]] for n in range(node.lineno, (node.end_lineno or 0) + 1)]
-            assert shown["rows"][0][1] == "def second(x):"
-            (project.repo / "pkg" / "módulo.py").write_bytes(source.encode("utf-8") + b"Z = 1\n")
-            status = mcp.json("status")
-            assert {tuple(r) for r in status["sections"][1]["rows"]} == {("pkg/módulo.py", "changed")}
-    finally:
-        store.close()
+    with _mcp(project) as mcp:
+        card = mcp.json("get_symbol", symbol="pkg.módulo.second")
+        assert card["facts"]["at"] == f"pkg/módulo.py:{node.lineno}-{node.end_lineno} (3 lines)"
+        assert card["facts"]["signature"] == "def second(x)"
+        shown = next(s for s in card["sections"] if s["name"].startswith("source"))
+        assert shown["rows"] == [[n, python_lines[n - 1]] for n in range(node.lineno, (node.end_lineno or 0) + 1)]
+        assert shown["rows"][0][1] == "def second(x):"
+        (project.repo / "pkg" / "módulo.py").write_bytes(source.encode("utf-8") + b"Z = 1\n")
+        status = mcp.json("status")
+        assert {tuple(r) for r in status["sections"][1]["rows"]} == {("pkg/módulo.py", "changed")}
 
 
 def test_a_path_and_line_names_the_innermost_definition_when_spans_are_equal(tmp_path: Path) -> None:
-    """A file holding one function spans what the function spans, and a class on one line with
-    a method on it too: the line names the function, the class, never the module (whatever
-    order their GOIDs sort in)."""
+    """A file holding one function spans what the function spans, and a file of a class on one
+    line what the class spans: the line names the function, the class, never the module
+    (whatever order their GOIDs sort in)."""
     solos = {f"pkg/solo{i}.py": f"def solo{i}():\n    return {i}\n" for i in range(6)}
     files = {"pkg/__init__.py": "", **solos, "pkg/one.py": "class C: m = lambda self: 1\n"}
     project = Project.create(tmp_path / "p", {k: v.encode() for k, v in files.items()})
@@ -94,16 +102,8 @@ def test_a_path_and_line_names_the_innermost_definition_when_spans_are_equal(tmp
     finally:
         con.close()
     assert any(goids[f"{p}module"] < goids[f"{p}function"] for p in solos)  # a tie the GOID would break wrongly
-    store = SnapshotStore(project.db, project.repo)
-    try:
-        with (
-            start_blocking_portal() as portal,
-            portal.wrap_async_context_manager(Client(build_server(Service(store)))) as client,
-        ):
-            mcp = Mcp(portal, client)
-            for i, path in enumerate(solos):
-                for at in (f"{path}:1", f"{path}:2", f"{path.removeprefix('pkg/')}:2"):
-                    assert mcp.json("get_symbol", symbol=at)["title"] == f"function pkg.solo{i}.solo{i}", at
-            assert mcp.json("get_symbol", symbol="pkg/one.py:1")["title"] == "class pkg.one.C"
-    finally:
-        store.close()
+    with _mcp(project) as mcp:
+        for i, path in enumerate(solos):
+            for at in (f"{path}:1", f"{path}:2", f"{path.removeprefix('pkg/')}:2"):
+                assert mcp.json("get_symbol", symbol=at)["title"] == f"function pkg.solo{i}.solo{i}", at
+        assert mcp.json("get_symbol", symbol="pkg/one.py:1")["title"] == "class pkg.one.C"
