@@ -104,9 +104,10 @@ def resolve(q: Query, text: str) -> Lookup:
                 f"""SELECT {SYMBOL_COLUMNS} FROM docs.symbols s
                     WHERE (s.path = $path OR ends_with(s.path, '/' || $path)) AND s.start_line <= $line AND s.end_line >= $line
                     ORDER BY s.path = $path DESC, s.end_line - s.start_line, s.start_line DESC,
-                             -- the same span (a file of one function, a class on one line): the innermost
-                             s.kind = 'module', length(s.qualname) - length(replace(s.qualname, '.', '')) DESC,
-                             s.goid LIMIT 1""",
+                             -- only a module shares its span with a definition in it (a file of one
+                             -- function, of a class on one line: a compound statement takes a line of
+                             -- its own): the definition
+                             s.kind = 'module', s.goid LIMIT 1""",
                 {"path": at["path"], "line": int(at["line"])},
             )
         )
