@@ -22,8 +22,10 @@ from codeintel.gcpause import free_in_background, gc_paused
 
 @dataclass(frozen=True, slots=True)
 class GoidKey:
-    """What identifies a GOID by name: its file, module, qualified name, kind and ordinal; and
-    whether its definition runs only under a type checker (`if TYPE_CHECKING:`)."""
+    """What identifies a GOID by name: its file, module, qualified name, kind and ordinal;
+    whether its definition runs only under a type checker (`if TYPE_CHECKING:`) and whether it
+    is a `typing.overload` stub (which definition of a name Python keeps); and its lines
+    (which of two definitions of one name a call site is in)."""
 
     goid: str
     path: str
@@ -32,6 +34,9 @@ class GoidKey:
     kind: str
     ordinal: int
     type_checking: bool = False
+    start_line: int = 0
+    end_line: int = 0
+    overload: bool = False
 
     @property
     def full_name(self) -> str:
@@ -99,14 +104,15 @@ def link_call_sites(sites: Iterable[SiteTargets], goids: Sequence[GoidKey]) -> d
     )
     kind_col, resolution_col, confidence_col = cols["kind"], cols["resolution"], cols["confidence"]
     module_path = None
-    callers: dict[str, str | None] = {}
+    callers: dict[str, Callers] = {}
     at_position: dict[tuple[int, int], list[int]] = {}  # rows of the module per site position
     for module, site, caller, targets in sites:
         if module.path != module_path:
             module_path, callers, at_position = module.path, {}, {}
-        goid = callers.get(caller, _UNSEEN)
-        if goid is _UNSEEN:
-            goid = callers[caller] = index.caller(module.path, caller, module.module)
+        found_callers = callers.get(caller)
+        if found_callers is None:
+            found_callers = callers[caller] = index.callers(module.path, caller, module.module)
+        goid = found_callers.at(site.line)
         here = at_position.setdefault((site.line, site.col), [])
         for callee, kind, resolution, confidence, callee_path in targets:
             seen = next((r for r in here if callee_col[r] == callee and caller_col[r] == caller), None)
@@ -140,22 +146,75 @@ def link_call_sites(sites: Iterable[SiteTargets], goids: Sequence[GoidKey]) -> d
 _UNSEEN: Any = object()
 
 
+@dataclass(frozen=True, slots=True)
+class Callers:
+    """The definitions a caller's name may be in one file: `first` (the one the name names), and
+    where the name is defined more than once (a property's getter and setter, a function
+    defined in both branches of an `if`), every definition's lines, so that a call site is
+    given the one it is in."""
+
+    first: str | None
+    spans: tuple[tuple[int, int, str], ...] = ()  # (start line, end line, GOID) in source order
+
+    def at(self, line: int | None) -> str | None:
+        """The GOID of the definition a call site on `line` is in (the innermost where spans
+        nest), else `first`."""
+        if line is not None:
+            inside = [(end - start, goid) for start, end, goid in self.spans if start <= line <= end]
+            if inside:
+                return min(inside)[1]
+        return self.first
+
+    @property
+    def goids(self) -> frozenset[str]:
+        if self.spans:
+            return frozenset(goid for _, _, goid in self.spans)
+        return frozenset() if self.first is None else frozenset((self.first,))
+
+
 class GoidIndex:
-    """GOIDs by name: a caller's enclosing definition in its file, a callee's by full name.  A
-    name defined more than once in a file names its first definition that runs (a stub under
-    `if TYPE_CHECKING:` yields to its twin in the else branch: the one calls reach)."""
+    """GOIDs by name: a caller's enclosing definition in its file (by name, then by the call
+    site's line where the name is defined more than once), a callee's by full name.  A callee's
+    name defined more than once in a file names the definition Python keeps: the last that runs
+    and is no `typing.overload` stub (a stub under `if TYPE_CHECKING:` yields to its twin in the
+    else branch; overloads to their implementation, the one with the body; a redefinition
+    replaces the first).  Of twins in the branches of an `if` either may run: the last is taken."""
 
     def __init__(self, goids: Sequence[GoidKey]) -> None:
         self.by_file: dict[tuple[str, str], str] = {}
         self.by_name: dict[str, str] = {}
         self.name_of: dict[str, str] = {}  # full name per GOID
-        for ref in sorted(goids, key=lambda k: (k.path, k.type_checking, k.ordinal, k.qualname)):
+        self.spans: dict[tuple[str, str], list[tuple[int, int, str]]] = {}  # names defined more than once
+        seen: dict[tuple[str, str], GoidKey] = {}
+        # what Python keeps first: runs, no overload stub, then the last defined
+        for ref in sorted(goids, key=lambda k: (k.path, k.type_checking, k.overload, -k.ordinal, k.qualname)):
             self.name_of[ref.goid] = ref.full_name
-            self.by_file.setdefault((ref.path, ref.full_name), ref.goid)
+            key = (ref.path, ref.full_name)
+            first = seen.setdefault(key, ref)
+            if first is not ref:
+                spans = self.spans.setdefault(key, [(first.start_line, first.end_line, first.goid)])
+                spans.append((ref.start_line, ref.end_line, ref.goid))
+            self.by_file.setdefault(key, ref.goid)
             self.by_name.setdefault(ref.full_name, ref.goid)
+        for spans in self.spans.values():
+            spans.sort()
 
-    def caller(self, path: str, caller: str, module: str) -> str | None:
-        return _enclosing(path, caller, module, self.by_file)
+    def callers(self, path: str, caller: str, module: str) -> Callers:
+        """The definitions `caller` (the solver's name of a call site's scope) may be in `path`:
+        the nearest enclosing name that is a definition, else the module."""
+        name = caller
+        while name:
+            if (path, name) in self.by_file:
+                break
+            if name == module or "." not in name:
+                name = module
+                break
+            name = name.rsplit(".", 1)[0]
+        key = (path, name)
+        return Callers(self.by_file.get(key), tuple(self.spans.get(key, ())))
+
+    def caller(self, path: str, caller: str, module: str, line: int | None = None) -> str | None:
+        return self.callers(path, caller, module).at(line)
 
     def callee(self, name: str | None, path: str | None = None) -> str | None:
         """The GOID of `name` in file `path`, else (a callee known by name only) of its first file's."""
@@ -163,15 +222,3 @@ class GoidIndex:
             return None
         found = self.by_file.get((path, name)) if path is not None else None
         return found if found is not None else self.by_name.get(name)
-
-
-def _enclosing(path: str, caller: str, module: str, by_file: dict[tuple[str, str], str]) -> str | None:
-    name = caller
-    while name:
-        found = by_file.get((path, name))
-        if found is not None:
-            return found
-        if name == module or "." not in name:
-            break
-        name = name.rsplit(".", 1)[0]
-    return by_file.get((path, module))

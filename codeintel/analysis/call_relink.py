@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from codeintel.analysis.call_edges import GoidIndex, GoidKey
 from codeintel.analysis.callgraph.model import facts_without_positions
+from codeintel.analysis.goids import OVERLOAD_SQL
 from codeintel.ingestion.filework import FileOutput
 from codeintel.storage.catalog import Table, spec_of
 from codeintel.storage.gateway import StorageGateway
@@ -70,33 +71,44 @@ def moves_table(moves: Moves) -> pa.Table:
 @dataclass(frozen=True)
 class GoidFixes:
     """Stored edges' callers and callees whose GOID is no longer the definitions' one: rows of
-    (path, caller, caller_module, caller_goid) and (callee, callee_goid) with the new GOIDs."""
+    (path, caller, caller_module, old_goid, caller_goid) and (callee, callee_goid) with the new
+    GOIDs.  `by_line`: callers whose stored GOID is gone and whose name has several definitions
+    in the file: the sites' new lines tell which each is in, so the edges must be solved again."""
 
     callers: pa.Table
     callees: pa.Table
+    by_line: int = 0
 
     def __bool__(self) -> bool:
-        return bool(self.callers.num_rows or self.callees.num_rows)
+        return bool(self.callers.num_rows or self.callees.num_rows or self.by_line)
 
 
 def read_goid_keys(gateway: StorageGateway) -> list[GoidKey]:
     found = gateway.query(
         f"""SELECT g.goid, g.path, g.module, g.qualname, g.kind, g.ordinal,
-                   coalesce(a.type_checking, false) AS type_checking
+                   coalesce(a.type_checking, false) AS type_checking, g.start_line, g.end_line,
+                   coalesce({OVERLOAD_SQL}, false) AS overload
             FROM {Table.GOIDS} g LEFT JOIN {Table.AST_NODES} a USING (path, qualname, ordinal)"""
     )
     return [GoidKey(**k) for k in found.to_pylist()]
 
 
 def goid_fixes(gateway: StorageGateway, keys: list[GoidKey]) -> GoidFixes:
-    """GOIDs looked up again per distinct caller and callee of the stored edges."""
+    """GOIDs looked up again per distinct caller and callee of the stored edges.  A stored
+    caller GOID that is still one of its name's definitions in the file stays (the solve chose
+    it by the site's line)."""
     index = GoidIndex(keys)
     callers = gateway.query(f"SELECT DISTINCT path, caller, caller_module, caller_goid FROM {Table.CALL_EDGES}")
-    caller_fix = [
-        {**r, "caller_goid": found}
-        for r in callers.to_pylist()
-        if (found := index.caller(r["path"], r["caller"], r["caller_module"])) != r["caller_goid"]
-    ]
+    caller_fix = []
+    by_line = 0
+    for r in callers.to_pylist():
+        defined = index.callers(r["path"], r["caller"], r["caller_module"])
+        if r["caller_goid"] in defined.goids:
+            continue
+        if defined.spans:
+            by_line += 1
+        else:
+            caller_fix.append({**r, "old_goid": r["caller_goid"], "caller_goid": defined.first})
     callees = gateway.query(f"SELECT DISTINCT callee, callee_goid FROM {Table.CALL_EDGES} WHERE callee IS NOT NULL")
     # a GOID that still names its callee stays (of two files with one module name, the solver
     # chose the file; the name alone would give the first)
@@ -106,4 +118,8 @@ def goid_fixes(gateway: StorageGateway, keys: list[GoidKey]) -> GoidFixes:
         if index.name_of.get(r["callee_goid"]) != r["callee"]
         and (found := index.callee(r["callee"])) != r["callee_goid"]
     ]
-    return GoidFixes(pa.Table.from_pylist(caller_fix, callers.schema), pa.Table.from_pylist(callee_fix, callees.schema))
+    return GoidFixes(
+        pa.Table.from_pylist(caller_fix, callers.schema.append(pa.field("old_goid", pa.string()))),
+        pa.Table.from_pylist(callee_fix, callees.schema),
+        by_line,
+    )

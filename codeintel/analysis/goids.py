@@ -46,6 +46,12 @@ class DefinitionRef:
     end_line: int
 
 
+# the decorators that make a definition a `typing.overload` stub: Python keeps the definition after
+# them (the implementation), not them
+OVERLOAD_DECORATORS = ("overload", "typing.overload", "t.overload")
+OVERLOAD_SQL = f"list_has_any(a.decorators, {list(OVERLOAD_DECORATORS)!r})"  # `a`: core.ast_nodes
+
+
 def make_goid(repo: str, path: str, kind: str, qualname: str, ordinal: int = 0) -> str:
     """The GOID of one entity."""
     key = "\0".join((repo, path, kind, qualname, str(ordinal)))

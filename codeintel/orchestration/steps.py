@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from graphlib import CycleError, TopologicalSorter
 from typing import ClassVar, Protocol
 
-from codeintel.analysis.call_edges import CALL_EDGE_ORDER, GoidKey, solve_call_edges
-from codeintel.analysis.call_relink import Moves, goid_fixes, moves_table, read_goid_keys, same_program
+from codeintel.analysis.call_edges import CALL_EDGE_ORDER, solve_call_edges
+from codeintel.analysis.call_relink import GoidFixes, Moves, goid_fixes, moves_table, read_goid_keys, same_program
 from codeintel.analysis.callgraph.model import FACTS_VERSION
 from codeintel.analysis.goids import DefinitionRef, build_goids
 from codeintel.analysis.graph_inputs import (
@@ -304,7 +304,9 @@ class CallGraphStep:
     # only what it reads: the solve resolves imports from the facts themselves, so under Prefect
     # and Dask the call graph (the longest step) starts as soon as the GOIDs exist
     deps: ClassVar[tuple[str, ...]] = ("goids",)
-    code_version: ClassVar[str] = f"facts-{FACTS_VERSION}.1"  # .1: files sharing a module name keep their own calls
+    # .1: files sharing a module name keep their own calls; .2: a call in the second definition of a
+    # name (a setter, an if/else twin) is that definition's, by its lines
+    code_version: ClassVar[str] = f"facts-{FACTS_VERSION}.2"
     file_work: ClassVar[FileWork] = FileWork(name, "call_facts", (Table.CALL_FACTS,))
 
     def run(self, ctx: PipelineContext) -> StepResult:
@@ -318,8 +320,9 @@ class CallGraphStep:
         keys = read_goid_keys(ctx.gateway)
         if not (ctx.config.full or not delta.stale or delta.stale.gone):
             moves = same_program(ctx.gateway, delta.outputs)
-            if moves is not None:
-                return self._relink(ctx, delta, keys, moves)
+            fixes = goid_fixes(ctx.gateway, keys) if moves is not None else None
+            if moves is not None and fixes is not None and not fixes.by_line:
+                return self._relink(ctx, delta, fixes, moves)
         extracted = time.perf_counter()
         stored = current_rows(ctx, Table.CALL_FACTS, delta).sort_by("path")  # solve order must not vary
         texts = stored.column("facts").to_pylist()
@@ -337,18 +340,17 @@ class CallGraphStep:
             rows = delta.apply(w, ctx.run_id) + w.replace_all(Table.CALL_EDGES, edges)
         return StepResult(rows, len(delta.outputs), len(delta.stale.gone), f"{len(edges)} call edges")
 
-    def _relink(self, ctx: PipelineContext, delta: FileDelta, keys: list[GoidKey], moves: Moves) -> StepResult:
+    def _relink(self, ctx: PipelineContext, delta: FileDelta, fixes: GoidFixes, moves: Moves) -> StepResult:
         """The changed files gave the facts stored for them, up to positions: the solve would give
         the stored edges, at the sites' new positions (`call_relink`).  When nothing changed, the
         step keeps its output version, so the graph steps downstream have nothing to redo."""
-        fixes = goid_fixes(ctx.gateway, keys)
         with step_writer(ctx, self.name, self.deps, changed=bool(fixes or moves)) as w:
             rows = delta.apply(w, ctx.run_id)
             if moves:
                 match = {"path": "path", "line": "old_line", "col": "old_col"}
                 rows += w.update_from(Table.CALL_EDGES, moves_table(moves), match, ("line", "col"))
             if fixes.callers.num_rows:
-                match = {"path": "path", "caller": "caller", "caller_module": "caller_module"}
+                match = {"path": "path", "caller": "caller", "caller_module": "caller_module", "caller_goid": "old_goid"}
                 rows += w.update_from(Table.CALL_EDGES, fixes.callers, match, ("caller_goid",))
             if fixes.callees.num_rows:
                 rows += w.update_from(Table.CALL_EDGES, fixes.callees, {"callee": "callee"}, ("callee_goid",))

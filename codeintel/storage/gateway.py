@@ -117,13 +117,13 @@ class Writer:
     def update_from(self, table: str, data: pa.Table, match: Mapping[str, str], columns: Sequence[str]) -> int:
         """Set `columns` of `table` from the row of `data` each row matches; returns how many.
 
-        `match` pairs a column of `table` with the column of `data` it must equal; each row of
-        `table` must match at most one row of `data`.
+        `match` pairs a column of `table` with the column of `data` it must equal (NULL equals
+        NULL); each row of `table` must match at most one row of `data`.
         """
         if data.num_rows == 0:
             return 0
         sets = ", ".join(f"{c} = u.{c}" for c in columns)
-        match_sql = " AND ".join(f"t.{mine} = u.{theirs}" for mine, theirs in match.items())
+        match_sql = " AND ".join(f"t.{mine} IS NOT DISTINCT FROM u.{theirs}" for mine, theirs in match.items())
         sql = f"UPDATE {table} AS t SET {sets} FROM _ci_update AS u WHERE {match_sql}"
         return self._counted("_ci_update", data, sql, f"updating {table} from {data.num_rows} rows")
 

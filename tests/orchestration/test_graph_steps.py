@@ -338,3 +338,125 @@ def test_call_edges_are_unique_per_site_caller_and_callee(tmp_path: Path, make_r
     assert indexer.query(
         "SELECT confidence FROM graph.call_edges WHERE caller = 'poly.go' AND callee = 'poly.A.run'"
     ) == [(1.0,)]
+
+
+TWINS = {
+    "z/__init__.py": "",
+    "z/m.py": """
+        import sys
+        from typing import overload
+
+
+        class Cfg:
+            @property
+            def value(self):
+                return compute()
+
+            @value.setter
+            def value(self, v):
+                store(v)
+                keep = [store(x) for x in v]
+
+
+        def compute():
+            return 1
+
+
+        def store(v):
+            return v
+
+
+        if sys.version_info >= (3, 0):
+            def pick():
+                return compute()
+        else:
+            def pick():
+                return store(0)
+
+
+        @overload
+        def fetch(key: int) -> int: ...
+
+
+        @overload
+        def fetch(key: str) -> str: ...
+
+
+        def fetch(key):
+            return store(key)
+
+
+        def use():
+            return fetch(1)
+    """,
+}
+
+
+def _callers_outside_their_span(indexer: Any) -> list[tuple[Any, ...]]:
+    return indexer.query(
+        "SELECT e.line, e.caller, g.start_line, g.end_line FROM graph.call_edges e JOIN core.goids g "
+        "ON g.goid = e.caller_goid WHERE e.line NOT BETWEEN g.start_line AND g.end_line AND g.kind <> 'module'"
+    )
+
+
+def _caller_ordinals(indexer: Any) -> set[tuple[str, str, int]]:
+    return set(
+        indexer.query(
+            "SELECT g.qualname, e.callee, g.ordinal FROM graph.call_edges e JOIN core.goids g ON g.goid = e.caller_goid "
+            "WHERE e.callee IN ('z.m.compute', 'z.m.store')"
+        )
+    )
+
+
+def test_a_name_defined_twice_in_a_file_gives_each_call_the_definition_it_is_in(
+    tmp_path: Path, make_repo: Any, make_indexer: Any
+) -> None:
+    # a property's setter and a function defined in both branches of an `if` share their
+    # getter's (first twin's) name: each call is the caller's whose lines hold it
+    indexer = make_indexer(make_repo(tmp_path, TWINS))
+    indexer.run()
+    assert _caller_ordinals(indexer) == {
+        ("Cfg.value", "z.m.compute", 0),
+        ("Cfg.value", "z.m.store", 1),  # in the setter, and in its comprehension
+        ("pick", "z.m.compute", 0),
+        ("pick", "z.m.store", 1),
+        ("fetch", "z.m.store", 2),  # the implementation after two overloads
+    }
+    assert _callers_outside_their_span(indexer) == []
+    assert indexer.query(
+        "SELECT g.ordinal, s.callees FROM docs.symbols s JOIN core.goids g USING (goid) "
+        "WHERE g.qualname = 'Cfg.value' ORDER BY g.ordinal"
+    ) == [(0, 1), (1, 1)]
+    # a call of an overloaded name reaches the implementation (the definition Python keeps),
+    # whose own calls are its: a path use -> fetch -> store
+    assert indexer.query(
+        "SELECT c.ordinal, d.ordinal FROM graph.call_edges u JOIN core.goids c ON c.goid = u.callee_goid, "
+        "graph.call_edges s JOIN core.goids d ON d.goid = s.caller_goid "
+        "WHERE u.caller = 'z.m.use' AND u.callee = 'z.m.fetch' AND s.caller = 'z.m.fetch' AND s.callee = 'z.m.store'"
+    ) == [(2, 2)]
+
+
+def test_moving_twins_keeps_each_call_with_its_definition_and_a_gone_goid_is_solved_again(
+    tmp_path: Path, make_repo: Any, make_indexer: Any
+) -> None:
+    repo = make_repo(tmp_path, TWINS)
+    indexer = make_indexer(repo)
+    indexer.run()
+    moved = textwrap.dedent(TWINS["z/m.py"]).replace("class Cfg:", "# moved down\n\n\nclass Cfg:")
+    repo.apply({"z/m.py": moved})
+    steps = indexer.step_runs(indexer.run().run_id)
+    assert "sites moved" in steps["call_graph"]["note"]  # relinked, not solved
+    assert _callers_outside_their_span(indexer) == []
+    assert ("Cfg.value", "z.m.store", 1) in _caller_ordinals(indexer)
+    # the setter's stored GOID gone (as if its definition had changed): the lines must tell
+    # which twin each site is in, so the edges are solved again
+    with indexer.gateway.writer("test") as w:
+        w.execute("UPDATE graph.call_edges SET caller_goid = 'gone' WHERE callee = 'z.m.store' AND caller = 'z.m.Cfg.value'")
+    repo.apply({"z/m.py": moved.replace("# moved down", "# moved down, again")})
+    steps = indexer.step_runs(indexer.run().run_id)
+    assert not steps["call_graph"]["note"].startswith("facts unchanged")
+    assert _callers_outside_their_span(indexer) == []
+    assert ("Cfg.value", "z.m.store", 1) in _caller_ordinals(indexer)
+    fresh = make_indexer(repo, tmp_path / "fresh" / "c.duckdb")
+    fresh.run()
+    assert _digest(indexer.db) == _digest(fresh.db)
