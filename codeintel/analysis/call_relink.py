@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from codeintel.analysis.call_edges import GoidIndex, GoidKey
 from codeintel.analysis.callgraph.model import facts_without_positions
-from codeintel.analysis.goids import OVERLOAD_SQL
+from codeintel.analysis.goids import overload_sql
 from codeintel.ingestion.filework import FileOutput
 from codeintel.storage.catalog import Table, spec_of
 from codeintel.storage.gateway import StorageGateway
@@ -87,7 +87,7 @@ def read_goid_keys(gateway: StorageGateway) -> list[GoidKey]:
     found = gateway.query(
         f"""SELECT g.goid, g.path, g.module, g.qualname, g.kind, g.ordinal,
                    coalesce(a.type_checking, false) AS type_checking, g.start_line, g.end_line,
-                   coalesce({OVERLOAD_SQL}, false) AS overload
+                   coalesce({overload_sql("a")}, false) AS overload
             FROM {Table.GOIDS} g LEFT JOIN {Table.AST_NODES} a USING (path, qualname, ordinal)"""
     )
     return [GoidKey(**k) for k in found.to_pylist()]

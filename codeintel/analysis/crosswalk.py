@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from codeintel.analysis.goids import overload_sql
+
 
 class CrosswalkMatch(StrEnum):
     QUALNAME = "qualname"  # path + kind + qualified name
@@ -62,14 +64,18 @@ def crosswalk_sql(goids: str, symbols: str) -> str:
 
 def symbol_goids_sql(goids: str, crosswalk: str, definitions: str) -> str:
     """The query giving, per (symbol, path) of `crosswalk`, the GOID it names where several
-    definitions share the symbol: one that runs (not only under a type checker: the stub in
+    definitions share the symbol: the one Python keeps, as the call graph names a callee
+    (`call_edges.GoidIndex`): one that runs (not only under a type checker: the stub in
     `if TYPE_CHECKING:` has its runtime twin in the else branch; `definitions` holds the flag,
-    core.ast_nodes' `type_checking`), then the lowest ordinal, then the least GOID."""
+    core.ast_nodes' `type_checking`), no `typing.overload` stub, then the highest ordinal (a
+    redefinition replaces the first), then the least GOID."""
     return f"""
         SELECT c.symbol, c.path AS def_path,
-               arg_min(c.goid, (coalesce(g.type_checking, false), coalesce(g.ordinal, 0), c.goid)) AS goid
+               arg_min(c.goid, (coalesce(g.type_checking, false), coalesce(g.overload, false),
+                                -coalesce(g.ordinal, 0), c.goid)) AS goid
         FROM {crosswalk} c LEFT JOIN (
-            SELECT g.goid, any_value(g.ordinal) AS ordinal, bool_or(coalesce(d.type_checking, false)) AS type_checking
+            SELECT g.goid, any_value(g.ordinal) AS ordinal, bool_or(coalesce(d.type_checking, false)) AS type_checking,
+                   bool_or(coalesce({overload_sql("d")}, false)) AS overload
             FROM {goids} g LEFT JOIN {definitions} d USING (path, qualname, ordinal)
             GROUP BY g.goid
         ) g USING (goid)

@@ -49,7 +49,11 @@ class DefinitionRef:
 # the decorators that make a definition a `typing.overload` stub: Python keeps the definition after
 # them (the implementation), not them
 OVERLOAD_DECORATORS = ("overload", "typing.overload", "t.overload")
-OVERLOAD_SQL = f"list_has_any(a.decorators, {list(OVERLOAD_DECORATORS)!r})"  # `a`: core.ast_nodes
+
+
+def overload_sql(nodes: str) -> str:
+    """SQL: whether the row `nodes` (an alias of core.ast_nodes) is a `typing.overload` stub."""
+    return f"list_has_any({nodes}.decorators, {list(OVERLOAD_DECORATORS)!r})"
 
 
 def make_goid(repo: str, path: str, kind: str, qualname: str, ordinal: int = 0) -> str:

@@ -63,7 +63,7 @@ SCIP_ROLE_WRITE = 4
 _LAST_DESCRIPTOR = r"(?:[A-Za-z0-9_$+-]+|`(?:[^`]|``)*`)(?:[.#:]|\([^)]*\)\.)$"
 
 # SCIP symbol -> GOID: the one scip_ingest gave it (`crosswalk.symbol_goids_sql`: where several
-# definitions share a symbol, the first that runs, as the call graph names it), its first file's
+# definitions share a symbol, the one Python keeps, as the call graph names it), its first file's
 # (where several files define it, `TWIN_GOIDS_SQL` names each using file's own)
 SYMBOL_GOIDS_SQL = """
     SELECT s.symbol, arg_min(s.goid, s.def_path) AS goid, arg_min(g.kind, s.def_path) AS kind

@@ -32,6 +32,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from codeintel.analysis.goids import overload_sql
 from codeintel.analysis.symbol_uses import FRESH_PATHS_SQL, SYMBOL_GOIDS_SQL, TWIN_GOIDS_SQL
 
 SCIP_RESOLUTION = "scip"
@@ -60,11 +61,14 @@ CLASS_BASES_SQL = f"""
     ORDER BY n.enclosing_goid, n.line, n.col
 """
 
-# each class's own __init__ (the first, as the call graph names it)
-INITS_SQL = """
-    SELECT parent_goid AS class_goid, arg_min(goid, (ordinal, goid)) AS init_goid
-    FROM core.goids WHERE kind = 'method' AND name = '__init__' AND parent_goid IS NOT NULL
-    GROUP BY parent_goid
+# each class's own __init__ (the one Python keeps, as the call graph names it: `call_edges.GoidIndex`)
+INITS_SQL = f"""
+    SELECT g.parent_goid AS class_goid,
+           arg_min(g.goid, (coalesce(a.type_checking, false), coalesce({overload_sql("a")}, false), -g.ordinal, g.goid))
+               AS init_goid
+    FROM core.goids g LEFT JOIN core.ast_nodes a USING (path, qualname, ordinal)
+    WHERE g.kind = 'method' AND g.name = '__init__' AND g.parent_goid IS NOT NULL
+    GROUP BY g.parent_goid
 """
 
 @dataclass(frozen=True, slots=True)

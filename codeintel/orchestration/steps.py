@@ -223,7 +223,9 @@ class ScipIngestStep:
     name: ClassVar[str] = "scip_ingest"
     deps: ClassVar[tuple[str, ...]] = ("repo_scan", "goids")  # not call_graph: they run side by side
     start_ahead: ClassVar[StartAhead] = StartAhead("repo_scan", lambda ctx: _start_scip(ctx))
-    code_version: ClassVar[str] = "3"  # 2, 3: a definition pyrefly lists no SymbolInformation for is a symbol
+    # 2, 3: a definition pyrefly lists no SymbolInformation for is a symbol; 4: a symbol of several
+    # definitions names the one Python keeps
+    code_version: ClassVar[str] = "4"
 
     def run(self, ctx: PipelineContext) -> StepResult:
         ahead = ctx.run_ahead.take(self.name)

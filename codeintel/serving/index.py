@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from codeintel.analysis.goids import OVERLOAD_SQL
+from codeintel.analysis.goids import overload_sql
 from codeintel.serving import symbols
 from codeintel.serving.symbols import Symbol
 
@@ -143,7 +143,7 @@ class SnapshotIndex:
         self.overloads = frozenset(
             g for (g,) in cur.execute(
                 "SELECT g.goid FROM core.goids g JOIN core.ast_nodes a USING (path, qualname, ordinal) "
-                f"WHERE {OVERLOAD_SQL}"
+                f"WHERE {overload_sql('a')}"
             ).fetchall()
         )  # fmt: skip
         self.subsystem_of: dict[str, tuple[str, str]] = {  # module -> (subsystem name, id)

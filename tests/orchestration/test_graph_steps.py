@@ -388,6 +388,21 @@ TWINS = {
 
         def use():
             return fetch(1)
+
+
+        class K:
+            @overload
+            def __init__(self, v: int) -> None: ...
+
+            @overload
+            def __init__(self, v: str) -> None: ...
+
+            def __init__(self, v):
+                self.v = v
+
+
+        def make():
+            return K(1)
     """,
 }
 
@@ -434,6 +449,16 @@ def test_a_name_defined_twice_in_a_file_gives_each_call_the_definition_it_is_in(
         "graph.call_edges s JOIN core.goids d ON d.goid = s.caller_goid "
         "WHERE u.caller = 'z.m.use' AND u.callee = 'z.m.fetch' AND s.caller = 'z.m.fetch' AND s.callee = 'z.m.store'"
     ) == [(2, 2)]
+    # the type checker's symbol names that definition too: the two agree on one edge
+    assert indexer.query(
+        "SELECT e.resolution, g.ordinal FROM graph.call_edges_merged e JOIN core.goids g ON g.goid = e.callee_goid "
+        "WHERE e.caller = 'z.m.use'"
+    ) == [("direct+scip", 2)]
+    # and a constructor reaches the `__init__` after the overloads, from both
+    assert indexer.query(
+        "SELECT e.callee, e.resolution, g.ordinal FROM graph.call_edges_merged e JOIN core.goids g "
+        "ON g.goid = e.callee_goid WHERE e.caller = 'z.m.make'"
+    ) == [("z.m.K.__init__", "direct+scip", 2)]
 
 
 def test_moving_twins_keeps_each_call_with_its_definition_and_a_gone_goid_is_solved_again(
