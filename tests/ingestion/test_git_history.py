@@ -646,6 +646,59 @@ def test_a_force_push_drops_what_is_gone_and_equals_a_cold_walk(
     assert digests(indexer) == digests(cold)
 
 
+def test_head_moved_back_to_a_walked_commit_drops_what_is_gone_and_walks_nothing_again(
+    make_repo: MakeRepo, make_indexer: MakeIndexer, tmp_path: Path
+) -> None:
+    """A reset (or a force-push that only drops commits) leaves no new commit: the walk starts
+    and ends at HEAD.  It walked the whole history again, and every commit was stored twice."""
+    repo = make_repo(tmp_path, BASE)
+    repo.apply({"pkg/core.py": BASE["pkg/core.py"].replace("y = x + 1", "y = x + 2")}, "keep")
+    repo.apply({"pkg/gone.py": "def doomed():\n    return 1\n"}, "to be dropped")
+    indexer = make_indexer(repo)
+    run_history(indexer)
+    git(repo.root, "reset", "-q", "--hard", "HEAD~1")
+    run_history(indexer)
+    assert indexer.work_query("SELECT subject, count(*) AS n FROM history.commits GROUP BY subject ORDER BY subject") == [
+        {"subject": "initial", "n": 1}, {"subject": "keep", "n": 1},
+    ]  # fmt: skip
+    assert not indexer.work_query("SELECT * FROM history.head_files WHERE path = 'pkg/gone.py'")
+    cold = make_indexer(repo, tmp_path / "cold" / "c.duckdb")
+    run_history(cold)
+    assert digests(indexer) == digests(cold)
+    # a database an earlier release left so (every commit twice) is walked again, whole
+    with indexer.gateway.writer("test") as w:
+        w.execute("INSERT INTO history.commits SELECT * FROM history.commits")
+    run_history(indexer)
+    assert digests(indexer) == digests(cold)
+
+
+def test_a_rewritten_commit_that_makes_a_dropped_commits_version_again_equals_a_cold_walk(
+    make_repo: MakeRepo, make_indexer: MakeIndexer, tmp_path: Path
+) -> None:
+    """An amend keeps a file the dropped commit added: the new commit makes that version again.
+    The walk took the dropped commit's stored version (its file id and lineages), which the
+    store then deleted with the commit, and HEAD's rows of the file stayed the dropped ones."""
+    repo = make_repo(tmp_path, BASE)
+    repo.apply({"pkg/kept.py": "def stays():\n    return 1\n", "pkg/core.py": BASE["pkg/core.py"] + "\nX = 1\n"}, "add")
+    indexer = make_indexer(repo)
+    run_history(indexer)
+    repo.write({"pkg/core.py": BASE["pkg/core.py"] + "\nX = 2\n"})
+    git(repo.root, "commit", "-q", "--amend", "-a", "-m", "add, amended")
+    run_history(indexer)
+    assert indexer.work_query(
+        "SELECT h.path FROM history.head_files h ANTI JOIN history.versions v USING (path, blob)"
+    ) == []
+    cold = make_indexer(repo, tmp_path / "cold" / "c.duckdb")
+    run_history(cold)
+    assert digests(indexer) == digests(cold)
+    repo.apply({"pkg/kept.py": "def stays():\n    return 2\n"}, "edit the kept file")
+    run_history(indexer)
+    assert subjects(changes_of(indexer, "stays")) == ["add, amended", "edit the kept file"]
+    cold = make_indexer(repo, tmp_path / "cold2" / "c.duckdb")
+    run_history(cold)
+    assert digests(indexer) == digests(cold)
+
+
 def test_lineages_computed_in_parts_are_those_computed_at_once(
     make_repo: MakeRepo, make_indexer: MakeIndexer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

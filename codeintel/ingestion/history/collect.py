@@ -134,6 +134,8 @@ def plan_history(tools: ToolService, repo: Path, now: RepoHistory, stored: Store
         return HistoryPlan(PlanMode.NONE, now, reason=now.why_no_head or "no commit (or not a git repository)")
     if stored.head is None or full:
         return HistoryPlan(PlanMode.COLD, now, reason="--full" if full else "no history stored")
+    if stored.damaged:
+        return HistoryPlan(PlanMode.COLD, now, reason="commits were stored twice (by an earlier release, after a reset)")
     if stored.digest != now.digest:
         return HistoryPlan(PlanMode.COLD, now, reason="settings, .mailmap or the blame-ignore list changed")
     if stored.shallow != now.shallow:
@@ -150,7 +152,9 @@ def plan_history(tools: ToolService, repo: Path, now: RepoHistory, stored: Store
         if line.strip():
             sha, *parents = line.split()
             commits[sha] = parents
-    boundary = sorted({p for parents in commits.values() for p in parents if p not in commits})
+    # HEAD moved back to a commit walked before (a reset, a force-push that drops commits): no
+    # commit is new, and HEAD is where the walk starts and ends
+    boundary = sorted({p for parents in commits.values() for p in parents if p not in commits}) if commits else [now.head]
     return HistoryPlan(
         PlanMode.INCREMENTAL, now, len(commits), tuple(boundary), tuple(gone), f"{len(commits)} new commits"
     )
@@ -244,6 +248,10 @@ def collect_history(
         tree = {p: b for p, b in head_tree(tools, repo, head).items() if scanned(p, profile)}
         before = {} if cold else stored_head()
         changed = [(p, b) for p, b in tree.items() if before.get(p) != b]
+        if plan.gone:  # HEAD's versions a gone commit made: made again by the new commits, rows and all
+            same = [(p, b) for p, b in tree.items() if before.get(p) == b]
+            kept = stored_versions(same)
+            changed += [key for key in same if key not in kept]
         head_paths = (
             sorted(set(before) | set(tree)) if cold else sorted({p for p, _ in changed} | (set(before) - set(tree)))
         )

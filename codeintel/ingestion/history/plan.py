@@ -48,6 +48,7 @@ class StoredHistory:
     head: str | None = None
     shallow: frozenset[str] = frozenset()
     digest: str | None = None
+    damaged: bool = False  # a commit stored twice
 
 
 @dataclass(frozen=True, slots=True)

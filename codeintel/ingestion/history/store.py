@@ -41,11 +41,15 @@ HISTORY_TABLES = (
 
 
 def read_stored_history(gateway: Reads) -> StoredHistory:
-    found = gateway.query(f"SELECT head, shallow, digest FROM {Table.HISTORY_STATE} LIMIT 1").to_pylist()
+    # (`twice`: commits stored twice, as an earlier release's walk after HEAD moved back left them)
+    found = gateway.query(
+        f"""SELECT head, shallow, digest, (SELECT count(*) > count(DISTINCT sha) FROM {Table.COMMITS}) AS twice
+            FROM {Table.HISTORY_STATE} LIMIT 1"""
+    ).to_pylist()
     if not found:
         return StoredHistory()
     row = found[0]
-    return StoredHistory(row["head"], frozenset(row["shallow"] or ()), row["digest"])
+    return StoredHistory(row["head"], frozenset(row["shallow"] or ()), row["digest"], bool(row["twice"]))
 
 
 def read_generations(gateway: Reads, shas: Iterable[str]) -> dict[str, int]:
@@ -56,14 +60,19 @@ def read_generations(gateway: Reads, shas: Iterable[str]) -> dict[str, int]:
     return dict(zip(rows["sha"].to_pylist(), rows["generation"].to_pylist(), strict=True))
 
 
-def read_versions(gateway: Reads, keys: Iterable[VersionKey]) -> dict[VersionKey, StoredVersion]:
+def read_versions(
+    gateway: Reads, keys: Iterable[VersionKey], gone: Sequence[str] = ()
+) -> dict[VersionKey, StoredVersion]:
+    """The stored versions at `keys`, but those a `gone` commit made (a rewritten history: the
+    commit that makes one again now is its first, as in a cold walk; the store deletes them)."""
     wanted = set(keys)
     if not wanted:
         return {}
     blobs = sorted({blob for _, blob in wanted})
     rows = gateway.query(
-        f"SELECT path, blob, file_id, n_lines, lineages, name_keys FROM {Table.VERSIONS} WHERE list_contains(?, blob)",
-        [blobs],
+        f"SELECT path, blob, file_id, n_lines, lineages, name_keys FROM {Table.VERSIONS} "
+        "WHERE list_contains(?, blob) AND NOT list_contains(?, created_by)",
+        [blobs, sorted(gone)],
     ).to_pylist()
     found = {}
     for r in rows:

@@ -63,7 +63,7 @@ def walk_with_stored(
     with gateway.held_reader() as reads, walk_history(
         tools, repo, repo_name, plan, settings, started, executor,
         generations=lambda shas: store.read_generations(reads, shas),
-        stored_versions=lambda keys: store.read_versions(reads, keys),
+        stored_versions=lambda keys: store.read_versions(reads, keys, plan.gone),
         stored_head=lambda: store.read_head(reads),
         stored_deletions=lambda shas: store.read_deletions(reads, shas),
         stored_commits=lambda shas: store.read_walked(reads, shas),
