@@ -346,6 +346,16 @@ def record_step_state(writer: Writer, step: str, output_version: str | None, inp
     )
 
 
+def step_code_version(step: Any, ctx: PipelineContext) -> str:
+    """`step`'s code version (`align_code_version`), with the size limit where the step skips the
+    files over it (the per-file steps, and those that say `sized`): a new limit makes it redo
+    every file, as new code does (a file it skipped is now read, or one it read now skipped)."""
+    version = str(getattr(step, "code_version", "1"))
+    if getattr(step, "file_work", None) is not None or getattr(step, "sized", False):
+        version += f"; max_file_size {ctx.config.execution.scan.max_file_size}"
+    return version
+
+
 def align_code_version(ctx: PipelineContext, step: str, code_version: str) -> bool:
     """Make `step` redo everything when its analysis code changed since it last ran.
 

@@ -100,6 +100,7 @@ from codeintel.orchestration.stepio import (
     inputs_unchanged,
     retry_files_our_code_failed,
     same_rows,
+    step_code_version,
     step_writer,
     write_file_delta,
 )
@@ -196,10 +197,14 @@ class GoidsStep:
 
     name: ClassVar[str] = "goids"
     deps: ClassVar[tuple[str, ...]] = ("ast_ingest",)
+    sized: ClassVar[bool] = True  # of ast_ingest's files: all again when their size limit changes
 
     def run(self, ctx: PipelineContext) -> StepResult:
         stale = ctx.change_tracker.stale_files(self.name, source_step="ast_ingest")
         if not stale:
+            if not inputs_unchanged(ctx, self.name, self.deps):  # (a repository of no file yet)
+                with step_writer(ctx, self.name, self.deps, changed=False):
+                    pass
             return StepResult.noop("no stale files")
         paths = [f.path for f in stale.to_process]
         fields = ", ".join(DefinitionRef.__dataclass_fields__)
@@ -226,6 +231,7 @@ class ScipIngestStep:
     # 2, 3: a definition pyrefly lists no SymbolInformation for is a symbol; 4: a symbol of several
     # definitions names the one Python keeps
     code_version: ClassVar[str] = "4"
+    sized: ClassVar[bool] = True  # files over max_file_size are not indexed (`step_code_version`)
 
     def run(self, ctx: PipelineContext) -> StepResult:
         ahead = ctx.run_ahead.take(self.name)
@@ -739,8 +745,8 @@ def run_step(ctx: PipelineContext, name: str, attempt: int | None = None) -> Ste
     if step is None:
         raise UnknownStepError(f"unknown step {name!r}" + did_you_mean(name, PIPELINE_STEPS_BY_NAME))
     attempt = ledger.begin_step(ctx.gateway, ctx.run_id, name, attempt)
-    if align_code_version(ctx, name, str(getattr(step, "code_version", "1"))):
-        logger.info("step %s: analysis code changed since its last run; reprocessing everything", name)
+    if align_code_version(ctx, name, step_code_version(step, ctx)):
+        logger.info("step %s: analysis code or file size limit changed since its last run; reprocessing everything", name)
     elif getattr(step, "file_work", None) is not None and (retried := retry_files_our_code_failed(ctx, name)):
         logger.info("step %s: extraction code changed; retrying %d files it failed on", name, retried)
     started, started_at = time.perf_counter(), datetime.now(UTC)  # the ledger times the step's own work

@@ -485,3 +485,28 @@ def test_moving_twins_keeps_each_call_with_its_definition_and_a_gone_goid_is_sol
     fresh = make_indexer(repo, tmp_path / "fresh" / "c.duckdb")
     fresh.run()
     assert _digest(indexer.db) == _digest(fresh.db)
+
+
+def test_a_new_file_size_limit_gives_the_tables_a_first_run_with_it_gives(
+    tmp_path: Path, make_repo: Any, make_indexer: Any
+) -> None:
+    # the files' contents stay: only the limit decides which are read (every step that reads
+    # files, and goids after ast_ingest; the file state alone would call them done)
+    repo = make_repo(tmp_path, FILES)
+    indexer = make_indexer(repo)
+    indexer.run()
+    for n, settings in enumerate(("[tool.codeintel]\nmax_file_size = 200\n", "")):
+        repo.apply({"pyproject.toml": settings}, "lower the limit" if settings else "back to the default")
+        indexer.run()
+        too_large = indexer.query("SELECT DISTINCT path FROM core.parse_errors WHERE kind = 'too_large' ORDER BY path")
+        assert too_large == ([("src/shop/cart.py",)] if settings else [])
+        fresh = make_indexer(repo, tmp_path / f"fresh{n}" / "c.duckdb")
+        fresh.run()
+        assert _digest(indexer.db) == _digest(fresh.db)
+
+
+def test_a_repository_of_no_python_file_is_not_stale_after_its_run(tmp_path: Path, make_repo: Any, make_indexer: Any) -> None:
+    indexer = make_indexer(make_repo(tmp_path, {"README.md": "# nothing to index yet\n"}))
+    for _ in range(2):
+        indexer.run()
+        assert indexer.query("SELECT step, stale_reason FROM meta.step_status WHERE stale") == []
