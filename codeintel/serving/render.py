@@ -56,7 +56,8 @@ class Section:
     """One list of an answer.
 
     `rows` are the rows this call may show (already limited), `offset` the index of the first
-    in the whole list and `total` the exact size of the whole list.  `brief` names the columns
+    in the whole list and `total` the exact size of the whole list (with `exact` False, a lower
+    bound: counting stopped at the time limit).  `brief` names the columns
     kept when the answer must be shorter; `pageable` marks the answer's main list (rows left
     out are reached with a cursor); `more` says what call gives the rest of another list.
     """
@@ -70,6 +71,7 @@ class Section:
     pageable: bool = False
     more: str | None = None
     style: str = "table"  # "table", or "lines": a number and a line of text (source code)
+    exact: bool = True
 
     @property
     def size(self) -> int:
@@ -261,7 +263,8 @@ class _TextMaker:
             first, last = section.offset + 1, section.offset + shown
             lines.append("")
             span = f"{first}-{last}" if shown else "none"
-            lines.append(f"{section.name}: {total} (showing {span})" if total != shown else f"{section.name}: {total}")
+            count = f"{total}" if section.exact else f"more than {total}"
+            lines.append(f"{section.name}: {count} (showing {span})" if total != shown else f"{section.name}: {count}")
             if shown and section.style == "table":
                 idx = self._columns(section, plan.brief)
                 lines.append(" | ".join(section.columns[j] for j in idx))
@@ -283,8 +286,9 @@ class _TextMaker:
         if end >= total:
             return []
         if section.pageable and self.next_cursor is not None:
-            return [f'next: cursor="{self.next_cursor(end)}" (rows {end + 1}-{total})']
-        more = f"+{total - end} more" + (f": {section.more}" if section.more else "")
+            rest = f"{end + 1}-{total}" if section.exact else f"{end + 1} on"
+            return [f'next: cursor="{self.next_cursor(end)}" (rows {rest})']
+        more = f"+{total - end}{'' if section.exact else ' or'} more" + (f": {section.more}" if section.more else "")
         return [more]
 
 
@@ -322,6 +326,7 @@ class _JsonMaker:
             item: dict[str, Any] = {
                 "name": section.name,
                 "total": section.size,
+                "total_exact": section.exact,
                 "offset": section.offset,
                 "columns": [section.columns[j] for j in idx],
                 "rows": "@ROWS@",

@@ -40,7 +40,7 @@ def sql(c: Call, query: str, limit: int | None, seconds: float) -> Answer:
     notes = []
     if not re.search(r"\border\s+by\b", text, re.IGNORECASE):
         notes.append("no ORDER BY: add one (ending with a unique column such as goid) for a stable order and paging")
-    section = Section("rows", tuple(names), page, total=total, offset=c.offset, pageable=True)
+    section = Section("rows", tuple(names), page, total=total, offset=c.offset, pageable=True, exact=exact)
     return Answer(f"sql: {len(page)} rows (timeout {seconds:g} s)", facts, [section], notes)
 
 

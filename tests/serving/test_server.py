@@ -284,6 +284,20 @@ def test_sql_runs_one_select_and_answers_like_the_database(served: Served) -> No
     assert any("ORDER BY" in n for n in with_cte["notes"])
 
 
+def test_a_count_the_time_limit_stopped_is_never_given_as_the_total(served: Served) -> None:
+    # far more rows than the count gets through in 0.2 s: the total is a lower bound, and says so
+    query = "SELECT i FROM range(10000000000) t(i)"
+    text = served.mcp.text("sql", query=query, timeout_s=0.2)
+    (counted,) = [line for line in text.splitlines() if line.startswith("rows: ") and "showing" in line]
+    assert counted.startswith("rows: more than "), counted
+    (cursor,) = [line for line in text.splitlines() if line.startswith("next: ")]
+    assert cursor.endswith("(rows 51 on)"), cursor
+    section = served.mcp.json("sql", query=query, timeout_s=0.2)["sections"][0]
+    assert section["total_exact"] is False and section["total"] < 10_000_000_000
+    exact = served.mcp.json("sql", query="SELECT i FROM range(120) t(i) ORDER BY i")["sections"][0]
+    assert exact["total"] == 120 and exact["total_exact"] is True
+
+
 # ------------------------------------------------------------------------ rules of every answer
 
 
