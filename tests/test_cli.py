@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -195,3 +196,25 @@ def test_a_bad_query_is_a_clear_error_not_a_traceback(
 ) -> None:
     assert main(["query", "--db", str(exported.db), sql]) == 2
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_a_bare_repository_or_a_git_directory_is_a_clear_error_not_an_empty_database(
+    tmp_path: Path, make_repo: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = make_repo(tmp_path, {"pkg/__init__.py": "", "pkg/a.py": "def f():\n    return 1\n"})
+    bare = tmp_path / "mirror.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(repo.root), str(bare)], check=True)
+    for path, what in ((bare, "bare git repository"), (repo.root / ".git", "git directory")):
+        db = tmp_path / f"{path.name}.duckdb"
+        assert main(["export", str(path), "--db", str(db)]) == 2
+        assert f"is a {what}: it has no checked-out files" in capsys.readouterr().err
+        assert not db.exists()
+
+
+def test_dump_without_a_published_database_exits_2_saying_to_export(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    assert main(["dump", str(out), "--db", str(tmp_path / "none.duckdb")]) == 2
+    assert "no published database" in capsys.readouterr().err
+    assert not out.exists()

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO
 
 from codeintel.config import ToolsConfig
-from codeintel.errors import CodeIntelError, ToolNotFoundError
+from codeintel.errors import CodeIntelError, ConfigError, ToolNotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -143,9 +143,24 @@ class ToolService:
         return RunningTool(tool, [exe, *args], cwd, timeout_s, ok_codes)
 
     def git_head(self, repo_root: Path) -> str | None:
-        """The commit checked out at `repo_root`, or None outside git / before the first commit."""
+        """The commit checked out at `repo_root`, or None outside git / before the first commit.
+
+        Raises:
+            ConfigError: `repo_root` is a bare repository or a git directory: no checkout, no files.
+        """
         if not self.available(self.config.git):
             return None
+        try:
+            bare, in_git_dir = self.git(
+                ["rev-parse", "--is-bare-repository", "--is-inside-git-dir"], cwd=repo_root
+            ).split()
+        except (ToolFailedError, ValueError):
+            return None  # outside git
+        if b"true" in (bare, in_git_dir):
+            raise ConfigError(
+                f"{repo_root} is a {'bare git repository' if bare == b'true' else 'git directory'}: it has no "
+                "checked-out files to index; pass a checkout of it (`git clone`, or `git worktree add`)"
+            )
         try:
             return self.git(["rev-parse", "--verify", "-q", "HEAD"], cwd=repo_root).decode().strip() or None
         except ToolFailedError:

@@ -31,7 +31,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from codeintel.errors import CodeIntelError
+from codeintel.errors import CodeIntelError, StorageError
 from codeintel.serving.snapshot import CATALOG, connect_read_only, read_info
 from codeintel.storage.catalog import CATALOG as TABLES
 
@@ -75,6 +75,8 @@ def dump_published(db: Path, out_dir: Path, formats: Sequence[str] = FORMATS) ->
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
         raise DumpError(f"format {', '.join(unknown) or '(none)'}: expected parquet and/or jsonl")
+    if not Path(db).is_file():
+        raise StorageError(f"no published database at {db}; run `codeintel export --db {db}` first")
     out_dir = Path(os.path.abspath(out_dir))
     versions = _versions_dir(out_dir)
     _check_target(out_dir, versions)

@@ -476,7 +476,9 @@ def test_moving_twins_keeps_each_call_with_its_definition_and_a_gone_goid_is_sol
     # the setter's stored GOID gone (as if its definition had changed): the lines must tell
     # which twin each site is in, so the edges are solved again
     with indexer.gateway.writer("test") as w:
-        w.execute("UPDATE graph.call_edges SET caller_goid = 'gone' WHERE callee = 'z.m.store' AND caller = 'z.m.Cfg.value'")
+        w.execute(
+            "UPDATE graph.call_edges SET caller_goid = 'gone' WHERE callee = 'z.m.store' AND caller = 'z.m.Cfg.value'"
+        )
     repo.apply({"z/m.py": moved.replace("# moved down", "# moved down, again")})
     steps = indexer.step_runs(indexer.run().run_id)
     assert not steps["call_graph"]["note"].startswith("facts unchanged")
@@ -505,7 +507,9 @@ def test_a_new_file_size_limit_gives_the_tables_a_first_run_with_it_gives(
         assert _digest(indexer.db) == _digest(fresh.db)
 
 
-def test_a_repository_of_no_python_file_is_not_stale_after_its_run(tmp_path: Path, make_repo: Any, make_indexer: Any) -> None:
+def test_a_repository_of_no_python_file_is_not_stale_after_its_run(
+    tmp_path: Path, make_repo: Any, make_indexer: Any
+) -> None:
     indexer = make_indexer(make_repo(tmp_path, {"README.md": "# nothing to index yet\n"}))
     for _ in range(2):
         indexer.run()
