@@ -160,10 +160,15 @@ def _edit_run(
             w.execute(sql)
     repo.apply(edit)
     steps = indexer.step_runs(indexer.run().run_id)
-    fresh = make_indexer(repo, tmp_path / "fresh" / "c.duckdb")
+    _assert_equals_a_first_run(indexer, repo, make_indexer, tmp_path / "fresh")
+    return indexer, steps
+
+
+def _assert_equals_a_first_run(indexer: Any, repo: Any, make_indexer: Any, where: Path) -> None:
+    """`indexer`'s tables are those a first run on `repo` (its database under `where`) gives."""
+    fresh = make_indexer(repo, where / "c.duckdb")
     fresh.run()
     assert _digest(indexer.db) == _digest(fresh.db)
-    return indexer, steps
 
 
 def test_an_edit_that_keeps_the_call_facts_skips_the_solve_and_the_graph_steps(
@@ -484,9 +489,7 @@ def test_moving_twins_keeps_each_call_with_its_definition_and_a_gone_goid_is_sol
     assert not steps["call_graph"]["note"].startswith("facts unchanged")
     assert _callers_outside_their_span(indexer) == []
     assert ("Cfg.value", "z.m.store", 1) in _caller_ordinals(indexer)
-    fresh = make_indexer(repo, tmp_path / "fresh" / "c.duckdb")
-    fresh.run()
-    assert _digest(indexer.db) == _digest(fresh.db)
+    _assert_equals_a_first_run(indexer, repo, make_indexer, tmp_path / "fresh")
 
 
 def test_a_new_file_size_limit_gives_the_tables_a_first_run_with_it_gives(
@@ -502,9 +505,7 @@ def test_a_new_file_size_limit_gives_the_tables_a_first_run_with_it_gives(
         indexer.run()
         too_large = indexer.query("SELECT DISTINCT path FROM core.parse_errors WHERE kind = 'too_large' ORDER BY path")
         assert too_large == ([("src/shop/cart.py",)] if settings else [])
-        fresh = make_indexer(repo, tmp_path / f"fresh{n}" / "c.duckdb")
-        fresh.run()
-        assert _digest(indexer.db) == _digest(fresh.db)
+        _assert_equals_a_first_run(indexer, repo, make_indexer, tmp_path / f"fresh{n}")
 
 
 def test_a_repository_of_no_python_file_is_not_stale_after_its_run(
