@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 
@@ -72,15 +73,16 @@ def moves_table(moves: Moves) -> pa.Table:
 class GoidFixes:
     """Stored edges' callers and callees whose GOID is no longer the definitions' one: rows of
     (path, caller, caller_module, old_goid, caller_goid) and (callee, callee_goid) with the new
-    GOIDs.  `by_line`: callers whose stored GOID is gone and whose name has several definitions
-    in the file: the sites' new lines tell which each is in, so the edges must be solved again."""
+    GOIDs; and `sites`: (path, line, col, caller, caller_goid) of sites (at their positions before
+    the moves) whose caller's name has several definitions in the file, where the site's new line
+    is in another of them than the stored one."""
 
     callers: pa.Table
     callees: pa.Table
-    by_line: int = 0
+    sites: pa.Table | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.callers.num_rows or self.callees.num_rows or self.by_line)
+        return bool(self.callers.num_rows or self.callees.num_rows or (self.sites is not None and self.sites.num_rows))
 
 
 def read_goid_keys(gateway: StorageGateway) -> list[GoidKey]:
@@ -93,22 +95,30 @@ def read_goid_keys(gateway: StorageGateway) -> list[GoidKey]:
     return [GoidKey(**k) for k in found.to_pylist()]
 
 
-def goid_fixes(gateway: StorageGateway, keys: list[GoidKey]) -> GoidFixes:
-    """GOIDs looked up again per distinct caller and callee of the stored edges.  A stored
-    caller GOID that is still one of its name's definitions in the file stays (the solve chose
-    it by the site's line)."""
+def goid_fixes(
+    gateway: StorageGateway, keys: list[GoidKey], moves: Sequence[tuple[str, int, int, int, int]] = ()
+) -> GoidFixes:
+    """GOIDs looked up again per distinct caller and callee of the stored edges; a caller whose
+    name has several definitions in its file (a getter and its setter) per site, at the site's
+    line after `moves`."""
     index = GoidIndex(keys)
     callers = gateway.query(f"SELECT DISTINCT path, caller, caller_module, caller_goid FROM {Table.CALL_EDGES}")
     caller_fix = []
-    by_line = 0
+    twins: list[dict[str, Any]] = []
     for r in callers.to_pylist():
         defined = index.callers(r["path"], r["caller"], r["caller_module"])
-        if r["caller_goid"] in defined.goids:
-            continue
         if defined.spans:
-            by_line += 1
-        else:
+            twins.append(r)
+        elif r["caller_goid"] != defined.first:
             caller_fix.append({**r, "old_goid": r["caller_goid"], "caller_goid": defined.first})
+    site_fix = []
+    if twins:
+        moved = {(path, line, col): new_line for path, line, col, new_line, _ in moves}
+        for r in _sites_of(gateway, twins):
+            line = moved.get((r["path"], r["line"], r["col"]), r["line"])
+            found = index.callers(r["path"], r["caller"], r["caller_module"]).at(line)
+            if found != r["caller_goid"]:
+                site_fix.append({**r, "caller_goid": found})
     callees = gateway.query(f"SELECT DISTINCT callee, callee_goid FROM {Table.CALL_EDGES} WHERE callee IS NOT NULL")
     # a GOID that still names its callee stays (of two files with one module name, the solver
     # chose the file; the name alone would give the first)
@@ -121,5 +131,22 @@ def goid_fixes(gateway: StorageGateway, keys: list[GoidKey]) -> GoidFixes:
     return GoidFixes(
         pa.Table.from_pylist(caller_fix, callers.schema.append(pa.field("old_goid", pa.string()))),
         pa.Table.from_pylist(callee_fix, callees.schema),
-        by_line,
+        pa.Table.from_pylist(site_fix, _SITE_SCHEMA),
     )
+
+
+_SITE_SCHEMA = pa.schema(
+    [("path", pa.string()), ("line", pa.int32()), ("col", pa.int32()), ("caller", pa.string()),
+     ("caller_module", pa.string()), ("caller_goid", pa.string())]
+)  # fmt: skip
+
+
+def _sites_of(gateway: StorageGateway, callers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The distinct sites (path, line, col, caller, caller_module, caller_goid) of the stored
+    edges of `callers` (rows of path, caller, caller_module)."""
+    keys = sorted({"\0".join((r["path"], r["caller"], r["caller_module"])) for r in callers})
+    return gateway.query(
+        f"""SELECT DISTINCT path, line, col, caller, caller_module, caller_goid FROM {Table.CALL_EDGES}
+            WHERE list_contains(?, concat_ws(chr(0), path, caller, caller_module))""",
+        [keys],
+    ).to_pylist()

@@ -328,9 +328,8 @@ class CallGraphStep:
         keys = read_goid_keys(ctx.gateway)
         if not (ctx.config.full or not delta.stale or delta.stale.gone):
             moves = same_program(ctx.gateway, delta.outputs)
-            fixes = goid_fixes(ctx.gateway, keys) if moves is not None else None
-            if moves is not None and fixes is not None and not fixes.by_line:
-                return self._relink(ctx, delta, fixes, moves)
+            if moves is not None:
+                return self._relink(ctx, delta, goid_fixes(ctx.gateway, keys, moves), moves)
         extracted = time.perf_counter()
         stored = current_rows(ctx, Table.CALL_FACTS, delta).sort_by("path")  # solve order must not vary
         texts = stored.column("facts").to_pylist()
@@ -354,6 +353,9 @@ class CallGraphStep:
         step keeps its output version, so the graph steps downstream have nothing to redo."""
         with step_writer(ctx, self.name, self.deps, changed=bool(fixes or moves)) as w:
             rows = delta.apply(w, ctx.run_id)
+            if fixes.sites is not None and fixes.sites.num_rows:  # (at the sites' positions before the moves)
+                match = {"path": "path", "line": "line", "col": "col", "caller": "caller", "caller_module": "caller_module"}
+                rows += w.update_from(Table.CALL_EDGES, fixes.sites, match, ("caller_goid",))
             if moves:
                 match = {"path": "path", "line": "old_line", "col": "old_col"}
                 rows += w.update_from(Table.CALL_EDGES, moves_table(moves), match, ("line", "col"))

@@ -466,7 +466,7 @@ def test_a_name_defined_twice_in_a_file_gives_each_call_the_definition_it_is_in(
     ) == [("z.m.K.__init__", "direct+scip", 2)]
 
 
-def test_moving_twins_keeps_each_call_with_its_definition_and_a_gone_goid_is_solved_again(
+def test_moving_twins_keeps_each_call_with_the_definition_its_new_line_is_in(
     tmp_path: Path, make_repo: Any, make_indexer: Any
 ) -> None:
     repo = make_repo(tmp_path, TWINS)
@@ -478,18 +478,22 @@ def test_moving_twins_keeps_each_call_with_its_definition_and_a_gone_goid_is_sol
     assert "sites moved" in steps["call_graph"]["note"]  # relinked, not solved
     assert _callers_outside_their_span(indexer) == []
     assert ("Cfg.value", "z.m.store", 1) in _caller_ordinals(indexer)
-    # the setter's stored GOID gone (as if its definition had changed): the lines must tell
-    # which twin each site is in, so the edges are solved again
-    with indexer.gateway.writer("test") as w:
-        w.execute(
-            "UPDATE graph.call_edges SET caller_goid = 'gone' WHERE callee = 'z.m.store' AND caller = 'z.m.Cfg.value'"
-        )
-    repo.apply({"z/m.py": moved.replace("# moved down", "# moved down, again")})
-    steps = indexer.step_runs(indexer.run().run_id)
-    assert not steps["call_graph"]["note"].startswith("facts unchanged")
+    # the getter's call moved into the setter
+    swapped = moved.replace("        return compute()\n", "        return 1\n").replace(
+        "        store(v)\n", "        compute()\n        store(v)\n"
+    )
+    repo.apply({"z/m.py": swapped})
+    indexer.run()
     assert _callers_outside_their_span(indexer) == []
-    assert ("Cfg.value", "z.m.store", 1) in _caller_ordinals(indexer)
+    assert ("Cfg.value", "z.m.compute", 1) in _caller_ordinals(indexer)
     _assert_equals_a_first_run(indexer, repo, make_indexer, tmp_path / "fresh")
+    # a stored caller GOID that no definition has any more is looked up by its site's line
+    with indexer.gateway.writer("test") as w:
+        w.execute("UPDATE graph.call_edges SET caller_goid = 'gone' WHERE caller = 'z.m.Cfg.value'")
+    repo.apply({"z/m.py": swapped.replace("# moved down", "# moved down, again")})
+    steps = indexer.step_runs(indexer.run().run_id)
+    assert steps["call_graph"]["note"].startswith("facts unchanged")
+    _assert_equals_a_first_run(indexer, repo, make_indexer, tmp_path / "fresh2")
 
 
 def test_a_new_file_size_limit_gives_the_tables_a_first_run_with_it_gives(
